@@ -1,0 +1,42 @@
+//! Safe DPDK for Rampart.
+//!
+//! Ownership is explicit: an [`Mbuf`] frees itself on drop and passes to C
+//! only through [`Mbuf::into_raw`]; a [`Burst`] owns up to [`MAX_BURST`]
+//! mbufs and frees whatever it still holds; ports, pools and rings are
+//! reference counted so a queue can never outlive the device it polls.
+//! Control-path errors are `thiserror` enums that carry `rte_errno`; the
+//! data path never returns errors.
+
+mod burst;
+mod eal;
+mod error;
+mod lcore;
+mod mbuf;
+mod mempool;
+mod port;
+mod ring;
+
+pub use burst::{Burst, MAX_BURST};
+pub use eal::{Eal, EalBuilder};
+pub use error::{EalError, Errno, LaunchError, MempoolError, PortError, RingError};
+pub use lcore::{LcoreId, WorkerHandle};
+pub use mbuf::Mbuf;
+pub use mempool::Mempool;
+pub use port::{
+    port_stats, ConfiguredPort, DeviceInfo, LinkStatus, Port, PortConfig, PortId, PortStats,
+    QueueId, RxQueue, StartedPort, TxQueue,
+};
+pub use ring::{MbufRing, MbufRingConsumer, MbufRingProducer, Ring, RingConsumer, RingProducer};
+
+/// TSC cycles since an arbitrary epoch: the cheap clock of the busy loop.
+#[inline(always)]
+pub fn tsc_cycles() -> u64 {
+    // SAFETY: reads the time-stamp counter; no memory is touched.
+    unsafe { rampart_dpdk_sys::rte_get_tsc_cycles() }
+}
+
+/// TSC frequency in Hz as DPDK calibrated it at EAL init.
+pub fn tsc_hz() -> u64 {
+    // SAFETY: plain getter of a value EAL computed at init.
+    unsafe { rampart_dpdk_sys::rte_get_tsc_hz() }
+}

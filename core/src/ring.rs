@@ -1,0 +1,316 @@
+//! Single-producer/single-consumer rings over `rte_ring_*_elem`: a typed
+//! ring of plain values, and a ring that moves mbuf ownership between lcores.
+
+use std::ffi::{c_void, CString};
+use std::marker::PhantomData;
+use std::mem::size_of;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use rampart_dpdk_sys as sys;
+
+use crate::eal::Eal;
+use crate::error::{Errno, RingError};
+use crate::mbuf::Mbuf;
+
+struct RawRing {
+    raw: NonNull<sys::rte_ring>,
+    elem_size: u32,
+    _eal: Eal,
+}
+
+// SAFETY: the SP/SC ring is shared by one producer lcore and one consumer
+// lcore; the handles below enforce one of each.
+unsafe impl Send for RawRing {}
+// SAFETY: shared only to read counts (atomic in DPDK) and to free on drop.
+unsafe impl Sync for RawRing {}
+
+impl RawRing {
+    fn create(
+        eal: &Eal,
+        name: &str,
+        count: u32,
+        elem_size: usize,
+        socket: i32,
+    ) -> Result<RawRing, RingError> {
+        if elem_size == 0 || elem_size % 4 != 0 {
+            return Err(RingError::BadElementSize(elem_size));
+        }
+        let cname = CString::new(name).map_err(|_| RingError::BadName(name.into()))?;
+        let flags = sys::RING_F_SP_ENQ | sys::RING_F_SC_DEQ | sys::RING_F_EXACT_SZ;
+        // SAFETY: valid C string and plain values.
+        let raw = unsafe {
+            sys::rte_ring_create_elem(cname.as_ptr(), elem_size as u32, count, socket, flags)
+        };
+        let raw = NonNull::new(raw).ok_or_else(|| RingError::Create {
+            name: name.into(),
+            count,
+            errno: Errno::last(),
+        })?;
+        Ok(RawRing {
+            raw,
+            elem_size: elem_size as u32,
+            _eal: eal.clone(),
+        })
+    }
+
+    fn count(&self) -> u32 {
+        // SAFETY: live ring; the count is read from atomics.
+        unsafe { sys::rte_ring_count(self.raw.as_ptr()) }
+    }
+
+    fn capacity(&self) -> u32 {
+        // SAFETY: live ring.
+        unsafe { sys::rte_ring_get_capacity(self.raw.as_ptr()) }
+    }
+
+    /// # Safety
+    /// Only the single producer may call this; `src` holds `n` elements.
+    #[inline(always)]
+    unsafe fn enqueue(&self, src: *const c_void, n: u32) -> u32 {
+        sys::rte_ring_sp_enqueue_burst_elem(
+            self.raw.as_ptr(),
+            src,
+            self.elem_size,
+            n,
+            std::ptr::null_mut(),
+        )
+    }
+
+    /// # Safety
+    /// Only the single consumer may call this; `dst` has room for `n` elements.
+    #[inline(always)]
+    unsafe fn dequeue(&self, dst: *mut c_void, n: u32) -> u32 {
+        sys::rte_ring_sc_dequeue_burst_elem(
+            self.raw.as_ptr(),
+            dst,
+            self.elem_size,
+            n,
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+impl Drop for RawRing {
+    fn drop(&mut self) {
+        // SAFETY: both handles are gone; nobody uses the ring any more.
+        unsafe { sys::rte_ring_free(self.raw.as_ptr()) }
+    }
+}
+
+/// Namespace for creating typed SP/SC rings.
+pub struct Ring<T>(PhantomData<T>);
+
+impl<T: Copy + Send + 'static> Ring<T> {
+    /// Creates a ring holding exactly `count` elements of `T` (a size that
+    /// must be a multiple of 4 bytes), split into its two ends.
+    pub fn create(
+        eal: &Eal,
+        name: &str,
+        count: u32,
+        socket: i32,
+    ) -> Result<(RingProducer<T>, RingConsumer<T>), RingError> {
+        let ring = Arc::new(RawRing::create(eal, name, count, size_of::<T>(), socket)?);
+        Ok((
+            RingProducer {
+                ring: ring.clone(),
+                _t: PhantomData,
+            },
+            RingConsumer {
+                ring,
+                _t: PhantomData,
+            },
+        ))
+    }
+}
+
+/// The producing end; exactly one exists per ring.
+pub struct RingProducer<T> {
+    ring: Arc<RawRing>,
+    _t: PhantomData<T>,
+}
+
+/// The consuming end; exactly one exists per ring.
+pub struct RingConsumer<T> {
+    ring: Arc<RawRing>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: each end is used by one lcore at a time (methods take &mut self),
+// and T is Send.
+unsafe impl<T: Send> Send for RingProducer<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for RingConsumer<T> {}
+
+impl<T: Copy> RingProducer<T> {
+    /// Enqueues as many of `items` as fit; never blocks. Returns how many.
+    #[inline(always)]
+    pub fn enqueue_burst(&mut self, items: &[T]) -> usize {
+        // SAFETY: we are the only producer; items is a valid array of T.
+        unsafe {
+            self.ring
+                .enqueue(items.as_ptr() as *const c_void, items.len() as u32) as usize
+        }
+    }
+
+    pub fn len(&self) -> u32 {
+        self.ring.count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.ring.capacity()
+    }
+}
+
+impl<T: Copy> RingConsumer<T> {
+    /// Dequeues up to `out.len()` items into `out`; returns how many.
+    #[inline(always)]
+    pub fn dequeue_burst(&mut self, out: &mut [T]) -> usize {
+        // SAFETY: we are the only consumer; out has room for its length,
+        // and T: Copy so overwriting its elements needs no drop.
+        unsafe {
+            self.ring
+                .dequeue(out.as_mut_ptr() as *mut c_void, out.len() as u32) as usize
+        }
+    }
+
+    pub fn len(&self) -> u32 {
+        self.ring.count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An mbuf in flight between lcores with a small tag (e.g. its egress port).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TaggedMbuf {
+    mbuf: *mut sys::rte_mbuf,
+    tag: u64,
+}
+
+struct MbufRingInner {
+    ring: RawRing,
+}
+
+impl Drop for MbufRingInner {
+    fn drop(&mut self) {
+        // Free mbufs still in the ring so nothing leaks at shutdown.
+        let mut buf = [TaggedMbuf {
+            mbuf: std::ptr::null_mut(),
+            tag: 0,
+        }; 32];
+        loop {
+            // SAFETY: both ends are gone, so this is the only user.
+            let n = unsafe {
+                self.ring
+                    .dequeue(buf.as_mut_ptr() as *mut c_void, buf.len() as u32)
+            };
+            if n == 0 {
+                break;
+            }
+            for t in &buf[..n as usize] {
+                // SAFETY: the ring owned these mbufs.
+                unsafe { sys::rte_pktmbuf_free(t.mbuf) };
+            }
+        }
+    }
+}
+
+/// Namespace for creating SP/SC rings that move owned mbufs between lcores.
+pub struct MbufRing;
+
+impl MbufRing {
+    pub fn create(
+        eal: &Eal,
+        name: &str,
+        count: u32,
+        socket: i32,
+    ) -> Result<(MbufRingProducer, MbufRingConsumer), RingError> {
+        let inner = Arc::new(MbufRingInner {
+            ring: RawRing::create(eal, name, count, size_of::<TaggedMbuf>(), socket)?,
+        });
+        Ok((
+            MbufRingProducer {
+                inner: inner.clone(),
+            },
+            MbufRingConsumer { inner },
+        ))
+    }
+}
+
+pub struct MbufRingProducer {
+    inner: Arc<MbufRingInner>,
+}
+
+pub struct MbufRingConsumer {
+    inner: Arc<MbufRingInner>,
+}
+
+// SAFETY: one lcore per end (methods take &mut self); mbufs are Send.
+unsafe impl Send for MbufRingProducer {}
+// SAFETY: as above.
+unsafe impl Send for MbufRingConsumer {}
+
+impl MbufRingProducer {
+    /// Hands one mbuf to the consumer; gives it back when the ring is full.
+    #[inline(always)]
+    pub fn enqueue(&mut self, mbuf: Mbuf, tag: u64) -> Result<(), Mbuf> {
+        let item = TaggedMbuf {
+            mbuf: mbuf.into_raw().as_ptr(),
+            tag,
+        };
+        // SAFETY: only producer; one valid element.
+        let n = unsafe {
+            self.inner
+                .ring
+                .enqueue(&item as *const TaggedMbuf as *const c_void, 1)
+        };
+        if n == 1 {
+            Ok(())
+        } else {
+            // SAFETY: the ring did not take it, so we still own it.
+            Err(unsafe { Mbuf::from_raw(NonNull::new_unchecked(item.mbuf)) })
+        }
+    }
+}
+
+impl MbufRingConsumer {
+    /// Takes up to `max` mbufs and calls `each(mbuf, tag)` for every one.
+    #[inline(always)]
+    pub fn dequeue_each(&mut self, max: usize, mut each: impl FnMut(Mbuf, u64)) -> usize {
+        let mut buf = [TaggedMbuf {
+            mbuf: std::ptr::null_mut(),
+            tag: 0,
+        }; 32];
+        let want = max.min(buf.len()) as u32;
+        // SAFETY: only consumer; buf has room for `want` elements.
+        let n = unsafe {
+            self.inner
+                .ring
+                .dequeue(buf.as_mut_ptr() as *mut c_void, want)
+        } as usize;
+        for t in &buf[..n] {
+            // SAFETY: the producer gave up ownership of a valid mbuf.
+            each(
+                unsafe { Mbuf::from_raw(NonNull::new_unchecked(t.mbuf)) },
+                t.tag,
+            );
+        }
+        n
+    }
+
+    pub fn len(&self) -> u32 {
+        self.inner.ring.count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
