@@ -2,4 +2,13 @@
 //! so every stage is testable without DPDK.
 #![forbid(unsafe_code)]
 
+pub mod classify;
+pub mod config;
+pub mod filter;
 pub mod flow;
+pub mod frag;
+pub mod pcap;
+pub mod screen;
+pub mod session;
+pub mod traffic;
+pub mod wire;

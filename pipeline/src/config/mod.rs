@@ -1,0 +1,743 @@
+//! The config model, loader and validator.
+//!
+//! A config is a TOML file (format in `INTERFACES.md`). [`Config::load`] and
+//! [`Config::from_str_named`] parse it, check it and resolve it into a
+//! [`Config`]: every reference is checked and replaced by an index, address
+//! sets are flattened into prefix lists, application port ranges are parsed.
+//! Loading reports *every* problem it finds ([`ConfigErrors`]), each with
+//! file, line, column and the dotted path of the setting:
+//!
+//! ```text
+//! rampart.toml:41:25: policy[allow-web].destination-address: unknown address-book entry 'webb' (did you mean 'web'?)
+//! ```
+//!
+//! # Identities
+//!
+//! Zones, interfaces, screens, policies, filters and filter terms are
+//! identified by their index in the vectors of [`Config`] (terms by their
+//! index inside their filter); events carry these ids. Zones, screens,
+//! address-book entries and applications keep the order of the file.
+//!
+//! # Field paths in errors
+//!
+//! Tables are dotted (`zone.untrust.screen`, `events.rate_limit.policy_deny`);
+//! entries of `[[interface]]`, `[[policy]]`, `[[filter]]` and `[[filter.term]]`
+//! are named by their `name` when they have one, else by their 0-based index:
+//! `interface[ge-0/0/1].peer`, `policy[3].then`, `filter[protect].term[no-telnet].from.protocol`.
+//!
+//! # Choices made where the format leaves room
+//!
+//! - Names (of interfaces, zones, screens, address-book entries,
+//!   applications, policies, filters, terms) are non-empty and contain no
+//!   whitespace. Names are unique within their kind.
+//! - Interfaces: `peer` is symmetric; naming it on one side is enough. Two
+//!   interfaces cannot name the same peer, and a peer that names a third
+//!   interface is an error. `device` is a vdev (`net_pcap0,rx_pcap=a.pcap`;
+//!   the driver prefix is one of `net_`, `eth_`, `virtio_user`, `crypto_`,
+//!   `event_`, `baseband_`, `dma_`, `raw_`) or a PCI address (`0000:03:00.0`
+//!   or `03:00.0`). Two interfaces cannot use the same DPDK port.
+//! - Address book: `name = ["prefix", ...]` or `name = { address-set =
+//!   ["other", ...], address = ["prefix", ...] }` (both keys optional). Sets
+//!   nest; cycles are errors. `any`, `any-ipv4` and `any-ipv6` are built in
+//!   and reserved (`any-ipv6` excludes the IPv4-mapped range). Wherever an
+//!   address name is expected, a literal prefix or address is accepted too.
+//! - Applications: `name = { protocol, destination-port, source-port,
+//!   icmp-type, icmp-code }` (`protocol` is required; ports need tcp, udp or
+//!   sctp; icmp fields need icmp or icmp6), or `name = { application-set =
+//!   [...] }` (sets nest). Built-ins (listed in [`BUILTIN_APPLICATIONS`])
+//!   come after the file's own applications in [`Config::applications`];
+//!   their names (`any`, `junos-*`) are reserved.
+//! - Policies: `from-zone` / `to-zone` absent or `"any"` means any zone. A
+//!   policy with both zones is a zone-pair policy; any other is *global*
+//!   (`global = true`; a zone it does name still has to match).
+//!   `source-address`, `destination-address`, `application` and `then` are
+//!   required (a string or a list of strings). `log` is a list of
+//!   `"session-init"` / `"session-close"`, or a boolean: `true` means both.
+//! - `[default-policy]`: `then = "deny" | "permit" | "reject"` (default
+//!   deny), `log = bool` (default false): log the sessions it permits, or the
+//!   packets it denies.
+//! - Filters: a term's `from` absent (or empty) matches everything.
+//!   Address conditions take prefixes or address-book names; a trailing
+//!   ` except` marks an exception, Junos style:
+//!   `source-address = ["10.0.0.0/8", "10.1.0.0/16 except"]` (the longest
+//!   listed prefix that contains the address decides, see
+//!   [`AddrMatch::matches_list`]). `protocol`, ports, `icmp-type`,
+//!   `icmp-code` and `dscp` take one value or a list (any of them matches);
+//!   ports are a number or `"a-b"`. `tcp-flags` is `"syn & !ack"` (flag
+//!   names `fin syn rst psh|push ack urg|urgent ece cwr`, joined by `&`,
+//!   `!` for must-be-clear; `tcp-initial` is `syn & !ack`) or a list of
+//!   such terms. `fragment` (alias `is-fragment`) and `first-fragment` are
+//!   booleans. `then = { action = "accept" | "discard" | "reject", log, count }`;
+//!   `action` is required.
+//! - Screens: boolean options are `true`/`false`; threshold options are a
+//!   table, or `true` for the Junos defaults. Unknown options are errors
+//!   with a suggestion.
+//! - Unknown keys anywhere are errors.
+
+mod build;
+mod error;
+mod tree;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, ConfigErrors};
+
+use crate::flow::{proto, Addr, Prefix};
+
+/// A validated, fully resolved config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub dataplane: Dataplane,
+    pub events: EventsConfig,
+    pub interfaces: Vec<Interface>,
+    pub zones: Vec<Zone>,
+    pub screens: Vec<Screen>,
+    pub address_book: AddressBook,
+    /// The file's applications (and application sets) in order, then the
+    /// built-ins.
+    pub applications: Vec<Application>,
+    pub policies: Vec<Policy>,
+    pub default_policy: DefaultPolicy,
+    pub filters: Vec<Filter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataplane {
+    /// Worker lcores, at least 1.
+    pub workers: u16,
+    /// Extra EAL arguments.
+    pub eal: Vec<String>,
+}
+
+impl Default for Dataplane {
+    fn default() -> Dataplane {
+        Dataplane {
+            workers: 1,
+            eal: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    pub socket: PathBuf,
+    pub control_socket: PathBuf,
+    /// Per-worker event ring size: a power of two, at least 64.
+    pub ring_size: u32,
+    /// Packet bytes carried in drop events, 0..=256.
+    pub snippet_bytes: u16,
+    pub rate_limit: RateLimits,
+}
+
+impl EventsConfig {
+    pub const DEFAULT_SOCKET: &'static str = "/run/rampart/events.sock";
+    pub const DEFAULT_CONTROL_SOCKET: &'static str = "/run/rampart/control.sock";
+    pub const DEFAULT_RING_SIZE: u32 = 16384;
+    pub const DEFAULT_SNIPPET_BYTES: u16 = 64;
+    pub const MAX_SNIPPET_BYTES: u16 = 256;
+    pub const MIN_RING_SIZE: u32 = 64;
+}
+
+impl Default for EventsConfig {
+    fn default() -> EventsConfig {
+        EventsConfig {
+            socket: PathBuf::from(Self::DEFAULT_SOCKET),
+            control_socket: PathBuf::from(Self::DEFAULT_CONTROL_SOCKET),
+            ring_size: Self::DEFAULT_RING_SIZE,
+            snippet_bytes: Self::DEFAULT_SNIPPET_BYTES,
+            rate_limit: RateLimits::default(),
+        }
+    }
+}
+
+/// Per worker, events per second, per type; `None` = unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RateLimits {
+    pub policy_deny: Option<u32>,
+    pub screen_drop: Option<u32>,
+    pub filter_log: Option<u32>,
+    pub session_open: Option<u32>,
+    pub session_close: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    /// A vdev string (`net_pcap0,rx_pcap=a.pcap`) or a PCI address.
+    pub device: String,
+    /// Index into [`Config::zones`].
+    pub zone: usize,
+    /// Index into [`Config::interfaces`]; symmetric.
+    pub peer: Option<usize>,
+    /// Index into [`Config::filters`].
+    pub input_filter: Option<usize>,
+    pub output_filter: Option<usize>,
+}
+
+impl Interface {
+    /// Whether `device` is a PCI address (else it is a vdev string).
+    pub fn is_pci(&self) -> bool {
+        build::is_pci_address(&self.device)
+    }
+
+    /// The DPDK port name: the vdev name before its first comma, or the PCI
+    /// address.
+    pub fn port_name(&self) -> &str {
+        self.device.split(',').next().unwrap_or(&self.device).trim()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    pub name: String,
+    /// Index into [`Config::screens`].
+    pub screen: Option<usize>,
+    /// Indexes into [`Config::interfaces`] of the interfaces in this zone.
+    pub interfaces: Vec<usize>,
+}
+
+/// Screen option names, as in config, `trace` reasons and events.
+pub const SCREEN_OPTIONS: &[&str] = &[
+    "land",
+    "syn-fin",
+    "tcp-no-flag",
+    "fin-no-ack",
+    "winnuke",
+    "syn-frag",
+    "tear-drop",
+    "ping-death",
+    "icmp-fragment",
+    "icmp-large",
+    "block-frag",
+    "source-route-option",
+    "loose-source-route-option",
+    "strict-source-route-option",
+    "record-route-option",
+    "timestamp-option",
+    "security-option",
+    "stream-option",
+    "bad-option",
+    "unknown-protocol",
+    "syn-flood",
+    "icmp-flood",
+    "udp-flood",
+    "port-scan",
+    "ip-sweep",
+    "limit-session",
+];
+
+/// A screen profile (Junos `security screen ids-option`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Screen {
+    pub name: String,
+    pub land: bool,
+    pub syn_fin: bool,
+    pub tcp_no_flag: bool,
+    pub fin_no_ack: bool,
+    pub winnuke: bool,
+    pub syn_frag: bool,
+    pub tear_drop: bool,
+    pub ping_death: bool,
+    pub icmp_fragment: bool,
+    pub icmp_large: bool,
+    pub block_frag: bool,
+    pub source_route_option: bool,
+    pub loose_source_route_option: bool,
+    pub strict_source_route_option: bool,
+    pub record_route_option: bool,
+    pub timestamp_option: bool,
+    pub security_option: bool,
+    pub stream_option: bool,
+    pub bad_option: bool,
+    pub unknown_protocol: bool,
+    pub syn_flood: Option<SynFlood>,
+    /// ICMP packets per second to one destination.
+    pub icmp_flood: Option<Threshold>,
+    /// UDP packets per second to one destination.
+    pub udp_flood: Option<Threshold>,
+    /// Microseconds within which 10 ports of one destination count as a scan.
+    pub port_scan: Option<Threshold>,
+    /// Microseconds within which 10 addresses count as a sweep.
+    pub ip_sweep: Option<Threshold>,
+    pub limit_session: Option<LimitSession>,
+    /// Report (alarm) instead of dropping.
+    pub alarm_without_drop: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threshold {
+    pub threshold: u32,
+}
+
+impl Threshold {
+    pub const DEFAULT_ICMP_FLOOD: u32 = 1000;
+    pub const DEFAULT_UDP_FLOOD: u32 = 1000;
+    pub const DEFAULT_PORT_SCAN: u32 = 5000;
+    pub const DEFAULT_IP_SWEEP: u32 = 5000;
+}
+
+/// SYN flood protection; absent settings take the Junos defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynFlood {
+    /// SYNs per second to one destination port before the screen acts.
+    pub attack_threshold: u32,
+    /// SYNs per second from one source.
+    pub source_threshold: u32,
+    /// SYNs per second to one destination address.
+    pub destination_threshold: u32,
+    /// Half-open connections per second before an alarm.
+    pub alarm_threshold: u32,
+    /// Seconds before a half-open connection is dropped from the queue.
+    pub timeout: u32,
+}
+
+impl Default for SynFlood {
+    fn default() -> SynFlood {
+        SynFlood {
+            attack_threshold: 200,
+            source_threshold: 4000,
+            destination_threshold: 4000,
+            alarm_threshold: 512,
+            timeout: 20,
+        }
+    }
+}
+
+/// Concurrent session limits; `None` = no limit on that side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitSession {
+    pub source_ip_based: Option<u32>,
+    pub destination_ip_based: Option<u32>,
+}
+
+/// The address book, entries in file order, each flattened into prefixes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AddressBook {
+    pub entries: Vec<AddressEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressEntry {
+    pub name: String,
+    /// Every prefix of the entry and of the sets it includes, deduplicated.
+    pub prefixes: Vec<Prefix>,
+}
+
+impl AddressBook {
+    /// The prefixes of an entry or built-in (`any`, `any-ipv4`, `any-ipv6`).
+    pub fn get(&self, name: &str) -> Option<Vec<Prefix>> {
+        builtin_address(name).or_else(|| {
+            self.entries
+                .iter()
+                .find(|e| e.name == name)
+                .map(|e| e.prefixes.clone())
+        })
+    }
+}
+
+/// The IPv4-mapped range, i.e. every IPv4 address.
+pub const ANY_IPV4: Prefix = Prefix {
+    addr: Addr(0xffff_u128 << 32),
+    len: 96,
+};
+
+/// Every IPv6 address that is not IPv4-mapped: the complement of
+/// [`ANY_IPV4`], as 96 prefixes.
+pub fn any_ipv6() -> Vec<Prefix> {
+    (0..96u8)
+        .map(|depth| {
+            let bit = 1u128 << (127 - depth as u32);
+            Prefix::new(Addr(ANY_IPV4.addr.0 ^ bit), depth + 1)
+        })
+        .collect()
+}
+
+/// The prefixes of a built-in address name.
+pub fn builtin_address(name: &str) -> Option<Vec<Prefix>> {
+    match name {
+        "any" => Some(vec![Prefix::ANY]),
+        "any-ipv4" => Some(vec![ANY_IPV4]),
+        "any-ipv6" => Some(any_ipv6()),
+        _ => None,
+    }
+}
+
+/// An inclusive port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    pub const ANY: PortRange = PortRange {
+        lo: 0,
+        hi: u16::MAX,
+    };
+
+    pub const fn single(port: u16) -> PortRange {
+        PortRange { lo: port, hi: port }
+    }
+
+    pub const fn contains(&self, port: u16) -> bool {
+        self.lo <= port && port <= self.hi
+    }
+
+    pub const fn is_any(&self) -> bool {
+        self.lo == 0 && self.hi == u16::MAX
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "{}", self.lo)
+        } else {
+            write!(f, "{}-{}", self.lo, self.hi)
+        }
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+
+    /// `"80"` or `"1024-65535"`.
+    fn from_str(s: &str) -> Result<PortRange, String> {
+        let port = |p: &str| {
+            p.trim().parse::<u16>().map_err(|_| {
+                format!(
+                    "bad port range '{s}': '{}' is not a port (0-65535)",
+                    p.trim()
+                )
+            })
+        };
+        let r = match s.split_once('-') {
+            Some((lo, hi)) => PortRange {
+                lo: port(lo)?,
+                hi: port(hi)?,
+            },
+            None => PortRange::single(port(s)?),
+        };
+        if r.lo > r.hi {
+            return Err(format!("bad port range '{s}': {} is above {}", r.lo, r.hi));
+        }
+        Ok(r)
+    }
+}
+
+/// An application: a packet matches when any of its terms matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    pub name: String,
+    pub terms: Vec<AppMatch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AppMatch {
+    /// `None` = any protocol.
+    pub protocol: Option<u8>,
+    pub src_ports: PortRange,
+    pub dst_ports: PortRange,
+    pub icmp_type: Option<u8>,
+    pub icmp_code: Option<u8>,
+}
+
+impl AppMatch {
+    pub const ANY: AppMatch = AppMatch {
+        protocol: None,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+        icmp_type: None,
+        icmp_code: None,
+    };
+
+    const fn tcp(port: u16) -> AppMatch {
+        AppMatch {
+            protocol: Some(proto::TCP),
+            dst_ports: PortRange::single(port),
+            ..AppMatch::ANY
+        }
+    }
+
+    const fn udp(port: u16) -> AppMatch {
+        AppMatch {
+            protocol: Some(proto::UDP),
+            dst_ports: PortRange::single(port),
+            ..AppMatch::ANY
+        }
+    }
+
+    const fn icmp(protocol: u8, icmp_type: Option<u8>) -> AppMatch {
+        AppMatch {
+            protocol: Some(protocol),
+            icmp_type,
+            ..AppMatch::ANY
+        }
+    }
+
+    /// Whether a packet matches. Ports are checked for TCP, UDP and SCTP
+    /// only; `icmp` is the (type, code) of an ICMP/ICMPv6 packet.
+    pub fn matches(
+        &self,
+        protocol: u8,
+        src_port: u16,
+        dst_port: u16,
+        icmp: Option<(u8, u8)>,
+    ) -> bool {
+        if self.protocol.is_some_and(|p| p != protocol) {
+            return false;
+        }
+        if matches!(protocol, proto::TCP | proto::UDP | build::SCTP)
+            && !(self.src_ports.contains(src_port) && self.dst_ports.contains(dst_port))
+        {
+            return false;
+        }
+        if self.icmp_type.is_some() || self.icmp_code.is_some() {
+            let Some((t, c)) = icmp else { return false };
+            if self.icmp_type.is_some_and(|x| x != t) || self.icmp_code.is_some_and(|x| x != c) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Built-in applications (Junos predefined names), in the order they follow
+/// the file's own applications in [`Config::applications`].
+pub const BUILTIN_APPLICATIONS: &[(&str, &[AppMatch])] = &[
+    ("any", &[AppMatch::ANY]),
+    ("junos-http", &[AppMatch::tcp(80)]),
+    ("junos-https", &[AppMatch::tcp(443)]),
+    ("junos-ssh", &[AppMatch::tcp(22)]),
+    ("junos-telnet", &[AppMatch::tcp(23)]),
+    ("junos-ftp", &[AppMatch::tcp(21)]),
+    ("junos-smtp", &[AppMatch::tcp(25)]),
+    ("junos-bgp", &[AppMatch::tcp(179)]),
+    ("junos-dns-udp", &[AppMatch::udp(53)]),
+    ("junos-dns-tcp", &[AppMatch::tcp(53)]),
+    ("junos-ntp", &[AppMatch::udp(123)]),
+    ("junos-ping", &[AppMatch::icmp(proto::ICMP, Some(8))]),
+    ("junos-pingv6", &[AppMatch::icmp(proto::ICMPV6, Some(128))]),
+    ("junos-icmp-all", &[AppMatch::icmp(proto::ICMP, None)]),
+    ("junos-icmp6-all", &[AppMatch::icmp(proto::ICMPV6, None)]),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyAction {
+    Permit,
+    Deny,
+    Reject,
+}
+
+impl PolicyAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyAction::Permit => "permit",
+            PolicyAction::Deny => "deny",
+            PolicyAction::Reject => "reject",
+        }
+    }
+}
+
+/// What a policy logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PolicyLog {
+    pub session_init: bool,
+    pub session_close: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    /// Index into [`Config::zones`]; `None` = any zone.
+    pub from_zone: Option<usize>,
+    pub to_zone: Option<usize>,
+    /// Not a zone-pair policy (one or both zones are any).
+    pub global: bool,
+    /// The names (or literal prefixes) as written, for display.
+    pub source_address: Vec<String>,
+    pub destination_address: Vec<String>,
+    /// Flattened, deduplicated prefixes; contains [`Prefix::ANY`] for `any`.
+    pub source: Vec<Prefix>,
+    pub destination: Vec<Prefix>,
+    /// Indexes into [`Config::applications`].
+    pub applications: Vec<usize>,
+    pub action: PolicyAction,
+    pub log: PolicyLog,
+    pub count: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultPolicy {
+    pub action: PolicyAction,
+    pub log: bool,
+}
+
+impl Default for DefaultPolicy {
+    fn default() -> DefaultPolicy {
+        DefaultPolicy {
+            action: PolicyAction::Deny,
+            log: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub name: String,
+    /// In evaluation order; a term's id is its index here.
+    pub terms: Vec<Term>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    pub name: String,
+    pub from: TermMatch,
+    pub then: TermAction,
+}
+
+/// A filter term's conditions; `None` = no condition. All present
+/// conditions must hold; within a list, any element may match.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TermMatch {
+    pub source_address: Option<Vec<AddrMatch>>,
+    pub destination_address: Option<Vec<AddrMatch>>,
+    pub protocol: Option<Vec<u8>>,
+    pub source_port: Option<Vec<PortRange>>,
+    pub destination_port: Option<Vec<PortRange>>,
+    pub tcp_flags: Option<TcpFlags>,
+    pub icmp_type: Option<Vec<u8>>,
+    pub icmp_code: Option<Vec<u8>>,
+    pub dscp: Option<Vec<u8>>,
+    /// `Some(true)`: only fragments (any, first included); `Some(false)`:
+    /// only unfragmented packets.
+    pub is_fragment: Option<bool>,
+    /// `Some(true)`: only first fragments (offset 0, more-fragments set);
+    /// `Some(false)`: anything but first fragments.
+    pub first_fragment: Option<bool>,
+}
+
+impl TermMatch {
+    /// Matches every packet.
+    pub fn is_empty(&self) -> bool {
+        *self == TermMatch::default()
+    }
+}
+
+/// One address condition element: a prefix, or an exception to the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AddrMatch {
+    pub prefix: Prefix,
+    pub except: bool,
+}
+
+impl AddrMatch {
+    /// Junos semantics: the longest listed prefix that contains `addr`
+    /// decides; it matches unless that prefix is an `except`.
+    pub fn matches_list(list: &[AddrMatch], addr: Addr) -> bool {
+        list.iter()
+            .filter(|m| m.prefix.contains(addr))
+            .max_by_key(|m| (m.prefix.len, m.except))
+            .is_some_and(|m| !m.except)
+    }
+}
+
+/// TCP flag bits as in the TCP header's flags byte.
+pub mod tcp_flag {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+}
+
+/// Flags that must be set and flags that must be clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct TcpFlags {
+    pub required: u8,
+    pub forbidden: u8,
+}
+
+impl TcpFlags {
+    pub const fn matches(&self, flags: u8) -> bool {
+        flags & self.required == self.required && flags & self.forbidden == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FilterAction {
+    Accept,
+    Discard,
+    Reject,
+}
+
+impl FilterAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FilterAction::Accept => "accept",
+            FilterAction::Discard => "discard",
+            FilterAction::Reject => "reject",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TermAction {
+    pub action: FilterAction,
+    pub log: bool,
+    pub count: bool,
+}
+
+impl Config {
+    /// Reads, validates and resolves a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let origin = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::from_str_named(&text, &origin),
+            Err(e) => Err(ConfigErrors {
+                errors: vec![ConfigError {
+                    file: origin,
+                    line: 0,
+                    column: 0,
+                    field: String::new(),
+                    message: format!("cannot read config: {e}"),
+                }],
+            }),
+        }
+    }
+
+    /// Validates and resolves config text; `origin` names it in errors.
+    pub fn from_str_named(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+        build::build(text, origin)
+    }
+
+    pub fn zone_id(&self, name: &str) -> Option<usize> {
+        self.zones.iter().position(|z| z.name == name)
+    }
+
+    pub fn interface_id(&self, name: &str) -> Option<usize> {
+        self.interfaces.iter().position(|i| i.name == name)
+    }
+
+    pub fn screen_id(&self, name: &str) -> Option<usize> {
+        self.screens.iter().position(|s| s.name == name)
+    }
+
+    pub fn policy_id(&self, name: &str) -> Option<usize> {
+        self.policies.iter().position(|p| p.name == name)
+    }
+
+    pub fn filter_id(&self, name: &str) -> Option<usize> {
+        self.filters.iter().position(|f| f.name == name)
+    }
+
+    pub fn application_id(&self, name: &str) -> Option<usize> {
+        self.applications.iter().position(|a| a.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,873 @@
+use super::*;
+use proptest::prelude::*;
+
+const FULL: &str = include_str!("../../tests/config/full.toml");
+const EXAMPLE: &str = include_str!("../../tests/config/interfaces-example.toml");
+
+/// Two peered interfaces in two zones; error tests append to it.
+const BASE: &str = r#"
+[[interface]]
+name = "ge-0/0/0"
+device = "net_ring0"
+zone = "untrust"
+peer = "ge-0/0/1"
+
+[[interface]]
+name = "ge-0/0/1"
+device = "net_ring1"
+zone = "trust"
+
+[zone.untrust]
+[zone.trust]
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigErrors> {
+    Config::from_str_named(text, "test.toml")
+}
+
+fn errors(text: &str) -> ConfigErrors {
+    match load(text) {
+        Ok(_) => panic!("config loaded but errors were expected:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+/// 1-based line of the first occurrence of `needle`.
+fn line_of(text: &str, needle: &str) -> u32 {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("'{needle}' not in text"));
+    text[..at].lines().count() as u32 + u32::from(text[..at].ends_with('\n') || at == 0)
+}
+
+/// Asserts exactly one error, at the line of `needle`, for `field`,
+/// whose message contains `message`; returns it.
+fn expect_one(text: &str, needle: &str, field: &str, message: &str) -> ConfigError {
+    let all = errors(text);
+    assert_eq!(all.len(), 1, "expected one error, got:\n{all}");
+    let e = all.errors[0].clone();
+    let line = line_of(text, needle);
+    assert_eq!(e.file, "test.toml");
+    assert_eq!((e.line, e.field.as_str()), (line, field), "{e}");
+    assert!(
+        e.message.contains(message),
+        "message of {e} lacks {message:?}"
+    );
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with(&format!("test.toml:{line}:{}: {field}: ", e.column)),
+        "{shown}"
+    );
+    e
+}
+
+fn with_base(extra: &str) -> String {
+    format!("{BASE}{extra}")
+}
+
+#[test]
+fn line_of_counts_lines() {
+    assert_eq!(line_of("a\nb\nc", "a"), 1);
+    assert_eq!(line_of("a\nb\nc", "b"), 2);
+    assert_eq!(line_of("a\nbx\nc", "x"), 2);
+    assert_eq!(line_of("a\nb\nc", "c"), 3);
+}
+
+#[test]
+fn base_loads() {
+    let c = load(BASE).unwrap();
+    assert_eq!(c.interfaces.len(), 2);
+    assert_eq!(c.interfaces[0].peer, Some(1));
+    assert_eq!(c.interfaces[1].peer, Some(0), "peers are symmetric");
+    assert_eq!(c.zones[0].interfaces, [0]);
+    assert_eq!(c.dataplane, Dataplane::default());
+    assert_eq!(c.events, EventsConfig::default());
+    assert_eq!(c.default_policy, DefaultPolicy::default());
+}
+
+#[test]
+fn empty_config_loads_with_defaults() {
+    let c = load("").unwrap();
+    assert_eq!(c.dataplane.workers, 1);
+    assert_eq!(c.events.socket, PathBuf::from("/run/rampart/events.sock"));
+    assert_eq!(
+        c.events.control_socket,
+        PathBuf::from("/run/rampart/control.sock")
+    );
+    assert_eq!(c.events.ring_size, 16384);
+    assert_eq!(c.events.snippet_bytes, 64);
+    assert_eq!(c.events.rate_limit, RateLimits::default());
+    assert_eq!(c.default_policy.action, PolicyAction::Deny);
+    assert!(!c.default_policy.log);
+    assert_eq!(c.applications.len(), BUILTIN_APPLICATIONS.len());
+}
+
+#[test]
+fn interfaces_md_example_is_an_excerpt() {
+    // Verbatim, the example names a peer, a zone and a filter it does not
+    // define; exactly those are reported.
+    let all = errors(EXAMPLE);
+    let fields: Vec<&str> = all.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "interface[ge-0/0/0].peer",
+            "interface[ge-0/0/0].output_filter",
+            "policy[allow-web].to-zone"
+        ],
+        "{all}"
+    );
+}
+
+#[test]
+fn interfaces_md_example_loads() {
+    let completed = format!(
+        "{EXAMPLE}\n[[interface]]\nname = \"ge-0/0/1\"\ndevice = \"net_pcap1,rx_pcap=in1.pcap,tx_pcap=out1.pcap\"\nzone = \"trust\"\n\n[zone.trust]\n\n[[filter]]\nname = \"egress\"\n"
+    );
+    let c = load(&completed).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.dataplane.workers, 1);
+    assert_eq!(c.dataplane.eal, ["--no-pci", "-l", "0-1"]);
+    assert_eq!(c.events.rate_limit.policy_deny, Some(100000));
+    assert_eq!(c.events.rate_limit.screen_drop, None);
+    let ge0 = &c.interfaces[0];
+    assert_eq!(ge0.name, "ge-0/0/0");
+    assert!(!ge0.is_pci());
+    assert_eq!(ge0.port_name(), "net_pcap0");
+    assert_eq!(ge0.peer, Some(1));
+    assert_eq!(c.interfaces[1].peer, Some(0));
+    assert_eq!(ge0.input_filter, c.filter_id("protect"));
+    assert_eq!(ge0.output_filter, c.filter_id("egress"));
+    let untrust = &c.zones[ge0.zone];
+    assert_eq!(untrust.name, "untrust");
+    let edge = &c.screens[untrust.screen.unwrap()];
+    assert!(edge.land && edge.syn_fin && edge.unknown_protocol && !edge.icmp_large);
+    assert_eq!(
+        edge.syn_flood,
+        Some(SynFlood {
+            attack_threshold: 1000,
+            source_threshold: 4000,
+            destination_threshold: 4000,
+            ..SynFlood::default()
+        })
+    );
+    assert_eq!(edge.port_scan, Some(Threshold { threshold: 5000 }));
+    assert_eq!(edge.limit_session.unwrap().source_ip_based, Some(1024));
+    let servers = c.address_book.get("servers").unwrap();
+    assert_eq!(
+        servers,
+        vec![
+            "10.1.0.0/24".parse::<Prefix>().unwrap(),
+            "2001:db8:1::/64".parse().unwrap()
+        ]
+    );
+    let p = &c.policies[0];
+    assert_eq!(p.name, "allow-web");
+    assert!(!p.global);
+    assert_eq!(p.from_zone, c.zone_id("untrust"));
+    assert_eq!(p.to_zone, c.zone_id("trust"));
+    assert_eq!(p.source, [Prefix::ANY]);
+    assert_eq!(p.destination_address, ["web"]);
+    assert_eq!(p.destination.len(), 2);
+    assert_eq!(c.applications[p.applications[0]].name, "http");
+    assert_eq!(
+        c.applications[p.applications[0]].terms,
+        [AppMatch {
+            protocol: Some(proto::TCP),
+            dst_ports: PortRange::single(80),
+            ..AppMatch::ANY
+        }]
+    );
+    assert_eq!(p.action, PolicyAction::Permit);
+    assert_eq!(
+        p.log,
+        PolicyLog {
+            session_init: true,
+            session_close: true
+        }
+    );
+    assert!(p.count);
+    assert_eq!(
+        c.default_policy,
+        DefaultPolicy {
+            action: PolicyAction::Deny,
+            log: true
+        }
+    );
+    let protect = &c.filters[c.filter_id("protect").unwrap()];
+    let term = &protect.terms[0];
+    assert_eq!(term.name, "no-telnet");
+    assert_eq!(term.from.protocol, Some(vec![proto::TCP]));
+    assert_eq!(
+        term.from.destination_port,
+        Some(vec![PortRange::single(23)])
+    );
+    assert_eq!(
+        term.then,
+        TermAction {
+            action: FilterAction::Discard,
+            log: true,
+            count: true
+        }
+    );
+    let high = &c.applications[c.application_id("high").unwrap()];
+    assert_eq!(
+        high.terms[0].dst_ports,
+        PortRange {
+            lo: 1024,
+            hi: 65535
+        }
+    );
+}
+
+#[test]
+fn full_fixture_loads() {
+    let c = load(FULL).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.dataplane.workers, 2);
+    assert_eq!(c.events.ring_size, 4096);
+    assert_eq!(c.events.snippet_bytes, 128);
+    assert_eq!(c.events.rate_limit.session_close, Some(200000));
+    assert_eq!(c.interfaces.len(), 4);
+    assert!(c.interfaces[2].is_pci() && c.interfaces[3].is_pci());
+    assert_eq!(c.interfaces[0].peer, Some(1));
+    assert_eq!(c.interfaces[1].peer, Some(0));
+    assert_eq!(c.interfaces[2].peer, Some(3));
+    assert_eq!(c.interfaces[3].peer, Some(2));
+    let trust = c.zone_id("trust").unwrap();
+    assert_eq!(c.zones[trust].interfaces, [1, 3]);
+    assert_eq!(c.zones[trust].screen, None);
+    let inner = &c.screens[c.screen_id("inner").unwrap()];
+    assert_eq!(inner.syn_flood, Some(SynFlood::default()));
+    assert_eq!(
+        inner.icmp_flood,
+        Some(Threshold {
+            threshold: Threshold::DEFAULT_ICMP_FLOOD
+        })
+    );
+    assert!(inner.alarm_without_drop);
+    let edge = &c.screens[c.screen_id("edge").unwrap()];
+    assert_eq!(edge.syn_flood.unwrap().timeout, 10);
+    assert!(edge.strict_source_route_option && !edge.block_frag);
+
+    // Address sets flatten, deduplicated, in order.
+    let all = c.address_book.get("everything-internal").unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(
+        all[0],
+        "192.168.0.0/16".parse().unwrap(),
+        "own prefixes first"
+    );
+    assert_eq!(c.address_book.get("mgmt").unwrap().len(), 1);
+
+    // Application sets flatten across built-ins.
+    let all_web = &c.applications[c.application_id("all-web").unwrap()];
+    let ports: Vec<u16> = all_web.terms.iter().map(|t| t.dst_ports.lo).collect();
+    assert_eq!(ports, [80, 8080, 443]);
+    let unreachable = &c.applications[c.application_id("unreachable").unwrap()];
+    assert_eq!(unreachable.terms[0].icmp_type, Some(3));
+    assert_eq!(unreachable.terms[0].icmp_code, Some(4));
+    assert!(unreachable.terms[0].matches(proto::ICMP, 0, 0, Some((3, 4))));
+    assert!(!unreachable.terms[0].matches(proto::ICMP, 0, 0, Some((3, 1))));
+
+    let dns = &c.policies[c.policy_id("allow-dns").unwrap()];
+    assert_eq!(dns.destination, [ANY_IPV4]);
+    assert_eq!(dns.source.len(), 5, "web (2) + db (2) + literal");
+    assert!(dns.log.session_init && dns.log.session_close);
+    let mgmt = &c.policies[c.policy_id("deny-mgmt").unwrap()];
+    assert!(mgmt.global && mgmt.from_zone.is_none() && mgmt.to_zone.is_none());
+    assert_eq!(mgmt.action, PolicyAction::Reject);
+    assert_eq!(
+        mgmt.log,
+        PolicyLog {
+            session_init: true,
+            session_close: false
+        }
+    );
+    let ping = &c.policies[c.policy_id("dmz-ping").unwrap()];
+    assert!(ping.global);
+    assert_eq!(ping.to_zone, c.zone_id("dmz"));
+    assert_eq!(ping.source.len(), 96);
+    assert_eq!(ping.applications.len(), 4);
+
+    let protect = &c.filters[0];
+    assert_eq!(protect.terms.len(), 6);
+    let spoof = &protect.terms[1].from;
+    let src = spoof.source_address.as_ref().unwrap();
+    assert!(AddrMatch::matches_list(src, Addr::from_ipv4([10, 5, 0, 1])));
+    assert!(!AddrMatch::matches_list(
+        src,
+        Addr::from_ipv4([10, 99, 0, 1])
+    ));
+    assert!(!AddrMatch::matches_list(
+        src,
+        Addr::from_ipv4([11, 0, 0, 1])
+    ));
+    let syn = &protect.terms[2].from;
+    assert_eq!(
+        syn.tcp_flags,
+        Some(TcpFlags {
+            required: tcp_flag::SYN,
+            forbidden: tcp_flag::ACK
+        })
+    );
+    assert_eq!(
+        syn.destination_port,
+        Some(vec![
+            PortRange {
+                lo: 1024,
+                hi: 65535
+            },
+            PortRange::single(80)
+        ])
+    );
+    assert_eq!(syn.source_port, Some(vec![PortRange::single(1234)]));
+    assert_eq!(protect.terms[3].from.icmp_type, Some(vec![8, 0]));
+    let frag = &protect.terms[4].from;
+    assert_eq!(frag.is_fragment, Some(true));
+    assert_eq!(frag.first_fragment, Some(false));
+    assert_eq!(frag.dscp, Some(vec![46, 10, 0]));
+    assert!(protect.terms[5].from.is_empty());
+    let egress = &c.filters[1].terms[0].from;
+    assert_eq!(egress.protocol, Some(vec![proto::TCP, proto::UDP, 132]));
+    assert_eq!(
+        egress.tcp_flags,
+        Some(TcpFlags {
+            required: tcp_flag::RST,
+            forbidden: tcp_flag::FIN
+        })
+    );
+    assert_eq!(egress.destination_address.as_ref().unwrap().len(), 96);
+}
+
+#[test]
+fn load_reads_files_and_reports_io_errors() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config/full.toml");
+    assert!(Config::load(&path).is_ok());
+    let missing = Path::new("/nonexistent/rampart.toml");
+    let e = Config::load(missing).unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/rampart.toml: cannot read config"),
+        "{e}"
+    );
+}
+
+#[test]
+fn any_ipv6_is_the_complement_of_ipv4() {
+    let v6 = any_ipv6();
+    let in_v6 = |a: Addr| v6.iter().any(|p| p.contains(a));
+    assert!(!in_v6(Addr::from_ipv4([10, 0, 0, 1])));
+    assert!(!in_v6(Addr::from_ipv4([255, 255, 255, 255])));
+    assert!(in_v6(Addr(1)));
+    assert!(in_v6(Addr(u128::MAX)));
+    assert!(in_v6(Addr(ANY_IPV4.addr.0 - 1)));
+    assert!(in_v6(Addr(ANY_IPV4.addr.0 + (1 << 32))));
+}
+
+// ---------------------------------------------------------------------------
+// One test per error class.
+
+#[test]
+fn toml_syntax_error_has_position() {
+    let text = "[dataplane]\nworkers = = 2\n";
+    let all = errors(text);
+    assert_eq!(all.len(), 1);
+    let e = &all.errors[0];
+    assert_eq!((e.line, e.field.as_str()), (2, ""));
+    assert!(e.column > 1, "{e}");
+    assert!(e.to_string().starts_with("test.toml:2:"), "{e}");
+}
+
+#[test]
+fn unknown_key() {
+    let text = with_base("[dataplane]\nworkerz = 2\n");
+    expect_one(
+        &text,
+        "workerz",
+        "dataplane.workerz",
+        "did you mean 'workers'?",
+    );
+    let text = with_base("[events]\nring-size = 64\n");
+    expect_one(
+        &text,
+        "ring-size",
+        "events.ring-size",
+        "did you mean 'ring_size'?",
+    );
+    let text = BASE.replace("peer = ", "pear = ");
+    expect_one(
+        &text,
+        "pear",
+        "interface[ge-0/0/0].pear",
+        "unknown key 'pear'",
+    );
+    let text = with_base("[frobnicate]\nx = 1\n");
+    expect_one(
+        &text,
+        "[frobnicate]",
+        "frobnicate",
+        "unknown key 'frobnicate'",
+    );
+}
+
+#[test]
+fn bad_type() {
+    let text = with_base("[dataplane]\nworkers = \"two\"\n");
+    expect_one(
+        &text,
+        "\"two\"",
+        "dataplane.workers",
+        "expected an integer, found a string",
+    );
+    let text = with_base("[default-policy]\nlog = \"yes\"\n");
+    expect_one(&text, "\"yes\"", "default-policy.log", "expected a boolean");
+    let text = "[interface]\nname = \"x\"\n";
+    expect_one(
+        text,
+        "[interface]",
+        "interface",
+        "expected an array of tables ([[interface]]), found a table",
+    );
+}
+
+#[test]
+fn missing_required_field() {
+    let text = with_base("[[interface]]\nname = \"ge-0/0/2\"\nzone = \"trust\"\n");
+    expect_one(
+        &text,
+        "[[interface]]\nname = \"ge-0/0/2\"",
+        "interface[ge-0/0/2].device",
+        "missing required field 'device'",
+    );
+    let text = with_base(
+        "[[policy]]\nname = \"p\"\nsource-address = \"any\"\ndestination-address = \"any\"\napplication = \"any\"\n",
+    );
+    expect_one(
+        &text,
+        "[[policy]]",
+        "policy[p].then",
+        "missing required field 'then'",
+    );
+}
+
+#[test]
+fn unknown_zone() {
+    let text = BASE.replace("zone = \"trust\"", "zone = \"trsut\"");
+    expect_one(
+        &text,
+        "\"trsut\"",
+        "interface[ge-0/0/1].zone",
+        "unknown zone 'trsut' (did you mean 'trust'?)",
+    );
+}
+
+#[test]
+fn unknown_peer() {
+    let text = BASE.replace("peer = \"ge-0/0/1\"", "peer = \"ge-0/0/9\"");
+    expect_one(
+        &text,
+        "\"ge-0/0/9\"",
+        "interface[ge-0/0/0].peer",
+        "unknown interface 'ge-0/0/9'",
+    );
+    let text = BASE.replace("peer = \"ge-0/0/1\"", "peer = \"ge-0/0/0\"");
+    expect_one(
+        &text,
+        "peer =",
+        "interface[ge-0/0/0].peer",
+        "cannot be its own peer",
+    );
+}
+
+#[test]
+fn asymmetric_peer() {
+    let text = with_base(
+        "[[interface]]\nname = \"ge-0/0/2\"\ndevice = \"net_ring2\"\nzone = \"trust\"\npeer = \"ge-0/0/0\"\n",
+    );
+    // ge-0/0/0 names ge-0/0/1; ge-0/0/2 names ge-0/0/0.
+    expect_one(
+        &text,
+        "peer = \"ge-0/0/0\"",
+        "interface[ge-0/0/2].peer",
+        "asymmetric peers",
+    );
+    // Two interfaces naming the same peer that names neither.
+    let text = BASE.replace("zone = \"untrust\"\npeer = \"ge-0/0/1\"", "zone = \"untrust\"")
+        + "[[interface]]\nname = \"a\"\ndevice = \"net_ring2\"\nzone = \"trust\"\npeer = \"ge-0/0/0\"\n"
+        + "[[interface]]\nname = \"b\"\ndevice = \"net_ring3\"\nzone = \"trust\"\npeer = \"ge-0/0/0\"\n";
+    let all = errors(&text);
+    assert_eq!(all.len(), 1, "{all}");
+    assert_eq!(all.errors[0].field, "interface[b].peer");
+    assert!(
+        all.errors[0].message.contains("already the peer of 'a'"),
+        "{all}"
+    );
+}
+
+#[test]
+fn unknown_filter() {
+    let text = BASE.replace(
+        "zone = \"trust\"",
+        "zone = \"trust\"\ninput_filter = \"protect\"",
+    );
+    let e = expect_one(
+        &text,
+        "\"protect\"",
+        "interface[ge-0/0/1].input_filter",
+        "unknown filter 'protect'",
+    );
+    assert!(e.message.contains("no filter is defined"), "{e}");
+}
+
+#[test]
+fn unknown_screen() {
+    let text = BASE.replace("[zone.trust]", "[zone.trust]\nscreen = \"edge\"");
+    expect_one(
+        &text,
+        "\"edge\"",
+        "zone.trust.screen",
+        "unknown screen 'edge'",
+    );
+}
+
+#[test]
+fn unknown_address_and_application() {
+    let policy = "[address-book]\nweb = [\"10.1.0.0/24\"]\n[[policy]]\nname = \"p\"\nfrom-zone = \"untrust\"\nto-zone = \"trust\"\nsource-address = [\"any\"]\ndestination-address = [\"web\", \"webb\"]\napplication = [\"junos-htp\"]\nthen = \"permit\"\n";
+    let text = with_base(policy);
+    let all = errors(&text);
+    assert_eq!(all.len(), 2, "{all}");
+    let (a, b) = (&all.errors[0], &all.errors[1]);
+    assert_eq!(
+        (a.line, a.field.as_str()),
+        (line_of(&text, "\"webb\""), "policy[p].destination-address")
+    );
+    assert!(
+        a.message
+            .contains("unknown address-book entry 'webb' (did you mean 'web'?)"),
+        "{a}"
+    );
+    assert_eq!(
+        (b.line, b.field.as_str()),
+        (line_of(&text, "junos-htp"), "policy[p].application")
+    );
+    assert!(b.message.contains("did you mean 'junos-http'?"), "{b}");
+    // Address-set members and filter addresses are checked too.
+    let text = with_base("[address-book]\nset = { address-set = [\"nope\"] }\n");
+    expect_one(
+        &text,
+        "\"nope\"",
+        "address-book.set",
+        "unknown address-book entry 'nope'",
+    );
+    let text = with_base(
+        "[[filter]]\nname = \"f\"\n[[filter.term]]\nname = \"t\"\nfrom = { source-address = [\"nope except\"] }\nthen = { action = \"accept\" }\n",
+    );
+    expect_one(
+        &text,
+        "\"nope except\"",
+        "filter[f].term[t].from.source-address",
+        "unknown address-book entry",
+    );
+}
+
+#[test]
+fn duplicate_names() {
+    let text =
+        with_base("[[interface]]\nname = \"ge-0/0/1\"\ndevice = \"net_ring7\"\nzone = \"trust\"\n");
+    let e = expect_one(
+        &text,
+        "name = \"ge-0/0/1\"\ndevice = \"net_ring7\"",
+        "interface[ge-0/0/1].name",
+        "duplicate interface name",
+    );
+    assert!(e.message.contains("first defined at line 9"), "{e}");
+    let policy = "[[policy]]\nname = \"p\"\nsource-address = \"any\"\ndestination-address = \"any\"\napplication = \"any\"\nthen = \"deny\"\n";
+    let text = with_base(&format!("{policy}{policy}"));
+    let all = errors(&text);
+    assert_eq!(all.len(), 1, "{all}");
+    assert_eq!(all.errors[0].field, "policy[p].name");
+    let second = text.rfind("name = \"p\"").unwrap();
+    assert_eq!(
+        all.errors[0].line,
+        text[..second].lines().count() as u32 + 1
+    );
+    let term = "[[filter.term]]\nname = \"t\"\nthen = { action = \"accept\" }\n";
+    let text = with_base(&format!("[[filter]]\nname = \"f\"\n{term}{term}"));
+    let all = errors(&text);
+    assert_eq!(all.len(), 1, "{all}");
+    assert_eq!(all.errors[0].field, "filter[f].term[t].name");
+    // The same DPDK port twice.
+    let text = BASE.replace("net_ring1", "net_ring0,foo=1");
+    expect_one(
+        &text,
+        "\"net_ring0,foo=1\"",
+        "interface[ge-0/0/1].device",
+        "already used by interface 'ge-0/0/0'",
+    );
+}
+
+#[test]
+fn zero_workers() {
+    let text = with_base("[dataplane]\nworkers = 0\n");
+    expect_one(
+        &text,
+        "workers = 0",
+        "dataplane.workers",
+        "must be at least 1, found 0",
+    );
+}
+
+#[test]
+fn bad_prefix() {
+    let text = with_base("[address-book]\nweb = [\"10.1.0.0/24\", \"10.0.0.0/33\"]\n");
+    expect_one(&text, "\"10.0.0.0/33\"", "address-book.web", "bad prefix");
+    let text = with_base(
+        "[[policy]]\nname = \"p\"\nsource-address = \"300.1.1.1\"\ndestination-address = \"any\"\napplication = \"any\"\nthen = \"deny\"\n",
+    );
+    expect_one(&text, "300.1.1.1", "policy[p].source-address", "bad prefix");
+}
+
+#[test]
+fn bad_port_range() {
+    let text =
+        with_base("[application]\nweird = { protocol = \"tcp\", destination-port = \"90-80\" }\n");
+    expect_one(
+        &text,
+        "\"90-80\"",
+        "application.weird.destination-port",
+        "bad port range '90-80'",
+    );
+    let text =
+        with_base("[application]\nweird = { protocol = \"tcp\", destination-port = \"70000\" }\n");
+    expect_one(
+        &text,
+        "\"70000\"",
+        "application.weird.destination-port",
+        "bad port range",
+    );
+    let text =
+        with_base("[application]\nweird = { protocol = \"icmp\", destination-port = \"80\" }\n");
+    expect_one(
+        &text,
+        "\"80\"",
+        "application.weird.destination-port",
+        "ports need protocol tcp, udp or sctp",
+    );
+}
+
+#[test]
+fn address_set_cycle() {
+    let text = with_base("[address-book]\na = { address-set = [\"b\"] }\nb = { address-set = [\"c\"] }\nc = { address-set = [\"a\"] }\n");
+    let e = expect_one(
+        &text,
+        "[\"a\"]",
+        "address-book.c",
+        "address-set cycle: a -> b -> c -> a",
+    );
+    assert!(e.to_string().contains("test.toml:"), "{e}");
+    let text = with_base("[address-book]\nself = { address-set = [\"self\"] }\n");
+    expect_one(
+        &text,
+        "[\"self\"]",
+        "address-book.self",
+        "cycle: self -> self",
+    );
+}
+
+#[test]
+fn bad_ring_size() {
+    let text = with_base("[events]\nring_size = 1000\n");
+    expect_one(
+        &text,
+        "1000",
+        "events.ring_size",
+        "must be a power of two, found 1000",
+    );
+    let text = with_base("[events]\nring_size = 32\n");
+    expect_one(&text, "32", "events.ring_size", "must be at least 64");
+    let text = with_base("[events]\nsnippet_bytes = 300\n");
+    expect_one(&text, "300", "events.snippet_bytes", "must be at most 256");
+}
+
+#[test]
+fn unknown_screen_option_suggests() {
+    let text = with_base("[screen.edge]\nland = true\nsyn-flod = { attack-threshold = 1 }\n");
+    expect_one(
+        &text,
+        "syn-flod",
+        "screen.edge.syn-flod",
+        "unknown screen option 'syn-flod' (did you mean 'syn-flood'?)",
+    );
+    let text = with_base("[screen.edge]\nsyn-flood = { attack-treshold = 1 }\n");
+    expect_one(
+        &text,
+        "attack-treshold",
+        "screen.edge.syn-flood.attack-treshold",
+        "did you mean 'attack-threshold'?",
+    );
+}
+
+#[test]
+fn bad_device() {
+    let text = BASE.replace("net_ring1", "pcap1");
+    expect_one(
+        &text,
+        "\"pcap1\"",
+        "interface[ge-0/0/1].device",
+        "PCI address",
+    );
+}
+
+#[test]
+fn filter_errors() {
+    let term = |from: &str| {
+        with_base(&format!(
+            "[[filter]]\nname = \"f\"\n[[filter.term]]\nname = \"t\"\nfrom = {{ {from} }}\nthen = {{ action = \"discard\" }}\n"
+        ))
+    };
+    let text = term("protocol = \"udp\", tcp-flags = \"syn\"");
+    expect_one(
+        &text,
+        "from =",
+        "filter[f].term[t].from.tcp-flags",
+        "needs protocol tcp",
+    );
+    let text = term("tcp-flags = \"syn & !ak\"");
+    expect_one(
+        &text,
+        "from =",
+        "filter[f].term[t].from.tcp-flags",
+        "did you mean 'ack'?",
+    );
+    let text = term("dscp = \"af99\"");
+    expect_one(
+        &text,
+        "from =",
+        "filter[f].term[t].from.dscp",
+        "unknown DSCP name",
+    );
+    let text = term("protocol = \"tpc\"");
+    expect_one(
+        &text,
+        "from =",
+        "filter[f].term[t].from.protocol",
+        "did you mean 'tcp'?",
+    );
+    let text = term("source-port = []");
+    expect_one(
+        &text,
+        "from =",
+        "filter[f].term[t].from.source-port",
+        "must not be an empty list",
+    );
+    let text = term("flags = 1");
+    expect_one(
+        &text,
+        "from =",
+        "filter[f].term[t].from.flags",
+        "unknown key 'flags'",
+    );
+    let text = with_base(
+        "[[filter]]\nname = \"f\"\n[[filter.term]]\nname = \"t\"\nthen = { action = \"drop\" }\n",
+    );
+    expect_one(
+        &text,
+        "\"drop\"",
+        "filter[f].term[t].then.action",
+        "unknown action 'drop'",
+    );
+}
+
+#[test]
+fn policy_zone_any_and_literal_addresses() {
+    let text = with_base(
+        "[[policy]]\nname = \"g\"\nfrom-zone = \"any\"\nsource-address = [\"192.0.2.1\", \"2001:db8::/32\"]\ndestination-address = \"any\"\napplication = [\"junos-ssh\", \"junos-ssh\"]\nthen = \"permit\"\nlog = false\n",
+    );
+    let c = load(&text).unwrap();
+    let p = &c.policies[0];
+    assert!(p.global && p.from_zone.is_none() && p.to_zone.is_none());
+    assert_eq!(p.source.len(), 2);
+    assert_eq!(p.applications.len(), 1);
+    assert_eq!(p.log, PolicyLog::default());
+}
+
+#[test]
+fn reserved_names() {
+    let text = with_base("[address-book]\nany = [\"10.0.0.0/8\"]\n");
+    expect_one(&text, "any =", "address-book.any", "built in");
+    let text = with_base("[application]\njunos-http = { protocol = \"tcp\" }\n");
+    expect_one(&text, "junos-http =", "application.junos-http", "reserved");
+}
+
+#[test]
+fn all_errors_are_reported_in_file_order() {
+    let text = with_base(
+        "[dataplane]\nworkers = 0\n[events]\nring_size = 100\nbogus = 1\n[zone.dmz]\nscreen = \"nope\"\n",
+    );
+    let all = errors(&text);
+    let fields: Vec<&str> = all.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "dataplane.workers",
+            "events.ring_size",
+            "events.bogus",
+            "zone.dmz.screen"
+        ],
+        "{all}"
+    );
+    let lines: Vec<u32> = all.iter().map(|e| e.line).collect();
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(all.to_string().lines().count(), 4);
+}
+
+#[test]
+fn port_range_parsing() {
+    assert_eq!("80".parse::<PortRange>(), Ok(PortRange::single(80)));
+    assert_eq!(
+        "1024-65535".parse::<PortRange>(),
+        Ok(PortRange {
+            lo: 1024,
+            hi: 65535
+        })
+    );
+    assert_eq!(
+        " 1 - 2 ".parse::<PortRange>(),
+        Ok(PortRange { lo: 1, hi: 2 })
+    );
+    assert!("2-1".parse::<PortRange>().is_err());
+    assert!("a".parse::<PortRange>().is_err());
+    assert!("1-2-3".parse::<PortRange>().is_err());
+    assert!("65536".parse::<PortRange>().is_err());
+    assert_eq!(PortRange { lo: 5, hi: 9 }.to_string(), "5-9");
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+        let _ = load(&text);
+    }
+
+    #[test]
+    fn tomlish_text_never_panics(text in "[\\[\\]a-z_.=\"{}, 0-9/:\n-]{0,300}") {
+        let _ = load(&text);
+    }
+
+    #[test]
+    fn mutated_full_config_never_panics(cut in 0..FULL.len(), len in 0usize..40, insert in "\\PC{0,8}") {
+        let mut text: String = FULL.to_owned();
+        let start = (0..=cut).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let end = (start + len).min(text.len());
+        let end = (end..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+        text.replace_range(start..end, &insert);
+        match load(&text) {
+            Ok(_) => {}
+            Err(errors) => {
+                prop_assert!(!errors.is_empty());
+                for e in &errors {
+                    prop_assert!(e.line >= 1 && e.column >= 1);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,730 @@
+//! Screen: Junos-style DoS and anomaly checks, per ingress zone profile.
+//!
+//! Stateless checks look at one parsed packet. Stateful checks (floods,
+//! scans, sweeps, session limits) count in [`ScreenState`], shared by all
+//! workers: fixed-size tables of atomic buckets, allocated once, so memory
+//! is bounded whatever the attack and counts are right whichever worker
+//! sees a packet. Keys hash into buckets; rate checks use two independent
+//! buckets and take the smaller count (a count-min sketch), so a hash
+//! collision can only make a threshold trip early, never late, and only
+//! when both buckets collide. Time is an input (`now_ns`), never the clock.
+//!
+//! Non-first fragments carry no L4 header: TCP flag and port checks never
+//! apply to them (only the fragment checks do).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::flow::{proto, Addr};
+use crate::wire::{icmpv4, icmpv6, IpVersion, Ipv4OptionSet, ParsedPacket, TcpFlags};
+
+macro_rules! screen_options {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// Every screen option, named as in Junos (`name()`), in the order
+        /// the stateless checks run.
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum ScreenOption { $($variant),* }
+
+        impl ScreenOption {
+            pub const ALL: &'static [ScreenOption] = &[$(ScreenOption::$variant),*];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The Junos option name used in config, trace and events.
+            pub const fn name(self) -> &'static str {
+                match self { $(ScreenOption::$variant => $name),* }
+            }
+
+            pub fn from_name(name: &str) -> Option<ScreenOption> {
+                match name { $($name => Some(ScreenOption::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+screen_options! {
+    Land => "land",
+    SynFin => "syn-fin",
+    TcpNoFlag => "tcp-no-flag",
+    FinNoAck => "fin-no-ack",
+    Winnuke => "winnuke",
+    SynFrag => "syn-frag",
+    TearDrop => "tear-drop",
+    PingDeath => "ping-death",
+    IcmpFragment => "icmp-fragment",
+    IcmpLarge => "icmp-large",
+    BlockFrag => "block-frag",
+    SourceRouteOption => "source-route-option",
+    LooseSourceRouteOption => "loose-source-route-option",
+    StrictSourceRouteOption => "strict-source-route-option",
+    RecordRouteOption => "record-route-option",
+    TimestampOption => "timestamp-option",
+    SecurityOption => "security-option",
+    StreamOption => "stream-option",
+    BadOption => "bad-option",
+    UnknownProtocol => "unknown-protocol",
+    SynFlood => "syn-flood",
+    IcmpFlood => "icmp-flood",
+    UdpFlood => "udp-flood",
+    PortScan => "port-scan",
+    IpSweep => "ip-sweep",
+    LimitSession => "limit-session",
+}
+
+impl ScreenOption {
+    const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
+/// Junos flags an ICMP packet over this many bytes (IP length) as icmp-large.
+pub const ICMP_LARGE_BYTES: u32 = 1024;
+/// Highest IPv4 protocol number Junos considers known (IPv6: 139).
+pub const MAX_KNOWN_PROTOCOL_V4: u8 = 137;
+pub const MAX_KNOWN_PROTOCOL_V6: u8 = 139;
+/// Port scans and IP sweeps trip at this many distinct ports/addresses
+/// within the threshold time, as in Junos.
+pub const SCAN_DISTINCT: u32 = 10;
+
+/// SYN flood thresholds, SYNs per second (0 = not checked).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SynFloodLimits {
+    /// To one destination address and port.
+    pub attack: u32,
+    /// From one source address.
+    pub source: u32,
+    /// To one destination address.
+    pub destination: u32,
+}
+
+/// A compiled screen profile (`[screen.NAME]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScreenProfile {
+    pub id: u16,
+    pub name: String,
+    /// Bit per enabled stateless [`ScreenOption`].
+    stateless: u32,
+    pub syn_flood: Option<SynFloodLimits>,
+    /// Packets per second to one destination.
+    pub icmp_flood: Option<u32>,
+    pub udp_flood: Option<u32>,
+    /// Microseconds within which 10 distinct ports (scan) or addresses
+    /// (sweep) trip the check.
+    pub port_scan_us: Option<u32>,
+    pub ip_sweep_us: Option<u32>,
+    /// Concurrent sessions per source / destination address.
+    pub limit_session_source: Option<u32>,
+    pub limit_session_destination: Option<u32>,
+    /// Count and report, but forward.
+    pub alarm_without_drop: bool,
+}
+
+impl ScreenProfile {
+    pub fn new(id: u16, name: impl Into<String>) -> ScreenProfile {
+        ScreenProfile {
+            id,
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Enables a stateless option (stateful ones are set through their fields).
+    pub fn enable(&mut self, option: ScreenOption) -> &mut Self {
+        self.stateless |= option.bit();
+        self
+    }
+
+    pub fn enabled(&self, option: ScreenOption) -> bool {
+        self.stateless & option.bit() != 0
+    }
+}
+
+/// What the screen decided for one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScreenHit {
+    pub option: ScreenOption,
+    /// `alarm-without-drop`: report, then forward.
+    pub alarm_only: bool,
+}
+
+/// Runs the profile's checks on one packet; the first option that fires
+/// wins. `frag_overlap` says whether this fragment overlaps one already
+/// seen of the same datagram (see [`crate::frag::FragTable`]).
+pub fn check(
+    profile: &ScreenProfile,
+    state: &ScreenState,
+    pkt: &ParsedPacket,
+    frag_overlap: bool,
+    now_ns: u64,
+) -> Option<ScreenHit> {
+    let option = check_stateless(profile, pkt, frag_overlap).or_else(|| check_stateful(profile, state, pkt, now_ns))?;
+    Some(ScreenHit {
+        option,
+        alarm_only: profile.alarm_without_drop,
+    })
+}
+
+fn check_stateless(p: &ScreenProfile, pkt: &ParsedPacket, frag_overlap: bool) -> Option<ScreenOption> {
+    use ScreenOption::*;
+    if p.stateless == 0 {
+        return None;
+    }
+    let on = |o: ScreenOption| p.stateless & o.bit() != 0;
+    let tcp = pkt.protocol == proto::TCP && pkt.has_l4;
+    let flags = pkt.tcp_flags;
+    let has = |f: TcpFlags| flags.0 & f.0 != 0;
+    let is_icmp = matches!(
+        (pkt.version, pkt.protocol),
+        (IpVersion::V4, proto::ICMP) | (IpVersion::V6, proto::ICMPV6)
+    );
+    if tcp {
+        let syn = has(TcpFlags::SYN);
+        if on(Land) && syn && !has(TcpFlags::ACK) && pkt.src == pkt.dst {
+            return Some(Land);
+        }
+        if on(SynFin) && syn && has(TcpFlags::FIN) {
+            return Some(SynFin);
+        }
+        // The six classic flags; ECN and NS bits alone still mean "no flag".
+        if on(TcpNoFlag) && flags.0 & 0x3f == 0 {
+            return Some(TcpNoFlag);
+        }
+        if on(FinNoAck) && has(TcpFlags::FIN) && !has(TcpFlags::ACK) {
+            return Some(FinNoAck);
+        }
+        if on(Winnuke) && pkt.dst_port == 139 && has(TcpFlags::URG) {
+            return Some(Winnuke);
+        }
+        if on(SynFrag) && syn && pkt.frag.is_fragment {
+            return Some(SynFrag);
+        }
+    } else if on(Land) && pkt.src == pkt.dst && pkt.protocol == proto::TCP && !pkt.frag.is_fragment {
+        // A TCP packet too short to read flags but addressed to itself.
+        return Some(Land);
+    }
+    if pkt.frag.is_fragment {
+        if on(TearDrop) && (frag_overlap || teardrop_shape(pkt)) {
+            return Some(TearDrop);
+        }
+        if is_icmp {
+            let header = pkt.l4_offset as u32 - pkt.l3_offset() as u32;
+            if on(PingDeath) && pkt.frag.offset as u32 + header + pkt.l4_len as u32 > 65535 {
+                return Some(PingDeath);
+            }
+            if on(IcmpFragment) {
+                return Some(IcmpFragment);
+            }
+        }
+        if on(BlockFrag) {
+            return Some(BlockFrag);
+        }
+    }
+    if is_icmp && on(IcmpLarge) && pkt.ip_total_len > ICMP_LARGE_BYTES {
+        return Some(IcmpLarge);
+    }
+    let opts = pkt.ip_options;
+    if opts.0 != 0 {
+        let any = |s: Ipv4OptionSet| opts.0 & s.0 != 0;
+        if on(BadOption) && any(Ipv4OptionSet::BAD) {
+            return Some(BadOption);
+        }
+        if on(SourceRouteOption) && any(Ipv4OptionSet(Ipv4OptionSet::LOOSE_SOURCE_ROUTE.0 | Ipv4OptionSet::STRICT_SOURCE_ROUTE.0)) {
+            return Some(SourceRouteOption);
+        }
+        for (set, option) in [
+            (Ipv4OptionSet::LOOSE_SOURCE_ROUTE, LooseSourceRouteOption),
+            (Ipv4OptionSet::STRICT_SOURCE_ROUTE, StrictSourceRouteOption),
+            (Ipv4OptionSet::RECORD_ROUTE, RecordRouteOption),
+            (Ipv4OptionSet::TIMESTAMP, TimestampOption),
+            (Ipv4OptionSet::SECURITY, SecurityOption),
+            (Ipv4OptionSet::STREAM_ID, StreamOption),
+        ] {
+            if on(option) && any(set) {
+                return Some(option);
+            }
+        }
+    }
+    if on(UnknownProtocol) {
+        let max = match pkt.version {
+            IpVersion::V4 => MAX_KNOWN_PROTOCOL_V4,
+            IpVersion::V6 => MAX_KNOWN_PROTOCOL_V6,
+        };
+        if pkt.protocol > max {
+            return Some(UnknownProtocol);
+        }
+    }
+    None
+}
+
+/// A fragment whose own geometry is impossible: more fragments follow but
+/// it carries no data, or data that is not a multiple of 8 (RFC 791), so
+/// the next one must overlap it. Overlaps with fragments already seen come
+/// from the fragment table; oversize datagrams are ping-death's business.
+fn teardrop_shape(pkt: &ParsedPacket) -> bool {
+    pkt.frag.more_fragments && (pkt.l4_len == 0 || pkt.l4_len % 8 != 0)
+}
+
+fn check_stateful(p: &ScreenProfile, s: &ScreenState, pkt: &ParsedPacket, now_ns: u64) -> Option<ScreenOption> {
+    let sec = (now_ns / 1_000_000_000) as u32;
+    let salt = p.id as u64;
+    let syn_only = pkt.protocol == proto::TCP
+        && pkt.has_l4
+        && pkt.tcp_flags.0 & TcpFlags::SYN.0 != 0
+        && pkt.tcp_flags.0 & TcpFlags::ACK.0 == 0;
+    if let (Some(limits), true) = (p.syn_flood, syn_only) {
+        let attack = s.rates.hit(key(salt, 1, pkt.dst, pkt.dst_port as u64), sec);
+        let src = s.rates.hit(key(salt, 2, pkt.src, 0), sec);
+        let dst = s.rates.hit(key(salt, 3, pkt.dst, 0), sec);
+        if over(attack, limits.attack) || over(src, limits.source) || over(dst, limits.destination) {
+            return Some(ScreenOption::SynFlood);
+        }
+    }
+    let is_icmp = pkt.protocol == proto::ICMP || pkt.protocol == proto::ICMPV6;
+    if let (Some(limit), true) = (p.icmp_flood, is_icmp) {
+        if over(s.rates.hit(key(salt, 4, pkt.dst, 0), sec), limit) {
+            return Some(ScreenOption::IcmpFlood);
+        }
+    }
+    if let (Some(limit), true) = (p.udp_flood, pkt.protocol == proto::UDP) {
+        if over(s.rates.hit(key(salt, 5, pkt.dst, 0), sec), limit) {
+            return Some(ScreenOption::UdpFlood);
+        }
+    }
+    let now_us = now_ns / 1000;
+    if let Some(window) = p.port_scan_us {
+        if pkt.has_l4 && (pkt.protocol == proto::TCP || pkt.protocol == proto::UDP) {
+            let k = key(salt, 6, pkt.src, pkt.dst.0 as u64 ^ (pkt.dst.0 >> 64) as u64);
+            if s.scans.observe(k, pkt.dst_port as u64, now_us, window as u64) {
+                return Some(ScreenOption::PortScan);
+            }
+        }
+    }
+    if let Some(window) = p.ip_sweep_us {
+        let echo = pkt.has_l4
+            && ((pkt.protocol == proto::ICMP && pkt.icmp_type == icmpv4::msg_type::ECHO_REQUEST)
+                || (pkt.protocol == proto::ICMPV6 && pkt.icmp_type == icmpv6::msg_type::ECHO_REQUEST));
+        if echo && s.scans.observe(key(salt, 7, pkt.src, 0), addr_hash(pkt.dst), now_us, window as u64) {
+            return Some(ScreenOption::IpSweep);
+        }
+    }
+    None
+}
+
+#[inline]
+fn over(count: u32, limit: u32) -> bool {
+    limit != 0 && count > limit
+}
+
+/// Checks `limit-session` before a session is created for `src -> dst`.
+pub fn session_limit_hit(p: &ScreenProfile, s: &ScreenState, src: Addr, dst: Addr) -> Option<ScreenHit> {
+    let hit = |limit: Option<u32>, k: u64| limit.is_some_and(|l| s.sessions.get(k) >= l);
+    if hit(p.limit_session_source, key(p.id as u64, 8, src, 0)) || hit(p.limit_session_destination, key(p.id as u64, 9, dst, 0)) {
+        return Some(ScreenHit {
+            option: ScreenOption::LimitSession,
+            alarm_only: p.alarm_without_drop,
+        });
+    }
+    None
+}
+
+/// Session accounting for `limit-session`; call on open and on close with
+/// the profile that screened the session's first packet.
+pub fn session_opened(p: &ScreenProfile, s: &ScreenState, src: Addr, dst: Addr) {
+    if p.limit_session_source.is_some() {
+        s.sessions.add(key(p.id as u64, 8, src, 0), 1);
+    }
+    if p.limit_session_destination.is_some() {
+        s.sessions.add(key(p.id as u64, 9, dst, 0), 1);
+    }
+}
+
+pub fn session_closed(p: &ScreenProfile, s: &ScreenState, src: Addr, dst: Addr) {
+    if p.limit_session_source.is_some() {
+        s.sessions.add(key(p.id as u64, 8, src, 0), -1);
+    }
+    if p.limit_session_destination.is_some() {
+        s.sessions.add(key(p.id as u64, 9, dst, 0), -1);
+    }
+}
+
+#[inline]
+fn mix(mut x: u64) -> u64 {
+    // splitmix64 finalizer: cheap and well spread.
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[inline]
+fn addr_hash(a: Addr) -> u64 {
+    mix(a.0 as u64 ^ mix((a.0 >> 64) as u64))
+}
+
+#[inline]
+fn key(profile: u64, kind: u64, a: Addr, extra: u64) -> u64 {
+    mix(addr_hash(a) ^ mix(extra ^ (kind << 56) ^ (profile << 40)))
+}
+
+/// Per-second counters: each bucket packs `(second << 32) | count`.
+struct RateTable {
+    buckets: Box<[AtomicU64]>,
+    mask: usize,
+}
+
+impl RateTable {
+    fn new(buckets: usize) -> RateTable {
+        let n = buckets.next_power_of_two();
+        RateTable {
+            buckets: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            mask: n - 1,
+        }
+    }
+
+    /// Counts one event for `k` in second `sec`; returns the count so far
+    /// this second (the smaller of two independent buckets).
+    fn hit(&self, k: u64, sec: u32) -> u32 {
+        let a = self.bump(k as usize & self.mask, sec);
+        let b = self.bump((k >> 32) as usize & self.mask, sec);
+        a.min(b)
+    }
+
+    fn bump(&self, i: usize, sec: u32) -> u32 {
+        let bucket = &self.buckets[i];
+        let mut cur = bucket.load(Ordering::Relaxed);
+        loop {
+            let next = if (cur >> 32) as u32 == sec {
+                cur + 1
+            } else {
+                ((sec as u64) << 32) | 1
+            };
+            match bucket.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return next as u32,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+}
+
+/// Distinct-value windows for port scans and IP sweeps: per key, a window
+/// start and a 256-bit set of hashed values; `SCAN_DISTINCT` bits within
+/// the window trip the check, and the key stays tripped until the window
+/// ends (Junos rejects the source's further packets for the period).
+struct ScanTable {
+    slots: Box<[ScanSlot]>,
+    mask: usize,
+}
+
+struct ScanSlot {
+    tag: AtomicU64,
+    start_us: AtomicU64,
+    bits: [AtomicU64; 4],
+}
+
+impl ScanTable {
+    fn new(slots: usize) -> ScanTable {
+        let n = slots.next_power_of_two();
+        ScanTable {
+            slots: (0..n)
+                .map(|_| ScanSlot {
+                    tag: AtomicU64::new(0),
+                    start_us: AtomicU64::new(0),
+                    bits: Default::default(),
+                })
+                .collect(),
+            mask: n - 1,
+        }
+    }
+
+    fn observe(&self, k: u64, value: u64, now_us: u64, window_us: u64) -> bool {
+        let slot = &self.slots[k as usize & self.mask];
+        let tag = k | 1;
+        let start = slot.start_us.load(Ordering::Acquire);
+        let expired = now_us.saturating_sub(start) > window_us;
+        if slot.tag.load(Ordering::Acquire) != tag || expired {
+            // A new window for this key (or a collision taking the slot
+            // over): reset, then record. Concurrent resets only lose bits.
+            slot.tag.store(tag, Ordering::Release);
+            slot.start_us.store(now_us, Ordering::Release);
+            for w in &slot.bits {
+                w.store(0, Ordering::Relaxed);
+            }
+        }
+        let h = mix(value ^ 0x5ca9) as usize & 255;
+        slot.bits[h / 64].fetch_or(1 << (h % 64), Ordering::Relaxed);
+        let distinct: u32 = slot.bits.iter().map(|w| w.load(Ordering::Relaxed).count_ones()).sum();
+        distinct >= SCAN_DISTINCT
+    }
+}
+
+/// Concurrent-session counts per address for `limit-session`.
+struct CountTable {
+    buckets: Box<[AtomicU32]>,
+    mask: usize,
+}
+
+impl CountTable {
+    fn new(buckets: usize) -> CountTable {
+        let n = buckets.next_power_of_two();
+        CountTable {
+            buckets: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            mask: n - 1,
+        }
+    }
+
+    fn get(&self, k: u64) -> u32 {
+        self.buckets[k as usize & self.mask].load(Ordering::Relaxed)
+    }
+
+    fn add(&self, k: u64, delta: i32) {
+        let b = &self.buckets[k as usize & self.mask];
+        if delta >= 0 {
+            b.fetch_add(delta as u32, Ordering::Relaxed);
+        } else {
+            // Never wrap below zero, even if a close races a table reset.
+            let _ = b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(delta.unsigned_abs())));
+        }
+    }
+}
+
+/// Stateful screen memory shared by every worker; its size is fixed at
+/// construction and never grows.
+pub struct ScreenState {
+    rates: RateTable,
+    scans: ScanTable,
+    sessions: CountTable,
+}
+
+impl ScreenState {
+    /// `buckets` sizes each table (rounded up to a power of two).
+    pub fn new(buckets: usize) -> ScreenState {
+        ScreenState {
+            rates: RateTable::new(buckets),
+            scans: ScanTable::new(buckets / 4),
+            sessions: CountTable::new(buckets),
+        }
+    }
+
+    /// Bytes of memory the tables hold (fixed for the life of the state).
+    pub fn memory_bytes(&self) -> usize {
+        self.rates.buckets.len() * 8 + self.scans.slots.len() * std::mem::size_of::<ScanSlot>() + self.sessions.buckets.len() * 4
+    }
+}
+
+impl Default for ScreenState {
+    fn default() -> ScreenState {
+        ScreenState::new(1 << 16)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::{ping, tcp, udp, v4};
+    use crate::wire::build::{packet_vec, Ethernet, Fragment, Ip, L4};
+    use crate::wire::{parse, Parsed};
+
+    fn parsed(frame: &[u8]) -> ParsedPacket {
+        match parse(frame) {
+            Ok(Parsed::Ip(p)) => p,
+            other => panic!("not an IP packet: {other:?}"),
+        }
+    }
+
+    fn all_stateless() -> ScreenProfile {
+        let mut p = ScreenProfile::new(0, "edge");
+        for o in ScreenOption::ALL {
+            if (*o as u8) < ScreenOption::SynFlood as u8 {
+                p.enable(*o);
+            }
+        }
+        p
+    }
+
+    fn verdict(p: &ScreenProfile, frame: &[u8]) -> Option<&'static str> {
+        check(p, &ScreenState::new(1024), &parsed(frame), false, 0).map(|h| h.option.name())
+    }
+
+    fn frag_frame(protocol_l4: L4<'_>, offset: u16, more: bool, payload: &[u8]) -> Vec<u8> {
+        let mut ip = Ip::new(v4(198, 51, 100, 1), v4(10, 1, 0, 10));
+        ip.fragment = Some(Fragment { offset, more, id: 77 });
+        packet_vec(&Ethernet::DEFAULT, &ip, &protocol_l4, payload).unwrap()
+    }
+
+    fn with_options(options: &[u8]) -> Vec<u8> {
+        let mut ip = Ip::new(v4(198, 51, 100, 1), v4(10, 1, 0, 10));
+        ip.options = options;
+        packet_vec(&Ethernet::DEFAULT, &ip, &L4::udp(1000, 53), &[0; 8]).unwrap()
+    }
+
+    /// The first fragment of the classic teardrop: a UDP header claiming a
+    /// larger datagram, 36 bytes of data (not a multiple of 8) with MF set.
+    fn teardrop_head() -> [u8; 36] {
+        let mut d = [0u8; 36];
+        d[..8].copy_from_slice(&[0x04, 0xd2, 0x00, 0x35, 0x00, 0x40, 0x00, 0x00]);
+        d
+    }
+
+    const A: fn() -> Addr = || v4(198, 51, 100, 1);
+    const B: fn() -> Addr = || v4(10, 1, 0, 10);
+
+    #[test]
+    fn every_stateless_attack_is_named_as_in_junos() {
+        let p = all_stateless();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("land", tcp(B(), B(), 1234, 80, TcpFlags::SYN, &[])),
+            ("syn-fin", tcp(A(), B(), 1234, 80, TcpFlags::SYN | TcpFlags::FIN, &[])),
+            ("tcp-no-flag", tcp(A(), B(), 1234, 80, TcpFlags::EMPTY, &[])),
+            ("fin-no-ack", tcp(A(), B(), 1234, 80, TcpFlags::FIN, &[])),
+            ("winnuke", tcp(A(), B(), 1234, 139, TcpFlags::ACK | TcpFlags::URG, &[1; 4])),
+            ("syn-frag", frag_frame(L4::tcp(1234, 80, TcpFlags::SYN), 0, true, &[0; 16])),
+            ("tear-drop", frag_frame(L4::Raw { protocol: proto::UDP }, 0, true, &teardrop_head())),
+            ("ping-death", frag_frame(L4::Raw { protocol: proto::ICMP }, 65512, false, &[0; 200])),
+            ("icmp-fragment", frag_frame(L4::Raw { protocol: proto::ICMP }, 1480, false, &[0; 64])),
+            ("block-frag", frag_frame(L4::Raw { protocol: proto::UDP }, 1480, false, &[0; 64])),
+            ("source-route-option", with_options(&[131, 7, 4, 0, 0, 0, 0, 0])),
+            ("record-route-option", with_options(&[7, 7, 4, 0, 0, 0, 0, 0])),
+            ("timestamp-option", with_options(&[68, 4, 5, 0])),
+            ("security-option", with_options(&[130, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
+            ("stream-option", with_options(&[136, 4, 0, 1])),
+            ("bad-option", with_options(&[7, 40, 4, 0])),
+            (
+                "unknown-protocol",
+                packet_vec(&Ethernet::DEFAULT, &Ip::new(A(), B()), &L4::Raw { protocol: 200 }, &[0; 20]).unwrap(),
+            ),
+        ];
+        for (want, frame) in &cases {
+            assert_eq!(verdict(&p, frame), Some(*want), "{want}");
+        }
+        let mut large = ping(A(), B(), 1, 1);
+        large = {
+            let _ = large;
+            let ip = Ip::new(A(), B());
+            packet_vec(&Ethernet::DEFAULT, &ip, &L4::echo_request(ip.version, 1, 1), &[0; 1200]).unwrap()
+        };
+        assert_eq!(verdict(&p, &large), Some("icmp-large"));
+        // Only the specific option when the general source-route one is off.
+        let mut specific = all_stateless();
+        specific.stateless &= !ScreenOption::SourceRouteOption.bit();
+        assert_eq!(verdict(&specific, &with_options(&[131, 7, 4, 0, 0, 0, 0, 0])), Some("loose-source-route-option"));
+        assert_eq!(verdict(&specific, &with_options(&[137, 7, 4, 0, 0, 0, 0, 0])), Some("strict-source-route-option"));
+    }
+
+    #[test]
+    fn benign_traffic_passes_every_check() {
+        let p = all_stateless();
+        for frame in [
+            tcp(A(), B(), 40000, 80, TcpFlags::SYN, &[]),
+            tcp(A(), B(), 40000, 80, TcpFlags::ACK | TcpFlags::PSH, &[1; 100]),
+            tcp(A(), B(), 40000, 80, TcpFlags::FIN | TcpFlags::ACK, &[]),
+            tcp(A(), B(), 40000, 139, TcpFlags::ACK, &[1; 10]),
+            udp(A(), B(), 5353, 53, &[0; 40]),
+            ping(A(), B(), 7, 1),
+        ] {
+            assert_eq!(verdict(&p, &frame), None);
+        }
+    }
+
+    #[test]
+    fn flag_checks_never_apply_to_non_first_fragments() {
+        // A non-first fragment whose data happens to look like a TCP header
+        // with SYN+FIN must not be read as one.
+        let mut fake = [0u8; 24];
+        fake[13] = 0x03; // SYN|FIN at the TCP flags offset
+        let mut p = ScreenProfile::new(0, "flags-only");
+        p.enable(ScreenOption::SynFin).enable(ScreenOption::TcpNoFlag).enable(ScreenOption::FinNoAck);
+        let frame = frag_frame(L4::Raw { protocol: proto::TCP }, 1480, false, &fake);
+        assert_eq!(verdict(&p, &frame), None);
+    }
+
+    #[test]
+    fn syn_flood_trips_above_the_threshold_per_second() {
+        let mut p = ScreenProfile::new(1, "flood");
+        p.syn_flood = Some(SynFloodLimits { attack: 100, source: 0, destination: 0 });
+        let s = ScreenState::new(4096);
+        let mut hits = 0;
+        for i in 0..150u32 {
+            let f = tcp(v4(203, 0, 113, (i % 250) as u8), B(), 1000 + i as u16, 80, TcpFlags::SYN, &[]);
+            if check(&p, &s, &parsed(&f), false, 5_000_000_000 + i as u64 * 1000).is_some() {
+                hits += 1;
+            }
+        }
+        assert_eq!(hits, 50, "SYNs 101..150 in the same second are flood");
+        // The next second starts a fresh count.
+        let f = tcp(A(), B(), 999, 80, TcpFlags::SYN, &[]);
+        assert!(check(&p, &s, &parsed(&f), false, 6_000_000_000).is_none());
+    }
+
+    #[test]
+    fn port_scan_needs_ten_ports_within_the_window() {
+        let mut p = ScreenProfile::new(2, "scan");
+        p.port_scan_us = Some(5000);
+        let s = ScreenState::new(4096);
+        // Slow scan: 10 ports, 1 ms apart = 9 ms > 5 ms window: no trip.
+        let slow: Vec<bool> = (0..10u16)
+            .map(|i| {
+                let f = tcp(A(), B(), 40000, 20 + i, TcpFlags::SYN, &[]);
+                check(&p, &s, &parsed(&f), false, 1_000_000_000 + i as u64 * 1_000_000).is_some()
+            })
+            .collect();
+        assert!(slow.iter().all(|h| !h));
+        // Fast scan: 10 ports within 900 us trips at the 10th.
+        let fast: Vec<bool> = (0..12u16)
+            .map(|i| {
+                let f = tcp(A(), B(), 40000, 1000 + i, TcpFlags::SYN, &[]);
+                check(&p, &s, &parsed(&f), false, 9_000_000_000 + i as u64 * 100_000).is_some()
+            })
+            .collect();
+        assert_eq!(fast.iter().position(|h| *h), Some(9));
+    }
+
+    #[test]
+    fn ip_sweep_counts_distinct_destinations_of_echo_requests() {
+        let mut p = ScreenProfile::new(3, "sweep");
+        p.ip_sweep_us = Some(5000);
+        let s = ScreenState::new(4096);
+        let trips: Vec<bool> = (0..11u8)
+            .map(|i| {
+                let f = ping(A(), v4(10, 9, 0, i + 1), 1, i as u16);
+                check(&p, &s, &parsed(&f), false, 100 + i as u64 * 10_000).is_some()
+            })
+            .collect();
+        assert_eq!(trips.iter().position(|h| *h), Some(9));
+    }
+
+    #[test]
+    fn session_limit_counts_open_sessions_per_source() {
+        let mut p = ScreenProfile::new(4, "limit");
+        p.limit_session_source = Some(2);
+        let s = ScreenState::new(1024);
+        assert!(session_limit_hit(&p, &s, A(), B()).is_none());
+        session_opened(&p, &s, A(), B());
+        session_opened(&p, &s, A(), B());
+        assert_eq!(session_limit_hit(&p, &s, A(), B()).map(|h| h.option), Some(ScreenOption::LimitSession));
+        session_closed(&p, &s, A(), B());
+        assert!(session_limit_hit(&p, &s, A(), B()).is_none());
+    }
+
+    #[test]
+    fn alarm_without_drop_reports_but_marks_alarm_only() {
+        let mut p = all_stateless();
+        p.alarm_without_drop = true;
+        let hit = check(&p, &ScreenState::new(64), &parsed(&tcp(A(), B(), 1, 80, TcpFlags::SYN | TcpFlags::FIN, &[])), false, 0);
+        assert_eq!(hit, Some(ScreenHit { option: ScreenOption::SynFin, alarm_only: true }));
+    }
+
+    #[test]
+    fn state_memory_is_fixed() {
+        let s = ScreenState::new(1 << 12);
+        let before = s.memory_bytes();
+        let mut p = ScreenProfile::new(5, "all");
+        p.syn_flood = Some(SynFloodLimits { attack: 10, source: 10, destination: 10 });
+        p.port_scan_us = Some(5000);
+        for i in 0..20_000u32 {
+            let src = Addr::from_ipv4(i.to_be_bytes());
+            let f = tcp(src, B(), 1, (i % 60000) as u16, TcpFlags::SYN, &[]);
+            let _ = check(&p, &s, &parsed(&f), false, i as u64 * 1000);
+        }
+        assert_eq!(s.memory_bytes(), before);
+    }
+}

@@ -1,0 +1,334 @@
+//! Brings the dataplane up from a validated config, runs it until a stop
+//! condition, and brings it down in order.
+
+mod plan;
+
+use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rampart_core::{
+    port_stats, Burst, EalBuilder, MbufRing, Mempool, Port, PortConfig, PortStats, QueueId,
+    StartedPort,
+};
+use rampart_pipeline::config::Config;
+
+use crate::worker::{StopSignal, TxPath, Worker, WorkerCounters};
+use plan::{PortCaps, TxRoute};
+
+const RX_DESCRIPTORS: u16 = 1024;
+const TX_DESCRIPTORS: u16 = 1024;
+const HANDOFF_RING_SIZE: u32 = 1024;
+
+/// When a run ends besides SIGINT/SIGTERM.
+#[derive(Clone, Debug, Default)]
+pub struct StopConditions {
+    pub duration: Option<Duration>,
+    /// Stop once no packet arrived for this long (finite inputs).
+    pub idle: Option<Duration>,
+}
+
+/// EAL arguments for a config: the config's own, then what Rampart adds
+/// unless the operator already said it (never probe PCI unless a config
+/// names a PCI device; a per-process file prefix; the lcores).
+pub fn eal_args(config: &Config) -> Vec<String> {
+    let mut args: Vec<String> = config.dataplane.eal.clone();
+    let has = |args: &[String], flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    let pci: Vec<&str> = config
+        .interfaces
+        .iter()
+        .filter(|i| i.is_pci())
+        .map(|i| i.device.as_str())
+        .collect();
+    if pci.is_empty() {
+        if !has(&args, "--no-pci") {
+            args.push("--no-pci".into());
+        }
+    } else {
+        for dev in pci {
+            args.push("-a".into());
+            args.push(dev.into());
+        }
+    }
+    for iface in config.interfaces.iter().filter(|i| !i.is_pci()) {
+        args.push("--vdev".into());
+        args.push(iface.device.clone());
+    }
+    if !has(&args, "--file-prefix") && !has(&args, "--in-memory") && !has(&args, "--no-shconf") {
+        args.push(format!("--file-prefix=rampart-{}", std::process::id()));
+    }
+    if !has(&args, "-l") && !has(&args, "--lcores") && !has(&args, "-c") {
+        // Main lcore (control plane) plus one per worker, spread over the
+        // CPUs we may run on; the control plane mostly sleeps.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let map: Vec<String> = (0..=config.dataplane.workers as usize)
+            .map(|l| format!("{l}@{}", l % cpus))
+            .collect();
+        args.push("--lcores".into());
+        args.push(map.join(","));
+    }
+    args
+}
+
+/// The DPDK port name of an interface's device: a vdev's name before its
+/// first comma, or the PCI address itself.
+fn port_name(device: &str) -> &str {
+    device.split(',').next().unwrap_or(device).trim()
+}
+
+pub struct Summary {
+    elapsed: Duration,
+    reason: &'static str,
+    ports: Vec<(String, String, PortStats)>,
+    workers: Vec<(u32, Arc<WorkerCounters>)>,
+    tsc_hz: u64,
+}
+
+pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summary> {
+    let workers = config.dataplane.workers as usize;
+    let eal = EalBuilder::new().args(eal_args(config)).init().with_context(|| {
+        let devices: Vec<String> = config
+            .interfaces
+            .iter()
+            .map(|i| format!("interface[{}].device = {:?}", i.name, i.device))
+            .collect();
+        format!(
+            "starting DPDK (EAL's own messages above say which argument or device it refused; devices: {})",
+            devices.join(", ")
+        )
+    })?;
+    let lcores = eal.worker_lcores();
+    if lcores.len() < workers {
+        bail!(
+            "dataplane.workers = {workers} but EAL has {} worker lcores (check dataplane.eal -l/--lcores)",
+            lcores.len()
+        );
+    }
+
+    let mut ports = Vec::new();
+    for iface in &config.interfaces {
+        let port = Port::by_name(&eal, port_name(&iface.device))
+            .with_context(|| format!("interface {} (device {:?})", iface.name, iface.device))?;
+        ports.push(port);
+    }
+    let caps: Vec<PortCaps> = ports
+        .iter()
+        .map(|p| PortCaps {
+            max_rx_queues: p.info().max_rx_queues,
+            max_tx_queues: p.info().max_tx_queues,
+            rss: p.supports_rss(),
+        })
+        .collect();
+    let plan = plan::plan(&caps, workers);
+
+    let descriptors: u32 = plan
+        .rx_queues
+        .iter()
+        .zip(&plan.tx_queues)
+        .map(|(&r, &t)| r as u32 * RX_DESCRIPTORS as u32 + t as u32 * TX_DESCRIPTORS as u32)
+        .sum();
+    let in_flight = (workers * (ports.len() + 1) * 32) as u32 + workers as u32 * HANDOFF_RING_SIZE;
+    let mbufs = (descriptors + in_flight + 4096).next_power_of_two() - 1;
+    let pool = Mempool::create_pktmbuf(&eal, "rampart_mbufs", mbufs, 256, eal.socket_id())
+        .context("creating the packet mempool (are hugepages set up? see meson-scripts/setup.sh)")?;
+
+    let mut started: Vec<StartedPort> = Vec::new();
+    for (i, port) in ports.into_iter().enumerate() {
+        let conf = PortConfig {
+            rx_queues: plan.rx_queues[i],
+            tx_queues: plan.tx_queues[i],
+            rx_descriptors: RX_DESCRIPTORS,
+            tx_descriptors: TX_DESCRIPTORS,
+        };
+        let name = &config.interfaces[i].name;
+        let p = port
+            .configure(&conf, &pool)
+            .and_then(|p| p.start())
+            .with_context(|| format!("interface {name}"))?;
+        started.push(p);
+    }
+
+    // Build each worker's context: its RX queues, a TX path per port, and
+    // handoff rings where a port has fewer TX queues than workers.
+    let peer: Vec<Option<usize>> = config.interfaces.iter().map(|i| i.peer).collect();
+    let mut contexts: Vec<Worker> = (0..workers)
+        .map(|_| Worker {
+            rx: Vec::new(),
+            tx: Vec::new(),
+            handoff_out: Vec::new(),
+            handoff_in: Vec::new(),
+            peer: peer.clone(),
+            counters: Arc::new(WorkerCounters::default()),
+        })
+        .collect();
+    for (w, queues) in plan.rx_by_worker.iter().enumerate() {
+        for &(port, q) in queues {
+            let rxq = started[port].take_rx_queue(QueueId(q))?;
+            contexts[w].rx.push((rxq, port));
+        }
+    }
+    let mut handoff_rings: std::collections::HashMap<(usize, usize), usize> = Default::default();
+    for w in 0..workers {
+        for port in 0..started.len() {
+            let path = match plan.tx[w][port] {
+                TxRoute::Queue(q) => TxPath::Direct {
+                    queue: started[port].take_tx_queue(QueueId(q))?,
+                    pending: Burst::new(),
+                },
+                TxRoute::Handoff(owner) => {
+                    let index = match handoff_rings.get(&(w, owner)) {
+                        Some(&index) => index,
+                        None => {
+                            let (tx, rx) = MbufRing::create(
+                                &eal,
+                                &format!("handoff_{w}_{owner}"),
+                                HANDOFF_RING_SIZE,
+                                eal.socket_id(),
+                            )?;
+                            contexts[owner].handoff_in.push(rx);
+                            contexts[w].handoff_out.push(tx);
+                            let index = contexts[w].handoff_out.len() - 1;
+                            handoff_rings.insert((w, owner), index);
+                            index
+                        }
+                    };
+                    TxPath::Handoff(index)
+                }
+            };
+            contexts[w].tx.push(path);
+        }
+    }
+
+    let stop = Arc::new(StopSignal {
+        stop: AtomicBool::new(false),
+        rx_stopped: AtomicUsize::new(0),
+        workers,
+    });
+    let signalled = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, signalled.clone()).context("installing signal handlers")?;
+    }
+
+    let started_at = Instant::now();
+    let counters: Vec<(u32, Arc<WorkerCounters>)> = contexts
+        .iter()
+        .zip(&lcores)
+        .map(|(c, l)| (l.0, c.counters.clone()))
+        .collect();
+    let mut handles = Vec::new();
+    for (ctx, &lcore) in contexts.into_iter().zip(&lcores) {
+        let stop = stop.clone();
+        handles.push(eal.launch(lcore, move || ctx.run(&stop))?);
+    }
+
+    let reason = wait_for_stop(&signalled, stop_when, &started, &counters, started_at);
+    stop.stop.store(true, Ordering::Release);
+    let mut failures = Vec::new();
+    for h in handles {
+        if let Err(e) = h.join() {
+            failures.push(e.to_string());
+        }
+    }
+    let elapsed = started_at.elapsed();
+    let port_summary = started
+        .iter()
+        .zip(&config.interfaces)
+        .map(|(p, i)| (i.name.clone(), port_name(&i.device).to_string(), p.stats()))
+        .collect();
+    for p in &started {
+        p.stop();
+    }
+    drop(started);
+    if !failures.is_empty() {
+        bail!("worker failure: {}", failures.join("; "));
+    }
+    Ok(Summary {
+        elapsed,
+        reason,
+        ports: port_summary,
+        workers: counters,
+        tsc_hz: rampart_core::tsc_hz(),
+    })
+}
+
+fn wait_for_stop(
+    signalled: &AtomicBool,
+    when: &StopConditions,
+    ports: &[StartedPort],
+    counters: &[(u32, Arc<WorkerCounters>)],
+    started_at: Instant,
+) -> &'static str {
+    let mut last_rx = u64::MAX;
+    let mut last_change = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(10));
+        if signalled.load(Ordering::Relaxed) {
+            return "signal";
+        }
+        if when.duration.is_some_and(|d| started_at.elapsed() >= d) {
+            return "duration reached";
+        }
+        if let Some(idle) = when.idle {
+            let rx: u64 = counters.iter().map(|(_, c)| c.rx.load(Ordering::Relaxed)).sum::<u64>()
+                + ports.iter().map(|p| port_stats(p.id()).imissed).sum::<u64>();
+            if rx != last_rx {
+                last_rx = rx;
+                last_change = Instant::now();
+            } else if last_change.elapsed() >= idle {
+                return "input idle";
+            }
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "rampart: stopped ({}) after {:.3} s", self.reason, self.elapsed.as_secs_f64())?;
+        writeln!(
+            f,
+            "{:<12} {:<14} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9}",
+            "interface", "device", "ipackets", "opackets", "imissed", "ierrors", "oerrors", "nombuf"
+        )?;
+        for (name, dev, s) in &self.ports {
+            writeln!(
+                f,
+                "{:<12} {:<14} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9}",
+                name, dev, s.ipackets, s.opackets, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
+            )?;
+        }
+        writeln!(
+            f,
+            "{:<6} {:>6} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>14} {:>10}",
+            "worker", "lcore", "rx", "tx", "dropped", "no_egress", "tx_full", "handoff", "busy_cycles", "cyc/pkt"
+        )?;
+        for (i, (lcore, c)) in self.workers.iter().enumerate() {
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let rx = load(&c.rx);
+            let busy = load(&c.busy_cycles);
+            let mut cpp = String::new();
+            if rx > 0 {
+                let _ = write!(cpp, "{:.0}", busy as f64 / rx as f64);
+            } else {
+                cpp.push('-');
+            }
+            writeln!(
+                f,
+                "{:<6} {:>6} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>14} {:>10}",
+                i,
+                lcore,
+                rx,
+                load(&c.tx),
+                load(&c.dropped),
+                load(&c.no_egress),
+                load(&c.tx_full),
+                load(&c.handoff_out),
+                busy,
+                cpp
+            )?;
+        }
+        let _ = self.tsc_hz;
+        Ok(())
+    }
+}
