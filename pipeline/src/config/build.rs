@@ -787,6 +787,7 @@ const TOP_KEYS: &[&str] = &[
     "policy",
     "default-policy",
     "filter",
+    "flow",
 ];
 
 fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
@@ -812,6 +813,7 @@ fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
     }
     let policies = policies(ctx, &root, &zones, &address_book, &applications);
     let default_policy = default_policy(ctx, &root);
+    let flow = flow(ctx, &root);
     Config {
         dataplane,
         events,
@@ -823,6 +825,7 @@ fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
         policies,
         default_policy,
         filters,
+        flow,
     }
 }
 
@@ -838,7 +841,52 @@ fn empty_config() -> Config {
         policies: Vec::new(),
         default_policy: DefaultPolicy::default(),
         filters: Vec::new(),
+        flow: Flow::default(),
     }
+}
+
+fn flow(ctx: &mut Ctx, root: &Tbl) -> Flow {
+    let mut f = Flow::default();
+    let Some(v) = root.get("flow") else {
+        return f;
+    };
+    let Some(t) = ctx.table(v, &root.span, "flow".into()) else {
+        return f;
+    };
+    ctx.check_keys(&t, &["tcp-syn-check", "malformed", "session-capacity", "timeouts"], "[flow]");
+    if let Some(b) = ctx.opt_bool(&t, "tcp-syn-check") {
+        f.tcp_syn_check = b;
+    }
+    if let Some(m) = ctx.opt_str(&t, "malformed") {
+        match m.s {
+            "drop" => f.malformed_forward = false,
+            "forward" => f.malformed_forward = true,
+            other => ctx.err(&m.span, &t.field("malformed"), format!("must be \"drop\" or \"forward\", found {other:?}")),
+        }
+    }
+    if let Some(n) = ctx.opt_int(&t, "session-capacity", 1, 1 << 26) {
+        f.session_capacity = n as u32;
+    }
+    if let Some(v) = t.get("timeouts") {
+        if let Some(tt) = ctx.table(v, &t.vspan(v), t.field("timeouts")) {
+            let keys = ["tcp-initial", "tcp-established", "tcp-closing", "udp", "icmp", "other"];
+            ctx.check_keys(&tt, &keys, "[flow.timeouts]");
+            let to = &mut f.timeouts;
+            for (key, slot) in keys.iter().zip([
+                &mut to.tcp_initial,
+                &mut to.tcp_established,
+                &mut to.tcp_closing,
+                &mut to.udp,
+                &mut to.icmp,
+                &mut to.other,
+            ]) {
+                if let Some(n) = ctx.opt_int(&tt, key, 1, 86_400 * 7) {
+                    *slot = n as u32;
+                }
+            }
+        }
+    }
+    f
 }
 
 fn dataplane(ctx: &mut Ctx, root: &Tbl) -> Dataplane {

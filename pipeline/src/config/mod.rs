@@ -99,6 +99,60 @@ pub struct Config {
     pub policies: Vec<Policy>,
     pub default_policy: DefaultPolicy,
     pub filters: Vec<Filter>,
+    pub flow: Flow,
+}
+
+/// `[flow]`: session handling shared by all zones (Junos `security flow`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// A TCP session may only start with a SYN (Junos default; set false
+    /// for asymmetric or mid-stream pickup).
+    pub tcp_syn_check: bool,
+    /// What to do with frames that do not parse: drop (default) or forward.
+    pub malformed_forward: bool,
+    /// Sessions per worker (preallocated; a full table refuses and counts).
+    pub session_capacity: u32,
+    /// Idle timeouts in seconds.
+    pub timeouts: FlowTimeouts,
+}
+
+impl Flow {
+    pub const DEFAULT_SESSION_CAPACITY: u32 = 262_144;
+}
+
+impl Default for Flow {
+    fn default() -> Flow {
+        Flow {
+            tcp_syn_check: true,
+            malformed_forward: false,
+            session_capacity: Flow::DEFAULT_SESSION_CAPACITY,
+            timeouts: FlowTimeouts::default(),
+        }
+    }
+}
+
+/// Idle timeouts per protocol state, seconds (Junos-like defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowTimeouts {
+    pub tcp_initial: u32,
+    pub tcp_established: u32,
+    pub tcp_closing: u32,
+    pub udp: u32,
+    pub icmp: u32,
+    pub other: u32,
+}
+
+impl Default for FlowTimeouts {
+    fn default() -> FlowTimeouts {
+        FlowTimeouts {
+            tcp_initial: 20,
+            tcp_established: 1800,
+            tcp_closing: 2,
+            udp: 60,
+            icmp: 4,
+            other: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,737 @@
+//! The firewall pipeline for one packet, in Junos SRX order: parse, input
+//! filter, screen, session lookup, (miss) policy and session creation,
+//! output filter. Sans-IO: it reads a frame, the time `now_ns` and the
+//! ingress interface, and returns a [`Decision`] the caller acts on (the
+//! DPDK worker, or `rampart trace` offline). Nothing here allocates.
+
+use std::sync::Arc;
+
+use crate::config::{Config, FilterAction, PolicyAction};
+use crate::filter::{self, FilterOutcome};
+use crate::flow::{proto, Addr, FlowKey};
+use crate::frag::FragTable;
+use crate::policy::{PolicyMatch, PolicyTable};
+use crate::screen::{self, ScreenOption, ScreenProfile, ScreenState};
+use crate::session::{CloseReason, Direction, Session, SessionMeta, SessionTable, Timeouts};
+use crate::wire::{self, Malformed, Parsed, ParsedPacket, TcpFlags};
+
+/// Where in the pipeline a decision was made (names as in `trace`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Parse,
+    FilterInput,
+    Screen,
+    Session,
+    Policy,
+    FilterOutput,
+}
+
+impl Stage {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::Parse => "parse",
+            Stage::FilterInput => "filter-input",
+            Stage::Screen => "screen",
+            Stage::Session => "session",
+            Stage::Policy => "policy",
+            Stage::FilterOutput => "filter-output",
+        }
+    }
+}
+
+/// Why a packet was forwarded or dropped. `#[repr(u8)]` with a count so
+/// per-reason counters are plain arrays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Forwarded by an existing session.
+    Session,
+    /// Forwarded: a policy permitted and created a session.
+    PolicyPermit,
+    /// Forwarded without inspection (ARP and other non-IP frames).
+    NonIp,
+    Malformed(Malformed),
+    /// Forwarded under `flow.malformed = "forward"`.
+    MalformedForwarded(Malformed),
+    FilterDiscard,
+    FilterReject,
+    FilterImplicitDiscard,
+    Screen(ScreenOption),
+    /// Screen alarm only (`alarm-without-drop`); the packet went on.
+    ScreenAlarm(ScreenOption),
+    TcpSynCheck,
+    PolicyDeny,
+    PolicyReject,
+    SessionTableFull,
+    NoEgress,
+}
+
+impl Reason {
+    /// The reason shown in `trace` and counters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Session => "session",
+            Reason::PolicyPermit => "policy-permit",
+            Reason::NonIp => "non-ip",
+            Reason::Malformed(m) | Reason::MalformedForwarded(m) => m.name(),
+            Reason::FilterDiscard => "filter-discard",
+            Reason::FilterReject => "filter-reject",
+            Reason::FilterImplicitDiscard => "filter-implicit-discard",
+            Reason::Screen(o) | Reason::ScreenAlarm(o) => o.name(),
+            Reason::TcpSynCheck => "tcp-syn-check",
+            Reason::PolicyDeny => "policy-deny",
+            Reason::PolicyReject => "policy-reject",
+            Reason::SessionTableFull => "session-table-full",
+            Reason::NoEgress => "no-egress",
+        }
+    }
+
+    /// Index of the drop counter this reason feeds.
+    pub fn drop_index(self) -> usize {
+        match self {
+            Reason::Malformed(_) => 0,
+            Reason::FilterDiscard => 1,
+            Reason::FilterReject => 2,
+            Reason::FilterImplicitDiscard => 3,
+            Reason::Screen(_) => 4,
+            Reason::TcpSynCheck => 5,
+            Reason::PolicyDeny => 6,
+            Reason::PolicyReject => 7,
+            Reason::SessionTableFull => 8,
+            Reason::NoEgress => 9,
+            _ => 10,
+        }
+    }
+}
+
+/// Names of the drop counters, by [`Reason::drop_index`].
+pub const DROP_COUNTERS: [&str; 10] = [
+    "malformed",
+    "filter_discard",
+    "filter_reject",
+    "filter_implicit_discard",
+    "screen",
+    "tcp_syn_check",
+    "policy_deny",
+    "policy_reject",
+    "session_table_full",
+    "no_egress",
+];
+
+/// What to do with the packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Forward { egress: u16 },
+    Drop,
+    /// Drop and answer out of the ingress interface (TCP RST or ICMP
+    /// unreachable, see [`build_reject`]).
+    Reject,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Forward { .. } => "forward",
+            Verdict::Drop => "drop",
+            Verdict::Reject => "reject",
+        }
+    }
+}
+
+/// The rule that decided, as operators name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleRef {
+    None,
+    Policy(u32),
+    DefaultPolicy,
+    FilterTerm { filter: u16, term: u16 },
+    FilterEnd { filter: u16 },
+    Screen { profile: u16 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterDirection {
+    Input,
+    Output,
+}
+
+/// An event an operator must see, with the identities captured at the
+/// decision. The caller encodes it (DPDK worker) or lists it (`trace`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    PolicyDeny { policy: Option<u32>, reject: bool },
+    ScreenDrop { profile: u16, option: ScreenOption, alarm_only: bool },
+    FilterLog { filter: u16, term: Option<u16>, action: FilterAction, direction: FilterDirection },
+    SessionOpen { session_id: u64, policy: u32 },
+    SessionClose(SessionClosed),
+}
+
+impl Event {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::PolicyDeny { .. } => "policy_deny",
+            Event::ScreenDrop { .. } => "screen_drop",
+            Event::FilterLog { .. } => "filter_log",
+            Event::SessionOpen { .. } => "session_open",
+            Event::SessionClose(_) => "session_close",
+        }
+    }
+}
+
+/// A closed session as its close event reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionClosed {
+    pub session_id: u64,
+    pub policy: u32,
+    /// The initiator's 5-tuple.
+    pub key: FlowKey,
+    pub from_zone: u16,
+    pub to_zone: u16,
+    pub ingress: u16,
+    pub egress: u16,
+    pub reason: CloseReason,
+    pub packets_client: u64,
+    pub bytes_client: u64,
+    pub packets_server: u64,
+    pub bytes_server: u64,
+    pub created_ns: u64,
+    pub closed_ns: u64,
+}
+
+/// At most this many events per packet (input filter log, screen alarm,
+/// session open or close, output filter log).
+pub const MAX_EVENTS: usize = 4;
+
+/// The outcome for one packet.
+#[derive(Clone, Copy, Debug)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub stage: Stage,
+    pub reason: Reason,
+    pub rule: RuleRef,
+    pub ingress: u16,
+    pub egress: Option<u16>,
+    pub from_zone: u16,
+    pub to_zone: Option<u16>,
+    /// The parsed packet (absent for malformed and non-IP frames).
+    pub packet: Option<ParsedPacket>,
+    events: [Option<Event>; MAX_EVENTS],
+}
+
+impl Decision {
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.events.iter().flatten()
+    }
+
+    fn push(&mut self, e: Event) {
+        if let Some(slot) = self.events.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(e);
+        }
+    }
+}
+
+/// Per-interface facts the pipeline needs, by interface id.
+#[derive(Clone, Copy, Debug)]
+struct Port {
+    zone: u16,
+    peer: Option<u16>,
+    input_filter: Option<u16>,
+    output_filter: Option<u16>,
+}
+
+/// Everything compiled from one config generation; immutable and shared
+/// by all workers (a reload builds a new one and swaps it in).
+pub struct Ruleset {
+    pub generation: u32,
+    pub config: Arc<Config>,
+    ports: Vec<Port>,
+    /// Screen profile per zone.
+    zone_screen: Vec<Option<u16>>,
+    pub screens: Vec<ScreenProfile>,
+    pub policies: PolicyTable,
+    pub timeouts: Timeouts,
+}
+
+impl Ruleset {
+    pub fn compile(config: Arc<Config>, generation: u32) -> Ruleset {
+        let ports = config
+            .interfaces
+            .iter()
+            .map(|i| Port {
+                zone: i.zone as u16,
+                peer: i.peer.map(|p| p as u16),
+                input_filter: i.input_filter.map(|f| f as u16),
+                output_filter: i.output_filter.map(|f| f as u16),
+            })
+            .collect();
+        let zone_screen = config.zones.iter().map(|z| z.screen.map(|s| s as u16)).collect();
+        let screens = config
+            .screens
+            .iter()
+            .enumerate()
+            .map(|(i, s)| compile_screen(i as u16, s))
+            .collect();
+        let t = &config.flow.timeouts;
+        let s = |secs: u32| secs as u64 * 1_000_000_000;
+        let timeouts = Timeouts {
+            tcp_initial_ns: s(t.tcp_initial),
+            tcp_established_ns: s(t.tcp_established),
+            tcp_closing_ns: s(t.tcp_closing),
+            udp_ns: s(t.udp),
+            icmp_ns: s(t.icmp),
+            other_ns: s(t.other),
+        };
+        Ruleset {
+            generation,
+            policies: PolicyTable::compile(&config),
+            config,
+            ports,
+            zone_screen,
+            screens,
+            timeouts,
+        }
+    }
+
+    pub fn policy_name(&self, rule: RuleRef) -> String {
+        let c = &self.config;
+        match rule {
+            RuleRef::None => String::new(),
+            RuleRef::Policy(p) => c.policies[p as usize].name.clone(),
+            RuleRef::DefaultPolicy => "default-policy".into(),
+            RuleRef::FilterTerm { filter, term } => {
+                let f = &c.filters[filter as usize];
+                format!("{}/{}", f.name, f.terms[term as usize].name)
+            }
+            RuleRef::FilterEnd { filter } => format!("{}/(end)", c.filters[filter as usize].name),
+            RuleRef::Screen { profile } => c.screens[profile as usize].name.clone(),
+        }
+    }
+}
+
+fn compile_screen(id: u16, s: &crate::config::Screen) -> ScreenProfile {
+    let mut p = ScreenProfile::new(id, s.name.clone());
+    for (on, option) in [
+        (s.land, ScreenOption::Land),
+        (s.syn_fin, ScreenOption::SynFin),
+        (s.tcp_no_flag, ScreenOption::TcpNoFlag),
+        (s.fin_no_ack, ScreenOption::FinNoAck),
+        (s.winnuke, ScreenOption::Winnuke),
+        (s.syn_frag, ScreenOption::SynFrag),
+        (s.tear_drop, ScreenOption::TearDrop),
+        (s.ping_death, ScreenOption::PingDeath),
+        (s.icmp_fragment, ScreenOption::IcmpFragment),
+        (s.icmp_large, ScreenOption::IcmpLarge),
+        (s.block_frag, ScreenOption::BlockFrag),
+        (s.source_route_option, ScreenOption::SourceRouteOption),
+        (s.loose_source_route_option, ScreenOption::LooseSourceRouteOption),
+        (s.strict_source_route_option, ScreenOption::StrictSourceRouteOption),
+        (s.record_route_option, ScreenOption::RecordRouteOption),
+        (s.timestamp_option, ScreenOption::TimestampOption),
+        (s.security_option, ScreenOption::SecurityOption),
+        (s.stream_option, ScreenOption::StreamOption),
+        (s.bad_option, ScreenOption::BadOption),
+        (s.unknown_protocol, ScreenOption::UnknownProtocol),
+    ] {
+        if on {
+            p.enable(option);
+        }
+    }
+    p.syn_flood = s.syn_flood.map(|f| screen::SynFloodLimits {
+        attack: f.attack_threshold,
+        source: f.source_threshold,
+        destination: f.destination_threshold,
+    });
+    p.icmp_flood = s.icmp_flood.map(|t| t.threshold);
+    p.udp_flood = s.udp_flood.map(|t| t.threshold);
+    p.port_scan_us = s.port_scan.map(|t| t.threshold);
+    p.ip_sweep_us = s.ip_sweep.map(|t| t.threshold);
+    if let Some(l) = s.limit_session {
+        p.limit_session_source = l.source_ip_based;
+        p.limit_session_destination = l.destination_ip_based;
+    }
+    p.alarm_without_drop = s.alarm_without_drop;
+    p
+}
+
+/// Per-worker counters; plain integers, the caller publishes them.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub packets: u64,
+    pub forwarded: u64,
+    pub dropped: [u64; DROP_COUNTERS.len()],
+    pub malformed: [u64; Malformed::COUNT],
+    pub screen: [u64; ScreenOption::COUNT],
+    pub non_ip: u64,
+    pub sessions_created: u64,
+    pub sessions_closed: u64,
+    /// Hits per policy id; the last slot is the default policy.
+    pub policy_hits: Vec<u64>,
+    /// Hits per filter term, `[filter][term]`; the last slot of each
+    /// filter is its implicit discard.
+    pub term_hits: Vec<Vec<u64>>,
+}
+
+impl Counters {
+    fn sized_for(config: &Config) -> Counters {
+        Counters {
+            policy_hits: vec![0; config.policies.len() + 1],
+            term_hits: config.filters.iter().map(|f| vec![0; f.terms.len() + 1]).collect(),
+            ..Default::default()
+        }
+    }
+}
+
+/// One worker's mutable pipeline state: its sessions and fragments.
+pub struct Worker {
+    pub sessions: SessionTable,
+    frags: FragTable,
+    pub counters: Counters,
+    generation: u32,
+}
+
+/// Fragments tracked per worker.
+const FRAG_SLOTS: usize = 4096;
+
+impl Worker {
+    pub fn new(worker: u16, rules: &Ruleset) -> Worker {
+        Worker {
+            sessions: SessionTable::new(rules.config.flow.session_capacity as usize, worker, rules.timeouts),
+            frags: FragTable::new(FRAG_SLOTS),
+            counters: Counters::sized_for(&rules.config),
+            generation: rules.generation,
+        }
+    }
+
+    /// Runs one frame through the pipeline.
+    pub fn process(&mut self, rules: &Ruleset, screens: &ScreenState, frame: &[u8], ingress: u16, now_ns: u64) -> Decision {
+        if self.generation != rules.generation {
+            self.adopt(rules);
+        }
+        self.counters.packets += 1;
+        let port = rules.ports[ingress as usize];
+        let mut d = Decision {
+            verdict: Verdict::Drop,
+            stage: Stage::Parse,
+            reason: Reason::NonIp,
+            rule: RuleRef::None,
+            ingress,
+            egress: port.peer,
+            from_zone: port.zone,
+            to_zone: port.peer.map(|p| rules.ports[p as usize].zone),
+            packet: None,
+            events: [None; MAX_EVENTS],
+        };
+        let pkt = match wire::parse(frame) {
+            Ok(Parsed::Ip(p)) => p,
+            Ok(Parsed::NonIp(_)) => {
+                self.counters.non_ip += 1;
+                return self.forward(d, Reason::NonIp);
+            }
+            Err(m) => {
+                self.counters.malformed[m as usize] += 1;
+                if rules.config.flow.malformed_forward {
+                    return self.forward(d, Reason::MalformedForwarded(m));
+                }
+                return self.drop(d, Stage::Parse, Reason::Malformed(m), Verdict::Drop);
+            }
+        };
+        d.packet = Some(pkt);
+
+        if let Some(f) = port.input_filter {
+            if let Some(done) = self.run_filter(rules, &mut d, f, &pkt, FilterDirection::Input) {
+                return done;
+            }
+        }
+
+        // Fragments: overlap detection, and the first fragment's ports for
+        // the ones that follow.
+        let mut key = pkt.flow_key();
+        let mut overlap = false;
+        if pkt.frag.is_fragment {
+            let view = self.frags.observe(&pkt, now_ns);
+            overlap = view.overlap;
+            if let Some(k) = view.key {
+                key = k;
+            }
+        }
+
+        let profile = rules.zone_screen[port.zone as usize].map(|p| &rules.screens[p as usize]);
+        if let Some(profile) = profile {
+            if let Some(hit) = screen::check(profile, screens, &pkt, overlap, now_ns) {
+                self.counters.screen[hit.option as usize] += 1;
+                d.push(Event::ScreenDrop {
+                    profile: profile.id,
+                    option: hit.option,
+                    alarm_only: hit.alarm_only,
+                });
+                if !hit.alarm_only {
+                    d.rule = RuleRef::Screen { profile: profile.id };
+                    return self.drop(d, Stage::Screen, Reason::Screen(hit.option), Verdict::Drop);
+                }
+            }
+        }
+
+        let Some(egress) = port.peer else {
+            return self.drop(d, Stage::Session, Reason::NoEgress, Verdict::Drop);
+        };
+        let to_zone = rules.ports[egress as usize].zone;
+
+        if let Some((handle, dir)) = self.sessions.lookup(&key) {
+            let update = self.sessions.update(handle, dir, frame.len() as u32, pkt.tcp_flags, now_ns);
+            d.stage = Stage::Session;
+            if let Some(reason) = update.closed {
+                let s = self.sessions.get(handle);
+                // The entry lingers (closing timeout) so late segments still
+                // match it; aging removes it without a second close event.
+                self.close_session(rules, screens, &s, reason, now_ns, &mut |e| d.push(e));
+            }
+            d.rule = RuleRef::Policy(self.sessions.get_policy(handle));
+            return self.output(rules, d, egress, &pkt, Reason::Session);
+        }
+
+        if rules.config.flow.tcp_syn_check && pkt.protocol == proto::TCP && !is_initial_syn(&pkt) {
+            return self.drop(d, Stage::Session, Reason::TcpSynCheck, Verdict::Drop);
+        }
+
+        let matched = rules.policies.lookup(port.zone as usize, to_zone as usize, &pkt);
+        let (action, log_deny, log, policy_id) = match matched {
+            PolicyMatch::Rule(id) => {
+                let p = &rules.config.policies[id as usize];
+                self.counters.policy_hits[id as usize] += 1;
+                d.rule = RuleRef::Policy(id);
+                (p.action, p.log.session_init || p.log.session_close, p.log, Some(id))
+            }
+            PolicyMatch::Default => {
+                let last = self.counters.policy_hits.len() - 1;
+                self.counters.policy_hits[last] += 1;
+                d.rule = RuleRef::DefaultPolicy;
+                let dp = rules.config.default_policy;
+                (dp.action, dp.log, crate::config::PolicyLog::default(), None)
+            }
+        };
+        match action {
+            PolicyAction::Deny | PolicyAction::Reject => {
+                let reject = action == PolicyAction::Reject;
+                if log_deny {
+                    d.push(Event::PolicyDeny { policy: policy_id, reject });
+                }
+                let (reason, verdict) = if reject {
+                    (Reason::PolicyReject, Verdict::Reject)
+                } else {
+                    (Reason::PolicyDeny, Verdict::Drop)
+                };
+                self.drop(d, Stage::Policy, reason, verdict)
+            }
+            PolicyAction::Permit => {
+                if let Some(profile) = profile {
+                    if let Some(hit) = screen::session_limit_hit(profile, screens, key.src, key.dst) {
+                        self.counters.screen[hit.option as usize] += 1;
+                        d.push(Event::ScreenDrop {
+                            profile: profile.id,
+                            option: hit.option,
+                            alarm_only: hit.alarm_only,
+                        });
+                        if !hit.alarm_only {
+                            d.rule = RuleRef::Screen { profile: profile.id };
+                            return self.drop(d, Stage::Screen, Reason::Screen(hit.option), Verdict::Drop);
+                        }
+                    }
+                }
+                let meta = SessionMeta {
+                    policy: policy_id.unwrap_or(u32::MAX),
+                    from_zone: port.zone,
+                    to_zone,
+                    ingress,
+                    egress,
+                    screen_profile: profile.map(|p| p.id),
+                    log_close: log.session_close,
+                };
+                match self.sessions.insert(key, meta, now_ns) {
+                    Ok(handle) => {
+                        self.sessions.update(handle, Direction::ClientToServer, frame.len() as u32, pkt.tcp_flags, now_ns);
+                        self.counters.sessions_created += 1;
+                        if let Some(profile) = profile {
+                            screen::session_opened(profile, screens, key.src, key.dst);
+                        }
+                        if log.session_init {
+                            d.push(Event::SessionOpen {
+                                session_id: self.sessions.get(handle).id,
+                                policy: meta.policy,
+                            });
+                        }
+                        d.stage = Stage::Policy;
+                        self.output(rules, d, egress, &pkt, Reason::PolicyPermit)
+                    }
+                    Err(_) => self.drop(d, Stage::Session, Reason::SessionTableFull, Verdict::Drop),
+                }
+            }
+        }
+    }
+
+    /// Ages out idle sessions, at most `budget` per call (the worker calls
+    /// this every loop; `trace` before each packet).
+    pub fn expire(&mut self, rules: &Ruleset, screens: &ScreenState, now_ns: u64, budget: usize, emit: &mut impl FnMut(Event)) {
+        let mut closed = [None; 32];
+        let mut n = 0;
+        self.sessions.expire(now_ns, budget.min(closed.len()), &mut |s: &Session, reason: CloseReason| {
+            if n < closed.len() {
+                closed[n] = Some((*s, reason));
+                n += 1;
+            }
+        });
+        for (s, reason) in closed.iter().take(n).flatten() {
+            self.close_session(rules, screens, s, *reason, now_ns, emit);
+        }
+    }
+
+    /// Closes every session (shutdown or export), emitting close events.
+    pub fn close_all(&mut self, rules: &Ruleset, screens: &ScreenState, reason: CloseReason, now_ns: u64, emit: &mut impl FnMut(Event)) {
+        let mut all = Vec::new();
+        self.sessions.drain_all(&mut |s: &Session| all.push(*s));
+        for s in &all {
+            self.close_session(rules, screens, s, reason, now_ns, emit);
+        }
+    }
+
+    fn close_session(
+        &mut self,
+        rules: &Ruleset,
+        screens: &ScreenState,
+        s: &Session,
+        reason: CloseReason,
+        now_ns: u64,
+        emit: &mut impl FnMut(Event),
+    ) {
+        self.counters.sessions_closed += 1;
+        if let Some(p) = s.meta.screen_profile.and_then(|p| rules.screens.get(p as usize)) {
+            screen::session_closed(p, screens, s.key.src, s.key.dst);
+        }
+        if s.meta.log_close {
+            emit(Event::SessionClose(SessionClosed {
+                session_id: s.id,
+                policy: s.meta.policy,
+                key: s.key,
+                from_zone: s.meta.from_zone,
+                to_zone: s.meta.to_zone,
+                ingress: s.meta.ingress,
+                egress: s.meta.egress,
+                reason,
+                packets_client: s.packets[0],
+                bytes_client: s.bytes[0],
+                packets_server: s.packets[1],
+                bytes_server: s.bytes[1],
+                created_ns: s.created_ns,
+                closed_ns: now_ns,
+            }));
+        }
+    }
+
+    fn run_filter(&mut self, rules: &Ruleset, d: &mut Decision, f: u16, pkt: &ParsedPacket, dir: FilterDirection) -> Option<Decision> {
+        let filter = &rules.config.filters[f as usize];
+        let outcome = filter::evaluate(filter, pkt);
+        let hits = &mut self.counters.term_hits[f as usize];
+        let (term, log) = match outcome {
+            FilterOutcome::Term(t) => (Some(t), filter.terms[t as usize].then.log),
+            FilterOutcome::ImplicitDiscard => (None, false),
+        };
+        let slot = term.map_or(hits.len() - 1, |t| t as usize);
+        hits[slot] += 1;
+        let action = filter::action(filter, outcome);
+        if log {
+            d.push(Event::FilterLog { filter: f, term, action, direction: dir });
+        }
+        let stage = match dir {
+            FilterDirection::Input => Stage::FilterInput,
+            FilterDirection::Output => Stage::FilterOutput,
+        };
+        let rule = match term {
+            Some(term) => RuleRef::FilterTerm { filter: f, term },
+            None => RuleRef::FilterEnd { filter: f },
+        };
+        let (reason, verdict) = match (action, term) {
+            (FilterAction::Accept, _) => return None,
+            (FilterAction::Reject, _) => (Reason::FilterReject, Verdict::Reject),
+            (FilterAction::Discard, Some(_)) => (Reason::FilterDiscard, Verdict::Drop),
+            (FilterAction::Discard, None) => (Reason::FilterImplicitDiscard, Verdict::Drop),
+        };
+        d.rule = rule;
+        Some(self.drop(*d, stage, reason, verdict))
+    }
+
+    fn output(&mut self, rules: &Ruleset, mut d: Decision, egress: u16, pkt: &ParsedPacket, reason: Reason) -> Decision {
+        if let Some(f) = rules.ports[egress as usize].output_filter {
+            let rule = d.rule;
+            if let Some(done) = self.run_filter(rules, &mut d, f, pkt, FilterDirection::Output) {
+                return done;
+            }
+            d.rule = rule;
+        }
+        d.egress = Some(egress);
+        self.forward(d, reason)
+    }
+
+    fn forward(&mut self, mut d: Decision, reason: Reason) -> Decision {
+        match d.egress {
+            Some(egress) => {
+                self.counters.forwarded += 1;
+                d.verdict = Verdict::Forward { egress };
+                d.reason = reason;
+                d
+            }
+            None => self.drop(d, Stage::Session, Reason::NoEgress, Verdict::Drop),
+        }
+    }
+
+    fn drop(&mut self, mut d: Decision, stage: Stage, reason: Reason, verdict: Verdict) -> Decision {
+        self.counters.dropped[reason.drop_index().min(DROP_COUNTERS.len() - 1)] += 1;
+        d.verdict = verdict;
+        d.stage = stage;
+        d.reason = reason;
+        d
+    }
+
+    /// A new config generation: size the counters for its rules. Sessions
+    /// stay (they carry the ids of the generation that created them).
+    fn adopt(&mut self, rules: &Ruleset) {
+        let fresh = Counters::sized_for(&rules.config);
+        self.counters.policy_hits = fresh.policy_hits;
+        self.counters.term_hits = fresh.term_hits;
+        self.generation = rules.generation;
+    }
+}
+
+/// A TCP segment that may open a session: SYN without ACK.
+fn is_initial_syn(pkt: &ParsedPacket) -> bool {
+    pkt.has_l4 && pkt.tcp_flags.0 & TcpFlags::SYN.0 != 0 && pkt.tcp_flags.0 & (TcpFlags::ACK.0 | TcpFlags::RST.0) == 0
+}
+
+/// Writes the answer to a rejected packet into `out`: a TCP RST for TCP,
+/// an ICMP/ICMPv6 administratively-prohibited unreachable otherwise.
+/// Returns its length, or `None` when the packet must not be answered
+/// (a RST, an ICMP error, a non-first fragment).
+pub fn build_reject(frame: &[u8], pkt: &ParsedPacket, out: &mut [u8]) -> Option<usize> {
+    let r = if pkt.protocol == proto::TCP {
+        wire::build::tcp_reset(frame, pkt, out)
+    } else {
+        wire::build::icmp_unreachable(frame, pkt, out)
+    };
+    r.ok()
+}
+
+/// The worker that owns a packet when the NIC cannot steer flows
+/// symmetrically: a hash of the two addresses that does not depend on
+/// direction or ports, so both directions and all fragments of a flow
+/// meet on one worker. `None` for frames without addresses (non-IP,
+/// malformed), which any worker may handle.
+pub fn owner_worker(frame: &[u8], workers: usize) -> Option<usize> {
+    match wire::parse(frame) {
+        Ok(Parsed::Ip(p)) => Some(symmetric_hash(p.src, p.dst) as usize % workers),
+        _ => None,
+    }
+}
+
+fn symmetric_hash(a: Addr, b: Addr) -> u64 {
+    let x = a.0 ^ b.0;
+    let h = (x as u64) ^ ((x >> 64) as u64);
+    let h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^ (h >> 32)
+}

@@ -1,0 +1,119 @@
+//! Security policies: on a session miss, the zone pair's policies in order,
+//! then the global policies, then the default policy.
+//!
+//! Each zone pair (and the global list) is compiled into a
+//! [`crate::classify::Classifier`], so a lookup costs the same with ten
+//! rules or ten thousand; [`PolicyTable::lookup_linear`] is the plain
+//! in-order evaluation the classifier is tested against.
+
+use crate::classify::{AppMatch as ClassApp, Classifier, PortRange as ClassPorts, Query, Rule};
+use crate::config::Config;
+use crate::wire::ParsedPacket;
+
+/// The policy that decided, or the default policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyMatch {
+    Rule(u32),
+    Default,
+}
+
+struct Set {
+    /// Policy ids in evaluation order; the classifier returns an index here.
+    ids: Vec<u32>,
+    classifier: Classifier,
+}
+
+pub struct PolicyTable {
+    zones: usize,
+    /// `pairs[from * zones + to]`: the zone pair's own policies, then the
+    /// global policies that apply to that pair (a global policy may still
+    /// name one of its zones).
+    pairs: Vec<[Option<Set>; 2]>,
+    rules: Vec<Rule>,
+}
+
+impl PolicyTable {
+    pub fn compile(config: &Config) -> PolicyTable {
+        let zones = config.zones.len();
+        let rules: Vec<Rule> = (0..config.policies.len()).map(|i| rule_of(config, i)).collect();
+        let build = |ids: Vec<u32>| -> Option<Set> {
+            if ids.is_empty() {
+                return None;
+            }
+            let list: Vec<Rule> = ids.iter().map(|&i| rules[i as usize].clone()).collect();
+            Some(Set {
+                classifier: Classifier::build(&list),
+                ids,
+            })
+        };
+        let mut pairs = Vec::with_capacity(zones * zones);
+        for from in 0..zones {
+            for to in 0..zones {
+                let [own, global] = pair_policies(config, from, to);
+                pairs.push([build(own), build(global)]);
+            }
+        }
+        PolicyTable { zones, pairs, rules }
+    }
+
+    /// The policy for a new session from zone `from` to zone `to`.
+    #[inline]
+    pub fn lookup(&self, from: usize, to: usize, pkt: &ParsedPacket) -> PolicyMatch {
+        let q = query(pkt);
+        if let Some(sets) = self.pairs.get(from * self.zones + to) {
+            for set in sets.iter().flatten() {
+                if let Some(i) = set.classifier.classify(&q) {
+                    return PolicyMatch::Rule(set.ids[i as usize]);
+                }
+            }
+        }
+        PolicyMatch::Default
+    }
+
+    /// Reference evaluation: the same policies in the same order, matched
+    /// one by one without the classifier.
+    pub fn lookup_linear(&self, config: &Config, from: usize, to: usize, pkt: &ParsedPacket) -> PolicyMatch {
+        let q = query(pkt);
+        for ids in pair_policies(config, from, to) {
+            if let Some(&id) = ids.iter().find(|&&id| self.rules[id as usize].matches(&q)) {
+                return PolicyMatch::Rule(id);
+            }
+        }
+        PolicyMatch::Default
+    }
+}
+
+/// Policy ids that apply from `from` to `to`: the pair's own, then global.
+fn pair_policies(config: &Config, from: usize, to: usize) -> [Vec<u32>; 2] {
+    let own = config
+        .policies
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.global && p.from_zone == Some(from) && p.to_zone == Some(to))
+        .map(|(i, _)| i as u32)
+        .collect();
+    let global = config
+        .policies
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.global && p.from_zone.is_none_or(|z| z == from) && p.to_zone.is_none_or(|z| z == to))
+        .map(|(i, _)| i as u32)
+        .collect();
+    [own, global]
+}
+
+/// The classifier query of a packet: addresses, protocol, ports, ICMP
+/// type/code (a non-first fragment has ports 0 and matches only rules that
+/// do not look at ports).
+#[inline]
+pub fn query(pkt: &ParsedPacket) -> Query {
+    Query {
+        src: pkt.src,
+        dst: pkt.dst,
+        protocol: pkt.protocol,
+        src_port: pkt.src_port,
+        dst_port: pkt.dst_port,
+        icmp_type: pkt.icmp_type,
+        icmp_code: pkt.icmp_code,
+    }
+}
