@@ -4,10 +4,12 @@
 
 pub mod classify;
 pub mod config;
+pub mod engine;
 pub mod filter;
 pub mod flow;
 pub mod frag;
 pub mod pcap;
+pub mod policy;
 pub mod screen;
 pub mod session;
 pub mod traffic;

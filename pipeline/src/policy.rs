@@ -6,7 +6,7 @@
 //! rules or ten thousand; [`PolicyTable::lookup_linear`] is the plain
 //! in-order evaluation the classifier is tested against.
 
-use crate::classify::{AppMatch as ClassApp, Classifier, PortRange as ClassPorts, Query, Rule};
+use crate::classify::{Classifier, Query, Rule};
 use crate::config::Config;
 use crate::wire::ParsedPacket;
 
@@ -21,6 +21,15 @@ struct Set {
     /// Policy ids in evaluation order; the classifier returns an index here.
     ids: Vec<u32>,
     classifier: Classifier,
+}
+
+fn rule_of(config: &Config, id: usize) -> Rule {
+    let p = &config.policies[id];
+    Rule {
+        src: p.source.clone(),
+        dst: p.destination.clone(),
+        apps: p.applications.iter().flat_map(|&a| config.applications[a].terms.iter().copied()).collect(),
+    }
 }
 
 pub struct PolicyTable {

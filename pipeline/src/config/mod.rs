@@ -528,32 +528,6 @@ impl AppMatch {
             ..AppMatch::ANY
         }
     }
-
-    /// Whether a packet matches. Ports are checked for TCP, UDP and SCTP
-    /// only; `icmp` is the (type, code) of an ICMP/ICMPv6 packet.
-    pub fn matches(
-        &self,
-        protocol: u8,
-        src_port: u16,
-        dst_port: u16,
-        icmp: Option<(u8, u8)>,
-    ) -> bool {
-        if self.protocol.is_some_and(|p| p != protocol) {
-            return false;
-        }
-        if matches!(protocol, proto::TCP | proto::UDP | build::SCTP)
-            && !(self.src_ports.contains(src_port) && self.dst_ports.contains(dst_port))
-        {
-            return false;
-        }
-        if self.icmp_type.is_some() || self.icmp_code.is_some() {
-            let Some((t, c)) = icmp else { return false };
-            if self.icmp_type.is_some_and(|x| x != t) || self.icmp_code.is_some_and(|x| x != c) {
-                return false;
-            }
-        }
-        true
-    }
 }
 
 /// Built-in applications (Junos predefined names), in the order they follow
