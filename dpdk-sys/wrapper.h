@@ -27,7 +27,5 @@ void rampart_set_rte_errno(int value);
 /* Flag constants built with RTE_BIT64(), which bindgen's macro evaluation
  * cannot expand with Debian's libclang 14. */
 extern const uint64_t rampart_eth_rss_ip;
-extern const uint64_t rampart_eth_rss_tcp;
-extern const uint64_t rampart_eth_rss_udp;
 extern const uint64_t rampart_eth_tx_offload_mbuf_fast_free;
 extern const uint64_t rampart_eth_link_speed_fixed;

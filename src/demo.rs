@@ -8,12 +8,10 @@ use rampart_pipeline::{pcap, traffic};
 
 const DEMO_CONFIG: &str = include_str!("demo.toml");
 
-/// Frames in the demo capture.
-pub const DEMO_FRAMES: usize = 2000;
-
 pub struct Demo {
     pub config: Config,
     dir: tempfile::TempDir,
+    count: usize,
 }
 
 impl Demo {
@@ -26,21 +24,28 @@ impl Demo {
             .context("creating the demo directory")?;
         let input = dir.path().join("untrust-in.pcap");
         let empty = dir.path().join("trust-in.pcap");
-        write_capture(&input, &traffic::mixed(2026, DEMO_FRAMES, 1_795_000_000_000_000_000))?;
+        let frames = traffic::demo(1_795_000_000_000_000_000);
+        let count = frames.len();
+        write_capture(&input, &frames)?;
         write_capture(&empty, &[])?;
         let text = DEMO_CONFIG.replace("@DIR@", &dir.path().display().to_string());
         let config = Config::from_str_named(&text, "<embedded demo>")
             .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid:\n{e}"))?;
-        Ok(Demo { config, dir })
+        Ok(Demo { config, dir, count })
     }
 
     pub fn describe(&self) -> String {
-        format!("{DEMO_FRAMES} frames replayed from {}", self.dir.path().display())
+        format!(
+            "{} frames replayed from {}",
+            self.count,
+            self.dir.path().display()
+        )
     }
 }
 
 fn write_capture(path: &std::path::Path, frames: &[traffic::Frame]) -> anyhow::Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = pcap::Writer::new(std::io::BufWriter::new(file))?;
     for f in frames {
         w.write(f.ts_ns, &f.bytes)?;

@@ -2,6 +2,7 @@
 
 mod dataplane;
 mod demo;
+mod trace;
 mod worker;
 
 use std::path::PathBuf;
@@ -33,6 +34,19 @@ enum Command {
     },
     /// Validate a config file: exit 0, or print every error with its location.
     CheckConfig { file: PathBuf },
+    /// Run the pipeline offline over a capture and explain each packet's fate.
+    Trace {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        pcap: PathBuf,
+        /// Interface the packets enter through (default: the config's first).
+        #[arg(long)]
+        interface: Option<String>,
+        /// One JSON object per packet.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +58,18 @@ fn main() -> ExitCode {
             idle_exit,
         } => run(config, duration, idle_exit),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Trace {
+            config,
+            pcap,
+            interface,
+            json,
+        } => match Config::load(&config) {
+            Ok(c) => trace::run(&c, &pcap, interface.as_deref(), json).map(|()| ExitCode::SUCCESS),
+            Err(errors) => {
+                eprint!("{errors}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
     };
     match result {
         Ok(code) => code,
@@ -54,7 +80,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Option<PathBuf>, duration: Option<f64>, idle_exit: Option<f64>) -> anyhow::Result<ExitCode> {
+fn run(
+    config: Option<PathBuf>,
+    duration: Option<f64>,
+    idle_exit: Option<f64>,
+) -> anyhow::Result<ExitCode> {
     let mut limits = dataplane::StopConditions {
         duration: duration.map(std::time::Duration::from_secs_f64),
         idle: idle_exit.map(std::time::Duration::from_secs_f64),
@@ -69,7 +99,10 @@ fn run(config: Option<PathBuf>, duration: Option<f64>, idle_exit: Option<f64>) -
         },
         None => {
             let demo = demo::Demo::prepare()?;
-            println!("rampart: no --config given, running the embedded demo ({})", demo.describe());
+            println!(
+                "rampart: no --config given, running the embedded demo ({})",
+                demo.describe()
+            );
             if limits.duration.is_none() && limits.idle.is_none() {
                 limits.idle = Some(std::time::Duration::from_millis(500));
             }

@@ -1,10 +1,34 @@
 //! The worker lcore's poll loop, shaped like DPDK's l3fwd: rx_burst,
-//! decide the whole burst, stage per egress port, tx_burst, free the unsent.
+//! decide the whole burst through the pipeline, stage per egress port,
+//! tx_burst, free the unsent.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use rampart_core::{tsc_cycles, Burst, Mbuf, MbufRingConsumer, MbufRingProducer, RxQueue, TxQueue};
+use rampart_core::{
+    tsc_cycles, Burst, Mbuf, MbufRingConsumer, MbufRingProducer, Mempool, RxQueue, TxQueue,
+};
+use rampart_pipeline::engine::{self, Event, Ruleset, Verdict, DROP_COUNTERS};
+use rampart_pipeline::screen::ScreenState;
+
+/// Event types in the order of [`Event::type_index`] (INTERFACES.md names).
+pub const EVENT_TYPES: [&str; 5] = [
+    "policy_deny",
+    "screen_drop",
+    "filter_log",
+    "session_open",
+    "session_close",
+];
+
+fn event_index(e: &Event) -> usize {
+    match e {
+        Event::PolicyDeny { .. } => 0,
+        Event::ScreenDrop { .. } => 1,
+        Event::FilterLog { .. } => 2,
+        Event::SessionOpen { .. } => 3,
+        Event::SessionClose(_) => 4,
+    }
+}
 
 /// Counters a worker publishes; written by that worker alone (plain
 /// load+store, no locked instructions), read by the control plane.
@@ -13,16 +37,24 @@ use rampart_core::{tsc_cycles, Burst, Mbuf, MbufRingConsumer, MbufRingProducer, 
 pub struct WorkerCounters {
     pub rx: AtomicU64,
     pub tx: AtomicU64,
-    /// Packets the pipeline decided to drop.
+    /// Packets the pipeline dropped, in total and by reason.
     pub dropped: AtomicU64,
-    /// Packets with no egress (interface without a peer).
-    pub no_egress: AtomicU64,
+    pub drops: [AtomicU64; DROP_COUNTERS.len()],
+    /// Frames that did not parse (dropped or forwarded per `flow.malformed`).
+    pub malformed: AtomicU64,
+    /// Reject answers sent (TCP RST / ICMP unreachable).
+    pub rejects_sent: AtomicU64,
     /// Packets the device did not accept at TX (freed, counted).
     pub tx_full: AtomicU64,
-    /// Packets handed to another worker's TX queue, and those refused
-    /// because that handoff ring was full.
+    /// Packets handed to another worker (for its session state or its TX
+    /// queue), and those refused because that ring was full.
     pub handoff_out: AtomicU64,
     pub handoff_full: AtomicU64,
+    /// Events generated, by type (see `EVENT_TYPES`).
+    pub events: [AtomicU64; 5],
+    pub sessions_created: AtomicU64,
+    pub sessions_closed: AtomicU64,
+    pub sessions_active: AtomicU64,
     /// TSC cycles spent in loop iterations that did work.
     pub busy_cycles: AtomicU64,
 }
@@ -34,23 +66,64 @@ fn bump(counter: &AtomicU64, by: u64) {
 
 /// How this worker reaches one egress port.
 pub enum TxPath {
-    Direct { queue: TxQueue, pending: Burst },
+    Direct {
+        queue: TxQueue,
+        pending: Burst,
+    },
     /// Index into `Worker::handoff_out` of the ring to the owning worker.
     Handoff(usize),
 }
 
+/// A handoff tag marks what the receiving worker does with the mbuf.
+const TAG_PROCESS: u64 = 1 << 63;
+
+/// Wall-clock nanoseconds from the TSC, computed once per loop.
+pub struct Clock {
+    epoch_ns: u64,
+    tsc0: u64,
+    /// ns per cycle, 32.32 fixed point.
+    scale: u128,
+}
+
+impl Clock {
+    pub fn new(tsc_hz: u64) -> Clock {
+        let epoch_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Clock {
+            epoch_ns,
+            tsc0: tsc_cycles(),
+            scale: ((1_000_000_000u128) << 32) / tsc_hz.max(1) as u128,
+        }
+    }
+
+    #[inline(always)]
+    pub fn now_ns(&self, tsc: u64) -> u64 {
+        self.epoch_ns + ((tsc.wrapping_sub(self.tsc0) as u128 * self.scale) >> 32) as u64
+    }
+}
+
 /// Everything one worker owns (l3fwd's per-lcore context).
 pub struct Worker {
+    pub index: usize,
+    pub workers: usize,
+    /// Spread flows over workers by address hash in software (the ports
+    /// cannot steer both directions of a flow to one queue).
+    pub software_dispatch: bool,
     /// RX queues with the interface index they belong to.
     pub rx: Vec<(RxQueue, usize)>,
     /// Egress path per interface index.
     pub tx: Vec<TxPath>,
-    /// Rings to the workers that own TX queues we lack (one per owner).
-    pub handoff_out: Vec<MbufRingProducer>,
-    /// Packets other workers hand us to transmit, tagged with the egress interface.
+    /// Rings to other workers, by worker index (`None` for ourselves).
+    pub handoff_out: Vec<Option<MbufRingProducer>>,
+    /// Packets other workers hand us, tagged with what to do.
     pub handoff_in: Vec<MbufRingConsumer>,
-    /// Peer interface of each interface (bump-in-the-wire pairing).
-    pub peer: Vec<Option<usize>>,
+    pub rules: Arc<Ruleset>,
+    pub screens: Arc<ScreenState>,
+    pub pipeline: engine::Worker,
+    /// Pool for reject answers.
+    pub pool: Mempool,
+    pub clock: Clock,
     pub counters: Arc<WorkerCounters>,
 }
 
@@ -63,11 +136,15 @@ pub struct StopSignal {
     pub workers: usize,
 }
 
+/// Sessions aged per loop iteration (bounded work per burst cycle).
+const EXPIRE_BUDGET: usize = 64;
+
 impl Worker {
     pub fn run(mut self, stop: &StopSignal) -> Arc<WorkerCounters> {
         let mut burst = Burst::new();
         while !stop.stop.load(Ordering::Relaxed) {
             let start = tsc_cycles();
+            let now = self.clock.now_ns(start);
             let mut work = 0usize;
             for i in 0..self.rx.len() {
                 let (queue, iface) = &mut self.rx[i];
@@ -78,10 +155,13 @@ impl Worker {
                 let iface = *iface;
                 work += n;
                 bump(&self.counters.rx, n as u64);
-                self.process(iface, &mut burst);
+                for m in burst.drain() {
+                    self.receive(m, iface, now);
+                }
             }
-            work += self.drain_handoffs();
+            work += self.drain_handoffs(now);
             self.flush_all();
+            self.age(now);
             if work > 0 {
                 bump(&self.counters.busy_cycles, tsc_cycles() - start);
             }
@@ -89,24 +169,130 @@ impl Worker {
         stop.rx_stopped.fetch_add(1, Ordering::AcqRel);
         loop {
             let all_stopped = stop.rx_stopped.load(Ordering::Acquire) == stop.workers;
-            let moved = self.drain_handoffs();
+            let now = self.clock.now_ns(tsc_cycles());
+            let moved = self.drain_handoffs(now);
             self.flush_all();
             if all_stopped && moved == 0 {
                 break;
             }
             std::hint::spin_loop();
         }
+        self.publish_sessions();
         self.counters
     }
 
-    /// Decides every packet of the burst and stages it for its egress.
+    /// A packet from our RX queue: process it here, or hand it to the
+    /// worker that owns its flow.
     #[inline(always)]
-    fn process(&mut self, ingress: usize, burst: &mut Burst) {
-        let egress = self.peer[ingress];
-        for m in burst.drain() {
-            match egress {
-                Some(out) => self.stage(out, m),
-                None => bump(&self.counters.no_egress, 1),
+    fn receive(&mut self, m: Mbuf, iface: usize, now: u64) {
+        if self.software_dispatch {
+            if let Some(owner) = engine::owner_worker(m.data(), self.workers) {
+                if owner != self.index {
+                    self.hand_off(owner, m, TAG_PROCESS | iface as u64);
+                    return;
+                }
+            }
+        }
+        self.process(m, iface, now);
+    }
+
+    #[inline(always)]
+    fn process(&mut self, m: Mbuf, iface: usize, now: u64) {
+        let d = self
+            .pipeline
+            .process(&self.rules, &self.screens, m.data(), iface as u16, now);
+        for e in d.events() {
+            self.emit(e);
+        }
+        if matches!(
+            d.reason,
+            engine::Reason::Malformed(_) | engine::Reason::MalformedForwarded(_)
+        ) {
+            bump(&self.counters.malformed, 1);
+        }
+        match d.verdict {
+            Verdict::Forward { egress } => self.stage(egress as usize, m),
+            Verdict::Drop => self.count_drop(&d),
+            Verdict::Reject => {
+                self.count_drop(&d);
+                if let Some(pkt) = d.packet {
+                    self.send_reject(&m, &pkt, iface);
+                }
+            }
+        }
+    }
+
+    fn count_drop(&mut self, d: &engine::Decision) {
+        bump(&self.counters.dropped, 1);
+        bump(
+            &self.counters.drops[d.reason.drop_index().min(DROP_COUNTERS.len() - 1)],
+            1,
+        );
+    }
+
+    fn send_reject(
+        &mut self,
+        original: &Mbuf,
+        pkt: &rampart_pipeline::wire::ParsedPacket,
+        iface: usize,
+    ) {
+        let Some(mut answer) = Mbuf::alloc(&self.pool) else {
+            return;
+        };
+        let Some(room) = answer.append(1280) else {
+            return;
+        };
+        if let Some(len) = engine::build_reject(original.data(), pkt, room) {
+            answer.truncate(len as u16);
+            bump(&self.counters.rejects_sent, 1);
+            self.stage(iface, answer);
+        }
+    }
+
+    /// Counts an event. Encoding onto the worker's event ring comes with
+    /// the event export; until then the count is what the stats report.
+    #[inline(always)]
+    fn emit(&mut self, e: &Event) {
+        bump(&self.counters.events[event_index(e)], 1);
+    }
+
+    fn age(&mut self, now: u64) {
+        let Worker {
+            pipeline,
+            rules,
+            screens,
+            counters,
+            ..
+        } = self;
+        pipeline.expire(rules, screens, now, EXPIRE_BUDGET, &mut |e| {
+            bump(&counters.events[event_index(&e)], 1)
+        });
+        self.publish_sessions();
+    }
+
+    fn publish_sessions(&self) {
+        let c = &self.pipeline.counters;
+        self.counters
+            .sessions_created
+            .store(c.sessions_created, Ordering::Relaxed);
+        self.counters
+            .sessions_closed
+            .store(c.sessions_closed, Ordering::Relaxed);
+        self.counters
+            .sessions_active
+            .store(self.pipeline.sessions.len() as u64, Ordering::Relaxed);
+    }
+
+    #[inline(always)]
+    fn hand_off(&mut self, owner: usize, m: Mbuf, tag: u64) {
+        let ring = self.handoff_out[owner]
+            .as_mut()
+            .expect("rings exist between every pair of workers");
+        match ring.enqueue(m, tag) {
+            Ok(()) => bump(&self.counters.handoff_out, 1),
+            Err(m) => {
+                drop(m);
+                bump(&self.counters.handoff_full, 1);
             }
         }
     }
@@ -120,17 +306,14 @@ impl Worker {
                     let _ = pending.push(m);
                 }
             }
-            TxPath::Handoff(ring) => match self.handoff_out[*ring].enqueue(m, egress as u64) {
-                Ok(()) => bump(&self.counters.handoff_out, 1),
-                Err(m) => {
-                    drop(m);
-                    bump(&self.counters.handoff_full, 1);
-                }
-            },
+            TxPath::Handoff(owner) => {
+                let owner = *owner;
+                self.hand_off(owner, m, egress as u64);
+            }
         }
     }
 
-    fn drain_handoffs(&mut self) -> usize {
+    fn drain_handoffs(&mut self, now: u64) -> usize {
         let mut moved = 0;
         for i in 0..self.handoff_in.len() {
             let mut taken: [Option<(Mbuf, u64)>; 32] = [const { None }; 32];
@@ -139,8 +322,12 @@ impl Worker {
                 taken[n] = Some((m, tag));
                 n += 1;
             });
-            for (m, egress) in taken.iter_mut().take(n).filter_map(Option::take) {
-                self.stage(egress as usize, m);
+            for (m, tag) in taken.iter_mut().take(n).filter_map(Option::take) {
+                if tag & TAG_PROCESS != 0 {
+                    self.process(m, (tag & 0xffff) as usize, now);
+                } else {
+                    self.stage(tag as usize, m);
+                }
             }
             moved += n;
         }

@@ -171,10 +171,11 @@ impl Port {
         let mut eth: sys::rte_eth_conf = Default::default();
         let mut rss_symmetric = false;
         if conf.rx_queues > 1 && self.supports_rss() {
-            // SAFETY: reads constants the C shim exports.
-            let wanted = unsafe {
-                sys::rampart_eth_rss_ip | sys::rampart_eth_rss_tcp | sys::rampart_eth_rss_udp
-            };
+            // Hash on addresses only: with the symmetric key both directions
+            // of a flow, and every fragment of a datagram (which carries no
+            // ports), land on the same queue and so the same worker.
+            // SAFETY: reads a constant the C shim exports.
+            let wanted = unsafe { sys::rampart_eth_rss_ip };
             eth.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
             eth.rx_adv_conf.rss_conf.rss_hf = wanted & self.info.rss_offloads;
             let key_len = match self.info.rss_key_size {

@@ -61,7 +61,10 @@ fn key_ranges(app: &AppMatch) -> (PortRange, PortRange) {
         Some(p) if is_icmp(p) => {
             let a = match (app.icmp_type, app.icmp_code) {
                 (None, _) => PortRange::ANY,
-                (Some(t), None) => PortRange { lo: (t as u16) << 8, hi: ((t as u16) << 8) | 0xff },
+                (Some(t), None) => PortRange {
+                    lo: (t as u16) << 8,
+                    hi: ((t as u16) << 8) | 0xff,
+                },
                 (Some(t), Some(c)) => PortRange::single(((t as u16) << 8) | c as u16),
             };
             (a, PortRange::ANY)
@@ -104,7 +107,12 @@ struct Field<K> {
 impl<K: Copy + Ord> Field<K> {
     /// `ranges[sub]` are the inclusive ranges sub-rule `sub` covers;
     /// `min` is the smallest key and `succ(hi)` the key after `hi` (None at the top).
-    fn build(ranges: &[Vec<(K, K)>], words: usize, min: K, succ: impl Fn(K) -> Option<K>) -> Field<K> {
+    fn build(
+        ranges: &[Vec<(K, K)>],
+        words: usize,
+        min: K,
+        succ: impl Fn(K) -> Option<K>,
+    ) -> Field<K> {
         let mut starts = vec![min];
         for list in ranges {
             for &(lo, hi) in list {
@@ -156,9 +164,14 @@ pub struct Classifier {
 impl Classifier {
     pub fn build(rules: &[Rule]) -> Classifier {
         let mut owner = Vec::new();
-        let (mut src, mut dst, mut protos, mut ka, mut kb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut src, mut dst, mut protos, mut ka, mut kb) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (r, rule) in rules.iter().enumerate() {
-            let apps: &[AppMatch] = if rule.apps.is_empty() { &[AppMatch::ANY] } else { &rule.apps };
+            let apps: &[AppMatch] = if rule.apps.is_empty() {
+                &[AppMatch::ANY]
+            } else {
+                &rule.apps
+            };
             let s: Vec<(u128, u128)> = rule.src.iter().map(prefix_range).collect();
             let d: Vec<(u128, u128)> = rule.dst.iter().map(prefix_range).collect();
             for app in apps {
@@ -212,7 +225,11 @@ impl Classifier {
     }
 
     pub fn memory_bytes(&self) -> usize {
-        8 * (self.src.bits.len() + self.dst.bits.len() + self.protocol.bits.len() + self.key_a.bits.len() + self.key_b.bits.len())
+        8 * (self.src.bits.len()
+            + self.dst.bits.len()
+            + self.protocol.bits.len()
+            + self.key_a.bits.len()
+            + self.key_b.bits.len())
             + 16 * (self.src.starts.len() + self.dst.starts.len())
             + 4 * self.owner.len()
     }
@@ -224,23 +241,46 @@ mod tests {
     use proptest::prelude::*;
 
     fn tcp(lo: u16, hi: u16) -> AppMatch {
-        AppMatch { protocol: Some(proto::TCP), dst_ports: PortRange { lo, hi }, ..AppMatch::ANY }
+        AppMatch {
+            protocol: Some(proto::TCP),
+            dst_ports: PortRange { lo, hi },
+            ..AppMatch::ANY
+        }
     }
 
     fn q(src: Addr, dst: Addr, protocol: u8, dport: u16) -> Query {
-        Query { src, dst, protocol, src_port: 40000, dst_port: dport, ..Query::default() }
+        Query {
+            src,
+            dst,
+            protocol,
+            src_port: 40000,
+            dst_port: dport,
+            ..Query::default()
+        }
     }
 
     #[test]
     fn first_match_wins_across_fields() {
         let web: Prefix = "10.1.0.0/24".parse().unwrap();
         let rules = vec![
-            Rule { src: vec![Prefix::ANY], dst: vec![web], apps: vec![tcp(80, 80)] },
-            Rule { src: vec!["192.0.2.0/24".parse().unwrap()], dst: vec![Prefix::ANY], apps: vec![] },
+            Rule {
+                src: vec![Prefix::ANY],
+                dst: vec![web],
+                apps: vec![tcp(80, 80)],
+            },
+            Rule {
+                src: vec!["192.0.2.0/24".parse().unwrap()],
+                dst: vec![Prefix::ANY],
+                apps: vec![],
+            },
             Rule {
                 src: vec![Prefix::ANY],
                 dst: vec![Prefix::ANY],
-                apps: vec![AppMatch { protocol: Some(proto::ICMP), icmp_type: Some(8), ..AppMatch::ANY }],
+                apps: vec![AppMatch {
+                    protocol: Some(proto::ICMP),
+                    icmp_type: Some(8),
+                    ..AppMatch::ANY
+                }],
             },
         ];
         let c = Classifier::build(&rules);
@@ -248,11 +288,26 @@ mod tests {
         let w = Addr::from_ipv4([10, 1, 0, 5]);
         assert_eq!(c.classify(&q(a, w, proto::TCP, 80)), Some(0));
         assert_eq!(c.classify(&q(a, w, proto::TCP, 81)), None);
-        assert_eq!(c.classify(&q(Addr::from_ipv4([192, 0, 2, 9]), w, proto::TCP, 80)), Some(0));
-        assert_eq!(c.classify(&q(Addr::from_ipv4([192, 0, 2, 9]), w, proto::UDP, 53)), Some(1));
-        let ping = Query { src: a, dst: w, protocol: proto::ICMP, icmp_type: 8, ..Query::default() };
+        assert_eq!(
+            c.classify(&q(Addr::from_ipv4([192, 0, 2, 9]), w, proto::TCP, 80)),
+            Some(0)
+        );
+        assert_eq!(
+            c.classify(&q(Addr::from_ipv4([192, 0, 2, 9]), w, proto::UDP, 53)),
+            Some(1)
+        );
+        let ping = Query {
+            src: a,
+            dst: w,
+            protocol: proto::ICMP,
+            icmp_type: 8,
+            ..Query::default()
+        };
         assert_eq!(c.classify(&ping), Some(2));
-        let reply = Query { icmp_type: 0, ..ping };
+        let reply = Query {
+            icmp_type: 0,
+            ..ping
+        };
         assert_eq!(c.classify(&reply), None);
     }
 
@@ -260,7 +315,10 @@ mod tests {
         prop_oneof![
             Just(Prefix::ANY),
             (any::<[u8; 4]>(), 0u8..=32).prop_map(|(o, l)| Prefix::new(Addr::from_ipv4(o), 96 + l)),
-            (any::<[u8; 4]>(), 8u8..=32).prop_map(|(o, l)| Prefix::new(Addr::from_ipv4([10, o[1] % 4, o[2] % 4, o[3]]), 96 + l)),
+            (any::<[u8; 4]>(), 8u8..=32).prop_map(|(o, l)| Prefix::new(
+                Addr::from_ipv4([10, o[1] % 4, o[2] % 4, o[3]]),
+                96 + l
+            )),
             (any::<[u8; 16]>(), 0u8..=128).prop_map(|(o, l)| Prefix::new(Addr::from_ipv6(o), l)),
         ]
     }
@@ -274,16 +332,38 @@ mod tests {
     }
 
     fn arb_app() -> impl Strategy<Value = AppMatch> {
-        let proto = prop_oneof![Just(None), Just(Some(proto::TCP)), Just(Some(proto::UDP)), Just(Some(proto::ICMP))];
-        (proto, arb_range(), arb_range(), prop::option::of(0u8..10), prop::option::of(0u8..3)).prop_map(|(p, s, d, t, c)| {
-            if p == Some(proto::ICMP) {
-                AppMatch { protocol: p, icmp_type: t, icmp_code: t.and(c), ..AppMatch::ANY }
-            } else if p.is_none() {
-                AppMatch::ANY
-            } else {
-                AppMatch { protocol: p, src_ports: s, dst_ports: d, ..AppMatch::ANY }
-            }
-        })
+        let proto = prop_oneof![
+            Just(None),
+            Just(Some(proto::TCP)),
+            Just(Some(proto::UDP)),
+            Just(Some(proto::ICMP))
+        ];
+        (
+            proto,
+            arb_range(),
+            arb_range(),
+            prop::option::of(0u8..10),
+            prop::option::of(0u8..3),
+        )
+            .prop_map(|(p, s, d, t, c)| {
+                if p == Some(proto::ICMP) {
+                    AppMatch {
+                        protocol: p,
+                        icmp_type: t,
+                        icmp_code: t.and(c),
+                        ..AppMatch::ANY
+                    }
+                } else if p.is_none() {
+                    AppMatch::ANY
+                } else {
+                    AppMatch {
+                        protocol: p,
+                        src_ports: s,
+                        dst_ports: d,
+                        ..AppMatch::ANY
+                    }
+                }
+            })
     }
 
     fn arb_rule() -> impl Strategy<Value = Rule> {
@@ -304,8 +384,29 @@ mod tests {
     }
 
     fn arb_query() -> impl Strategy<Value = Query> {
-        (arb_addr(), arb_addr(), prop_oneof![Just(proto::TCP), Just(proto::UDP), Just(proto::ICMP), Just(47u8)], 0u16..160, 0u16..160, 0u8..10, 0u8..3)
-            .prop_map(|(src, dst, protocol, sp, dp, t, c)| Query { src, dst, protocol, src_port: sp, dst_port: dp, icmp_type: t, icmp_code: c })
+        (
+            arb_addr(),
+            arb_addr(),
+            prop_oneof![
+                Just(proto::TCP),
+                Just(proto::UDP),
+                Just(proto::ICMP),
+                Just(47u8)
+            ],
+            0u16..160,
+            0u16..160,
+            0u8..10,
+            0u8..3,
+        )
+            .prop_map(|(src, dst, protocol, sp, dp, t, c)| Query {
+                src,
+                dst,
+                protocol,
+                src_port: sp,
+                dst_port: dp,
+                icmp_type: t,
+                icmp_code: c,
+            })
     }
 
     proptest! {

@@ -120,7 +120,9 @@ pub const DROP_COUNTERS: [&str; 10] = [
 /// What to do with the packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    Forward { egress: u16 },
+    Forward {
+        egress: u16,
+    },
     Drop,
     /// Drop and answer out of the ingress interface (TCP RST or ICMP
     /// unreachable, see [`build_reject`]).
@@ -158,10 +160,25 @@ pub enum FilterDirection {
 /// decision. The caller encodes it (DPDK worker) or lists it (`trace`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    PolicyDeny { policy: Option<u32>, reject: bool },
-    ScreenDrop { profile: u16, option: ScreenOption, alarm_only: bool },
-    FilterLog { filter: u16, term: Option<u16>, action: FilterAction, direction: FilterDirection },
-    SessionOpen { session_id: u64, policy: u32 },
+    PolicyDeny {
+        policy: Option<u32>,
+        reject: bool,
+    },
+    ScreenDrop {
+        profile: u16,
+        option: ScreenOption,
+        alarm_only: bool,
+    },
+    FilterLog {
+        filter: u16,
+        term: Option<u16>,
+        action: FilterAction,
+        direction: FilterDirection,
+    },
+    SessionOpen {
+        session_id: u64,
+        policy: u32,
+    },
     SessionClose(SessionClosed),
 }
 
@@ -263,7 +280,11 @@ impl Ruleset {
                 output_filter: i.output_filter.map(|f| f as u16),
             })
             .collect();
-        let zone_screen = config.zones.iter().map(|z| z.screen.map(|s| s as u16)).collect();
+        let zone_screen = config
+            .zones
+            .iter()
+            .map(|z| z.screen.map(|s| s as u16))
+            .collect();
         let screens = config
             .screens
             .iter()
@@ -322,8 +343,14 @@ fn compile_screen(id: u16, s: &crate::config::Screen) -> ScreenProfile {
         (s.icmp_large, ScreenOption::IcmpLarge),
         (s.block_frag, ScreenOption::BlockFrag),
         (s.source_route_option, ScreenOption::SourceRouteOption),
-        (s.loose_source_route_option, ScreenOption::LooseSourceRouteOption),
-        (s.strict_source_route_option, ScreenOption::StrictSourceRouteOption),
+        (
+            s.loose_source_route_option,
+            ScreenOption::LooseSourceRouteOption,
+        ),
+        (
+            s.strict_source_route_option,
+            ScreenOption::StrictSourceRouteOption,
+        ),
         (s.record_route_option, ScreenOption::RecordRouteOption),
         (s.timestamp_option, ScreenOption::TimestampOption),
         (s.security_option, ScreenOption::SecurityOption),
@@ -374,7 +401,11 @@ impl Counters {
     fn sized_for(config: &Config) -> Counters {
         Counters {
             policy_hits: vec![0; config.policies.len() + 1],
-            term_hits: config.filters.iter().map(|f| vec![0; f.terms.len() + 1]).collect(),
+            term_hits: config
+                .filters
+                .iter()
+                .map(|f| vec![0; f.terms.len() + 1])
+                .collect(),
             ..Default::default()
         }
     }
@@ -394,7 +425,11 @@ const FRAG_SLOTS: usize = 4096;
 impl Worker {
     pub fn new(worker: u16, rules: &Ruleset) -> Worker {
         Worker {
-            sessions: SessionTable::new(rules.config.flow.session_capacity as usize, worker, rules.timeouts),
+            sessions: SessionTable::new(
+                rules.config.flow.session_capacity as usize,
+                worker,
+                rules.timeouts,
+            ),
             frags: FragTable::new(FRAG_SLOTS),
             counters: Counters::sized_for(&rules.config),
             generation: rules.generation,
@@ -402,7 +437,14 @@ impl Worker {
     }
 
     /// Runs one frame through the pipeline.
-    pub fn process(&mut self, rules: &Ruleset, screens: &ScreenState, frame: &[u8], ingress: u16, now_ns: u64) -> Decision {
+    pub fn process(
+        &mut self,
+        rules: &Ruleset,
+        screens: &ScreenState,
+        frame: &[u8],
+        ingress: u16,
+        now_ns: u64,
+    ) -> Decision {
         if self.generation != rules.generation {
             self.adopt(rules);
         }
@@ -464,7 +506,9 @@ impl Worker {
                     alarm_only: hit.alarm_only,
                 });
                 if !hit.alarm_only {
-                    d.rule = RuleRef::Screen { profile: profile.id };
+                    d.rule = RuleRef::Screen {
+                        profile: profile.id,
+                    };
                     return self.drop(d, Stage::Screen, Reason::Screen(hit.option), Verdict::Drop);
                 }
             }
@@ -476,7 +520,9 @@ impl Worker {
         let to_zone = rules.ports[egress as usize].zone;
 
         if let Some((handle, dir)) = self.sessions.lookup(&key) {
-            let update = self.sessions.update(handle, dir, frame.len() as u32, pkt.tcp_flags, now_ns);
+            let update =
+                self.sessions
+                    .update(handle, dir, frame.len() as u32, pkt.tcp_flags, now_ns);
             d.stage = Stage::Session;
             if let Some(reason) = update.closed {
                 let s = self.sessions.get(handle);
@@ -492,13 +538,20 @@ impl Worker {
             return self.drop(d, Stage::Session, Reason::TcpSynCheck, Verdict::Drop);
         }
 
-        let matched = rules.policies.lookup(port.zone as usize, to_zone as usize, &pkt);
+        let matched = rules
+            .policies
+            .lookup(port.zone as usize, to_zone as usize, &pkt);
         let (action, log_deny, log, policy_id) = match matched {
             PolicyMatch::Rule(id) => {
                 let p = &rules.config.policies[id as usize];
                 self.counters.policy_hits[id as usize] += 1;
                 d.rule = RuleRef::Policy(id);
-                (p.action, p.log.session_init || p.log.session_close, p.log, Some(id))
+                (
+                    p.action,
+                    p.log.session_init || p.log.session_close,
+                    p.log,
+                    Some(id),
+                )
             }
             PolicyMatch::Default => {
                 let last = self.counters.policy_hits.len() - 1;
@@ -512,7 +565,10 @@ impl Worker {
             PolicyAction::Deny | PolicyAction::Reject => {
                 let reject = action == PolicyAction::Reject;
                 if log_deny {
-                    d.push(Event::PolicyDeny { policy: policy_id, reject });
+                    d.push(Event::PolicyDeny {
+                        policy: policy_id,
+                        reject,
+                    });
                 }
                 let (reason, verdict) = if reject {
                     (Reason::PolicyReject, Verdict::Reject)
@@ -523,7 +579,8 @@ impl Worker {
             }
             PolicyAction::Permit => {
                 if let Some(profile) = profile {
-                    if let Some(hit) = screen::session_limit_hit(profile, screens, key.src, key.dst) {
+                    if let Some(hit) = screen::session_limit_hit(profile, screens, key.src, key.dst)
+                    {
                         self.counters.screen[hit.option as usize] += 1;
                         d.push(Event::ScreenDrop {
                             profile: profile.id,
@@ -531,8 +588,15 @@ impl Worker {
                             alarm_only: hit.alarm_only,
                         });
                         if !hit.alarm_only {
-                            d.rule = RuleRef::Screen { profile: profile.id };
-                            return self.drop(d, Stage::Screen, Reason::Screen(hit.option), Verdict::Drop);
+                            d.rule = RuleRef::Screen {
+                                profile: profile.id,
+                            };
+                            return self.drop(
+                                d,
+                                Stage::Screen,
+                                Reason::Screen(hit.option),
+                                Verdict::Drop,
+                            );
                         }
                     }
                 }
@@ -547,7 +611,13 @@ impl Worker {
                 };
                 match self.sessions.insert(key, meta, now_ns) {
                     Ok(handle) => {
-                        self.sessions.update(handle, Direction::ClientToServer, frame.len() as u32, pkt.tcp_flags, now_ns);
+                        self.sessions.update(
+                            handle,
+                            Direction::ClientToServer,
+                            frame.len() as u32,
+                            pkt.tcp_flags,
+                            now_ns,
+                        );
                         self.counters.sessions_created += 1;
                         if let Some(profile) = profile {
                             screen::session_opened(profile, screens, key.src, key.dst);
@@ -569,22 +639,40 @@ impl Worker {
 
     /// Ages out idle sessions, at most `budget` per call (the worker calls
     /// this every loop; `trace` before each packet).
-    pub fn expire(&mut self, rules: &Ruleset, screens: &ScreenState, now_ns: u64, budget: usize, emit: &mut impl FnMut(Event)) {
+    pub fn expire(
+        &mut self,
+        rules: &Ruleset,
+        screens: &ScreenState,
+        now_ns: u64,
+        budget: usize,
+        emit: &mut impl FnMut(Event),
+    ) {
         let mut closed = [None; 32];
         let mut n = 0;
-        self.sessions.expire(now_ns, budget.min(closed.len()), &mut |s: &Session, reason: CloseReason| {
-            if n < closed.len() {
-                closed[n] = Some((*s, reason));
-                n += 1;
-            }
-        });
+        self.sessions.expire(
+            now_ns,
+            budget.min(closed.len()),
+            &mut |s: &Session, reason: CloseReason| {
+                if n < closed.len() {
+                    closed[n] = Some((*s, reason));
+                    n += 1;
+                }
+            },
+        );
         for (s, reason) in closed.iter().take(n).flatten() {
             self.close_session(rules, screens, s, *reason, now_ns, emit);
         }
     }
 
     /// Closes every session (shutdown or export), emitting close events.
-    pub fn close_all(&mut self, rules: &Ruleset, screens: &ScreenState, reason: CloseReason, now_ns: u64, emit: &mut impl FnMut(Event)) {
+    pub fn close_all(
+        &mut self,
+        rules: &Ruleset,
+        screens: &ScreenState,
+        reason: CloseReason,
+        now_ns: u64,
+        emit: &mut impl FnMut(Event),
+    ) {
         let mut all = Vec::new();
         self.sessions.drain_all(&mut |s: &Session| all.push(*s));
         for s in &all {
@@ -602,7 +690,11 @@ impl Worker {
         emit: &mut impl FnMut(Event),
     ) {
         self.counters.sessions_closed += 1;
-        if let Some(p) = s.meta.screen_profile.and_then(|p| rules.screens.get(p as usize)) {
+        if let Some(p) = s
+            .meta
+            .screen_profile
+            .and_then(|p| rules.screens.get(p as usize))
+        {
             screen::session_closed(p, screens, s.key.src, s.key.dst);
         }
         if s.meta.log_close {
@@ -625,7 +717,14 @@ impl Worker {
         }
     }
 
-    fn run_filter(&mut self, rules: &Ruleset, d: &mut Decision, f: u16, pkt: &ParsedPacket, dir: FilterDirection) -> Option<Decision> {
+    fn run_filter(
+        &mut self,
+        rules: &Ruleset,
+        d: &mut Decision,
+        f: u16,
+        pkt: &ParsedPacket,
+        dir: FilterDirection,
+    ) -> Option<Decision> {
         let filter = &rules.config.filters[f as usize];
         let outcome = filter::evaluate(filter, pkt);
         let hits = &mut self.counters.term_hits[f as usize];
@@ -637,7 +736,12 @@ impl Worker {
         hits[slot] += 1;
         let action = filter::action(filter, outcome);
         if log {
-            d.push(Event::FilterLog { filter: f, term, action, direction: dir });
+            d.push(Event::FilterLog {
+                filter: f,
+                term,
+                action,
+                direction: dir,
+            });
         }
         let stage = match dir {
             FilterDirection::Input => Stage::FilterInput,
@@ -657,7 +761,14 @@ impl Worker {
         Some(self.drop(*d, stage, reason, verdict))
     }
 
-    fn output(&mut self, rules: &Ruleset, mut d: Decision, egress: u16, pkt: &ParsedPacket, reason: Reason) -> Decision {
+    fn output(
+        &mut self,
+        rules: &Ruleset,
+        mut d: Decision,
+        egress: u16,
+        pkt: &ParsedPacket,
+        reason: Reason,
+    ) -> Decision {
         if let Some(f) = rules.ports[egress as usize].output_filter {
             let rule = d.rule;
             if let Some(done) = self.run_filter(rules, &mut d, f, pkt, FilterDirection::Output) {
@@ -681,7 +792,13 @@ impl Worker {
         }
     }
 
-    fn drop(&mut self, mut d: Decision, stage: Stage, reason: Reason, verdict: Verdict) -> Decision {
+    fn drop(
+        &mut self,
+        mut d: Decision,
+        stage: Stage,
+        reason: Reason,
+        verdict: Verdict,
+    ) -> Decision {
         self.counters.dropped[reason.drop_index().min(DROP_COUNTERS.len() - 1)] += 1;
         d.verdict = verdict;
         d.stage = stage;
@@ -701,7 +818,9 @@ impl Worker {
 
 /// A TCP segment that may open a session: SYN without ACK.
 fn is_initial_syn(pkt: &ParsedPacket) -> bool {
-    pkt.has_l4 && pkt.tcp_flags.0 & TcpFlags::SYN.0 != 0 && pkt.tcp_flags.0 & (TcpFlags::ACK.0 | TcpFlags::RST.0) == 0
+    pkt.has_l4
+        && pkt.tcp_flags.0 & TcpFlags::SYN.0 != 0
+        && pkt.tcp_flags.0 & (TcpFlags::ACK.0 | TcpFlags::RST.0) == 0
 }
 
 /// Writes the answer to a rejected packet into `out`: a TCP RST for TCP,

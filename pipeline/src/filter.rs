@@ -37,7 +37,10 @@ pub fn term_matches(m: &TermMatch, pkt: &ParsedPacket) -> bool {
     fn any<T: Copy>(list: &Option<Vec<T>>, f: impl Fn(T) -> bool) -> bool {
         list.as_ref().is_none_or(|l| l.iter().any(|v| f(*v)))
     }
-    let addr_ok = |list: &Option<Vec<AddrMatch>>, addr| list.as_ref().is_none_or(|l| AddrMatch::matches_list(l, addr));
+    let addr_ok = |list: &Option<Vec<AddrMatch>>, addr| {
+        list.as_ref()
+            .is_none_or(|l| AddrMatch::matches_list(l, addr))
+    };
     if !addr_ok(&m.source_address, pkt.src) || !addr_ok(&m.destination_address, pkt.dst) {
         return false;
     }
@@ -67,7 +70,9 @@ pub fn term_matches(m: &TermMatch, pkt: &ParsedPacket) -> bool {
     }
     any(&m.source_port, |r| r.contains(pkt.src_port))
         && any(&m.destination_port, |r| r.contains(pkt.dst_port))
-        && m.tcp_flags.is_none_or(|f| pkt.protocol == crate::flow::proto::TCP && f.matches(pkt.tcp_flags.0 as u8))
+        && m.tcp_flags.is_none_or(|f| {
+            pkt.protocol == crate::flow::proto::TCP && f.matches(pkt.tcp_flags.0 as u8)
+        })
         && any(&m.icmp_type, |t| t == pkt.icmp_type && is_icmp(pkt))
         && any(&m.icmp_code, |c| c == pkt.icmp_code && is_icmp(pkt))
 }

@@ -78,12 +78,18 @@ pub struct Prefix {
 
 impl Prefix {
     /// Every IPv4 and IPv6 address (the `any` of address books).
-    pub const ANY: Prefix = Prefix { addr: Addr(0), len: 0 };
+    pub const ANY: Prefix = Prefix {
+        addr: Addr(0),
+        len: 0,
+    };
 
     /// Builds a prefix, clearing host bits; `len` is in the unified space.
     pub fn new(addr: Addr, len: u8) -> Prefix {
         let len = len.min(128);
-        Prefix { addr: Addr(addr.0 & Self::mask(len)), len }
+        Prefix {
+            addr: Addr(addr.0 & Self::mask(len)),
+            len,
+        }
     }
 
     pub const fn mask(len: u8) -> u128 {
@@ -108,7 +114,10 @@ impl FromStr for Prefix {
             Some((ip, len)) => (ip, Some(len)),
             None => (s, None),
         };
-        let ip: IpAddr = ip.trim().parse().map_err(|_| format!("'{s}' is not an IP address or prefix"))?;
+        let ip: IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not an IP address or prefix"))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let len: u8 = match len {
             Some(l) => l
@@ -193,7 +202,9 @@ mod tests {
         let host: Prefix = "192.0.2.7".parse().unwrap();
         assert_eq!(host.len, 128);
         let v6: Prefix = "2001:db8:1::/64".parse().unwrap();
-        assert!(v6.contains(Addr::from_ipv6("2001:db8:1::42".parse::<Ipv6Addr>().unwrap().octets())));
+        assert!(v6.contains(Addr::from_ipv6(
+            "2001:db8:1::42".parse::<Ipv6Addr>().unwrap().octets()
+        )));
         assert!(!v6.contains(Addr::from_ipv4([10, 1, 0, 1])));
         assert!(Prefix::ANY.contains(Addr::from_ipv4([1, 2, 3, 4])));
         // Host bits are cleared.

@@ -26,7 +26,11 @@ pub enum PcapError {
     #[error("unsupported link type {0}; only Ethernet (1) captures can be replayed")]
     LinkType(u32),
     #[error("record {index}: length {len} exceeds the snap length {snaplen}")]
-    BadRecord { index: usize, len: u32, snaplen: u32 },
+    BadRecord {
+        index: usize,
+        len: u32,
+        snaplen: u32,
+    },
     #[error("truncated pcap file: {0}")]
     Truncated(&'static str),
     #[error(transparent)]
@@ -170,8 +174,14 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_truncation_without_panicking() {
-        assert!(matches!(read_all(&[0u8; 3][..]), Err(PcapError::Truncated(_))));
-        assert!(matches!(read_all(&[0u8; 24][..]), Err(PcapError::BadMagic(0))));
+        assert!(matches!(
+            read_all(&[0u8; 3][..]),
+            Err(PcapError::Truncated(_))
+        ));
+        assert!(matches!(
+            read_all(&[0u8; 24][..]),
+            Err(PcapError::BadMagic(0))
+        ));
         let mut w = Writer::new(Vec::new()).unwrap();
         w.write(0, &[1; 10]).unwrap();
         let bytes = w.finish().unwrap();

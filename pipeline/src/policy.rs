@@ -28,7 +28,11 @@ fn rule_of(config: &Config, id: usize) -> Rule {
     Rule {
         src: p.source.clone(),
         dst: p.destination.clone(),
-        apps: p.applications.iter().flat_map(|&a| config.applications[a].terms.iter().copied()).collect(),
+        apps: p
+            .applications
+            .iter()
+            .flat_map(|&a| config.applications[a].terms.iter().copied())
+            .collect(),
     }
 }
 
@@ -44,7 +48,9 @@ pub struct PolicyTable {
 impl PolicyTable {
     pub fn compile(config: &Config) -> PolicyTable {
         let zones = config.zones.len();
-        let rules: Vec<Rule> = (0..config.policies.len()).map(|i| rule_of(config, i)).collect();
+        let rules: Vec<Rule> = (0..config.policies.len())
+            .map(|i| rule_of(config, i))
+            .collect();
         let build = |ids: Vec<u32>| -> Option<Set> {
             if ids.is_empty() {
                 return None;
@@ -62,7 +68,11 @@ impl PolicyTable {
                 pairs.push([build(own), build(global)]);
             }
         }
-        PolicyTable { zones, pairs, rules }
+        PolicyTable {
+            zones,
+            pairs,
+            rules,
+        }
     }
 
     /// The policy for a new session from zone `from` to zone `to`.
@@ -81,7 +91,13 @@ impl PolicyTable {
 
     /// Reference evaluation: the same policies in the same order, matched
     /// one by one without the classifier.
-    pub fn lookup_linear(&self, config: &Config, from: usize, to: usize, pkt: &ParsedPacket) -> PolicyMatch {
+    pub fn lookup_linear(
+        &self,
+        config: &Config,
+        from: usize,
+        to: usize,
+        pkt: &ParsedPacket,
+    ) -> PolicyMatch {
         let q = query(pkt);
         for ids in pair_policies(config, from, to) {
             if let Some(&id) = ids.iter().find(|&&id| self.rules[id as usize].matches(&q)) {
@@ -105,7 +121,9 @@ fn pair_policies(config: &Config, from: usize, to: usize) -> [Vec<u32>; 2] {
         .policies
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.global && p.from_zone.is_none_or(|z| z == from) && p.to_zone.is_none_or(|z| z == to))
+        .filter(|(_, p)| {
+            p.global && p.from_zone.is_none_or(|z| z == from) && p.to_zone.is_none_or(|z| z == to)
+        })
         .map(|(i, _)| i as u32)
         .collect();
     [own, global]

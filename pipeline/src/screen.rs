@@ -156,14 +156,19 @@ pub fn check(
     frag_overlap: bool,
     now_ns: u64,
 ) -> Option<ScreenHit> {
-    let option = check_stateless(profile, pkt, frag_overlap).or_else(|| check_stateful(profile, state, pkt, now_ns))?;
+    let option = check_stateless(profile, pkt, frag_overlap)
+        .or_else(|| check_stateful(profile, state, pkt, now_ns))?;
     Some(ScreenHit {
         option,
         alarm_only: profile.alarm_without_drop,
     })
 }
 
-fn check_stateless(p: &ScreenProfile, pkt: &ParsedPacket, frag_overlap: bool) -> Option<ScreenOption> {
+fn check_stateless(
+    p: &ScreenProfile,
+    pkt: &ParsedPacket,
+    frag_overlap: bool,
+) -> Option<ScreenOption> {
     use ScreenOption::*;
     if p.stateless == 0 {
         return None;
@@ -197,7 +202,8 @@ fn check_stateless(p: &ScreenProfile, pkt: &ParsedPacket, frag_overlap: bool) ->
         if on(SynFrag) && syn && pkt.frag.is_fragment {
             return Some(SynFrag);
         }
-    } else if on(Land) && pkt.src == pkt.dst && pkt.protocol == proto::TCP && !pkt.frag.is_fragment {
+    } else if on(Land) && pkt.src == pkt.dst && pkt.protocol == proto::TCP && !pkt.frag.is_fragment
+    {
         // A TCP packet too short to read flags but addressed to itself.
         return Some(Land);
     }
@@ -227,7 +233,11 @@ fn check_stateless(p: &ScreenProfile, pkt: &ParsedPacket, frag_overlap: bool) ->
         if on(BadOption) && any(Ipv4OptionSet::BAD) {
             return Some(BadOption);
         }
-        if on(SourceRouteOption) && any(Ipv4OptionSet(Ipv4OptionSet::LOOSE_SOURCE_ROUTE.0 | Ipv4OptionSet::STRICT_SOURCE_ROUTE.0)) {
+        if on(SourceRouteOption)
+            && any(Ipv4OptionSet(
+                Ipv4OptionSet::LOOSE_SOURCE_ROUTE.0 | Ipv4OptionSet::STRICT_SOURCE_ROUTE.0,
+            ))
+        {
             return Some(SourceRouteOption);
         }
         for (set, option) in [
@@ -263,7 +273,12 @@ fn teardrop_shape(pkt: &ParsedPacket) -> bool {
     pkt.frag.more_fragments && (pkt.l4_len == 0 || pkt.l4_len % 8 != 0)
 }
 
-fn check_stateful(p: &ScreenProfile, s: &ScreenState, pkt: &ParsedPacket, now_ns: u64) -> Option<ScreenOption> {
+fn check_stateful(
+    p: &ScreenProfile,
+    s: &ScreenState,
+    pkt: &ParsedPacket,
+    now_ns: u64,
+) -> Option<ScreenOption> {
     let sec = (now_ns / 1_000_000_000) as u32;
     let salt = p.id as u64;
     let syn_only = pkt.protocol == proto::TCP
@@ -274,7 +289,8 @@ fn check_stateful(p: &ScreenProfile, s: &ScreenState, pkt: &ParsedPacket, now_ns
         let attack = s.rates.hit(key(salt, 1, pkt.dst, pkt.dst_port as u64), sec);
         let src = s.rates.hit(key(salt, 2, pkt.src, 0), sec);
         let dst = s.rates.hit(key(salt, 3, pkt.dst, 0), sec);
-        if over(attack, limits.attack) || over(src, limits.source) || over(dst, limits.destination) {
+        if over(attack, limits.attack) || over(src, limits.source) || over(dst, limits.destination)
+        {
             return Some(ScreenOption::SynFlood);
         }
     }
@@ -292,8 +308,15 @@ fn check_stateful(p: &ScreenProfile, s: &ScreenState, pkt: &ParsedPacket, now_ns
     let now_us = now_ns / 1000;
     if let Some(window) = p.port_scan_us {
         if pkt.has_l4 && (pkt.protocol == proto::TCP || pkt.protocol == proto::UDP) {
-            let k = key(salt, 6, pkt.src, pkt.dst.0 as u64 ^ (pkt.dst.0 >> 64) as u64);
-            if s.scans.observe(k, pkt.dst_port as u64, now_us, window as u64) {
+            let k = key(
+                salt,
+                6,
+                pkt.src,
+                pkt.dst.0 as u64 ^ (pkt.dst.0 >> 64) as u64,
+            );
+            if s.scans
+                .observe(k, pkt.dst_port as u64, now_us, window as u64)
+            {
                 return Some(ScreenOption::PortScan);
             }
         }
@@ -301,8 +324,16 @@ fn check_stateful(p: &ScreenProfile, s: &ScreenState, pkt: &ParsedPacket, now_ns
     if let Some(window) = p.ip_sweep_us {
         let echo = pkt.has_l4
             && ((pkt.protocol == proto::ICMP && pkt.icmp_type == icmpv4::msg_type::ECHO_REQUEST)
-                || (pkt.protocol == proto::ICMPV6 && pkt.icmp_type == icmpv6::msg_type::ECHO_REQUEST));
-        if echo && s.scans.observe(key(salt, 7, pkt.src, 0), addr_hash(pkt.dst), now_us, window as u64) {
+                || (pkt.protocol == proto::ICMPV6
+                    && pkt.icmp_type == icmpv6::msg_type::ECHO_REQUEST));
+        if echo
+            && s.scans.observe(
+                key(salt, 7, pkt.src, 0),
+                addr_hash(pkt.dst),
+                now_us,
+                window as u64,
+            )
+        {
             return Some(ScreenOption::IpSweep);
         }
     }
@@ -315,9 +346,16 @@ fn over(count: u32, limit: u32) -> bool {
 }
 
 /// Checks `limit-session` before a session is created for `src -> dst`.
-pub fn session_limit_hit(p: &ScreenProfile, s: &ScreenState, src: Addr, dst: Addr) -> Option<ScreenHit> {
+pub fn session_limit_hit(
+    p: &ScreenProfile,
+    s: &ScreenState,
+    src: Addr,
+    dst: Addr,
+) -> Option<ScreenHit> {
     let hit = |limit: Option<u32>, k: u64| limit.is_some_and(|l| s.sessions.get(k) >= l);
-    if hit(p.limit_session_source, key(p.id as u64, 8, src, 0)) || hit(p.limit_session_destination, key(p.id as u64, 9, dst, 0)) {
+    if hit(p.limit_session_source, key(p.id as u64, 8, src, 0))
+        || hit(p.limit_session_destination, key(p.id as u64, 9, dst, 0))
+    {
         return Some(ScreenHit {
             option: ScreenOption::LimitSession,
             alarm_only: p.alarm_without_drop,
@@ -452,7 +490,11 @@ impl ScanTable {
         }
         let h = mix(value ^ 0x5ca9) as usize & 255;
         slot.bits[h / 64].fetch_or(1 << (h % 64), Ordering::Relaxed);
-        let distinct: u32 = slot.bits.iter().map(|w| w.load(Ordering::Relaxed).count_ones()).sum();
+        let distinct: u32 = slot
+            .bits
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed).count_ones())
+            .sum();
         distinct >= SCAN_DISTINCT
     }
 }
@@ -482,7 +524,9 @@ impl CountTable {
             b.fetch_add(delta as u32, Ordering::Relaxed);
         } else {
             // Never wrap below zero, even if a close races a table reset.
-            let _ = b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(delta.unsigned_abs())));
+            let _ = b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(delta.unsigned_abs()))
+            });
         }
     }
 }
@@ -507,7 +551,9 @@ impl ScreenState {
 
     /// Bytes of memory the tables hold (fixed for the life of the state).
     pub fn memory_bytes(&self) -> usize {
-        self.rates.buckets.len() * 8 + self.scans.slots.len() * std::mem::size_of::<ScanSlot>() + self.sessions.buckets.len() * 4
+        self.rates.buckets.len() * 8
+            + self.scans.slots.len() * std::mem::size_of::<ScanSlot>()
+            + self.sessions.buckets.len() * 4
     }
 }
 
@@ -547,7 +593,11 @@ mod tests {
 
     fn frag_frame(protocol_l4: L4<'_>, offset: u16, more: bool, payload: &[u8]) -> Vec<u8> {
         let mut ip = Ip::new(v4(198, 51, 100, 1), v4(10, 1, 0, 10));
-        ip.fragment = Some(Fragment { offset, more, id: 77 });
+        ip.fragment = Some(Fragment {
+            offset,
+            more,
+            id: 77,
+        });
         packet_vec(&Ethernet::DEFAULT, &ip, &protocol_l4, payload).unwrap()
     }
 
@@ -573,24 +623,88 @@ mod tests {
         let p = all_stateless();
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("land", tcp(B(), B(), 1234, 80, TcpFlags::SYN, &[])),
-            ("syn-fin", tcp(A(), B(), 1234, 80, TcpFlags::SYN | TcpFlags::FIN, &[])),
+            (
+                "syn-fin",
+                tcp(A(), B(), 1234, 80, TcpFlags::SYN | TcpFlags::FIN, &[]),
+            ),
             ("tcp-no-flag", tcp(A(), B(), 1234, 80, TcpFlags::EMPTY, &[])),
             ("fin-no-ack", tcp(A(), B(), 1234, 80, TcpFlags::FIN, &[])),
-            ("winnuke", tcp(A(), B(), 1234, 139, TcpFlags::ACK | TcpFlags::URG, &[1; 4])),
-            ("syn-frag", frag_frame(L4::tcp(1234, 80, TcpFlags::SYN), 0, true, &[0; 16])),
-            ("tear-drop", frag_frame(L4::Raw { protocol: proto::UDP }, 0, true, &teardrop_head())),
-            ("ping-death", frag_frame(L4::Raw { protocol: proto::ICMP }, 65512, false, &[0; 200])),
-            ("icmp-fragment", frag_frame(L4::Raw { protocol: proto::ICMP }, 1480, false, &[0; 64])),
-            ("block-frag", frag_frame(L4::Raw { protocol: proto::UDP }, 1480, false, &[0; 64])),
-            ("source-route-option", with_options(&[131, 7, 4, 0, 0, 0, 0, 0])),
-            ("record-route-option", with_options(&[7, 7, 4, 0, 0, 0, 0, 0])),
+            (
+                "winnuke",
+                tcp(A(), B(), 1234, 139, TcpFlags::ACK | TcpFlags::URG, &[1; 4]),
+            ),
+            (
+                "syn-frag",
+                frag_frame(L4::tcp(1234, 80, TcpFlags::SYN), 0, true, &[0; 16]),
+            ),
+            (
+                "tear-drop",
+                frag_frame(
+                    L4::Raw {
+                        protocol: proto::UDP,
+                    },
+                    0,
+                    true,
+                    &teardrop_head(),
+                ),
+            ),
+            (
+                "ping-death",
+                frag_frame(
+                    L4::Raw {
+                        protocol: proto::ICMP,
+                    },
+                    65512,
+                    false,
+                    &[0; 200],
+                ),
+            ),
+            (
+                "icmp-fragment",
+                frag_frame(
+                    L4::Raw {
+                        protocol: proto::ICMP,
+                    },
+                    1480,
+                    false,
+                    &[0; 64],
+                ),
+            ),
+            (
+                "block-frag",
+                frag_frame(
+                    L4::Raw {
+                        protocol: proto::UDP,
+                    },
+                    1480,
+                    false,
+                    &[0; 64],
+                ),
+            ),
+            (
+                "source-route-option",
+                with_options(&[131, 7, 4, 0, 0, 0, 0, 0]),
+            ),
+            (
+                "record-route-option",
+                with_options(&[7, 7, 4, 0, 0, 0, 0, 0]),
+            ),
             ("timestamp-option", with_options(&[68, 4, 5, 0])),
-            ("security-option", with_options(&[130, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
+            (
+                "security-option",
+                with_options(&[130, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            ),
             ("stream-option", with_options(&[136, 4, 0, 1])),
             ("bad-option", with_options(&[7, 40, 4, 0])),
             (
                 "unknown-protocol",
-                packet_vec(&Ethernet::DEFAULT, &Ip::new(A(), B()), &L4::Raw { protocol: 200 }, &[0; 20]).unwrap(),
+                packet_vec(
+                    &Ethernet::DEFAULT,
+                    &Ip::new(A(), B()),
+                    &L4::Raw { protocol: 200 },
+                    &[0; 20],
+                )
+                .unwrap(),
             ),
         ];
         for (want, frame) in &cases {
@@ -600,14 +714,26 @@ mod tests {
         large = {
             let _ = large;
             let ip = Ip::new(A(), B());
-            packet_vec(&Ethernet::DEFAULT, &ip, &L4::echo_request(ip.version, 1, 1), &[0; 1200]).unwrap()
+            packet_vec(
+                &Ethernet::DEFAULT,
+                &ip,
+                &L4::echo_request(ip.version, 1, 1),
+                &[0; 1200],
+            )
+            .unwrap()
         };
         assert_eq!(verdict(&p, &large), Some("icmp-large"));
         // Only the specific option when the general source-route one is off.
         let mut specific = all_stateless();
         specific.stateless &= !ScreenOption::SourceRouteOption.bit();
-        assert_eq!(verdict(&specific, &with_options(&[131, 7, 4, 0, 0, 0, 0, 0])), Some("loose-source-route-option"));
-        assert_eq!(verdict(&specific, &with_options(&[137, 7, 4, 0, 0, 0, 0, 0])), Some("strict-source-route-option"));
+        assert_eq!(
+            verdict(&specific, &with_options(&[131, 7, 4, 0, 0, 0, 0, 0])),
+            Some("loose-source-route-option")
+        );
+        assert_eq!(
+            verdict(&specific, &with_options(&[137, 7, 4, 0, 0, 0, 0, 0])),
+            Some("strict-source-route-option")
+        );
     }
 
     #[test]
@@ -615,7 +741,14 @@ mod tests {
         let p = all_stateless();
         for frame in [
             tcp(A(), B(), 40000, 80, TcpFlags::SYN, &[]),
-            tcp(A(), B(), 40000, 80, TcpFlags::ACK | TcpFlags::PSH, &[1; 100]),
+            tcp(
+                A(),
+                B(),
+                40000,
+                80,
+                TcpFlags::ACK | TcpFlags::PSH,
+                &[1; 100],
+            ),
             tcp(A(), B(), 40000, 80, TcpFlags::FIN | TcpFlags::ACK, &[]),
             tcp(A(), B(), 40000, 139, TcpFlags::ACK, &[1; 10]),
             udp(A(), B(), 5353, 53, &[0; 40]),
@@ -632,19 +765,39 @@ mod tests {
         let mut fake = [0u8; 24];
         fake[13] = 0x03; // SYN|FIN at the TCP flags offset
         let mut p = ScreenProfile::new(0, "flags-only");
-        p.enable(ScreenOption::SynFin).enable(ScreenOption::TcpNoFlag).enable(ScreenOption::FinNoAck);
-        let frame = frag_frame(L4::Raw { protocol: proto::TCP }, 1480, false, &fake);
+        p.enable(ScreenOption::SynFin)
+            .enable(ScreenOption::TcpNoFlag)
+            .enable(ScreenOption::FinNoAck);
+        let frame = frag_frame(
+            L4::Raw {
+                protocol: proto::TCP,
+            },
+            1480,
+            false,
+            &fake,
+        );
         assert_eq!(verdict(&p, &frame), None);
     }
 
     #[test]
     fn syn_flood_trips_above_the_threshold_per_second() {
         let mut p = ScreenProfile::new(1, "flood");
-        p.syn_flood = Some(SynFloodLimits { attack: 100, source: 0, destination: 0 });
+        p.syn_flood = Some(SynFloodLimits {
+            attack: 100,
+            source: 0,
+            destination: 0,
+        });
         let s = ScreenState::new(4096);
         let mut hits = 0;
         for i in 0..150u32 {
-            let f = tcp(v4(203, 0, 113, (i % 250) as u8), B(), 1000 + i as u16, 80, TcpFlags::SYN, &[]);
+            let f = tcp(
+                v4(203, 0, 113, (i % 250) as u8),
+                B(),
+                1000 + i as u16,
+                80,
+                TcpFlags::SYN,
+                &[],
+            );
             if check(&p, &s, &parsed(&f), false, 5_000_000_000 + i as u64 * 1000).is_some() {
                 hits += 1;
             }
@@ -664,7 +817,14 @@ mod tests {
         let slow: Vec<bool> = (0..10u16)
             .map(|i| {
                 let f = tcp(A(), B(), 40000, 20 + i, TcpFlags::SYN, &[]);
-                check(&p, &s, &parsed(&f), false, 1_000_000_000 + i as u64 * 1_000_000).is_some()
+                check(
+                    &p,
+                    &s,
+                    &parsed(&f),
+                    false,
+                    1_000_000_000 + i as u64 * 1_000_000,
+                )
+                .is_some()
             })
             .collect();
         assert!(slow.iter().all(|h| !h));
@@ -672,7 +832,14 @@ mod tests {
         let fast: Vec<bool> = (0..12u16)
             .map(|i| {
                 let f = tcp(A(), B(), 40000, 1000 + i, TcpFlags::SYN, &[]);
-                check(&p, &s, &parsed(&f), false, 9_000_000_000 + i as u64 * 100_000).is_some()
+                check(
+                    &p,
+                    &s,
+                    &parsed(&f),
+                    false,
+                    9_000_000_000 + i as u64 * 100_000,
+                )
+                .is_some()
             })
             .collect();
         assert_eq!(fast.iter().position(|h| *h), Some(9));
@@ -700,7 +867,10 @@ mod tests {
         assert!(session_limit_hit(&p, &s, A(), B()).is_none());
         session_opened(&p, &s, A(), B());
         session_opened(&p, &s, A(), B());
-        assert_eq!(session_limit_hit(&p, &s, A(), B()).map(|h| h.option), Some(ScreenOption::LimitSession));
+        assert_eq!(
+            session_limit_hit(&p, &s, A(), B()).map(|h| h.option),
+            Some(ScreenOption::LimitSession)
+        );
         session_closed(&p, &s, A(), B());
         assert!(session_limit_hit(&p, &s, A(), B()).is_none());
     }
@@ -709,8 +879,20 @@ mod tests {
     fn alarm_without_drop_reports_but_marks_alarm_only() {
         let mut p = all_stateless();
         p.alarm_without_drop = true;
-        let hit = check(&p, &ScreenState::new(64), &parsed(&tcp(A(), B(), 1, 80, TcpFlags::SYN | TcpFlags::FIN, &[])), false, 0);
-        assert_eq!(hit, Some(ScreenHit { option: ScreenOption::SynFin, alarm_only: true }));
+        let hit = check(
+            &p,
+            &ScreenState::new(64),
+            &parsed(&tcp(A(), B(), 1, 80, TcpFlags::SYN | TcpFlags::FIN, &[])),
+            false,
+            0,
+        );
+        assert_eq!(
+            hit,
+            Some(ScreenHit {
+                option: ScreenOption::SynFin,
+                alarm_only: true
+            })
+        );
     }
 
     #[test]
@@ -718,7 +900,11 @@ mod tests {
         let s = ScreenState::new(1 << 12);
         let before = s.memory_bytes();
         let mut p = ScreenProfile::new(5, "all");
-        p.syn_flood = Some(SynFloodLimits { attack: 10, source: 10, destination: 10 });
+        p.syn_flood = Some(SynFloodLimits {
+            attack: 10,
+            source: 10,
+            destination: 10,
+        });
         p.port_scan_us = Some(5000);
         for i in 0..20_000u32 {
             let src = Addr::from_ipv4(i.to_be_bytes());

@@ -239,7 +239,12 @@ impl SessionTable {
     }
 
     /// Creates a session for a flow's first packet (`key` as it travels).
-    pub fn insert(&mut self, key: FlowKey, meta: SessionMeta, now_ns: u64) -> Result<SessionHandle, TableFull> {
+    pub fn insert(
+        &mut self,
+        key: FlowKey,
+        meta: SessionMeta,
+        now_ns: u64,
+    ) -> Result<SessionHandle, TableFull> {
         let Some(slot) = self.free.pop() else {
             self.refused += 1;
             return Err(TableFull);
@@ -286,7 +291,14 @@ impl SessionTable {
 
     /// Counts a packet and advances the TCP state.
     #[inline]
-    pub fn update(&mut self, h: SessionHandle, dir: Direction, bytes: u32, flags: TcpFlags, now_ns: u64) -> Update {
+    pub fn update(
+        &mut self,
+        h: SessionHandle,
+        dir: Direction,
+        bytes: u32,
+        flags: TcpFlags,
+        now_ns: u64,
+    ) -> Update {
         let s = &mut self.slab[h.0 as usize];
         let d = dir as usize;
         s.packets[d] += 1;
@@ -302,7 +314,9 @@ impl SessionTable {
             return Update { closed: s.closed };
         }
         match s.tcp {
-            TcpState::SynSent if dir == Direction::ServerToClient && has(TcpFlags::SYN) && has(TcpFlags::ACK) => {
+            TcpState::SynSent
+                if dir == Direction::ServerToClient && has(TcpFlags::SYN) && has(TcpFlags::ACK) =>
+            {
                 s.tcp = TcpState::SynAckSeen;
             }
             TcpState::SynAckSeen if dir == Direction::ClientToServer && has(TcpFlags::ACK) => {
@@ -404,11 +418,16 @@ impl SessionTable {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Session> {
-        self.slab.iter().zip(&self.used).filter(|(_, u)| **u).map(|(s, _)| s)
+        self.slab
+            .iter()
+            .zip(&self.used)
+            .filter(|(_, u)| **u)
+            .map(|(s, _)| s)
     }
 
     /// Bytes of preallocated memory.
     pub fn memory_bytes(&self) -> usize {
-        self.slab.len() * (std::mem::size_of::<Session>() + std::mem::size_of::<FlowKey>() + 5) + self.index.len() * 4
+        self.slab.len() * (std::mem::size_of::<Session>() + std::mem::size_of::<FlowKey>() + 5)
+            + self.index.len() * 4
     }
 }

@@ -15,8 +15,10 @@ use rampart_core::{
 };
 use rampart_pipeline::config::Config;
 
-use crate::worker::{StopSignal, TxPath, Worker, WorkerCounters};
+use crate::worker::{Clock, StopSignal, TxPath, Worker, WorkerCounters, EVENT_TYPES};
 use plan::{PortCaps, TxRoute};
+use rampart_pipeline::engine::{Ruleset, DROP_COUNTERS};
+use rampart_pipeline::screen::ScreenState;
 
 const RX_DESCRIPTORS: u16 = 1024;
 const TX_DESCRIPTORS: u16 = 1024;
@@ -35,7 +37,10 @@ pub struct StopConditions {
 /// names a PCI device; a per-process file prefix; the lcores).
 pub fn eal_args(config: &Config) -> Vec<String> {
     let mut args: Vec<String> = config.dataplane.eal.clone();
-    let has = |args: &[String], flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    let has = |args: &[String], flag: &str| {
+        args.iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
     let pci: Vec<&str> = config
         .interfaces
         .iter()
@@ -129,10 +134,13 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
         .zip(&plan.tx_queues)
         .map(|(&r, &t)| r as u32 * RX_DESCRIPTORS as u32 + t as u32 * TX_DESCRIPTORS as u32)
         .sum();
-    let in_flight = (workers * (ports.len() + 1) * 32) as u32 + workers as u32 * HANDOFF_RING_SIZE;
+    let in_flight =
+        (workers * (ports.len() + 1) * 32) as u32 + (workers * workers) as u32 * HANDOFF_RING_SIZE;
     let mbufs = (descriptors + in_flight + 4096).next_power_of_two() - 1;
     let pool = Mempool::create_pktmbuf(&eal, "rampart_mbufs", mbufs, 256, eal.socket_id())
-        .context("creating the packet mempool (are hugepages set up? see meson-scripts/setup.sh)")?;
+        .context(
+            "creating the packet mempool (are hugepages set up? see meson-scripts/setup.sh)",
+        )?;
 
     let mut started: Vec<StartedPort> = Vec::new();
     for (i, port) in ports.into_iter().enumerate() {
@@ -150,16 +158,30 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
         started.push(p);
     }
 
-    // Build each worker's context: its RX queues, a TX path per port, and
-    // handoff rings where a port has fewer TX queues than workers.
-    let peer: Vec<Option<usize>> = config.interfaces.iter().map(|i| i.peer).collect();
+    // Software dispatch keeps both directions of a flow on one worker when
+    // the ports cannot: several workers, and not every port spreads its RX
+    // over one symmetric-RSS queue per worker.
+    let software_dispatch = workers > 1
+        && !started
+            .iter()
+            .all(|p| p.rss_symmetric() && p.rx_queue_count() as usize == workers);
+    let rules = Arc::new(Ruleset::compile(Arc::new(config.clone()), 1));
+    let screens = Arc::new(ScreenState::default());
+    let clock_hz = rampart_core::tsc_hz();
     let mut contexts: Vec<Worker> = (0..workers)
-        .map(|_| Worker {
+        .map(|w| Worker {
+            index: w,
+            workers,
+            software_dispatch,
             rx: Vec::new(),
             tx: Vec::new(),
-            handoff_out: Vec::new(),
+            handoff_out: (0..workers).map(|_| None).collect(),
             handoff_in: Vec::new(),
-            peer: peer.clone(),
+            pipeline: rampart_pipeline::engine::Worker::new(w as u16, &rules),
+            rules: rules.clone(),
+            screens: screens.clone(),
+            pool: pool.clone(),
+            clock: Clock::new(clock_hz),
             counters: Arc::new(WorkerCounters::default()),
         })
         .collect();
@@ -169,7 +191,20 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
             contexts[w].rx.push((rxq, port));
         }
     }
-    let mut handoff_rings: std::collections::HashMap<(usize, usize), usize> = Default::default();
+    // A ring from every worker to every other: for flows another worker
+    // owns, and for ports whose TX queue another worker owns.
+    for from in 0..workers {
+        for to in (0..workers).filter(|&to| to != from) {
+            let (tx, rx) = MbufRing::create(
+                &eal,
+                &format!("handoff_{from}_{to}"),
+                HANDOFF_RING_SIZE,
+                eal.socket_id(),
+            )?;
+            contexts[from].handoff_out[to] = Some(tx);
+            contexts[to].handoff_in.push(rx);
+        }
+    }
     for w in 0..workers {
         for port in 0..started.len() {
             let path = match plan.tx[w][port] {
@@ -177,25 +212,7 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
                     queue: started[port].take_tx_queue(QueueId(q))?,
                     pending: Burst::new(),
                 },
-                TxRoute::Handoff(owner) => {
-                    let index = match handoff_rings.get(&(w, owner)) {
-                        Some(&index) => index,
-                        None => {
-                            let (tx, rx) = MbufRing::create(
-                                &eal,
-                                &format!("handoff_{w}_{owner}"),
-                                HANDOFF_RING_SIZE,
-                                eal.socket_id(),
-                            )?;
-                            contexts[owner].handoff_in.push(rx);
-                            contexts[w].handoff_out.push(tx);
-                            let index = contexts[w].handoff_out.len() - 1;
-                            handoff_rings.insert((w, owner), index);
-                            index
-                        }
-                    };
-                    TxPath::Handoff(index)
-                }
+                TxRoute::Handoff(owner) => TxPath::Handoff(owner),
             };
             contexts[w].tx.push(path);
         }
@@ -208,7 +225,8 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
     });
     let signalled = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, signalled.clone()).context("installing signal handlers")?;
+        signal_hook::flag::register(sig, signalled.clone())
+            .context("installing signal handlers")?;
     }
 
     let started_at = Instant::now();
@@ -271,8 +289,14 @@ fn wait_for_stop(
             return "duration reached";
         }
         if let Some(idle) = when.idle {
-            let rx: u64 = counters.iter().map(|(_, c)| c.rx.load(Ordering::Relaxed)).sum::<u64>()
-                + ports.iter().map(|p| port_stats(p.id()).imissed).sum::<u64>();
+            let rx: u64 = counters
+                .iter()
+                .map(|(_, c)| c.rx.load(Ordering::Relaxed))
+                .sum::<u64>()
+                + ports
+                    .iter()
+                    .map(|p| port_stats(p.id()).imissed)
+                    .sum::<u64>();
             if rx != last_rx {
                 last_rx = rx;
                 last_change = Instant::now();
@@ -285,11 +309,23 @@ fn wait_for_stop(
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "rampart: stopped ({}) after {:.3} s", self.reason, self.elapsed.as_secs_f64())?;
+        writeln!(
+            f,
+            "rampart: stopped ({}) after {:.3} s",
+            self.reason,
+            self.elapsed.as_secs_f64()
+        )?;
         writeln!(
             f,
             "{:<12} {:<14} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9}",
-            "interface", "device", "ipackets", "opackets", "imissed", "ierrors", "oerrors", "nombuf"
+            "interface",
+            "device",
+            "ipackets",
+            "opackets",
+            "imissed",
+            "ierrors",
+            "oerrors",
+            "nombuf"
         )?;
         for (name, dev, s) in &self.ports {
             writeln!(
@@ -300,11 +336,20 @@ impl fmt::Display for Summary {
         }
         writeln!(
             f,
-            "{:<6} {:>6} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>14} {:>10}",
-            "worker", "lcore", "rx", "tx", "dropped", "no_egress", "tx_full", "handoff", "busy_cycles", "cyc/pkt"
+            "{:<6} {:>6} {:>12} {:>12} {:>10} {:>9} {:>9} {:>10} {:>14} {:>8}",
+            "worker",
+            "lcore",
+            "rx",
+            "tx",
+            "dropped",
+            "tx_full",
+            "handoff",
+            "sessions",
+            "busy_cycles",
+            "cyc/pkt"
         )?;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         for (i, (lcore, c)) in self.workers.iter().enumerate() {
-            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
             let rx = load(&c.rx);
             let busy = load(&c.busy_cycles);
             let mut cpp = String::new();
@@ -315,19 +360,53 @@ impl fmt::Display for Summary {
             }
             writeln!(
                 f,
-                "{:<6} {:>6} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>14} {:>10}",
+                "{:<6} {:>6} {:>12} {:>12} {:>10} {:>9} {:>9} {:>10} {:>14} {:>8}",
                 i,
                 lcore,
                 rx,
                 load(&c.tx),
                 load(&c.dropped),
-                load(&c.no_egress),
                 load(&c.tx_full),
                 load(&c.handoff_out),
+                load(&c.sessions_created),
                 busy,
                 cpp
             )?;
         }
+        let total = |pick: &dyn Fn(&WorkerCounters) -> &std::sync::atomic::AtomicU64| -> u64 {
+            self.workers.iter().map(|(_, c)| load(pick(c))).sum()
+        };
+        let drops: Vec<String> = DROP_COUNTERS
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name, total(&|c| &c.drops[i])))
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect();
+        writeln!(
+            f,
+            "drops: {}",
+            if drops.is_empty() {
+                "none".into()
+            } else {
+                drops.join(" ")
+            }
+        )?;
+        let events: Vec<String> = EVENT_TYPES
+            .iter()
+            .enumerate()
+            .map(|(i, name)| format!("{name}={}", total(&|c| &c.events[i])))
+            .collect();
+        writeln!(f, "events generated: {}", events.join(" "))?;
+        writeln!(
+            f,
+            "sessions: created={} closed={} active={}; rejects sent={}; malformed={}",
+            total(&|c| &c.sessions_created),
+            total(&|c| &c.sessions_closed),
+            total(&|c| &c.sessions_active),
+            total(&|c| &c.rejects_sent),
+            total(&|c| &c.malformed),
+        )?;
         let _ = self.tsc_hz;
         Ok(())
     }

@@ -33,7 +33,10 @@ pub struct QueuePlan {
 /// port, so with a symmetric key both directions of a flow meet on one
 /// worker); single-queue ports are spread round-robin over the workers.
 pub fn plan(ports: &[PortCaps], workers: usize) -> QueuePlan {
-    assert!(workers > 0, "config validation guarantees at least one worker");
+    assert!(
+        workers > 0,
+        "config validation guarantees at least one worker"
+    );
     let cap = |n: u16| (n.max(1) as usize).min(workers) as u16;
     let rx_queues: Vec<u16> = ports
         .iter()
@@ -101,8 +104,15 @@ mod tests {
     fn rss_ports_put_queue_q_of_every_port_on_worker_q() {
         let p = plan(&[NIC, NIC], 2);
         assert_eq!(p.rx_queues, vec![2, 2]);
-        assert_eq!(p.rx_by_worker, vec![vec![(0, 0), (1, 0)], vec![(0, 1), (1, 1)]]);
-        assert!(p.tx.iter().enumerate().all(|(w, routes)| routes.iter().all(|r| *r == TxRoute::Queue(w as u16))));
+        assert_eq!(
+            p.rx_by_worker,
+            vec![vec![(0, 0), (1, 0)], vec![(0, 1), (1, 1)]]
+        );
+        assert!(p
+            .tx
+            .iter()
+            .enumerate()
+            .all(|(w, routes)| routes.iter().all(|r| *r == TxRoute::Queue(w as u16))));
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let file = std::fs::File::create(path).unwrap();
     let mut w = pcap::Writer::new(std::io::BufWriter::new(file)).unwrap();
     for (i, f) in frames.iter().enumerate() {
-        w.write(1_700_000_000_000_000_000 + i as u64 * 1000, f).unwrap();
+        w.write(1_700_000_000_000_000_000 + i as u64 * 1000, f)
+            .unwrap();
     }
     w.finish().unwrap();
 }
@@ -38,7 +39,11 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
 
 /// Runs `rampart run` and insists it exits 0; returns its output.
 pub fn run_ok(args: &[&str]) -> Output {
-    let out = rampart().arg("run").args(args).output().expect("spawn rampart");
+    let out = rampart()
+        .arg("run")
+        .args(args)
+        .output()
+        .expect("spawn rampart");
     assert!(
         out.status.success(),
         "rampart run {args:?} failed: {}\nstdout:\n{}\nstderr:\n{}",

@@ -853,7 +853,11 @@ fn flow(ctx: &mut Ctx, root: &Tbl) -> Flow {
     let Some(t) = ctx.table(v, &root.span, "flow".into()) else {
         return f;
     };
-    ctx.check_keys(&t, &["tcp-syn-check", "malformed", "session-capacity", "timeouts"], "[flow]");
+    ctx.check_keys(
+        &t,
+        &["tcp-syn-check", "malformed", "session-capacity", "timeouts"],
+        "[flow]",
+    );
     if let Some(b) = ctx.opt_bool(&t, "tcp-syn-check") {
         f.tcp_syn_check = b;
     }
@@ -861,7 +865,11 @@ fn flow(ctx: &mut Ctx, root: &Tbl) -> Flow {
         match m.s {
             "drop" => f.malformed_forward = false,
             "forward" => f.malformed_forward = true,
-            other => ctx.err(&m.span, &t.field("malformed"), format!("must be \"drop\" or \"forward\", found {other:?}")),
+            other => ctx.err(
+                &m.span,
+                &t.field("malformed"),
+                format!("must be \"drop\" or \"forward\", found {other:?}"),
+            ),
         }
     }
     if let Some(n) = ctx.opt_int(&t, "session-capacity", 1, 1 << 26) {
@@ -869,7 +877,14 @@ fn flow(ctx: &mut Ctx, root: &Tbl) -> Flow {
     }
     if let Some(v) = t.get("timeouts") {
         if let Some(tt) = ctx.table(v, &t.vspan(v), t.field("timeouts")) {
-            let keys = ["tcp-initial", "tcp-established", "tcp-closing", "udp", "icmp", "other"];
+            let keys = [
+                "tcp-initial",
+                "tcp-established",
+                "tcp-closing",
+                "udp",
+                "icmp",
+                "other",
+            ];
             ctx.check_keys(&tt, &keys, "[flow.timeouts]");
             let to = &mut f.timeouts;
             for (key, slot) in keys.iter().zip([

@@ -265,9 +265,20 @@ fn full_fixture_loads() {
     let unreachable = &c.applications[c.application_id("unreachable").unwrap()];
     assert_eq!(unreachable.terms[0].icmp_type, Some(3));
     assert_eq!(unreachable.terms[0].icmp_code, Some(4));
-    let icmp = |t, c| crate::classify::Query { protocol: proto::ICMP, icmp_type: t, icmp_code: c, ..Default::default() };
-    assert!(crate::classify::app_matches(&unreachable.terms[0], &icmp(3, 4)));
-    assert!(!crate::classify::app_matches(&unreachable.terms[0], &icmp(3, 1)));
+    let icmp = |t, c| crate::classify::Query {
+        protocol: proto::ICMP,
+        icmp_type: t,
+        icmp_code: c,
+        ..Default::default()
+    };
+    assert!(crate::classify::app_matches(
+        &unreachable.terms[0],
+        &icmp(3, 4)
+    ));
+    assert!(!crate::classify::app_matches(
+        &unreachable.terms[0],
+        &icmp(3, 1)
+    ));
 
     let dns = &c.policies[c.policy_id("allow-dns").unwrap()];
     assert_eq!(dns.destination, [ANY_IPV4]);
