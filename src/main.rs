@@ -1,7 +1,10 @@
 //! `rampart`: the firewall dataplane and its operator commands.
 
+mod consumer;
+mod control;
 mod dataplane;
 mod demo;
+mod export;
 mod trace;
 mod worker;
 
@@ -31,9 +34,37 @@ enum Command {
         /// finite inputs such as a replayed capture).
         #[arg(long)]
         idle_exit: Option<f64>,
+        /// Start the ports only once an event consumer is connected (or
+        /// after this many seconds).
+        #[arg(long)]
+        wait_consumer: Option<f64>,
     },
     /// Validate a config file: exit 0, or print every error with its location.
     CheckConfig { file: PathBuf },
+    /// Follow the event stream: decode and print (or forward as syslog).
+    Events {
+        #[arg(long, default_value = "/run/rampart/events.sock")]
+        socket: PathBuf,
+        /// json, junos, junos-sd or droplog.
+        #[arg(long, default_value = "json")]
+        format: rampart_events::Format,
+        /// Comma-separated event types to keep (default: all).
+        #[arg(long)]
+        types: Option<String>,
+        /// Forward as RFC 5424 syslog to udp://HOST:PORT or tcp://HOST:PORT.
+        #[arg(long)]
+        syslog: Option<rampart_events::syslog::SyslogTarget>,
+        /// Exit when the dataplane closes the stream instead of waiting for it.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Counters from the running dataplane's control socket.
+    Stats {
+        #[arg(long, default_value = "/run/rampart/control.sock")]
+        socket: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the pipeline offline over a capture and explain each packet's fate.
     Trace {
         #[arg(long)]
@@ -56,8 +87,28 @@ fn main() -> ExitCode {
             config,
             duration,
             idle_exit,
-        } => run(config, duration, idle_exit),
+            wait_consumer,
+        } => run(config, duration, idle_exit, wait_consumer),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Events {
+            socket,
+            format,
+            types,
+            syslog,
+            once,
+        } => (|| {
+            let types = types.as_deref().map(consumer::parse_types).transpose()?;
+            let opts = consumer::Options {
+                format,
+                types,
+                syslog,
+                once,
+                stop: None,
+                prefix: "",
+            };
+            consumer::run(&socket, opts).map(|()| ExitCode::SUCCESS)
+        })(),
+        Command::Stats { socket, json } => stats(&socket, json),
         Command::Trace {
             config,
             pcap,
@@ -84,10 +135,12 @@ fn run(
     config: Option<PathBuf>,
     duration: Option<f64>,
     idle_exit: Option<f64>,
+    wait_consumer: Option<f64>,
 ) -> anyhow::Result<ExitCode> {
     let mut limits = dataplane::StopConditions {
         duration: duration.map(std::time::Duration::from_secs_f64),
         idle: idle_exit.map(std::time::Duration::from_secs_f64),
+        wait_consumer: wait_consumer.map(std::time::Duration::from_secs_f64),
     };
     let (config, _demo) = match config {
         Some(path) => match Config::load(&path) {
@@ -106,11 +159,35 @@ fn run(
             if limits.duration.is_none() && limits.idle.is_none() {
                 limits.idle = Some(std::time::Duration::from_millis(500));
             }
+            limits
+                .wait_consumer
+                .get_or_insert(std::time::Duration::from_secs(5));
             (demo.config.clone(), Some(demo))
         }
     };
-    let summary = dataplane::run(&config, &limits)?;
-    print!("{summary}");
+    // The demo prints its events live, as an operator's `rampart events
+    // --format junos` would.
+    let live = _demo.as_ref().map(|_| {
+        let socket = config.events.socket.clone();
+        std::thread::spawn(move || {
+            let opts = consumer::Options {
+                format: rampart_events::Format::Junos,
+                types: None,
+                syslog: None,
+                once: true,
+                stop: None,
+                prefix: "event: ",
+            };
+            consumer::run(&socket, opts)
+        })
+    });
+    let summary = dataplane::run(&config, &limits);
+    if let Some(t) = live {
+        if summary.is_ok() {
+            let _ = t.join();
+        }
+    }
+    print!("{}", summary?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -132,4 +209,45 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn stats(socket: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let reply = control::request(socket, "stats")?;
+    if json {
+        print!("{reply}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let v: serde_json::Value = serde_json::from_str(&reply)?;
+    println!("generation {}", v["generation"]);
+    if let Some(events) = v["events"].as_object() {
+        println!(
+            "{:<14} {:>12} {:>12} {:>13} {:>12}",
+            "event", "generated", "rate_limited", "ring_overflow", "drained"
+        );
+        for (name, c) in events {
+            println!(
+                "{:<14} {:>12} {:>12} {:>13} {:>12}",
+                name, c["generated"], c["rate_limited"], c["ring_overflow"], c["drained"]
+            );
+        }
+    }
+    for w in v["workers"].as_array().into_iter().flatten() {
+        println!(
+            "worker lcore {}: rx {} tx {} dropped {} sessions {} busy_cycles {}",
+            w["lcore"], w["rx"], w["tx"], w["dropped"], w["sessions_active"], w["busy_cycles"]
+        );
+    }
+    for p in v["ports"].as_array().into_iter().flatten() {
+        println!(
+            "port {}: ipackets {} opackets {} imissed {}",
+            p["name"], p["ipackets"], p["opackets"], p["imissed"]
+        );
+    }
+    for c in v["consumers"].as_array().into_iter().flatten() {
+        println!(
+            "consumer {}: delivered {} dropped {}",
+            c["id"], c["delivered"], c["dropped"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

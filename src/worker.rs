@@ -11,6 +11,8 @@ use rampart_core::{
 use rampart_pipeline::engine::{self, Event, Ruleset, Verdict, DROP_COUNTERS};
 use rampart_pipeline::screen::ScreenState;
 
+use crate::export::WorkerEvents;
+
 /// Event types in the order of [`Event::type_index`] (INTERFACES.md names).
 pub const EVENT_TYPES: [&str; 5] = [
     "policy_deny",
@@ -125,6 +127,7 @@ pub struct Worker {
     pub pool: Mempool,
     pub clock: Clock,
     pub counters: Arc<WorkerCounters>,
+    pub events: WorkerEvents,
 }
 
 /// Shared stop protocol: the control plane raises `stop`; every worker
@@ -202,7 +205,7 @@ impl Worker {
             .pipeline
             .process(&self.rules, &self.screens, m.data(), iface as u16, now);
         for e in d.events() {
-            self.emit(e);
+            self.emit(e, Some(&d), m.data(), now);
         }
         if matches!(
             d.reason,
@@ -249,11 +252,11 @@ impl Worker {
         }
     }
 
-    /// Counts an event. Encoding onto the worker's event ring comes with
-    /// the event export; until then the count is what the stats report.
+    /// Counts an event and exports it on this worker's event ring.
     #[inline(always)]
-    fn emit(&mut self, e: &Event) {
+    fn emit(&mut self, e: &Event, d: Option<&engine::Decision>, frame: &[u8], now: u64) {
         bump(&self.counters.events[event_index(e)], 1);
+        self.events.emit(e, d, frame, now);
     }
 
     fn age(&mut self, now: u64) {
@@ -262,10 +265,12 @@ impl Worker {
             rules,
             screens,
             counters,
+            events,
             ..
         } = self;
         pipeline.expire(rules, screens, now, EXPIRE_BUDGET, &mut |e| {
-            bump(&counters.events[event_index(&e)], 1)
+            bump(&counters.events[event_index(&e)], 1);
+            events.emit(&e, None, &[], now);
         });
         self.publish_sessions();
     }

@@ -1,1 +1,46 @@
+//! Rampart event export: records, encoder, counters, drain and fan-out,
+//! decoders and renderers. Safe Rust, no DPDK: the `rampart` binary glues
+//! DPDK rings (as [`EventSource`]s) and the pipeline to it.
+//!
+//! * Worker side (hot path, allocation- and format-free): [`Encoder`] into an
+//!   [`EventSlot`], [`WorkerEventCounters`] / [`SharedCounters`],
+//!   [`RateLimiter`].
+//! * Control plane: [`Hub`] drains sources round-robin and fans records out
+//!   to Unix-socket consumers with exact loss accounting.
+//! * Consumers: [`decode`], [`NameCache`], [`render`] (json, junos,
+//!   junos-sd, droplog), [`syslog`] forwarding, [`consume`].
+//!
+//! The wire contract is `schema/events.fbs` (bindings in `rampart-schema`).
 
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod control;
+pub mod counters;
+pub mod decode;
+pub mod encode;
+pub mod hub;
+pub mod render;
+pub mod syslog;
+pub mod types;
+
+pub use client::{consume, ConsumeEvent, ConsumeOptions};
+pub use control::{ControlEncoder, SCHEMA_VERSION};
+pub use counters::{
+    RateLimiter, SharedCounters, TypeCounters, WorkerCountersSnapshot, WorkerEventCounters,
+};
+pub use decode::{
+    decode, decode_size_prefixed, decode_unprefixed, read_frame, DecodeError, Hello, LossRecord,
+    NameCache, NameTable, PacketEvent, Record, StatsRecord,
+};
+pub use encode::{Encoder, EventSlot, MAX_SNIPPET, SLOT_CAPACITY, SLOT_SIZE};
+pub use hub::{ConsumerStats, EventSource, Hub, HubConfig, HubError, HubStats};
+pub use render::{render, Format};
+pub use types::{
+    ipv4_mapped, CloseReason, Direction, Event, EventType, FilterAction, FilterLog, FilterName,
+    InterfaceName, Names, PacketMeta, PolicyDeny, PolicyName, ScreenDrop, ScreenOption,
+    SessionClose, SessionOpen, ZoneName, NO_ID16, NO_ID32,
+};
+
+/// The schema source, for tools that generate readers in other languages.
+pub const SCHEMA_FBS: &str = include_str!("../../schema/events.fbs");

@@ -637,8 +637,8 @@ impl Worker {
         }
     }
 
-    /// Ages out idle sessions, at most `budget` per call (the worker calls
-    /// this every loop; `trace` before each packet).
+    /// Ages out idle sessions, visiting at most `budget` table slots (the
+    /// worker calls this every loop with a small budget; `trace` with all).
     pub fn expire(
         &mut self,
         rules: &Ruleset,
@@ -647,20 +647,22 @@ impl Worker {
         budget: usize,
         emit: &mut impl FnMut(Event),
     ) {
-        let mut closed = [None; 32];
-        let mut n = 0;
-        self.sessions.expire(
-            now_ns,
-            budget.min(closed.len()),
-            &mut |s: &Session, reason: CloseReason| {
-                if n < closed.len() {
+        // Chunks whose closed sessions fit a stack array.
+        const CHUNK: usize = 32;
+        let mut left = budget.min(self.sessions.capacity());
+        while left > 0 {
+            let step = left.min(CHUNK);
+            left -= step;
+            let mut closed = [None; CHUNK];
+            let mut n = 0;
+            self.sessions
+                .expire(now_ns, step, &mut |s: &Session, reason: CloseReason| {
                     closed[n] = Some((*s, reason));
                     n += 1;
-                }
-            },
-        );
-        for (s, reason) in closed.iter().take(n).flatten() {
-            self.close_session(rules, screens, s, *reason, now_ns, emit);
+                });
+            for (s, reason) in closed.iter().take(n).flatten() {
+                self.close_session(rules, screens, s, *reason, now_ns, emit);
+            }
         }
     }
 
@@ -853,4 +855,378 @@ fn symmetric_hash(a: Addr, b: Addr) -> u64 {
     let h = (x as u64) ^ ((x >> 64) as u64);
     let h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     h ^ (h >> 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::{ping, tcp, udp, v4, Rng};
+    use crate::wire::{parse, Parsed};
+
+    const CONFIG: &str = r#"
+[[interface]]
+name = "ge-0/0/0"
+device = "net_null0"
+zone = "untrust"
+peer = "ge-0/0/1"
+[[interface]]
+name = "ge-0/0/1"
+device = "net_null1"
+zone = "trust"
+peer = "ge-0/0/0"
+[zone.untrust]
+[zone.trust]
+[address-book]
+web = ["10.1.0.0/24"]
+[[policy]]
+name = "allow-web"
+from-zone = "untrust"
+to-zone = "trust"
+source-address = ["any"]
+destination-address = ["web"]
+application = ["junos-http", "junos-dns-udp"]
+then = "permit"
+log = true
+[[policy]]
+name = "reject-telnet"
+from-zone = "untrust"
+to-zone = "trust"
+source-address = ["any"]
+destination-address = ["any"]
+application = ["junos-telnet", "junos-ntp"]
+then = "reject"
+log = true
+[default-policy]
+then = "deny"
+log = true
+"#;
+
+    const S: u64 = 1_000_000_000;
+    const UNTRUST: u16 = 0;
+    const TRUST: u16 = 1;
+
+    fn setup(extra: &str) -> (Ruleset, ScreenState, Worker) {
+        let config = Config::from_str_named(&format!("{CONFIG}{extra}"), "test").unwrap();
+        let rules = Ruleset::compile(Arc::new(config), 1);
+        let worker = Worker::new(0, &rules);
+        (rules, ScreenState::new(1024), worker)
+    }
+
+    fn names(d: &Decision) -> Vec<&'static str> {
+        d.events().map(Event::type_name).collect()
+    }
+
+    #[test]
+    fn both_directions_share_one_session_through_close_and_aging() {
+        let (rules, screens, mut w) = setup("");
+        let (c, s) = (v4(192, 0, 2, 1), v4(10, 1, 0, 10));
+        let run = |w: &mut Worker, frame: Vec<u8>, iface, t| {
+            w.process(&rules, &screens, &frame, iface, t)
+        };
+        let d = run(&mut w, tcp(c, s, 40000, 80, TcpFlags::SYN, &[]), UNTRUST, S);
+        assert_eq!(
+            (d.verdict, d.reason, names(&d)),
+            (
+                Verdict::Forward { egress: TRUST },
+                Reason::PolicyPermit,
+                vec!["session_open"]
+            )
+        );
+        assert_eq!(d.rule, RuleRef::Policy(0));
+        let d = run(
+            &mut w,
+            tcp(s, c, 80, 40000, TcpFlags::SYN | TcpFlags::ACK, &[]),
+            TRUST,
+            S + 1,
+        );
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::Forward { egress: UNTRUST }, Reason::Session)
+        );
+        for (frame, iface) in [
+            (tcp(c, s, 40000, 80, TcpFlags::ACK, &[]), UNTRUST),
+            (
+                tcp(c, s, 40000, 80, TcpFlags::ACK | TcpFlags::PSH, &[7; 100]),
+                UNTRUST,
+            ),
+            (
+                tcp(s, c, 80, 40000, TcpFlags::ACK | TcpFlags::PSH, &[8; 1000]),
+                TRUST,
+            ),
+            (
+                tcp(c, s, 40000, 80, TcpFlags::FIN | TcpFlags::ACK, &[]),
+                UNTRUST,
+            ),
+            (
+                tcp(s, c, 80, 40000, TcpFlags::FIN | TcpFlags::ACK, &[]),
+                TRUST,
+            ),
+        ] {
+            let d = run(&mut w, frame, iface, 2 * S);
+            assert_eq!(d.reason, Reason::Session);
+        }
+        let d = run(
+            &mut w,
+            tcp(c, s, 40000, 80, TcpFlags::ACK, &[]),
+            UNTRUST,
+            2 * S,
+        );
+        let close = d.events().find_map(|e| match e {
+            Event::SessionClose(c) => Some(*c),
+            _ => None,
+        });
+        let close = close.expect("the last ACK closes the session");
+        assert_eq!(close.reason, CloseReason::TcpFin);
+        assert_eq!((close.packets_client, close.packets_server), (5, 3));
+        assert!(close.bytes_server > 1000);
+        // A late segment still matches the closing session...
+        assert_eq!(
+            run(
+                &mut w,
+                tcp(s, c, 80, 40000, TcpFlags::ACK, &[]),
+                TRUST,
+                3 * S
+            )
+            .reason,
+            Reason::Session
+        );
+        // ...until it ages out, without a second close event.
+        let mut events = Vec::new();
+        w.expire(&rules, &screens, 10 * S, usize::MAX, &mut |e| {
+            events.push(e)
+        });
+        assert!(events.is_empty());
+        assert!(w.sessions.is_empty());
+        let d = run(
+            &mut w,
+            tcp(s, c, 80, 40000, TcpFlags::ACK, &[]),
+            TRUST,
+            10 * S,
+        );
+        assert_eq!(
+            d.reason,
+            Reason::TcpSynCheck,
+            "gone sessions do not pass traffic"
+        );
+    }
+
+    #[test]
+    fn return_traffic_for_a_flow_never_opened_is_denied() {
+        let (rules, screens, mut w) = setup("");
+        let (c, s) = (v4(192, 0, 2, 1), v4(10, 1, 0, 10));
+        let d = w.process(
+            &rules,
+            &screens,
+            &tcp(s, c, 80, 40000, TcpFlags::SYN | TcpFlags::ACK, &[]),
+            TRUST,
+            S,
+        );
+        assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::TcpSynCheck));
+        let d = w.process(&rules, &screens, &udp(s, c, 53, 5000, &[0; 20]), TRUST, S);
+        assert_eq!(
+            (d.verdict, d.reason, d.rule),
+            (Verdict::Drop, Reason::PolicyDeny, RuleRef::DefaultPolicy)
+        );
+        assert_eq!(names(&d), vec!["policy_deny"]);
+        let (rules, screens, mut w) = setup("[flow]\ntcp-syn-check = false\n");
+        let d = w.process(
+            &rules,
+            &screens,
+            &tcp(s, c, 80, 40000, TcpFlags::ACK, &[]),
+            TRUST,
+            S,
+        );
+        assert_eq!((d.reason, d.stage), (Reason::PolicyDeny, Stage::Policy));
+    }
+
+    #[test]
+    fn idle_sessions_age_out_per_protocol() {
+        let (rules, screens, mut w) = setup("[flow.timeouts]\nudp = 30\n");
+        let (c, s) = (v4(192, 0, 2, 1), v4(10, 1, 0, 53));
+        w.process(&rules, &screens, &udp(c, s, 5000, 53, &[0; 20]), UNTRUST, S);
+        let mut events = Vec::new();
+        w.expire(&rules, &screens, 30 * S, usize::MAX, &mut |e| {
+            events.push(e)
+        });
+        assert!(events.is_empty(), "not idle long enough yet");
+        w.expire(&rules, &screens, 32 * S, usize::MAX, &mut |e| {
+            events.push(e)
+        });
+        match events.as_slice() {
+            [Event::SessionClose(c)] => assert_eq!(c.reason, CloseReason::IdleTimeout),
+            other => panic!("{other:?}"),
+        }
+        assert!(w.sessions.is_empty());
+    }
+
+    #[test]
+    fn reject_answers_parse_back_with_valid_checksums() {
+        let (rules, screens, mut w) = setup("");
+        let (c, s) = (v4(192, 0, 2, 1), v4(10, 1, 0, 10));
+        let syn = tcp(c, s, 40000, 23, TcpFlags::SYN, &[]);
+        let d = w.process(&rules, &screens, &syn, UNTRUST, S);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::Reject, Reason::PolicyReject)
+        );
+        assert_eq!(names(&d), vec!["policy_deny"]);
+        let mut out = [0u8; 1500];
+        let n = build_reject(&syn, &d.packet.unwrap(), &mut out).unwrap();
+        let Ok(Parsed::Ip(rst)) = wire::parse_verified(&out[..n]) else {
+            panic!("RST must parse")
+        };
+        assert_eq!(
+            (rst.src, rst.dst, rst.src_port, rst.dst_port),
+            (s, c, 23, 40000)
+        );
+        assert!(rst.tcp_flags.0 & TcpFlags::RST.0 != 0);
+        let l4 = &out[rst.l4_offset as usize..n];
+        let sum = wire::checksum::pseudo_header(
+            rst.version,
+            rst.src,
+            rst.dst,
+            proto::TCP,
+            l4.len() as u32,
+        );
+        assert!(wire::checksum::verify_with(sum, l4), "TCP checksum");
+
+        let ntp = udp(c, s, 5000, 123, &[0; 48]);
+        let d = w.process(&rules, &screens, &ntp, UNTRUST, S);
+        assert_eq!(d.verdict, Verdict::Reject);
+        let n = build_reject(&ntp, &d.packet.unwrap(), &mut out).unwrap();
+        let Ok(Parsed::Ip(icmp)) = wire::parse_verified(&out[..n]) else {
+            panic!("ICMP must parse")
+        };
+        assert_eq!(
+            (icmp.protocol, icmp.icmp_type, icmp.icmp_code, icmp.dst),
+            (proto::ICMP, 3, 13, c)
+        );
+    }
+
+    #[test]
+    fn a_full_session_table_refuses_and_counts() {
+        let (rules, screens, mut w) = setup("[flow]\nsession-capacity = 4\n");
+        let s = v4(10, 1, 0, 10);
+        let reasons: Vec<Reason> = (0..6u8)
+            .map(|i| {
+                w.process(
+                    &rules,
+                    &screens,
+                    &udp(v4(192, 0, 2, i), s, 5000, 53, &[0; 8]),
+                    UNTRUST,
+                    S,
+                )
+                .reason
+            })
+            .collect();
+        assert_eq!(reasons[..4], [Reason::PolicyPermit; 4]);
+        assert_eq!(reasons[4..], [Reason::SessionTableFull; 2]);
+        assert_eq!(w.sessions.refused, 2);
+        assert_eq!(w.sessions.len(), 4);
+        assert_eq!(w.counters.dropped[Reason::SessionTableFull.drop_index()], 2);
+    }
+
+    #[test]
+    fn malformed_frames_are_counted_and_handled_by_policy() {
+        let (rules, screens, mut w) = setup("");
+        let d = w.process(&rules, &screens, &[0u8; 9], UNTRUST, S);
+        assert_eq!(
+            (d.verdict, d.stage, d.reason.name()),
+            (Verdict::Drop, Stage::Parse, "truncated_ethernet")
+        );
+        assert_eq!(
+            w.counters.malformed[Malformed::TruncatedEthernet as usize],
+            1
+        );
+        let (rules, screens, mut w) = setup("[flow]\nmalformed = \"forward\"\n");
+        let d = w.process(&rules, &screens, &[0u8; 9], UNTRUST, S);
+        assert_eq!(d.verdict, Verdict::Forward { egress: TRUST });
+        let _ = ping;
+    }
+
+    /// Thousands of policies: the classifier's verdict equals evaluating
+    /// every policy in order, on randomized traffic.
+    #[test]
+    fn thousands_of_policies_agree_with_reference_evaluation() {
+        let mut rng = Rng::new(99);
+        let mut text = String::from(
+            "[[interface]]\nname = \"a\"\ndevice = \"net_null0\"\nzone = \"z0\"\npeer = \"b\"\n\
+             [[interface]]\nname = \"b\"\ndevice = \"net_null1\"\nzone = \"z1\"\n\
+             [zone.z0]\n[zone.z1]\n[zone.z2]\n[address-book]\n",
+        );
+        for i in 0..400 {
+            let len = 16 + rng.below(17);
+            text += &format!(
+                "n{i} = [\"10.{}.{}.0/{len}\", \"2001:db8:{:x}::/48\"]\n",
+                rng.below(8),
+                rng.below(256),
+                rng.below(64)
+            );
+        }
+        text += "[application]\n";
+        for i in 0..50 {
+            let lo = rng.below(2000);
+            let proto = ["tcp", "udp"][rng.below(2) as usize];
+            text += &format!(
+                "app{i} = {{ protocol = \"{proto}\", destination-port = \"{lo}-{}\" }}\n",
+                lo + rng.below(100)
+            );
+        }
+        let zones = ["z0", "z1", "z2", "any"];
+        for i in 0..3000 {
+            let addr = |rng: &mut Rng| {
+                if rng.below(6) == 0 {
+                    "any".to_string()
+                } else {
+                    format!("n{}", rng.below(400))
+                }
+            };
+            let app = if rng.below(5) == 0 {
+                "any".to_string()
+            } else {
+                format!("app{}", rng.below(50))
+            };
+            let then = ["permit", "deny", "reject"][rng.below(3) as usize];
+            let from = zones[rng.below(4) as usize];
+            let to = zones[rng.below(4) as usize];
+            text += &format!(
+                "[[policy]]\nname = \"p{i}\"\nfrom-zone = \"{from}\"\nto-zone = \"{to}\"\nsource-address = [\"{}\"]\ndestination-address = [\"{}\", \"{}\"]\napplication = [\"{app}\"]\nthen = \"{then}\"\n",
+                addr(&mut rng),
+                addr(&mut rng),
+                addr(&mut rng)
+            );
+        }
+        let config = Config::from_str_named(&text, "generated").unwrap();
+        assert_eq!(config.policies.len(), 3000);
+        let table = PolicyTable::compile(&config);
+        let mut matched = 0;
+        for _ in 0..5000 {
+            let src = v4(
+                10,
+                rng.below(8) as u8,
+                rng.below(256) as u8,
+                rng.below(256) as u8,
+            );
+            let dst = v4(
+                10,
+                rng.below(8) as u8,
+                rng.below(256) as u8,
+                rng.below(256) as u8,
+            );
+            let port = rng.below(2200) as u16;
+            let frame = if rng.below(2) == 0 {
+                tcp(src, dst, 40000, port, TcpFlags::SYN, &[])
+            } else {
+                udp(src, dst, 40000, port, &[])
+            };
+            let Ok(Parsed::Ip(pkt)) = parse(&frame) else {
+                unreachable!()
+            };
+            let (from, to) = (rng.below(3) as usize, rng.below(3) as usize);
+            let fast = table.lookup(from, to, &pkt);
+            assert_eq!(fast, table.lookup_linear(&config, from, to, &pkt));
+            matched += usize::from(fast != PolicyMatch::Default);
+        }
+        assert!(matched > 500, "the traffic hits rules ({matched})");
+    }
 }

@@ -10,11 +10,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rampart_core::{
-    port_stats, Burst, EalBuilder, MbufRing, Mempool, Port, PortConfig, PortStats, QueueId,
+    port_stats, Burst, EalBuilder, MbufRing, Mempool, Port, PortConfig, PortStats, QueueId, Ring,
     StartedPort,
 };
+use rampart_events::{EventSlot, Hub, HubConfig};
 use rampart_pipeline::config::Config;
 
+use crate::control::ControlSocket;
+use crate::export::{self, WorkerEvents};
 use crate::worker::{Clock, StopSignal, TxPath, Worker, WorkerCounters, EVENT_TYPES};
 use plan::{PortCaps, TxRoute};
 use rampart_pipeline::engine::{Ruleset, DROP_COUNTERS};
@@ -30,6 +33,9 @@ pub struct StopConditions {
     pub duration: Option<Duration>,
     /// Stop once no packet arrived for this long (finite inputs).
     pub idle: Option<Duration>,
+    /// Before starting the ports, wait up to this long for a first event
+    /// consumer (so a replay's events are not drained to nobody).
+    pub wait_consumer: Option<Duration>,
 }
 
 /// EAL arguments for a config: the config's own, then what Rampart adds
@@ -142,6 +148,40 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
             "creating the packet mempool (are hugepages set up? see meson-scripts/setup.sh)",
         )?;
 
+    // The event socket listens before any port starts, so no event of the
+    // run is generated before a consumer could be there.
+    let mut hub = Hub::bind(&config.events.socket, HubConfig::default())
+        .with_context(|| format!("events.socket {}", config.events.socket.display()))?;
+    let start_ns = wall_ns();
+    hub.set_start_time(start_ns);
+    hub.set_names(1, &export::names(config));
+    let control = ControlSocket::bind(&config.events.control_socket).with_context(|| {
+        format!(
+            "events.control_socket {}",
+            config.events.control_socket.display()
+        )
+    })?;
+    let mut sources = Vec::new();
+    let mut producers = Vec::new();
+    for w in 0..workers {
+        let (tx, rx) = Ring::<EventSlot>::create(
+            &eal,
+            &format!("events_{w}"),
+            config.events.ring_size,
+            eal.socket_id(),
+        )?;
+        producers.push(Some(tx));
+        sources.push(export::RingSource(rx));
+    }
+
+    if let Some(patience) = stop_when.wait_consumer {
+        let deadline = Instant::now() + patience;
+        while hub.consumer_count() == 0 && Instant::now() < deadline {
+            hub.accept();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     let mut started: Vec<StartedPort> = Vec::new();
     for (i, port) in ports.into_iter().enumerate() {
         let conf = PortConfig {
@@ -183,8 +223,17 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
             pool: pool.clone(),
             clock: Clock::new(clock_hz),
             counters: Arc::new(WorkerCounters::default()),
+            events: WorkerEvents::new(
+                producers[w].take().expect("one ring per worker"),
+                w as u16,
+                config,
+                1,
+            ),
         })
         .collect();
+    for c in &contexts {
+        hub.register_worker(c.events.counters.clone());
+    }
     for (w, queues) in plan.rx_by_worker.iter().enumerate() {
         for &(port, q) in queues {
             let rxq = started[port].take_rx_queue(QueueId(q))?;
@@ -241,7 +290,15 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
         handles.push(eal.launch(lcore, move || ctx.run(&stop))?);
     }
 
-    let reason = wait_for_stop(&signalled, stop_when, &started, &counters, started_at);
+    let mut plane = ControlPlane {
+        hub: &mut hub,
+        sources: &mut sources,
+        control: &control,
+        ports: &started,
+        interfaces: config,
+        workers: &counters,
+    };
+    let reason = plane.run_until_stop(&signalled, stop_when, started_at);
     stop.stop.store(true, Ordering::Release);
     let mut failures = Vec::new();
     for h in handles {
@@ -249,6 +306,9 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
             failures.push(e.to_string());
         }
     }
+    // Every event generated before the stop reaches the consumers (or is
+    // counted as dropped for them), then a final stats record.
+    plane.drain_and_flush(Duration::from_secs(2));
     let elapsed = started_at.elapsed();
     let port_summary = started
         .iter()
@@ -271,39 +331,125 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
     })
 }
 
-fn wait_for_stop(
-    signalled: &AtomicBool,
-    when: &StopConditions,
-    ports: &[StartedPort],
-    counters: &[(u32, Arc<WorkerCounters>)],
-    started_at: Instant,
-) -> &'static str {
-    let mut last_rx = u64::MAX;
-    let mut last_change = Instant::now();
-    loop {
-        std::thread::sleep(Duration::from_millis(10));
-        if signalled.load(Ordering::Relaxed) {
-            return "signal";
-        }
-        if when.duration.is_some_and(|d| started_at.elapsed() >= d) {
-            return "duration reached";
-        }
-        if let Some(idle) = when.idle {
-            let rx: u64 = counters
-                .iter()
-                .map(|(_, c)| c.rx.load(Ordering::Relaxed))
-                .sum::<u64>()
-                + ports
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The main lcore's work while workers run: drain the event rings to the
+/// consumers, answer the control socket, watch the stop conditions.
+struct ControlPlane<'a> {
+    hub: &'a mut Hub,
+    sources: &'a mut [export::RingSource],
+    control: &'a ControlSocket,
+    ports: &'a [StartedPort],
+    interfaces: &'a Config,
+    workers: &'a [(u32, Arc<WorkerCounters>)],
+}
+
+impl ControlPlane<'_> {
+    fn run_until_stop(
+        &mut self,
+        signalled: &AtomicBool,
+        when: &StopConditions,
+        started_at: Instant,
+    ) -> &'static str {
+        let mut last_rx = u64::MAX;
+        let mut last_change = Instant::now();
+        loop {
+            let moved = self.hub.poll(self.sources, wall_ns());
+            self.control.serve(|| self.stats_json());
+            if moved == 0 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            if signalled.load(Ordering::Relaxed) {
+                return "signal";
+            }
+            if when.duration.is_some_and(|d| started_at.elapsed() >= d) {
+                return "duration reached";
+            }
+            if let Some(idle) = when.idle {
+                let rx: u64 = self
+                    .workers
                     .iter()
-                    .map(|p| port_stats(p.id()).imissed)
-                    .sum::<u64>();
-            if rx != last_rx {
-                last_rx = rx;
-                last_change = Instant::now();
-            } else if last_change.elapsed() >= idle {
-                return "input idle";
+                    .map(|(_, c)| c.rx.load(Ordering::Relaxed))
+                    .sum::<u64>()
+                    + self
+                        .ports
+                        .iter()
+                        .map(|p| port_stats(p.id()).imissed)
+                        .sum::<u64>();
+                if rx != last_rx {
+                    last_rx = rx;
+                    last_change = Instant::now();
+                } else if last_change.elapsed() >= idle {
+                    return "input idle";
+                }
             }
         }
+    }
+
+    fn drain_and_flush(&mut self, patience: Duration) {
+        while self.hub.poll(self.sources, wall_ns()) > 0 {}
+        self.hub.emit_stats();
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline && self.hub.has_pending() {
+            self.hub.flush();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// `rampart stats --json`: the hub's event accounting plus worker and
+    /// port counters.
+    fn stats_json(&self) -> String {
+        let hub: serde_json::Value =
+            serde_json::from_str(&self.hub.stats().to_json()).unwrap_or_default();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let workers: Vec<serde_json::Value> = self
+            .workers
+            .iter()
+            .map(|(lcore, c)| {
+                let drops: serde_json::Map<String, serde_json::Value> = DROP_COUNTERS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.to_string(), load(&c.drops[i]).into()))
+                    .collect();
+                serde_json::json!({
+                    "lcore": lcore,
+                    "rx": load(&c.rx),
+                    "tx": load(&c.tx),
+                    "dropped": load(&c.dropped),
+                    "drops": drops,
+                    "tx_full": load(&c.tx_full),
+                    "handoff": load(&c.handoff_out),
+                    "handoff_full": load(&c.handoff_full),
+                    "rejects_sent": load(&c.rejects_sent),
+                    "sessions_created": load(&c.sessions_created),
+                    "sessions_closed": load(&c.sessions_closed),
+                    "sessions_active": load(&c.sessions_active),
+                    "busy_cycles": load(&c.busy_cycles),
+                })
+            })
+            .collect();
+        let ports: Vec<serde_json::Value> = self
+            .ports
+            .iter()
+            .zip(&self.interfaces.interfaces)
+            .map(|(p, i)| {
+                let s = p.stats();
+                serde_json::json!({"name": i.name, "ipackets": s.ipackets, "opackets": s.opackets, "imissed": s.imissed,
+                                   "ierrors": s.ierrors, "oerrors": s.oerrors, "rx_nombuf": s.rx_nombuf})
+            })
+            .collect();
+        serde_json::json!({
+            "generation": hub.get("generation").cloned().unwrap_or(1.into()),
+            "events": hub.get("events").cloned().unwrap_or_default(),
+            "consumers": hub.get("consumers").cloned().unwrap_or_default(),
+            "workers": workers,
+            "ports": ports,
+        })
+        .to_string()
     }
 }
 

@@ -1,0 +1,140 @@
+//! The consumer loop behind `rampart events`: like `tail -F`, it waits for
+//! the event socket to appear, reads records, and reconnects when the
+//! dataplane goes away.
+
+use std::io::{self, BufReader, Read};
+use std::ops::ControlFlow;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::decode::{decode, read_frame, DecodeError, NameCache, Record};
+
+/// What the consumer loop reports to its handler.
+#[derive(Debug)]
+pub enum ConsumeEvent<'a> {
+    /// Connected to the socket (again).
+    Connected,
+    /// A record, with the names learned so far (already updated with it if
+    /// it is a hello or name table).
+    Record(&'a Record<'a>, &'a NameCache),
+    /// A frame that failed to decode (skipped).
+    BadRecord(&'a DecodeError),
+    /// The connection ended; the loop will wait and reconnect.
+    Disconnected(&'a io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumeOptions {
+    /// Delay between connection attempts while the socket is absent.
+    pub retry_interval: Duration,
+    /// Return instead of reconnecting when the connection ends.
+    pub once: bool,
+    /// Checked at least every `retry_interval`; set it to stop the loop.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Default for ConsumeOptions {
+    fn default() -> Self {
+        ConsumeOptions {
+            retry_interval: Duration::from_millis(500),
+            once: false,
+            stop: None,
+        }
+    }
+}
+
+impl ConsumeOptions {
+    fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+}
+
+/// Runs until `handler` returns `Break`, `opts.stop` is set, or (with
+/// `opts.once`) the connection ends. The name cache starts empty on each
+/// connection (the hub sends hello + names first).
+pub fn consume<F>(socket_path: &Path, opts: &ConsumeOptions, mut handler: F) -> io::Result<()>
+where
+    F: FnMut(ConsumeEvent<'_>) -> ControlFlow<()>,
+{
+    let mut frame = Vec::with_capacity(4096);
+    let mut connected_before = false;
+    loop {
+        if opts.stopped() {
+            return Ok(());
+        }
+        let stream = match UnixStream::connect(socket_path) {
+            Ok(s) => s,
+            Err(e) => {
+                // `once` waits for the first connection like any consumer,
+                // but does not come back after it ends.
+                if opts.once && connected_before {
+                    return Err(e);
+                }
+                std::thread::sleep(opts.retry_interval);
+                continue;
+            }
+        };
+        connected_before = true;
+        stream.set_read_timeout(Some(opts.retry_interval))?;
+        if handler(ConsumeEvent::Connected).is_break() {
+            return Ok(());
+        }
+        let mut names = NameCache::new();
+        let mut reader = BufReader::with_capacity(256 << 10, TimeoutRetry { s: stream, opts });
+        let err = loop {
+            match read_frame(&mut reader, &mut frame) {
+                Ok(true) => {}
+                Ok(false) => break io::Error::from(io::ErrorKind::UnexpectedEof),
+                Err(e) => break e,
+            }
+            let flow = match decode(&frame) {
+                Ok(rec) => {
+                    names.observe(&rec);
+                    handler(ConsumeEvent::Record(&rec, &names))
+                }
+                Err(e) => handler(ConsumeEvent::BadRecord(&e)),
+            };
+            if flow.is_break() {
+                return Ok(());
+            }
+        };
+        if opts.stopped() {
+            return Ok(());
+        }
+        if handler(ConsumeEvent::Disconnected(&err)).is_break() || opts.once {
+            return Ok(());
+        }
+        std::thread::sleep(opts.retry_interval);
+    }
+}
+
+/// Read that retries timeouts until the stop flag is set.
+struct TimeoutRetry<'a> {
+    s: UnixStream,
+    opts: &'a ConsumeOptions,
+}
+
+impl Read for TimeoutRetry<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.s.read(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if self.opts.stopped() {
+                        return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "stopped"));
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+}

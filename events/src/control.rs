@@ -1,0 +1,217 @@
+//! Encoding of the control-plane records (hello, name table, stats, loss).
+//! Used by the hub; public so tools and tests can write whole streams.
+
+use flatbuffers::FlatBufferBuilder;
+use rampart_schema::fb;
+
+use crate::counters::{TypeCounters, WorkerCountersSnapshot};
+use crate::types::{EventType, Names};
+
+const N: usize = EventType::COUNT;
+
+/// The schema version this crate writes (`SchemaVersion.Current`).
+pub const SCHEMA_VERSION: u32 = fb::SchemaVersion::Current.0;
+
+/// Reusable builder for control records. Every method returns the
+/// size-prefixed record bytes, valid until the next call.
+pub struct ControlEncoder {
+    fbb: FlatBufferBuilder<'static>,
+}
+
+impl Default for ControlEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn fb_counters(c: &[TypeCounters; N]) -> [fb::TypeCounters; N] {
+    c.map(|c| fb::TypeCounters::new(c.generated, c.rate_limited, c.ring_overflow, c.drained))
+}
+
+impl ControlEncoder {
+    pub fn new() -> Self {
+        ControlEncoder {
+            fbb: FlatBufferBuilder::with_capacity(4096),
+        }
+    }
+
+    fn finish(
+        &mut self,
+        body_type: fb::Body,
+        body: flatbuffers::WIPOffset<flatbuffers::UnionWIPOffset>,
+    ) -> &[u8] {
+        let rec = fb::Record::create(
+            &mut self.fbb,
+            &fb::RecordArgs {
+                body_type,
+                body: Some(body),
+            },
+        );
+        self.fbb
+            .finish_size_prefixed(rec, Some(fb::RECORD_IDENTIFIER));
+        self.fbb.finished_data()
+    }
+
+    pub fn hello(&mut self, generation: u32, start_time_ns: u64, producer: &str) -> &[u8] {
+        self.fbb.reset();
+        let producer = self.fbb.create_string(producer);
+        let t = fb::Hello::create(
+            &mut self.fbb,
+            &fb::HelloArgs {
+                schema_version: SCHEMA_VERSION,
+                generation,
+                start_time_ns,
+                producer: Some(producer),
+            },
+        );
+        self.finish(fb::Body::Hello, t.as_union_value())
+    }
+
+    pub fn names(&mut self, generation: u32, names: &Names) -> &[u8] {
+        let fbb = &mut self.fbb;
+        fbb.reset();
+        let zones: Vec<_> = names
+            .zones
+            .iter()
+            .map(|z| {
+                let name = fbb.create_string(&z.name);
+                fb::Zone::create(
+                    fbb,
+                    &fb::ZoneArgs {
+                        name: Some(name),
+                        screen: z.screen,
+                    },
+                )
+            })
+            .collect();
+        let zones = fbb.create_vector(&zones);
+        let ifs: Vec<_> = names
+            .interfaces
+            .iter()
+            .map(|i| {
+                let name = fbb.create_string(&i.name);
+                fb::Interface::create(
+                    fbb,
+                    &fb::InterfaceArgs {
+                        name: Some(name),
+                        zone: i.zone,
+                    },
+                )
+            })
+            .collect();
+        let ifs = fbb.create_vector(&ifs);
+        let pols: Vec<_> = names
+            .policies
+            .iter()
+            .map(|p| {
+                let name = fbb.create_string(&p.name);
+                fb::Policy::create(
+                    fbb,
+                    &fb::PolicyArgs {
+                        name: Some(name),
+                        from_zone: p.from_zone,
+                        to_zone: p.to_zone,
+                    },
+                )
+            })
+            .collect();
+        let pols = fbb.create_vector(&pols);
+        let filters: Vec<_> = names
+            .filters
+            .iter()
+            .map(|f| {
+                let name = fbb.create_string(&f.name);
+                let terms: Vec<_> = f.terms.iter().map(|t| fbb.create_string(t)).collect();
+                let terms = fbb.create_vector(&terms);
+                fb::Filter::create(
+                    fbb,
+                    &fb::FilterArgs {
+                        name: Some(name),
+                        terms: Some(terms),
+                    },
+                )
+            })
+            .collect();
+        let filters = fbb.create_vector(&filters);
+        let screens: Vec<_> = names
+            .screens
+            .iter()
+            .map(|s| {
+                let name = fbb.create_string(s);
+                fb::Screen::create(fbb, &fb::ScreenArgs { name: Some(name) })
+            })
+            .collect();
+        let screens = fbb.create_vector(&screens);
+        let t = fb::NameTable::create(
+            fbb,
+            &fb::NameTableArgs {
+                generation,
+                zones: Some(zones),
+                interfaces: Some(ifs),
+                policies: Some(pols),
+                filters: Some(filters),
+                screens: Some(screens),
+            },
+        );
+        self.finish(fb::Body::NameTable, t.as_union_value())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn stats(
+        &mut self,
+        ts_ns: u64,
+        generation: u32,
+        totals: &[TypeCounters; N],
+        workers: &[WorkerCountersSnapshot],
+        consumer_id: u64,
+        delivered: &[u64; N],
+        dropped: &[u64; N],
+    ) -> &[u8] {
+        let fbb = &mut self.fbb;
+        fbb.reset();
+        let totals = fbb.create_vector(&fb_counters(totals));
+        let ws: Vec<_> = workers
+            .iter()
+            .map(|w| {
+                let c = fbb.create_vector(&fb_counters(&w.counters));
+                fb::WorkerStats::create(
+                    fbb,
+                    &fb::WorkerStatsArgs {
+                        worker: w.worker,
+                        counters: Some(c),
+                    },
+                )
+            })
+            .collect();
+        let ws = fbb.create_vector(&ws);
+        let delivered = fbb.create_vector(&delivered[..]);
+        let dropped = fbb.create_vector(&dropped[..]);
+        let t = fb::Stats::create(
+            fbb,
+            &fb::StatsArgs {
+                ts_ns,
+                generation,
+                totals: Some(totals),
+                workers: Some(ws),
+                consumer_id,
+                delivered: Some(delivered),
+                dropped: Some(dropped),
+            },
+        );
+        self.finish(fb::Body::Stats, t.as_union_value())
+    }
+
+    pub fn loss(&mut self, ts_ns: u64, consumer_id: u64, dropped: &[u64; N]) -> &[u8] {
+        self.fbb.reset();
+        let dropped = self.fbb.create_vector(&dropped[..]);
+        let t = fb::Loss::create(
+            &mut self.fbb,
+            &fb::LossArgs {
+                ts_ns,
+                consumer_id,
+                dropped: Some(dropped),
+            },
+        );
+        self.finish(fb::Body::Loss, t.as_union_value())
+    }
+}

@@ -1,0 +1,260 @@
+//! Per-worker, per-type event counters and the per-type token-bucket rate
+//! limiter. Plain arrays on the worker; published to the control plane
+//! through [`SharedCounters`] (one writer: load + store, `Relaxed`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::types::EventType;
+
+const N: usize = EventType::COUNT;
+
+/// The four counters of one event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TypeCounters {
+    pub generated: u64,
+    pub rate_limited: u64,
+    pub ring_overflow: u64,
+    pub drained: u64,
+}
+
+impl TypeCounters {
+    /// `generated == rate_limited + ring_overflow + drained`.
+    pub fn balanced(&self) -> bool {
+        self.generated
+            == self
+                .rate_limited
+                .wrapping_add(self.ring_overflow)
+                .wrapping_add(self.drained)
+    }
+
+    pub fn add(&mut self, o: &TypeCounters) {
+        self.generated += o.generated;
+        self.rate_limited += o.rate_limited;
+        self.ring_overflow += o.ring_overflow;
+        self.drained += o.drained;
+    }
+}
+
+/// A worker's own counters: plain arrays indexed by [`EventType`].
+/// `generated` counts every event the worker decided to emit (before rate
+/// limiting), so `generated == rate_limited + ring_overflow + enqueued`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WorkerEventCounters {
+    pub generated: [u64; N],
+    pub rate_limited: [u64; N],
+    pub ring_overflow: [u64; N],
+}
+
+impl WorkerEventCounters {
+    #[inline]
+    pub fn generated(&mut self, t: EventType) {
+        self.generated[t.index()] += 1;
+    }
+    #[inline]
+    pub fn rate_limited(&mut self, t: EventType) {
+        self.rate_limited[t.index()] += 1;
+    }
+    #[inline]
+    pub fn ring_overflow(&mut self, t: EventType) {
+        self.ring_overflow[t.index()] += 1;
+    }
+}
+
+/// A worker's counters as the control plane sees them. Exactly one writer
+/// (the worker) stores with load + store `Relaxed`; any thread snapshots.
+#[derive(Debug)]
+pub struct SharedCounters {
+    worker: u16,
+    generated: [AtomicU64; N],
+    rate_limited: [AtomicU64; N],
+    ring_overflow: [AtomicU64; N],
+}
+
+/// A snapshot of one worker's counters (`drained` is the hub's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerCountersSnapshot {
+    pub worker: u16,
+    pub counters: [TypeCounters; N],
+}
+
+impl SharedCounters {
+    pub fn new(worker: u16) -> Self {
+        SharedCounters {
+            worker,
+            generated: Default::default(),
+            rate_limited: Default::default(),
+            ring_overflow: Default::default(),
+        }
+    }
+
+    pub fn worker(&self) -> u16 {
+        self.worker
+    }
+
+    /// Publishes the worker's plain counters (call from the worker only,
+    /// e.g. once per burst or on its drain timer).
+    #[inline]
+    pub fn publish(&self, c: &WorkerEventCounters) {
+        for i in 0..N {
+            self.generated[i].store(c.generated[i], Ordering::Relaxed);
+            self.rate_limited[i].store(c.rate_limited[i], Ordering::Relaxed);
+            self.ring_overflow[i].store(c.ring_overflow[i], Ordering::Relaxed);
+        }
+    }
+
+    /// Single-writer increment (load + store, no locked instruction).
+    #[inline]
+    pub fn incr_generated(&self, t: EventType) {
+        bump(&self.generated[t.index()]);
+    }
+    #[inline]
+    pub fn incr_rate_limited(&self, t: EventType) {
+        bump(&self.rate_limited[t.index()]);
+    }
+    #[inline]
+    pub fn incr_ring_overflow(&self, t: EventType) {
+        bump(&self.ring_overflow[t.index()]);
+    }
+
+    pub fn snapshot(&self) -> WorkerCountersSnapshot {
+        let mut counters = [TypeCounters::default(); N];
+        for (i, c) in counters.iter_mut().enumerate() {
+            c.generated = self.generated[i].load(Ordering::Relaxed);
+            c.rate_limited = self.rate_limited[i].load(Ordering::Relaxed);
+            c.ring_overflow = self.ring_overflow[i].load(Ordering::Relaxed);
+        }
+        WorkerCountersSnapshot {
+            worker: self.worker,
+            counters,
+        }
+    }
+}
+
+#[inline]
+fn bump(a: &AtomicU64) {
+    a.store(a.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    /// Events per second; 0 = unlimited.
+    rate: u64,
+    /// Capacity in scaled units (burst events * hz).
+    cap: u64,
+    /// Tokens in scaled units: one event costs `hz`.
+    tokens: u64,
+    last: u64,
+}
+
+/// Per-type token buckets. Sans-IO: time comes in as `now` in ticks of
+/// `hz` per second (TSC cycles with `rte_get_tsc_hz()`, or ns with 1e9).
+/// Integer arithmetic only; no allocation.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    hz: u64,
+    buckets: [Bucket; N],
+}
+
+impl RateLimiter {
+    /// `rates[t]`: events per second for type `t`, `None` = unlimited. The
+    /// burst is one second's worth of events.
+    pub fn new(hz: u64, rates: [Option<u64>; N]) -> Self {
+        Self::with_burst(hz, rates, [None; N])
+    }
+
+    /// Like `new`, with an explicit burst (bucket size in events) per type.
+    pub fn with_burst(hz: u64, rates: [Option<u64>; N], bursts: [Option<u64>; N]) -> Self {
+        let hz = hz.max(1);
+        let mut buckets = [Bucket::default(); N];
+        for (i, b) in buckets.iter_mut().enumerate() {
+            if let Some(rate) = rates[i] {
+                let burst = bursts[i].unwrap_or(rate).max(1);
+                b.rate = rate;
+                b.cap = burst.saturating_mul(hz);
+                b.tokens = b.cap;
+            }
+        }
+        RateLimiter { hz, buckets }
+    }
+
+    /// An unlimited limiter.
+    pub fn unlimited() -> Self {
+        Self::new(1, [None; N])
+    }
+
+    pub fn is_limited(&self, t: EventType) -> bool {
+        self.buckets[t.index()].rate != 0 || self.buckets[t.index()].cap != 0
+    }
+
+    /// Takes one token for type `t` at time `now`; false = rate limited.
+    #[inline]
+    pub fn allow(&mut self, t: EventType, now: u64) -> bool {
+        let hz = self.hz;
+        let b = &mut self.buckets[t.index()];
+        if b.cap == 0 {
+            return true; // unlimited
+        }
+        if now > b.last {
+            let add = (now - b.last).saturating_mul(b.rate);
+            b.tokens = b.tokens.saturating_add(add).min(b.cap);
+            b.last = now;
+        }
+        if b.tokens >= hz {
+            b.tokens -= hz;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_counters_publish_and_snapshot() {
+        let s = SharedCounters::new(3);
+        let mut w = WorkerEventCounters::default();
+        w.generated(EventType::PolicyDeny);
+        w.generated(EventType::PolicyDeny);
+        w.ring_overflow(EventType::PolicyDeny);
+        s.publish(&w);
+        s.incr_generated(EventType::SessionOpen);
+        s.incr_rate_limited(EventType::SessionOpen);
+        let snap = s.snapshot();
+        assert_eq!(snap.worker, 3);
+        assert_eq!(snap.counters[0].generated, 2);
+        assert_eq!(snap.counters[0].ring_overflow, 1);
+        assert_eq!(snap.counters[3].generated, 1);
+        assert_eq!(snap.counters[3].rate_limited, 1);
+    }
+
+    #[test]
+    fn rate_limiter_token_bucket() {
+        let hz = 1_000_000_000;
+        let mut rates = [None; N];
+        rates[EventType::PolicyDeny.index()] = Some(10);
+        let mut rl = RateLimiter::new(hz, rates);
+        // Burst of 10 at t=0, then limited.
+        let allowed = (0..100)
+            .filter(|_| rl.allow(EventType::PolicyDeny, 0))
+            .count();
+        assert_eq!(allowed, 10);
+        // 100 ms later: one more token.
+        assert!(rl.allow(EventType::PolicyDeny, hz / 10));
+        assert!(!rl.allow(EventType::PolicyDeny, hz / 10));
+        // Unlimited type.
+        assert!((0..1000).all(|_| rl.allow(EventType::SessionOpen, 0)));
+        // Over 10 s at 1 kHz attempts, about 10/s pass.
+        let mut n = 0;
+        for i in 0..10_000u64 {
+            if rl.allow(EventType::PolicyDeny, hz + i * (hz / 1000)) {
+                n += 1;
+            }
+        }
+        assert!((95..=111).contains(&n), "{n}");
+        // Very long idle does not overflow.
+        assert!(rl.allow(EventType::PolicyDeny, u64::MAX));
+    }
+}

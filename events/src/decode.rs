@@ -1,0 +1,476 @@
+//! Consumer side: verify and decode records, track name tables by
+//! generation, read size-prefixed frames from a stream.
+//!
+//! No-panic contract: [`decode`] runs the flatbuffers verifier before any
+//! access, so arbitrary bytes produce `Err`, never a panic.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+use rampart_schema::fb;
+
+use crate::counters::{TypeCounters, WorkerCountersSnapshot};
+use crate::types::{
+    CloseReason, Direction, Event, EventType, FilterAction, FilterLog, FilterName, InterfaceName,
+    Names, PacketMeta, PolicyDeny, PolicyName, ScreenDrop, ScreenOption, SessionClose, SessionOpen,
+    ZoneName,
+};
+
+const N: usize = EventType::COUNT;
+
+/// Largest frame a reader accepts (name tables of huge configs included).
+pub const MAX_FRAME: usize = 16 << 20;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("invalid flatbuffer: {0}")]
+    Invalid(String),
+    #[error("record has no body")]
+    NoBody,
+    #[error("unknown {field} value {value}")]
+    UnknownValue { field: &'static str, value: u8 },
+    #[error("truncated frame")]
+    Truncated,
+}
+
+/// A decoded packet event. `snippet` borrows the record buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketEvent<'a> {
+    pub seq: u64,
+    pub meta: PacketMeta,
+    pub event: Event,
+    pub snippet: &'a [u8],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hello {
+    pub schema_version: u32,
+    pub generation: u32,
+    pub start_time_ns: u64,
+    pub producer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NameTable {
+    pub generation: u32,
+    pub names: Names,
+}
+
+/// In-band statistics as one consumer receives them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatsRecord {
+    pub ts_ns: u64,
+    pub generation: u32,
+    /// Summed over workers, indexed by [`EventType`].
+    pub totals: [TypeCounters; N],
+    pub workers: Vec<WorkerCountersSnapshot>,
+    pub consumer_id: u64,
+    pub delivered: [u64; N],
+    pub dropped: [u64; N],
+}
+
+/// Records this consumer lost since its previous loss record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LossRecord {
+    pub ts_ns: u64,
+    pub consumer_id: u64,
+    pub dropped: [u64; N],
+}
+
+/// One decoded record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record<'a> {
+    Event(PacketEvent<'a>),
+    Hello(Hello),
+    Names(NameTable),
+    Stats(StatsRecord),
+    Loss(LossRecord),
+    /// A union member this reader does not know (newer producer).
+    Unknown(u8),
+}
+
+impl Record<'_> {
+    /// `policy_deny` ... `session_close`, `hello`, `names`, `stats`, `loss`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Record::Event(e) => e.event.event_type().name(),
+            Record::Hello(_) => "hello",
+            Record::Names(_) => "names",
+            Record::Stats(_) => "stats",
+            Record::Loss(_) => "loss",
+            Record::Unknown(_) => "unknown",
+        }
+    }
+
+    pub fn event_type(&self) -> Option<EventType> {
+        match self {
+            Record::Event(e) => Some(e.event.event_type()),
+            _ => None,
+        }
+    }
+}
+
+fn unknown(field: &'static str, value: u8) -> DecodeError {
+    DecodeError::UnknownValue { field, value }
+}
+
+fn addr_of(a: flatbuffers::Array<'_, u8, 16>) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (o, b) in out.iter_mut().zip(a.iter()) {
+        *o = b;
+    }
+    out
+}
+
+fn meta_of(m: &fb::PacketMeta) -> PacketMeta {
+    PacketMeta {
+        ts_ns: m.ts_ns(),
+        worker: m.worker(),
+        generation: m.generation(),
+        src: addr_of(m.src()),
+        dst: addr_of(m.dst()),
+        ipv6: m.ip_version() == 6,
+        src_port: m.src_port(),
+        dst_port: m.dst_port(),
+        protocol: m.protocol(),
+        icmp_type: m.icmp_type(),
+        icmp_code: m.icmp_code(),
+        ingress: m.ingress(),
+        egress: m.egress(),
+        from_zone: m.from_zone(),
+        to_zone: m.to_zone(),
+    }
+}
+
+fn counters_of(v: Option<flatbuffers::Vector<'_, fb::TypeCounters>>) -> [TypeCounters; N] {
+    let mut out = [TypeCounters::default(); N];
+    if let Some(v) = v {
+        for (o, c) in out.iter_mut().zip(v.iter()) {
+            *o = TypeCounters {
+                generated: c.generated(),
+                rate_limited: c.rate_limited(),
+                ring_overflow: c.ring_overflow(),
+                drained: c.drained(),
+            };
+        }
+    }
+    out
+}
+
+fn u64s_of(v: Option<flatbuffers::Vector<'_, u64>>) -> [u64; N] {
+    let mut out = [0; N];
+    if let Some(v) = v {
+        for (o, x) in out.iter_mut().zip(v.iter()) {
+            *o = x;
+        }
+    }
+    out
+}
+
+fn string_of(s: Option<&str>) -> String {
+    s.unwrap_or_default().to_owned()
+}
+
+/// Decodes one record as it travels on the stream: 4-byte little-endian
+/// length prefix, then the flatbuffer (bytes after it are ignored). The
+/// prefix must stay attached: flatbuffers alignment is relative to it.
+pub fn decode(buf: &[u8]) -> Result<Record<'_>, DecodeError> {
+    decode_size_prefixed(buf).map(|(rec, _)| rec)
+}
+
+/// Decodes a record finished without a size prefix (`finish`, not
+/// `finish_size_prefixed`).
+pub fn decode_unprefixed(buf: &[u8]) -> Result<Record<'_>, DecodeError> {
+    decode_verified(fb::root_as_record(buf))
+}
+
+fn decode_verified(
+    rec: Result<fb::Record<'_>, flatbuffers::InvalidFlatbuffer>,
+) -> Result<Record<'_>, DecodeError> {
+    let rec = rec.map_err(|e| DecodeError::Invalid(e.to_string()))?;
+    let bt = rec.body_type();
+    fn ev<'a>(
+        m: &fb::PacketMeta,
+        event: Event,
+        snippet: Option<flatbuffers::Vector<'a, u8>>,
+    ) -> Record<'a> {
+        Record::Event(PacketEvent {
+            seq: m.seq(),
+            meta: meta_of(m),
+            event,
+            snippet: snippet.map(|v| v.bytes()).unwrap_or(&[]),
+        })
+    }
+    Ok(match bt {
+        fb::Body::PolicyDeny => {
+            let t = rec.body_as_policy_deny().ok_or(DecodeError::NoBody)?;
+            let reject = match t.action() {
+                fb::DenyAction::Deny => false,
+                fb::DenyAction::Reject => true,
+                a => return Err(unknown("deny action", a.0)),
+            };
+            ev(
+                t.meta(),
+                Event::PolicyDeny(PolicyDeny {
+                    policy: t.policy(),
+                    reject,
+                }),
+                t.snippet(),
+            )
+        }
+        fb::Body::ScreenDrop => {
+            let t = rec.body_as_screen_drop().ok_or(DecodeError::NoBody)?;
+            let option = ScreenOption::from_u8(t.option().0)
+                .ok_or_else(|| unknown("screen option", t.option().0))?;
+            let alarm_only = match t.action() {
+                fb::ScreenAction::Drop => false,
+                fb::ScreenAction::Alarm => true,
+                a => return Err(unknown("screen action", a.0)),
+            };
+            ev(
+                t.meta(),
+                Event::ScreenDrop(ScreenDrop {
+                    screen: t.screen(),
+                    option,
+                    alarm_only,
+                }),
+                t.snippet(),
+            )
+        }
+        fb::Body::FilterLog => {
+            let t = rec.body_as_filter_log().ok_or(DecodeError::NoBody)?;
+            let action = FilterAction::from_u8(t.action().0)
+                .ok_or_else(|| unknown("filter action", t.action().0))?;
+            let direction = Direction::from_u8(t.direction().0)
+                .ok_or_else(|| unknown("direction", t.direction().0))?;
+            ev(
+                t.meta(),
+                Event::FilterLog(FilterLog {
+                    filter: t.filter(),
+                    term: t.term(),
+                    action,
+                    direction,
+                }),
+                t.snippet(),
+            )
+        }
+        fb::Body::SessionOpen => {
+            let t = rec.body_as_session_open().ok_or(DecodeError::NoBody)?;
+            ev(
+                t.meta(),
+                Event::SessionOpen(SessionOpen {
+                    session_id: t.session_id(),
+                    policy: t.policy(),
+                }),
+                None,
+            )
+        }
+        fb::Body::SessionClose => {
+            let t = rec.body_as_session_close().ok_or(DecodeError::NoBody)?;
+            let reason = CloseReason::from_u8(t.reason().0)
+                .ok_or_else(|| unknown("close reason", t.reason().0))?;
+            ev(
+                t.meta(),
+                Event::SessionClose(SessionClose {
+                    session_id: t.session_id(),
+                    policy: t.policy(),
+                    reason,
+                    packets_client: t.packets_client(),
+                    bytes_client: t.bytes_client(),
+                    packets_server: t.packets_server(),
+                    bytes_server: t.bytes_server(),
+                    elapsed_ns: t.elapsed_ns(),
+                }),
+                None,
+            )
+        }
+        fb::Body::Hello => {
+            let t = rec.body_as_hello().ok_or(DecodeError::NoBody)?;
+            Record::Hello(Hello {
+                schema_version: t.schema_version(),
+                generation: t.generation(),
+                start_time_ns: t.start_time_ns(),
+                producer: string_of(t.producer()),
+            })
+        }
+        fb::Body::NameTable => {
+            let t = rec.body_as_name_table().ok_or(DecodeError::NoBody)?;
+            let mut names = Names::default();
+            if let Some(v) = t.zones() {
+                names.zones = v
+                    .iter()
+                    .map(|z| ZoneName {
+                        name: string_of(z.name()),
+                        screen: z.screen(),
+                    })
+                    .collect();
+            }
+            if let Some(v) = t.interfaces() {
+                names.interfaces = v
+                    .iter()
+                    .map(|i| InterfaceName {
+                        name: string_of(i.name()),
+                        zone: i.zone(),
+                    })
+                    .collect();
+            }
+            if let Some(v) = t.policies() {
+                names.policies = v
+                    .iter()
+                    .map(|p| PolicyName {
+                        name: string_of(p.name()),
+                        from_zone: p.from_zone(),
+                        to_zone: p.to_zone(),
+                    })
+                    .collect();
+            }
+            if let Some(v) = t.filters() {
+                names.filters = v
+                    .iter()
+                    .map(|f| FilterName {
+                        name: string_of(f.name()),
+                        terms: f
+                            .terms()
+                            .map(|ts| ts.iter().map(str::to_owned).collect())
+                            .unwrap_or_default(),
+                    })
+                    .collect();
+            }
+            if let Some(v) = t.screens() {
+                names.screens = v.iter().map(|s| string_of(s.name())).collect();
+            }
+            Record::Names(NameTable {
+                generation: t.generation(),
+                names,
+            })
+        }
+        fb::Body::Stats => {
+            let t = rec.body_as_stats().ok_or(DecodeError::NoBody)?;
+            Record::Stats(StatsRecord {
+                ts_ns: t.ts_ns(),
+                generation: t.generation(),
+                totals: counters_of(t.totals()),
+                workers: t
+                    .workers()
+                    .map(|ws| {
+                        ws.iter()
+                            .map(|w| WorkerCountersSnapshot {
+                                worker: w.worker(),
+                                counters: counters_of(w.counters()),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                consumer_id: t.consumer_id(),
+                delivered: u64s_of(t.delivered()),
+                dropped: u64s_of(t.dropped()),
+            })
+        }
+        fb::Body::Loss => {
+            let t = rec.body_as_loss().ok_or(DecodeError::NoBody)?;
+            Record::Loss(LossRecord {
+                ts_ns: t.ts_ns(),
+                consumer_id: t.consumer_id(),
+                dropped: u64s_of(t.dropped()),
+            })
+        }
+        fb::Body::NONE => return Err(DecodeError::NoBody),
+        other => Record::Unknown(other.0),
+    })
+}
+
+/// Decodes the first size-prefixed record of `buf`; returns it and the
+/// number of bytes it used (prefix included).
+pub fn decode_size_prefixed(buf: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
+    let len = buf.get(..4).ok_or(DecodeError::Truncated)?;
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let end = 4usize.saturating_add(len);
+    let frame = buf.get(..end).ok_or(DecodeError::Truncated)?;
+    Ok((
+        decode_verified(fb::size_prefixed_root_as_record(frame))?,
+        end,
+    ))
+}
+
+/// Reads one size-prefixed frame into `buf` (replacing its contents; the
+/// 4-byte prefix is kept, ready for [`decode`]). `Ok(false)` on a clean end
+/// of stream before a frame starts.
+pub fn read_frame<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let n = u32::from_le_bytes(len) as usize;
+    if n > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {n} bytes exceeds {MAX_FRAME}"),
+        ));
+    }
+    buf.clear();
+    buf.extend_from_slice(&len);
+    buf.resize(4 + n, 0);
+    r.read_exact(&mut buf[4..])?;
+    Ok(true)
+}
+
+/// Name tables by config generation, as learned from the stream. Keeps the
+/// most recent [`NameCache::KEEP`] generations (events still in flight after
+/// a reload carry the previous generation).
+#[derive(Debug, Default, Clone)]
+pub struct NameCache {
+    tables: BTreeMap<u32, Names>,
+    hello: Option<Hello>,
+    empty: Names,
+}
+
+impl NameCache {
+    pub const KEEP: usize = 8;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Learns from hello and name table records; ignores the others.
+    pub fn observe(&mut self, rec: &Record<'_>) {
+        match rec {
+            Record::Hello(h) => self.hello = Some(h.clone()),
+            Record::Names(t) => self.insert(t.generation, t.names.clone()),
+            _ => {}
+        }
+    }
+
+    pub fn insert(&mut self, generation: u32, names: Names) {
+        self.tables.insert(generation, names);
+        while self.tables.len() > Self::KEEP {
+            let oldest = *self.tables.keys().next().expect("non-empty");
+            self.tables.remove(&oldest);
+        }
+    }
+
+    /// The last hello seen.
+    pub fn hello(&self) -> Option<&Hello> {
+        self.hello.as_ref()
+    }
+
+    /// Names of `generation`, if its table was seen.
+    pub fn get(&self, generation: u32) -> Option<&Names> {
+        self.tables.get(&generation)
+    }
+
+    /// Names of `generation`, or an empty table (every lookup misses).
+    pub fn names(&self, generation: u32) -> &Names {
+        self.tables.get(&generation).unwrap_or(&self.empty)
+    }
+
+    pub fn generations(&self) -> impl Iterator<Item = u32> + '_ {
+        self.tables.keys().copied()
+    }
+}

@@ -1,0 +1,744 @@
+//! Control-plane drain and fan-out.
+//!
+//! The [`Hub`] pulls records from N worker sources round-robin in bursts,
+//! counts them `drained` per source and type, and appends each to every
+//! consumer's bounded byte ring. Consumers are written with non-blocking
+//! I/O. When a consumer's ring cannot take a record, that record is dropped
+//! for that consumer only and counted (`dropped`, and in its next in-band
+//! loss record); a slow or dead consumer never stalls the drain or the
+//! others. A record counts as `delivered` exactly when it is accepted whole
+//! into the consumer's ring, so for a consumer connected the whole time
+//! `drained == delivered + dropped`, per type.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::control::ControlEncoder;
+use crate::counters::{SharedCounters, TypeCounters, WorkerCountersSnapshot};
+use crate::encode::EventSlot;
+use crate::types::{EventType, Names};
+
+const N: usize = EventType::COUNT;
+
+/// A worker's event ring as the hub sees it. The binary implements it over
+/// the worker's DPDK `rte_ring` (dequeue burst). Source `i` is worker `i`
+/// (the `i`-th registered [`SharedCounters`]).
+pub trait EventSource {
+    /// Moves up to `out.len()` records into `out`; returns how many.
+    fn pull(&mut self, out: &mut [EventSlot]) -> usize;
+}
+
+impl<T: EventSource + ?Sized> EventSource for &mut T {
+    fn pull(&mut self, out: &mut [EventSlot]) -> usize {
+        (**self).pull(out)
+    }
+}
+
+impl<T: EventSource + ?Sized> EventSource for Box<T> {
+    fn pull(&mut self, out: &mut [EventSlot]) -> usize {
+        (**self).pull(out)
+    }
+}
+
+/// A plain in-memory source (tests, tools): records are pulled in order.
+impl EventSource for std::collections::VecDeque<EventSlot> {
+    fn pull(&mut self, out: &mut [EventSlot]) -> usize {
+        let n = out.len().min(self.len());
+        for (o, s) in out.iter_mut().zip(self.drain(..n)) {
+            *o = s;
+        }
+        n
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Bytes buffered per consumer before its records are dropped.
+    pub consumer_buffer_bytes: usize,
+    /// Records pulled from one source per round-robin turn.
+    pub burst: usize,
+    /// Round-robin passes per [`Hub::poll`] at most.
+    pub max_passes: usize,
+    /// Period of in-band stats records.
+    pub stats_interval_ns: u64,
+    /// Connections beyond this are refused (closed at once).
+    pub max_consumers: usize,
+    /// Mode of the socket file.
+    pub socket_mode: u32,
+    /// Producer string in hello records.
+    pub producer: String,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            consumer_buffer_bytes: 4 << 20,
+            burst: 64,
+            max_passes: 64,
+            stats_interval_ns: 1_000_000_000,
+            max_consumers: 16,
+            socket_mode: 0o660,
+            producer: concat!("rampart ", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("event socket {0} is in use by a running process")]
+    InUse(PathBuf),
+    #[error("{0} exists and is not a socket; refusing to remove it")]
+    NotASocket(PathBuf),
+    #[error("binding event socket {path}: {source}")]
+    Bind {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("event socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Bounded byte ring of one consumer.
+struct Ring {
+    buf: Box<[u8]>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn new(cap: usize) -> Self {
+        Ring {
+            buf: vec![0; cap.max(1)].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+    fn cap(&self) -> usize {
+        self.buf.len()
+    }
+    fn free(&self) -> usize {
+        self.cap() - self.len
+    }
+    fn push(&mut self, bytes: &[u8]) {
+        debug_assert!(bytes.len() <= self.free());
+        let cap = self.cap();
+        let tail = (self.head + self.len) % cap;
+        let first = bytes.len().min(cap - tail);
+        self.buf[tail..tail + first].copy_from_slice(&bytes[..first]);
+        self.buf[..bytes.len() - first].copy_from_slice(&bytes[first..]);
+        self.len += bytes.len();
+    }
+    fn slices(&self) -> (&[u8], &[u8]) {
+        let cap = self.cap();
+        let first = self.len.min(cap - self.head);
+        (
+            &self.buf[self.head..self.head + first],
+            &self.buf[..self.len - first],
+        )
+    }
+    fn consume(&mut self, n: usize) {
+        self.len -= n;
+        self.head = if self.len == 0 {
+            0
+        } else {
+            (self.head + n) % self.cap()
+        };
+    }
+    /// Grows an empty ring so a control record larger than it fits.
+    fn ensure_empty_fits(&mut self, n: usize) {
+        if self.len == 0 && n > self.cap() {
+            *self = Ring::new(n);
+        }
+    }
+}
+
+struct Consumer {
+    id: u64,
+    stream: UnixStream,
+    ring: Ring,
+    delivered: [u64; N],
+    dropped: [u64; N],
+    /// Dropped since the last loss record this consumer accepted.
+    pending_loss: [u64; N],
+    names_pending: bool,
+    dead: bool,
+}
+
+impl Consumer {
+    /// Pushes hello+names and the pending loss record if needed; false if
+    /// they do not fit (the caller then drops the record it wanted to add).
+    fn prepare(&mut self, ctl: &mut ControlEncoder, names: &[u8], now_ns: u64) -> bool {
+        if self.names_pending {
+            self.ring.ensure_empty_fits(names.len());
+            if names.len() > self.ring.free() {
+                return false;
+            }
+            self.ring.push(names);
+            self.names_pending = false;
+        }
+        if self.pending_loss.iter().any(|&n| n != 0) {
+            let loss = ctl.loss(now_ns, self.id, &self.pending_loss);
+            if loss.len() > self.ring.free() {
+                return false;
+            }
+            self.ring.push(loss);
+            self.pending_loss = [0; N];
+        }
+        true
+    }
+
+    #[inline]
+    fn offer(
+        &mut self,
+        t: usize,
+        bytes: &[u8],
+        ctl: &mut ControlEncoder,
+        names: &[u8],
+        now_ns: u64,
+    ) {
+        if self.dead {
+            return;
+        }
+        if (self.names_pending || self.has_loss()) && !self.prepare(ctl, names, now_ns) {
+            self.dropped[t] += 1;
+            self.pending_loss[t] += 1;
+            return;
+        }
+        if bytes.len() <= self.ring.free() {
+            self.ring.push(bytes);
+            self.delivered[t] += 1;
+        } else {
+            self.dropped[t] += 1;
+            self.pending_loss[t] += 1;
+        }
+    }
+
+    #[inline]
+    fn has_loss(&self) -> bool {
+        self.pending_loss.iter().any(|&n| n != 0)
+    }
+
+    /// Writes as much as the socket takes without blocking.
+    fn flush(&mut self) {
+        while self.ring.len > 0 && !self.dead {
+            let (a, b) = self.ring.slices();
+            let r = if b.is_empty() {
+                self.stream.write(a)
+            } else {
+                self.stream
+                    .write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+            };
+            match r {
+                Ok(0) => self.dead = true,
+                Ok(n) => self.ring.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.dead = true,
+            }
+        }
+    }
+
+    /// Detects a consumer that closed its end (consumers never send data).
+    fn probe(&mut self) {
+        let mut scratch = [0u8; 256];
+        loop {
+            match self.stream.read(&mut scratch) {
+                Ok(0) => {
+                    self.dead = true;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.dead = true;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Counters of one connected consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerStats {
+    pub id: u64,
+    pub delivered: [u64; N],
+    pub dropped: [u64; N],
+    /// Bytes accepted but not yet written to the socket.
+    pub buffered_bytes: usize,
+}
+
+/// A snapshot of the event counters for `rampart stats`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubStats {
+    pub generation: u32,
+    /// Per type, summed over workers (`drained` counted by the hub).
+    pub events: [TypeCounters; N],
+    /// Per worker (registered counters), with the hub's `drained`.
+    pub workers: Vec<WorkerCountersSnapshot>,
+    pub consumers: Vec<ConsumerStats>,
+    /// Slots pulled from a source that were empty or had no valid type.
+    pub invalid_slots: u64,
+}
+
+fn per_type_json(out: &mut String, v: &[u64; N]) {
+    out.push('{');
+    for (i, t) in EventType::ALL.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!("\"{}\":{}", t.name(), v[i]));
+    }
+    out.push('}');
+}
+
+impl HubStats {
+    /// `{"policy_deny":{"generated":..,"rate_limited":..,"ring_overflow":..,"drained":..},...}`
+    pub fn events_json(&self) -> String {
+        let mut out = String::from("{");
+        for (i, t) in EventType::ALL.iter().enumerate() {
+            let c = &self.events[i];
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!(
+                "\"{}\":{{\"generated\":{},\"rate_limited\":{},\"ring_overflow\":{},\"drained\":{}}}",
+                t.name(),
+                c.generated,
+                c.rate_limited,
+                c.ring_overflow,
+                c.drained
+            ));
+        }
+        out.push('}');
+        out
+    }
+
+    /// `[{"id":1,"delivered":{...},"dropped":{...},"buffered_bytes":0},...]`
+    pub fn consumers_json(&self) -> String {
+        let mut out = String::from("[");
+        for (i, c) in self.consumers.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!("{{\"id\":{},\"delivered\":", c.id));
+            per_type_json(&mut out, &c.delivered);
+            out.push_str(",\"dropped\":");
+            per_type_json(&mut out, &c.dropped);
+            out.push_str(&format!(",\"buffered_bytes\":{}}}", c.buffered_bytes));
+        }
+        out.push(']');
+        out
+    }
+
+    /// `{"generation":G,"events":{...},"consumers":[...]}` (the binary adds
+    /// `workers` and `ports`).
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"generation\":{},\"events\":{},\"consumers\":{}}}",
+            self.generation,
+            self.events_json(),
+            self.consumers_json()
+        )
+    }
+
+    /// Per type: `generated == rate_limited + ring_overflow + drained`.
+    pub fn balanced(&self) -> bool {
+        self.events.iter().all(TypeCounters::balanced)
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// The control-plane drain: owns the event socket and its consumers.
+pub struct Hub {
+    config: HubConfig,
+    listener: Option<UnixListener>,
+    path: Option<PathBuf>,
+    consumers: Vec<Consumer>,
+    next_id: u64,
+    drained: Vec<[u64; N]>,
+    invalid: u64,
+    generation: u32,
+    start_time_ns: u64,
+    names: Names,
+    names_bytes: Vec<u8>,
+    ctl: ControlEncoder,
+    scratch: Vec<EventSlot>,
+    rr: usize,
+    now_ns: u64,
+    last_stats_ns: u64,
+    workers: Vec<Arc<SharedCounters>>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let (Some(_), Some(p)) = (&self.listener, &self.path) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Hub {
+    /// A hub without a listening socket (add consumers with
+    /// [`Hub::add_consumer`]).
+    pub fn new(config: HubConfig) -> Hub {
+        let burst = config.burst.max(1);
+        let now = now_ns();
+        let mut hub = Hub {
+            config,
+            listener: None,
+            path: None,
+            consumers: Vec::new(),
+            next_id: 1,
+            drained: Vec::new(),
+            invalid: 0,
+            generation: 0,
+            start_time_ns: now,
+            names: Names::default(),
+            names_bytes: Vec::new(),
+            ctl: ControlEncoder::new(),
+            scratch: vec![EventSlot::EMPTY; burst],
+            rr: 0,
+            now_ns: now,
+            last_stats_ns: 0,
+            workers: Vec::new(),
+        };
+        hub.rebuild_names();
+        hub
+    }
+
+    /// Listens on `path` (non-blocking, mode `config.socket_mode`). A stale
+    /// socket file is removed; a socket with a live listener is an error,
+    /// and so is a path that is not a socket.
+    pub fn bind(path: impl AsRef<Path>, config: HubConfig) -> Result<Hub, HubError> {
+        let path = path.as_ref().to_path_buf();
+        if let Ok(md) = std::fs::symlink_metadata(&path) {
+            if !md.file_type().is_socket() {
+                return Err(HubError::NotASocket(path));
+            }
+            if UnixStream::connect(&path).is_ok() {
+                return Err(HubError::InUse(path));
+            }
+            std::fs::remove_file(&path).map_err(|source| HubError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let listener = UnixListener::bind(&path).map_err(|source| HubError::Bind {
+            path: path.clone(),
+            source,
+        })?;
+        let io_err = |source| HubError::Io {
+            path: path.clone(),
+            source,
+        };
+        listener.set_nonblocking(true).map_err(io_err)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(config.socket_mode))
+            .map_err(|source| HubError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let mut hub = Hub::new(config);
+        hub.listener = Some(listener);
+        hub.path = Some(path);
+        Ok(hub)
+    }
+
+    pub fn socket_path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Dataplane start time carried in hello records (ns since the epoch).
+    pub fn set_start_time(&mut self, start_time_ns: u64) {
+        self.start_time_ns = start_time_ns;
+        self.rebuild_names();
+    }
+
+    /// Registers worker `i`'s counters (call in worker order).
+    pub fn register_worker(&mut self, counters: Arc<SharedCounters>) {
+        self.workers.push(counters);
+    }
+
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Installs the names of a new config generation; every consumer gets a
+    /// new hello and name table before its next record.
+    pub fn set_names(&mut self, generation: u32, names: &Names) {
+        self.generation = generation;
+        self.names = names.clone();
+        self.rebuild_names();
+        for c in &mut self.consumers {
+            c.names_pending = true;
+            c.prepare(&mut self.ctl, &self.names_bytes, self.now_ns);
+        }
+    }
+
+    fn rebuild_names(&mut self) {
+        let mut bytes = self
+            .ctl
+            .hello(self.generation, self.start_time_ns, &self.config.producer)
+            .to_vec();
+        bytes.extend_from_slice(self.ctl.names(self.generation, &self.names));
+        self.names_bytes = bytes;
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.len()
+    }
+
+    pub fn consumer_ids(&self) -> Vec<u64> {
+        self.consumers.iter().map(|c| c.id).collect()
+    }
+
+    /// Adds a connected consumer; it first receives hello + names.
+    pub fn add_consumer(&mut self, stream: UnixStream) -> io::Result<u64> {
+        stream.set_nonblocking(true)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut c = Consumer {
+            id,
+            stream,
+            ring: Ring::new(self.config.consumer_buffer_bytes),
+            delivered: [0; N],
+            dropped: [0; N],
+            pending_loss: [0; N],
+            names_pending: true,
+            dead: false,
+        };
+        c.prepare(&mut self.ctl, &self.names_bytes, self.now_ns);
+        c.flush();
+        self.consumers.push(c);
+        Ok(id)
+    }
+
+    /// Accepts every pending connection; returns how many were added.
+    pub fn accept(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(l) = &self.listener {
+            match l.accept() {
+                Ok((s, _)) => {
+                    if self.consumers.len() >= self.config.max_consumers {
+                        drop(s);
+                        continue;
+                    }
+                    if self.add_consumer(s).is_ok() {
+                        n += 1;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        n
+    }
+
+    /// One round-robin pass: pulls up to `burst` records from each source
+    /// and fans them out. Returns the number of records drained.
+    pub fn drain<S: EventSource>(&mut self, sources: &mut [S]) -> usize {
+        if sources.is_empty() {
+            return 0;
+        }
+        if self.drained.len() < sources.len() {
+            self.drained.resize(sources.len(), [0; N]);
+        }
+        let len = sources.len();
+        let mut total = 0;
+        let start = self.rr % len;
+        for k in 0..len {
+            let i = (start + k) % len;
+            let n = sources[i].pull(&mut self.scratch);
+            total += n;
+            let Hub {
+                scratch,
+                consumers,
+                ctl,
+                names_bytes,
+                drained,
+                invalid,
+                now_ns,
+                ..
+            } = self;
+            for slot in &scratch[..n] {
+                let (Some(t), false) = (slot.event_type(), slot.is_empty()) else {
+                    *invalid += 1;
+                    continue;
+                };
+                let t = t.index();
+                drained[i][t] += 1;
+                let bytes = slot.as_bytes();
+                for c in consumers.iter_mut() {
+                    c.offer(t, bytes, ctl, names_bytes, *now_ns);
+                }
+            }
+        }
+        self.rr = (start + 1) % len;
+        total
+    }
+
+    /// Whether any consumer still has buffered bytes to write (shutdown
+    /// waits for this, with a deadline, before the final exit).
+    pub fn has_pending(&self) -> bool {
+        self.consumers.iter().any(|c| c.ring.len > 0 && !c.dead)
+    }
+
+    /// Writes buffered data to every consumer without blocking and removes
+    /// consumers whose socket failed.
+    pub fn flush(&mut self) {
+        for c in &mut self.consumers {
+            c.flush();
+        }
+        self.consumers.retain(|c| !c.dead);
+    }
+
+    /// Periodic work at time `now_ns` (ns, any monotonic-enough clock; the
+    /// wall clock is what records carry): detect closed consumers, send
+    /// pending loss records and, every `stats_interval_ns`, an in-band stats
+    /// record to each consumer.
+    pub fn tick(&mut self, now_ns: u64) {
+        self.now_ns = now_ns;
+        for c in &mut self.consumers {
+            if c.ring.len == 0 {
+                c.probe();
+            }
+            if !c.dead && (c.names_pending || c.has_loss()) {
+                c.prepare(&mut self.ctl, &self.names_bytes, now_ns);
+            }
+        }
+        if now_ns < self.last_stats_ns {
+            self.last_stats_ns = now_ns; // clock went back
+        }
+        if now_ns - self.last_stats_ns >= self.config.stats_interval_ns {
+            self.last_stats_ns = now_ns;
+            self.emit_stats();
+        }
+        self.flush();
+    }
+
+    /// Sends a stats record to every consumer now (if it fits its buffer).
+    pub fn emit_stats(&mut self) {
+        let s = self.stats();
+        for c in &mut self.consumers {
+            if c.dead || !c.prepare(&mut self.ctl, &self.names_bytes, self.now_ns) {
+                continue;
+            }
+            let rec = self.ctl.stats(
+                self.now_ns,
+                self.generation,
+                &s.events,
+                &s.workers,
+                c.id,
+                &c.delivered,
+                &c.dropped,
+            );
+            if rec.len() <= c.ring.free() {
+                c.ring.push(rec);
+            }
+        }
+    }
+
+    /// accept + drain (until the sources are empty or `max_passes`) +
+    /// flush + tick. Returns the number of records drained.
+    pub fn poll<S: EventSource>(&mut self, sources: &mut [S], now_ns: u64) -> usize {
+        self.now_ns = now_ns;
+        self.accept();
+        let mut total = 0;
+        for _ in 0..self.config.max_passes.max(1) {
+            let n = self.drain(sources);
+            total += n;
+            self.flush();
+            if n == 0 {
+                break;
+            }
+        }
+        self.tick(now_ns);
+        total
+    }
+
+    /// Counters for the control socket (`rampart stats`).
+    pub fn stats(&self) -> HubStats {
+        let mut events = [TypeCounters::default(); N];
+        let mut workers = Vec::with_capacity(self.workers.len());
+        for (i, w) in self.workers.iter().enumerate() {
+            let mut snap = w.snapshot();
+            if let Some(d) = self.drained.get(i) {
+                for (c, d) in snap.counters.iter_mut().zip(d) {
+                    c.drained = *d;
+                }
+            }
+            workers.push(snap);
+        }
+        for w in &workers {
+            for (e, c) in events.iter_mut().zip(&w.counters) {
+                e.add(c);
+            }
+        }
+        // Sources without registered counters still count as drained.
+        for d in self.drained.iter().skip(self.workers.len()) {
+            for (e, d) in events.iter_mut().zip(d) {
+                e.drained += d;
+            }
+        }
+        HubStats {
+            generation: self.generation,
+            events,
+            workers,
+            consumers: self
+                .consumers
+                .iter()
+                .map(|c| ConsumerStats {
+                    id: c.id,
+                    delivered: c.delivered,
+                    dropped: c.dropped,
+                    buffered_bytes: c.ring.len,
+                })
+                .collect(),
+            invalid_slots: self.invalid,
+        }
+    }
+
+    /// `stats().to_json()`.
+    pub fn stats_json(&self) -> String {
+        self.stats().to_json()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_wraps() {
+        let mut r = Ring::new(8);
+        r.push(b"abcde");
+        r.consume(4);
+        r.push(b"fghij");
+        let (a, b) = r.slices();
+        assert_eq!([a, b].concat(), b"efghij");
+        assert_eq!(r.free(), 2);
+        r.consume(6);
+        assert_eq!(r.len, 0);
+        assert_eq!(r.head, 0);
+    }
+}

@@ -1,0 +1,1006 @@
+//! Renderers for decoded records: `json`, `junos` (Junos standard RT_FLOW /
+//! RT_SCREEN text), `junos-sd` (RFC 5424 with Junos structured data, see
+//! [`crate::syslog`]) and `droplog` (one decoded line per dropped packet).
+//!
+//! Every renderer appends one line (no newline) to a `String` and returns
+//! false when the format has nothing to say about the record (e.g. `junos`
+//! for a stats record). Renderers never panic on any decoded record, whatever
+//! its ids or snippet.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::decode::{NameCache, PacketEvent, Record};
+use crate::types::{
+    Event, EventType, FilterAction, Names, PacketMeta, ScreenOption, NO_ID16, NO_ID32,
+};
+
+/// Output format of `rampart events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Junos,
+    JunosSd,
+    Droplog,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [
+        Format::Json,
+        Format::Junos,
+        Format::JunosSd,
+        Format::Droplog,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Junos => "junos",
+            Format::JunosSd => "junos-sd",
+            Format::Droplog => "droplog",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown format {s:?} (json, junos, junos-sd, droplog)"))
+    }
+}
+
+/// Renders `rec` in `format` (for `junos-sd` with the local host name and
+/// default facility; see [`crate::syslog::write_junos_sd`] for options).
+pub fn render(format: Format, rec: &Record<'_>, names: &NameCache, out: &mut String) -> bool {
+    match format {
+        Format::Json => {
+            write_json(rec, names, out);
+            true
+        }
+        Format::Junos => write_junos(rec, names, out),
+        Format::JunosSd => {
+            crate::syslog::write_junos_sd(rec, names, &crate::syslog::SyslogOptions::default(), out)
+        }
+        Format::Droplog => write_droplog(rec, names, out),
+    }
+}
+
+// ---------------------------------------------------------------- time
+
+/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Appends `ts_ns` (ns since the Unix epoch) as RFC 3339 UTC with
+/// `frac_digits` (0..=9) fractional digits: `2024-05-01T12:00:00.123456789Z`.
+pub fn write_rfc3339(out: &mut String, ts_ns: u64, frac_digits: u32) {
+    let secs = ts_ns / 1_000_000_000;
+    let nanos = ts_ns % 1_000_000_000;
+    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+    let sod = secs % 86_400;
+    let _ = write!(
+        out,
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    );
+    let digits = frac_digits.min(9);
+    if digits > 0 {
+        let frac = nanos / 10u64.pow(9 - digits);
+        let _ = write!(out, ".{frac:0width$}", width = digits as usize);
+    }
+    out.push('Z');
+}
+
+// ---------------------------------------------------------------- json
+
+/// Appends `s` as a JSON string literal.
+pub fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_name(out: &mut String, name: Option<&str>, id: u64, none: u64) {
+    if id == none {
+        out.push_str("null");
+    } else if let Some(n) = name {
+        json_str(out, n);
+    } else {
+        let _ = write!(out, "\"#{id}\"");
+    }
+}
+
+fn json_key(out: &mut String, key: &str) {
+    out.push(',');
+    json_str(out, key);
+    out.push(':');
+}
+
+fn json_per_type(out: &mut String, v: &[u64; EventType::COUNT]) {
+    out.push('{');
+    for (i, t) in EventType::ALL.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{}\":{}", t.name(), v[i]);
+    }
+    out.push('}');
+}
+
+fn json_counters(out: &mut String, c: &[crate::counters::TypeCounters; EventType::COUNT]) {
+    out.push('{');
+    for (i, t) in EventType::ALL.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let c = &c[i];
+        let _ = write!(
+            out,
+            "\"{}\":{{\"generated\":{},\"rate_limited\":{},\"ring_overflow\":{},\"drained\":{}}}",
+            t.name(),
+            c.generated,
+            c.rate_limited,
+            c.ring_overflow,
+            c.drained
+        );
+    }
+    out.push('}');
+}
+
+fn zone_name(names: &Names, id: u16) -> Option<&str> {
+    names.zone(id)
+}
+
+/// Appends the JSON object of `rec` (keys of INTERFACES.md "Event stream").
+pub fn write_json(rec: &Record<'_>, cache: &NameCache, out: &mut String) {
+    out.push_str("{\"type\":");
+    json_str(out, rec.type_name());
+    match rec {
+        Record::Event(e) => json_event(e, cache.names(e.meta.generation), out),
+        Record::Hello(h) => {
+            json_key(out, "ts");
+            out.push('"');
+            write_rfc3339(out, h.start_time_ns, 9);
+            out.push('"');
+            let _ = write!(
+                out,
+                ",\"schema_version\":{},\"generation\":{},\"start_time_ns\":{}",
+                h.schema_version, h.generation, h.start_time_ns
+            );
+            json_key(out, "producer");
+            json_str(out, &h.producer);
+        }
+        Record::Names(t) => {
+            let n = &t.names;
+            let _ = write!(out, ",\"generation\":{}", t.generation);
+            let list = |out: &mut String, key: &str, items: &mut dyn Iterator<Item = &str>| {
+                json_key(out, key);
+                out.push('[');
+                for (i, s) in items.enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    json_str(out, s);
+                }
+                out.push(']');
+            };
+            list(out, "zones", &mut n.zones.iter().map(|z| z.name.as_str()));
+            list(
+                out,
+                "interfaces",
+                &mut n.interfaces.iter().map(|z| z.name.as_str()),
+            );
+            list(
+                out,
+                "policies",
+                &mut n.policies.iter().map(|z| z.name.as_str()),
+            );
+            list(out, "screens", &mut n.screens.iter().map(String::as_str));
+            json_key(out, "filters");
+            out.push('[');
+            for (i, f) in n.filters.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"name\":");
+                json_str(out, &f.name);
+                list(out, "terms", &mut f.terms.iter().map(String::as_str));
+                out.push('}');
+            }
+            out.push(']');
+        }
+        Record::Stats(s) => {
+            json_key(out, "ts");
+            out.push('"');
+            write_rfc3339(out, s.ts_ns, 9);
+            out.push('"');
+            let _ = write!(
+                out,
+                ",\"generation\":{},\"consumer_id\":{},\"events\":",
+                s.generation, s.consumer_id
+            );
+            json_counters(out, &s.totals);
+            out.push_str(",\"delivered\":");
+            json_per_type(out, &s.delivered);
+            out.push_str(",\"dropped\":");
+            json_per_type(out, &s.dropped);
+            out.push_str(",\"workers\":[");
+            for (i, w) in s.workers.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{{\"worker\":{},\"events\":", w.worker);
+                json_counters(out, &w.counters);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        Record::Loss(l) => {
+            json_key(out, "ts");
+            out.push('"');
+            write_rfc3339(out, l.ts_ns, 9);
+            out.push('"');
+            let _ = write!(out, ",\"consumer_id\":{},\"dropped\":", l.consumer_id);
+            json_per_type(out, &l.dropped);
+        }
+        Record::Unknown(t) => {
+            let _ = write!(out, ",\"body_type\":{t}");
+        }
+    }
+    out.push('}');
+}
+
+fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
+    let m = &e.meta;
+    json_key(out, "ts");
+    out.push('"');
+    write_rfc3339(out, m.ts_ns, 9);
+    out.push('"');
+    let _ = write!(
+        out,
+        ",\"worker\":{},\"seq\":{},\"generation\":{},\"src_ip\":\"{}\",\"dst_ip\":\"{}\",\"src_port\":{},\"dst_port\":{},\"protocol\":{}",
+        m.worker,
+        e.seq,
+        m.generation,
+        m.src_ip(),
+        m.dst_ip(),
+        m.src_port,
+        m.dst_port,
+        m.protocol
+    );
+    if m.is_icmp() {
+        let _ = write!(
+            out,
+            ",\"icmp_type\":{},\"icmp_code\":{}",
+            m.icmp_type, m.icmp_code
+        );
+    }
+    json_key(out, "interface");
+    json_name(
+        out,
+        names.interface(m.ingress),
+        m.ingress.into(),
+        NO_ID16.into(),
+    );
+    json_key(out, "egress_interface");
+    json_name(
+        out,
+        names.interface(m.egress),
+        m.egress.into(),
+        NO_ID16.into(),
+    );
+    let zones = |out: &mut String| {
+        json_key(out, "from_zone");
+        json_name(
+            out,
+            zone_name(names, m.from_zone),
+            m.from_zone.into(),
+            NO_ID16.into(),
+        );
+        json_key(out, "to_zone");
+        json_name(
+            out,
+            zone_name(names, m.to_zone),
+            m.to_zone.into(),
+            NO_ID16.into(),
+        );
+    };
+    match &e.event {
+        Event::PolicyDeny(d) => {
+            json_key(out, "policy");
+            json_name(out, names.policy(d.policy), d.policy.into(), NO_ID32.into());
+            zones(out);
+            json_key(out, "action");
+            json_str(out, if d.reject { "reject" } else { "deny" });
+        }
+        Event::ScreenDrop(s) => {
+            json_key(out, "screen");
+            json_str(out, s.option.name());
+            json_key(out, "screen_profile");
+            json_name(out, names.screen(s.screen), s.screen.into(), NO_ID16.into());
+            json_key(out, "zone");
+            json_name(
+                out,
+                zone_name(names, m.from_zone),
+                m.from_zone.into(),
+                NO_ID16.into(),
+            );
+            json_key(out, "action");
+            json_str(out, if s.alarm_only { "alarm" } else { "drop" });
+        }
+        Event::FilterLog(f) => {
+            json_key(out, "filter");
+            json_name(out, names.filter(f.filter), f.filter.into(), NO_ID16.into());
+            json_key(out, "term");
+            json_name(
+                out,
+                names.term(f.filter, f.term),
+                f.term.into(),
+                NO_ID16.into(),
+            );
+            json_key(out, "action");
+            json_str(out, f.action.name());
+            json_key(out, "direction");
+            json_str(out, f.direction.name());
+        }
+        Event::SessionOpen(s) => {
+            let _ = write!(out, ",\"session_id\":{}", s.session_id);
+            json_key(out, "policy");
+            json_name(out, names.policy(s.policy), s.policy.into(), NO_ID32.into());
+            zones(out);
+        }
+        Event::SessionClose(s) => {
+            let _ = write!(out, ",\"session_id\":{}", s.session_id);
+            json_key(out, "policy");
+            json_name(out, names.policy(s.policy), s.policy.into(), NO_ID32.into());
+            zones(out);
+            json_key(out, "reason");
+            json_str(out, s.reason.name());
+            let _ = write!(
+                out,
+                ",\"packets_client\":{},\"bytes_client\":{},\"packets_server\":{},\"bytes_server\":{},\"elapsed_s\":{}.{:09}",
+                s.packets_client,
+                s.bytes_client,
+                s.packets_server,
+                s.bytes_server,
+                s.elapsed_ns / 1_000_000_000,
+                s.elapsed_ns % 1_000_000_000
+            );
+        }
+    }
+    if !e.snippet.is_empty() {
+        let _ = write!(out, ",\"snippet_len\":{}", e.snippet.len());
+    }
+}
+
+// ---------------------------------------------------------------- junos
+
+/// Predefined Junos application name for a flow, or `None`.
+pub fn junos_service(m: &PacketMeta) -> &'static str {
+    match (m.protocol, m.dst_port) {
+        (6, 21) => "junos-ftp",
+        (6, 22) => "junos-ssh",
+        (6, 23) => "junos-telnet",
+        (6, 25) => "junos-smtp",
+        (6, 53) => "junos-dns-tcp",
+        (17, 53) => "junos-dns-udp",
+        (6, 80) => "junos-http",
+        (17, 123) => "junos-ntp",
+        (6, 443) => "junos-https",
+        (6, 445) => "junos-smb",
+        (17, 161) => "junos-snmp-get",
+        (1, _) if !m.ipv6 && m.icmp_type == 8 => "junos-icmp-ping",
+        (1, _) if !m.ipv6 => "icmp",
+        (58, _) if m.ipv6 => "junos-icmp6-all",
+        _ => "None",
+    }
+}
+
+/// A name for Junos output: the name, or `#id`, or `N/A` for none; never
+/// empty and without spaces (so field positions stay fixed).
+pub(crate) fn junos_name(out: &mut String, name: Option<&str>, id: u64, none: u64) {
+    if id == none {
+        out.push_str("N/A");
+        return;
+    }
+    match name {
+        Some(n) if !n.is_empty() => {
+            for c in n.chars() {
+                out.push(if c.is_whitespace() { '_' } else { c });
+            }
+        }
+        _ => {
+            let _ = write!(out, "#{id}");
+        }
+    }
+}
+
+/// Junos logical interface name: `ge-0/0/0` is shown as unit 0, `ge-0/0/0.0`.
+pub(crate) fn junos_interface(out: &mut String, names: &Names, id: u16) {
+    let start = out.len();
+    junos_name(out, names.interface(id), id.into(), NO_ID16.into());
+    let name = &out[start..];
+    if names.interface(id).is_some() && !name.contains('.') {
+        out.push_str(".0");
+    }
+}
+
+/// `addr/port->addr/port` as Junos prints it.
+fn flow_tuple(out: &mut String, m: &PacketMeta) {
+    let _ = write!(
+        out,
+        "{}/{}->{}/{}",
+        m.src_ip(),
+        m.src_port,
+        m.dst_ip(),
+        m.dst_port
+    );
+}
+
+/// The Junos message tag (`RT_FLOW_SESSION_DENY`...) and APP-NAME of an event.
+pub fn junos_tag(e: &PacketEvent<'_>) -> (&'static str, &'static str) {
+    use crate::types::ScreenClass;
+    let m = &e.meta;
+    match &e.event {
+        Event::PolicyDeny(_) => ("RT_FLOW", "RT_FLOW_SESSION_DENY"),
+        Event::SessionOpen(_) => ("RT_FLOW", "RT_FLOW_SESSION_CREATE"),
+        Event::SessionClose(_) => ("RT_FLOW", "RT_FLOW_SESSION_CLOSE"),
+        Event::ScreenDrop(s) => {
+            let tag = match s.option.class() {
+                ScreenClass::Tcp => "RT_SCREEN_TCP",
+                ScreenClass::Udp => "RT_SCREEN_UDP",
+                ScreenClass::Icmp => "RT_SCREEN_ICMP",
+                ScreenClass::Ip => "RT_SCREEN_IP",
+                ScreenClass::SessionLimit => "RT_SCREEN_SESSION_LIMIT",
+                ScreenClass::ByProtocol => match m.protocol {
+                    6 => "RT_SCREEN_TCP",
+                    17 => "RT_SCREEN_UDP",
+                    1 | 58 => "RT_SCREEN_ICMP",
+                    _ => "RT_SCREEN_IP",
+                },
+            };
+            ("RT_IDS", tag)
+        }
+        Event::FilterLog(_) => (
+            "PFE",
+            if !m.ipv6 {
+                "PFE_FW_SYSLOG_IP"
+            } else if m.protocol == 6 || m.protocol == 17 {
+                "PFE_FW_SYSLOG_IP6_TCP_UDP"
+            } else if m.protocol == 58 {
+                "PFE_FW_SYSLOG_IP6_ICMP"
+            } else {
+                "PFE_FW_SYSLOG_IP6_GEN"
+            },
+        ),
+    }
+}
+
+/// The RT_SCREEN attack name, specialised by protocol for scans and sweeps.
+pub fn junos_attack_name(option: ScreenOption, m: &PacketMeta) -> &'static str {
+    match (option, m.protocol) {
+        (ScreenOption::PortScan, 17) => "UDP port scan!",
+        (ScreenOption::IpSweep, 6) => "TCP sweep!",
+        (ScreenOption::IpSweep, 17) => "UDP sweep!",
+        (ScreenOption::IpSweep, 1 | 58) => "ICMP address sweep!",
+        _ => option.junos_attack_name(),
+    }
+}
+
+/// Lower-case protocol name as Junos firewall logs print it.
+pub fn protocol_name(p: u8) -> Option<&'static str> {
+    Some(match p {
+        1 => "icmp",
+        2 => "igmp",
+        6 => "tcp",
+        17 => "udp",
+        47 => "gre",
+        50 => "esp",
+        51 => "ah",
+        58 => "icmp6",
+        132 => "sctp",
+        _ => return None,
+    })
+}
+
+/// Appends the Junos standard text of a packet event (`TAG: message`).
+pub fn write_junos_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
+    let m = &e.meta;
+    let (_, tag) = junos_tag(e);
+    out.push_str(tag);
+    out.push_str(": ");
+    let zone =
+        |out: &mut String, id: u16| junos_name(out, names.zone(id), id.into(), NO_ID16.into());
+    let policy =
+        |out: &mut String, id: u32| junos_name(out, names.policy(id), id.into(), NO_ID32.into());
+    match &e.event {
+        Event::PolicyDeny(d) => {
+            // session denied S/sp->D/dp connection-tag service protocol(icmp-type)
+            // policy from-zone to-zone application nested-application
+            // username(roles) packet-incoming-interface encrypted reason
+            out.push_str("session denied ");
+            flow_tuple(out, m);
+            let _ = write!(
+                out,
+                " 0x0 {} {}({}) ",
+                junos_service(m),
+                m.protocol,
+                m.icmp_type
+            );
+            policy(out, d.policy);
+            out.push(' ');
+            zone(out, m.from_zone);
+            out.push(' ');
+            zone(out, m.to_zone);
+            out.push_str(" UNKNOWN UNKNOWN N/A(N/A) ");
+            junos_interface(out, names, m.ingress);
+            out.push_str(if d.reject {
+                " UNKNOWN policy reject"
+            } else {
+                " UNKNOWN policy deny"
+            });
+        }
+        Event::SessionOpen(s) => {
+            // session created S/sp->D/dp connection-tag service
+            // nat-S/nsp->nat-D/ndp nat-connection-tag src-nat-rule-type
+            // src-nat-rule-name dst-nat-rule-type dst-nat-rule-name protocol
+            // policy from-zone to-zone session-id username(roles) interface
+            // application nested-application encrypted
+            out.push_str("session created ");
+            flow_tuple(out, m);
+            let _ = write!(out, " 0x0 {} ", junos_service(m));
+            flow_tuple(out, m);
+            let _ = write!(out, " 0x0 N/A N/A N/A N/A {} ", m.protocol);
+            policy(out, s.policy);
+            out.push(' ');
+            zone(out, m.from_zone);
+            out.push(' ');
+            zone(out, m.to_zone);
+            let _ = write!(out, " {} N/A(N/A) ", s.session_id);
+            junos_interface(out, names, m.ingress);
+            out.push_str(" UNKNOWN UNKNOWN UNKNOWN");
+        }
+        Event::SessionClose(s) => {
+            // session closed reason: S/sp->D/dp ... session-id
+            // packets-from-client(bytes-from-client)
+            // packets-from-server(bytes-from-server) elapsed-time application
+            // nested-application username(roles) interface encrypted
+            let _ = write!(out, "session closed {}: ", s.reason.junos_text());
+            flow_tuple(out, m);
+            let _ = write!(out, " 0x0 {} ", junos_service(m));
+            flow_tuple(out, m);
+            let _ = write!(out, " 0x0 N/A N/A N/A N/A {} ", m.protocol);
+            policy(out, s.policy);
+            out.push(' ');
+            zone(out, m.from_zone);
+            out.push(' ');
+            zone(out, m.to_zone);
+            let _ = write!(
+                out,
+                " {} {}({}) {}({}) {} UNKNOWN UNKNOWN N/A(N/A) ",
+                s.session_id,
+                s.packets_client,
+                s.bytes_client,
+                s.packets_server,
+                s.bytes_server,
+                s.elapsed_ns / 1_000_000_000
+            );
+            junos_interface(out, names, m.ingress);
+            out.push_str(" UNKNOWN");
+        }
+        Event::ScreenDrop(s) => {
+            // attack-name source: S[:sp], destination: D[:dp], [protocol-id: P, ]
+            // zone name: Z, interface name: I, action: A
+            out.push_str(junos_attack_name(s.option, m));
+            let with_ports = matches!(tag, "RT_SCREEN_TCP" | "RT_SCREEN_UDP");
+            if with_ports {
+                let _ = write!(
+                    out,
+                    " source: {}:{}, destination: {}:{}, ",
+                    m.src_ip(),
+                    m.src_port,
+                    m.dst_ip(),
+                    m.dst_port
+                );
+            } else {
+                let _ = write!(
+                    out,
+                    " source: {}, destination: {}, ",
+                    m.src_ip(),
+                    m.dst_ip()
+                );
+            }
+            if tag == "RT_SCREEN_IP" {
+                let _ = write!(out, "protocol-id: {}, ", m.protocol);
+            }
+            out.push_str("zone name: ");
+            zone(out, m.from_zone);
+            out.push_str(", interface name: ");
+            junos_interface(out, names, m.ingress);
+            out.push_str(if s.alarm_only {
+                ", action: alarm-without-drop"
+            } else {
+                ", action: drop"
+            });
+        }
+        Event::FilterLog(f) => {
+            // FW: interface action protocol source destination sport dport (n packets)
+            out.push_str("FW: ");
+            junos_interface(out, names, m.ingress);
+            let action = match f.action {
+                FilterAction::Accept => 'A',
+                FilterAction::Discard => 'D',
+                FilterAction::Reject => 'R',
+            };
+            let _ = write!(out, " {action} ");
+            match protocol_name(m.protocol) {
+                Some(p) => out.push_str(p),
+                None => {
+                    let _ = write!(out, "{}", m.protocol);
+                }
+            }
+            let (sp, dp) = if m.is_icmp() {
+                (u16::from(m.icmp_type), u16::from(m.icmp_code))
+            } else {
+                (m.src_port, m.dst_port)
+            };
+            let _ = write!(
+                out,
+                " {} {} {} {} (1 packets)",
+                m.src_ip(),
+                m.dst_ip(),
+                sp,
+                dp
+            );
+        }
+    }
+}
+
+/// `junos` format: packet events only.
+pub fn write_junos(rec: &Record<'_>, cache: &NameCache, out: &mut String) -> bool {
+    match rec {
+        Record::Event(e) => {
+            write_junos_event(e, cache.names(e.meta.generation), out);
+            true
+        }
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------- droplog
+
+fn mac(out: &mut String, b: &[u8]) {
+    for (i, x) in b.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        let _ = write!(out, "{x:02x}");
+    }
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+fn tcp_flags(out: &mut String, f: u8) {
+    const NAMES: [(u8, &str); 8] = [
+        (0x02, "SYN"),
+        (0x10, "ACK"),
+        (0x01, "FIN"),
+        (0x04, "RST"),
+        (0x08, "PSH"),
+        (0x20, "URG"),
+        (0x40, "ECE"),
+        (0x80, "CWR"),
+    ];
+    let mut first = true;
+    for (bit, name) in NAMES {
+        if f & bit != 0 {
+            if !first {
+                out.push(',');
+            }
+            out.push_str(name);
+            first = false;
+        }
+    }
+    if first {
+        out.push_str("NONE");
+    }
+}
+
+/// Decodes an Ethernet frame prefix (the snippet) into `KEY=VALUE` fields.
+/// Stops quietly where the snippet ends; never panics.
+pub fn write_snippet_fields(out: &mut String, s: &[u8]) {
+    let (Some(dst), Some(src)) = (s.get(0..6), s.get(6..12)) else {
+        let _ = write!(out, " SNIPPET={}B", s.len());
+        return;
+    };
+    out.push_str(" MAC=");
+    mac(out, src);
+    out.push('>');
+    mac(out, dst);
+    let mut off = 12;
+    let mut ethertype = match be16(s, off) {
+        Some(t) => t,
+        None => return,
+    };
+    off += 2;
+    while matches!(ethertype, 0x8100 | 0x88a8) {
+        let Some(tci) = be16(s, off) else { return };
+        let _ = write!(out, " VLAN={}", tci & 0x0fff);
+        let Some(t) = be16(s, off + 2) else { return };
+        ethertype = t;
+        off += 4;
+    }
+    let _ = write!(out, " ETH=0x{ethertype:04x}");
+    let ip = &s[off.min(s.len())..];
+    let (proto, l4) = match ethertype {
+        0x0800 => {
+            let Some(&vihl) = ip.first() else { return };
+            let ihl = usize::from(vihl & 0x0f) * 4;
+            if vihl >> 4 != 4 || ihl < 20 || ip.len() < 20 {
+                out.push_str(" IPV4=truncated");
+                return;
+            }
+            let total = be16(ip, 2).unwrap_or(0);
+            let id = be16(ip, 4).unwrap_or(0);
+            let frag = be16(ip, 6).unwrap_or(0);
+            let _ = write!(
+                out,
+                " SRC={} DST={} LEN={} TOS=0x{:02x} TTL={} ID={}",
+                std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+                std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+                total,
+                ip[1],
+                ip[8],
+                id
+            );
+            if frag & 0x4000 != 0 {
+                out.push_str(" DF");
+            }
+            if frag & 0x2000 != 0 {
+                out.push_str(" MF");
+            }
+            let offset = frag & 0x1fff;
+            if offset != 0 {
+                let _ = write!(out, " FRAG={}", offset * 8);
+            }
+            if ihl > 20 {
+                let _ = write!(out, " OPT={}B", ihl - 20);
+            }
+            let proto = ip[9];
+            if offset != 0 {
+                let _ = write!(out, " PROTO={}", proto_label(proto));
+                return;
+            }
+            (proto, ip.get(ihl..).unwrap_or(&[]))
+        }
+        0x86dd => {
+            if ip.len() < 40 || ip[0] >> 4 != 6 {
+                out.push_str(" IPV6=truncated");
+                return;
+            }
+            let mut src = [0u8; 16];
+            let mut dst = [0u8; 16];
+            src.copy_from_slice(&ip[8..24]);
+            dst.copy_from_slice(&ip[24..40]);
+            let _ = write!(
+                out,
+                " SRC={} DST={} LEN={} HOPLIMIT={}",
+                std::net::Ipv6Addr::from(src),
+                std::net::Ipv6Addr::from(dst),
+                be16(ip, 4).unwrap_or(0),
+                ip[7]
+            );
+            (ip[6], &ip[40..])
+        }
+        0x0806 => {
+            let op = be16(ip, 6).unwrap_or(0);
+            let _ = write!(out, " ARP_OP={op}");
+            if let (Some(spa), Some(tpa)) = (ip.get(14..18), ip.get(24..28)) {
+                let _ = write!(
+                    out,
+                    " SRC={} DST={}",
+                    IpAddr::from([spa[0], spa[1], spa[2], spa[3]]),
+                    IpAddr::from([tpa[0], tpa[1], tpa[2], tpa[3]])
+                );
+            }
+            return;
+        }
+        _ => return,
+    };
+    let _ = write!(out, " PROTO={}", proto_label(proto));
+    match proto {
+        6 => {
+            if let (Some(sp), Some(dp)) = (be16(l4, 0), be16(l4, 2)) {
+                let _ = write!(out, " SPT={sp} DPT={dp}");
+            }
+            if let Some(&flags) = l4.get(13) {
+                out.push_str(" FLAGS=");
+                tcp_flags(out, flags);
+            }
+            if let Some(win) = be16(l4, 14) {
+                let _ = write!(out, " WINDOW={win}");
+            }
+        }
+        17 | 132 => {
+            if let (Some(sp), Some(dp)) = (be16(l4, 0), be16(l4, 2)) {
+                let _ = write!(out, " SPT={sp} DPT={dp}");
+            }
+        }
+        1 | 58 => {
+            if let (Some(t), Some(c)) = (l4.first(), l4.get(1)) {
+                let _ = write!(out, " TYPE={t} CODE={c}");
+            }
+        }
+        _ => {}
+    }
+}
+
+fn proto_label(p: u8) -> String {
+    match protocol_name(p) {
+        Some(n) => n.to_ascii_uppercase(),
+        None => p.to_string(),
+    }
+}
+
+/// `droplog` format: one line per dropped packet (policy deny, screen drop,
+/// filter discard/reject), decoded from the snippet when there is one.
+pub fn write_droplog(rec: &Record<'_>, cache: &NameCache, out: &mut String) -> bool {
+    let Record::Event(e) = rec else { return false };
+    let names = cache.names(e.meta.generation);
+    let m = &e.meta;
+    let (action, rule) = match &e.event {
+        Event::PolicyDeny(d) => {
+            let mut r = String::from("policy=");
+            junos_name(
+                &mut r,
+                names.policy(d.policy),
+                d.policy.into(),
+                NO_ID32.into(),
+            );
+            (if d.reject { "reject" } else { "deny" }, r)
+        }
+        Event::ScreenDrop(s) if !s.alarm_only => ("drop", format!("screen={}", s.option.name())),
+        Event::FilterLog(f) if f.action != FilterAction::Accept => {
+            let mut r = String::from("filter=");
+            junos_name(
+                &mut r,
+                names.filter(f.filter),
+                f.filter.into(),
+                NO_ID16.into(),
+            );
+            r.push('/');
+            junos_name(
+                &mut r,
+                names.term(f.filter, f.term),
+                f.term.into(),
+                NO_ID16.into(),
+            );
+            (f.action.name(), r)
+        }
+        _ => return false,
+    };
+    write_rfc3339(out, m.ts_ns, 9);
+    let _ = write!(
+        out,
+        " {} worker={} seq={} {} action={} IN=",
+        e.event.event_type().name(),
+        m.worker,
+        e.seq,
+        rule,
+        action
+    );
+    junos_name(
+        out,
+        names.interface(m.ingress),
+        m.ingress.into(),
+        NO_ID16.into(),
+    );
+    out.push_str(" OUT=");
+    junos_name(
+        out,
+        names.interface(m.egress),
+        m.egress.into(),
+        NO_ID16.into(),
+    );
+    if e.snippet.is_empty() {
+        // No packet bytes: what the metadata says.
+        let _ = write!(
+            out,
+            " SRC={} DST={} PROTO={}",
+            m.src_ip(),
+            m.dst_ip(),
+            proto_label(m.protocol)
+        );
+        if m.is_icmp() {
+            let _ = write!(out, " TYPE={} CODE={}", m.icmp_type, m.icmp_code);
+        } else {
+            let _ = write!(out, " SPT={} DPT={}", m.src_port, m.dst_port);
+        }
+    } else {
+        write_snippet_fields(out, e.snippet);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        let mut s = String::new();
+        write_rfc3339(&mut s, 0, 9);
+        assert_eq!(s, "1970-01-01T00:00:00.000000000Z");
+        s.clear();
+        // 2024-02-29T23:59:59.123456789Z
+        write_rfc3339(&mut s, 1_709_251_199_123_456_789, 9);
+        assert_eq!(s, "2024-02-29T23:59:59.123456789Z");
+        s.clear();
+        write_rfc3339(&mut s, 1_709_251_199_123_456_789, 6);
+        assert_eq!(s, "2024-02-29T23:59:59.123456Z");
+        s.clear();
+        write_rfc3339(&mut s, 951_782_400_000_000_000, 0);
+        assert_eq!(s, "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn json_escapes() {
+        let mut s = String::new();
+        json_str(&mut s, "a\"b\\c\n\u{1}é");
+        assert_eq!(s, "\"a\\\"b\\\\c\\n\\u0001é\"");
+    }
+
+    #[test]
+    fn snippet_decoding_never_panics_on_prefixes() {
+        // Ethernet + VLAN + IPv4 + TCP SYN
+        let mut f = vec![
+            0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0x81, 0x00,
+            0x00, 0x0a, 0x08, 0x00,
+        ];
+        f.extend_from_slice(&[
+            0x45, 0, 0, 40, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 1, 0, 5,
+        ]);
+        f.extend_from_slice(&[
+            0x04, 0xd2, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x72, 0x10, 0, 0, 0, 0,
+        ]);
+        let mut full = String::new();
+        write_snippet_fields(&mut full, &f);
+        assert_eq!(
+            full,
+            " MAC=66:77:88:99:aa:bb>00:11:22:33:44:55 VLAN=10 ETH=0x0800 SRC=10.0.0.1 DST=10.1.0.5 LEN=40 TOS=0x00 TTL=64 ID=4660 DF PROTO=TCP SPT=1234 DPT=80 FLAGS=SYN WINDOW=29200"
+        );
+        for n in 0..f.len() {
+            let mut s = String::new();
+            write_snippet_fields(&mut s, &f[..n]);
+        }
+    }
+}

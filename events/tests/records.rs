@@ -1,0 +1,242 @@
+//! Encode -> decode round trips, slot limits and garbage input.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use rampart_events::*;
+
+#[test]
+fn every_type_round_trips() {
+    let mut enc = Encoder::new();
+    let mut slot = EventSlot::EMPTY;
+    for (i, (meta, ev, snippet)) in all_events().into_iter().enumerate() {
+        let seq = 1000 + i as u64;
+        assert!(enc.encode(seq, &meta, &ev, &snippet, &mut slot));
+        assert_eq!(slot.event_type(), Some(ev.event_type()));
+        let (rec, used) = decode_size_prefixed(slot.as_bytes()).unwrap();
+        assert_eq!(used, slot.len());
+        let Record::Event(pe) = rec else {
+            panic!("not an event")
+        };
+        assert_eq!(pe.seq, seq);
+        assert_eq!(pe.meta, meta);
+        assert_eq!(pe.event, ev);
+        assert_eq!(pe.snippet, &snippet[..]);
+        assert_eq!(
+            decode(slot.as_bytes()).unwrap().event_type(),
+            Some(ev.event_type())
+        );
+    }
+}
+
+#[test]
+fn every_screen_option_and_reason_round_trips() {
+    let mut enc = Encoder::new();
+    let meta = meta_v4(1, 0, 0);
+    for &option in ScreenOption::ALL {
+        for alarm_only in [false, true] {
+            let ev = Event::ScreenDrop(ScreenDrop {
+                screen: 7,
+                option,
+                alarm_only,
+            });
+            let bytes = enc.encode_bytes(1, &meta, &ev, &[]).to_vec();
+            let (Record::Event(pe), _) = decode_size_prefixed(&bytes).unwrap() else {
+                panic!()
+            };
+            assert_eq!(pe.event, ev);
+        }
+    }
+    for reason in [
+        CloseReason::TcpFin,
+        CloseReason::TcpRst,
+        CloseReason::IdleTimeout,
+        CloseReason::Shutdown,
+        CloseReason::PolicyReload,
+    ] {
+        let ev = Event::SessionClose(SessionClose {
+            session_id: u64::MAX,
+            policy: u32::MAX - 1,
+            reason,
+            packets_client: 1,
+            bytes_client: 2,
+            packets_server: 3,
+            bytes_server: 4,
+            elapsed_ns: 5,
+        });
+        let bytes = enc.encode_bytes(u64::MAX, &meta, &ev, &[]).to_vec();
+        let (Record::Event(pe), _) = decode_size_prefixed(&bytes).unwrap() else {
+            panic!()
+        };
+        assert_eq!(pe.event, ev);
+        assert_eq!(pe.seq, u64::MAX);
+    }
+}
+
+#[test]
+fn max_snippet_fits_every_type_and_longer_is_clamped() {
+    let mut enc = Encoder::new();
+    let mut slot = EventSlot::EMPTY;
+    let big = vec![0xabu8; 2000];
+    let mut largest = 0;
+    for (meta, ev, _) in all_events() {
+        for n in 0..=MAX_SNIPPET {
+            assert!(
+                enc.encode(1, &meta, &ev, &big[..n], &mut slot),
+                "{ev:?} n={n}"
+            );
+            largest = largest.max(slot.len());
+        }
+        assert!(enc.encode(1, &meta, &ev, &big, &mut slot));
+        let (Record::Event(pe), _) = decode_size_prefixed(slot.as_bytes()).unwrap() else {
+            panic!()
+        };
+        if matches!(ev, Event::SessionOpen(_) | Event::SessionClose(_)) {
+            assert!(pe.snippet.is_empty());
+        } else {
+            assert_eq!(pe.snippet.len(), MAX_SNIPPET);
+        }
+    }
+    assert!(largest <= SLOT_CAPACITY);
+    // MAX_SNIPPET is tight: 8 more bytes would not fit a policy deny.
+    assert!(
+        largest + 8 > SLOT_CAPACITY,
+        "largest record {largest}B: raise MAX_SNIPPET"
+    );
+    let small = Encoder::with_max_snippet(64);
+    assert_eq!(small.max_snippet(), 64);
+}
+
+#[test]
+fn control_records_round_trip() {
+    let mut ctl = ControlEncoder::new();
+    let bytes = ctl.hello(3, TS, "rampart test").to_vec();
+    let (rec, _) = decode_size_prefixed(&bytes).unwrap();
+    assert_eq!(
+        rec,
+        Record::Hello(Hello {
+            schema_version: SCHEMA_VERSION,
+            generation: 3,
+            start_time_ns: TS,
+            producer: "rampart test".into()
+        })
+    );
+    let bytes = ctl.names(3, &names()).to_vec();
+    let (rec, _) = decode_size_prefixed(&bytes).unwrap();
+    assert_eq!(
+        rec,
+        Record::Names(NameTable {
+            generation: 3,
+            names: names()
+        })
+    );
+    let mut totals = [TypeCounters::default(); EventType::COUNT];
+    totals[0] = TypeCounters {
+        generated: 10,
+        rate_limited: 1,
+        ring_overflow: 2,
+        drained: 7,
+    };
+    let workers = vec![WorkerCountersSnapshot {
+        worker: 0,
+        counters: totals,
+    }];
+    let bytes = ctl
+        .stats(
+            TS,
+            3,
+            &totals,
+            &workers,
+            9,
+            &[7, 0, 0, 0, 0],
+            &[1, 0, 0, 0, 0],
+        )
+        .to_vec();
+    let (Record::Stats(s), _) = decode_size_prefixed(&bytes).unwrap() else {
+        panic!()
+    };
+    assert_eq!(s.totals, totals);
+    assert_eq!(s.workers, workers);
+    assert_eq!((s.consumer_id, s.delivered[0], s.dropped[0]), (9, 7, 1));
+    let bytes = ctl.loss(TS, 9, &[0, 3, 0, 0, 1]).to_vec();
+    let (rec, _) = decode_size_prefixed(&bytes).unwrap();
+    assert_eq!(
+        rec,
+        Record::Loss(LossRecord {
+            ts_ns: TS,
+            consumer_id: 9,
+            dropped: [0, 3, 0, 0, 1]
+        })
+    );
+    let mut cache = NameCache::new();
+    cache.observe(&rec);
+    cache.observe(&Record::Names(NameTable {
+        generation: 3,
+        names: names(),
+    }));
+    assert_eq!(cache.names(3).policy(1), Some("deny-all"));
+    assert_eq!(cache.names(4).policy(1), None);
+}
+
+#[test]
+fn truncated_and_corrupted_records_are_errors() {
+    let mut enc = Encoder::new();
+    for (meta, ev, snippet) in all_events() {
+        let bytes = enc.encode_bytes(1, &meta, &ev, &snippet).to_vec();
+        for n in 0..bytes.len() {
+            let _ = decode_size_prefixed(&bytes[..n]);
+            let _ = decode(&bytes[..n]);
+        }
+        for i in 4..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0xff;
+            let _ = decode(&b);
+            let _ = decode_unprefixed(&b[4..]);
+        }
+    }
+    assert!(decode(&[]).is_err());
+    assert!(decode_size_prefixed(&[1, 0, 0]).is_err());
+}
+
+proptest! {
+    #[test]
+    fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = decode(&bytes);
+        let _ = decode_size_prefixed(&bytes);
+        if let Ok(rec) = decode(&bytes) {
+            let cache = NameCache::new();
+            for f in Format::ALL {
+                let mut s = String::new();
+                render(f, &rec, &cache, &mut s);
+            }
+        }
+    }
+
+    #[test]
+    fn mutated_records_never_panic(i in 0usize..4, pos in 0usize..400, val in any::<u8>()) {
+        let events = all_events();
+        let (meta, ev, snippet) = &events[i];
+        let mut enc = Encoder::new();
+        let mut bytes = enc.encode_bytes(7, meta, ev, snippet).to_vec();
+        let p = pos % bytes.len();
+        bytes[p] = val;
+        if let Ok((rec, _)) = decode_size_prefixed(&bytes) {
+            let cache = cache();
+            for f in Format::ALL {
+                let mut s = String::new();
+                render(f, &rec, &cache, &mut s);
+            }
+        }
+    }
+
+    #[test]
+    fn snippets_of_any_bytes_render(snippet in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let mut enc = Encoder::new();
+        let ev = Event::PolicyDeny(PolicyDeny { policy: 0, reject: true });
+        let bytes = enc.encode_bytes(1, &meta_v4(6, 1, 2), &ev, &snippet).to_vec();
+        let (rec, _) = decode_size_prefixed(&bytes).unwrap();
+        let mut s = String::new();
+        prop_assert!(render(Format::Droplog, &rec, &cache(), &mut s));
+    }
+}

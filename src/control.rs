@@ -1,0 +1,88 @@
+//! The control socket: a Unix stream socket (mode 0660) that answers one
+//! command per connection (`stats`), served from the main lcore without
+//! blocking it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+pub struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ControlSocket {
+    /// Listens at `path`, replacing a stale socket file but never a live
+    /// listener or a non-socket file.
+    pub fn bind(path: &Path) -> anyhow::Result<ControlSocket> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                bail!("{} exists and is not a socket", path.display());
+            }
+            if UnixStream::connect(path).is_ok() {
+                bail!("{} is in use by a running rampart", path.display());
+            }
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing stale {}", path.display()))?;
+        }
+        let listener =
+            UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+        listener.set_nonblocking(true)?;
+        Ok(ControlSocket {
+            listener,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Answers the clients waiting now; `stats` renders the stats JSON.
+    pub fn serve(&self, stats: impl Fn() -> String) {
+        while let Ok((stream, _)) = self.listener.accept() {
+            let _ = answer(stream, &stats);
+        }
+    }
+}
+
+fn answer(stream: UnixStream, stats: &impl Fn() -> String) -> std::io::Result<()> {
+    // A client that does not send its command promptly is dropped; the
+    // control plane never waits on one for long.
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+    stream.set_write_timeout(Some(Duration::from_millis(500)))?;
+    let mut line = String::new();
+    BufReader::new((&stream).take(256)).read_line(&mut line)?;
+    let reply = match line.trim() {
+        "stats" => stats(),
+        other => format!(
+            "{{\"error\":\"unknown command {:?}; known: stats\"}}",
+            other.chars().take(40).collect::<String>()
+        ),
+    };
+    (&stream).write_all(reply.as_bytes())?;
+    (&stream).write_all(b"\n")
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Client side: sends `command`, returns the reply.
+pub fn request(path: &Path, command: &str) -> anyhow::Result<String> {
+    let mut s = UnixStream::connect(path)
+        .with_context(|| format!("connecting to {} (is rampart running?)", path.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(format!("{command}\n").as_bytes())?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    Ok(reply)
+}
