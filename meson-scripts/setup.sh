@@ -43,6 +43,15 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest >/dev/null
 fi
 
+# The Python reader of the event stream (tools/python) uses the official
+# flatbuffers package, the same version as the Rust crate.
+if ! python3 -c 'import flatbuffers' 2>/dev/null; then
+    log "installing the flatbuffers Python package"
+    python3 -m pip install -q flatbuffers==25.12.19 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages flatbuffers==25.12.19 ||
+        log "could not install the flatbuffers Python package; the Python reader test will say so"
+fi
+
 # Hugepages: 1024 x 2 MiB, mounted at /dev/hugepages. Most tests run with
 # --no-huge; vhost-user and the benchmarks need real hugepages.
 want=${RAMPART_HUGEPAGES:-1024}

@@ -128,7 +128,14 @@ pub struct Worker {
     pub clock: Clock,
     pub counters: Arc<WorkerCounters>,
     pub events: WorkerEvents,
+    /// Handoffs a full ring refused, retried before RX is polled again:
+    /// backpressure goes to the RX queue (where the NIC counts `imissed`)
+    /// instead of dropping packets already received.
+    pub stalled: Vec<(usize, Mbuf, u64)>,
 }
+
+/// Refused handoffs held before RX pauses (a burst's worth, and then some).
+pub const STALL_CAPACITY: usize = 64;
 
 /// Shared stop protocol: the control plane raises `stop`; every worker
 /// stops RX and checks in, then drains handoffs until all have checked in,
@@ -148,8 +155,12 @@ impl Worker {
         while !stop.stop.load(Ordering::Relaxed) {
             let start = tsc_cycles();
             let now = self.clock.now_ns(start);
-            let mut work = 0usize;
+            let mut work = self.retry_stalled();
+            let rx_paused = !self.stalled.is_empty();
             for i in 0..self.rx.len() {
+                if rx_paused {
+                    break;
+                }
                 let (queue, iface) = &mut self.rx[i];
                 let n = queue.rx_burst(&mut burst);
                 if n == 0 {
@@ -173,9 +184,9 @@ impl Worker {
         loop {
             let all_stopped = stop.rx_stopped.load(Ordering::Acquire) == stop.workers;
             let now = self.clock.now_ns(tsc_cycles());
-            let moved = self.drain_handoffs(now);
+            let moved = self.drain_handoffs(now) + self.retry_stalled();
             self.flush_all();
-            if all_stopped && moved == 0 {
+            if all_stopped && moved == 0 && self.stalled.is_empty() {
                 break;
             }
             std::hint::spin_loop();
@@ -295,11 +306,34 @@ impl Worker {
             .expect("rings exist between every pair of workers");
         match ring.enqueue(m, tag) {
             Ok(()) => bump(&self.counters.handoff_out, 1),
+            Err(m) if self.stalled.len() < STALL_CAPACITY => self.stalled.push((owner, m, tag)),
             Err(m) => {
                 drop(m);
                 bump(&self.counters.handoff_full, 1);
             }
         }
+    }
+
+    /// Retries refused handoffs in order; returns how many went through.
+    fn retry_stalled(&mut self) -> usize {
+        let mut moved = 0;
+        while !self.stalled.is_empty() {
+            let (owner, m, tag) = self.stalled.remove(0);
+            let ring = self.handoff_out[owner]
+                .as_mut()
+                .expect("rings exist between every pair of workers");
+            match ring.enqueue(m, tag) {
+                Ok(()) => {
+                    bump(&self.counters.handoff_out, 1);
+                    moved += 1;
+                }
+                Err(m) => {
+                    self.stalled.insert(0, (owner, m, tag));
+                    break;
+                }
+            }
+        }
+        moved
     }
 
     #[inline(always)]

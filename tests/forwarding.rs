@@ -114,6 +114,10 @@ fn null_ports_two_workers_two_queues() {
 workers = 2
 eal = {eal}
 
+[events]
+socket = "{d}/events.sock"
+control_socket = "{d}/control.sock"
+
 [[interface]]
 name = "xe-0/0/0"
 device = "net_null0,size=64"
@@ -133,6 +137,7 @@ peer = "xe-0/0/0"
 then = "permit"
 "#,
         eal = test_eal("null2"),
+        d = dir.0.path().display(),
     );
     let config = dir.write("null.toml", &text);
     let out = run_ok(&["--config", config.to_str().unwrap(), "--duration", "1"]);

@@ -18,7 +18,9 @@ use rampart_pipeline::config::Config;
 
 use crate::control::ControlSocket;
 use crate::export::{self, WorkerEvents};
-use crate::worker::{Clock, StopSignal, TxPath, Worker, WorkerCounters, EVENT_TYPES};
+use crate::worker::{
+    Clock, StopSignal, TxPath, Worker, WorkerCounters, EVENT_TYPES, STALL_CAPACITY,
+};
 use plan::{PortCaps, TxRoute};
 use rampart_pipeline::engine::{Ruleset, DROP_COUNTERS};
 use rampart_pipeline::screen::ScreenState;
@@ -150,6 +152,14 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
 
     // The event socket listens before any port starts, so no event of the
     // run is generated before a consumer could be there.
+    if let Some(dir) = config
+        .events
+        .socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let mut hub = Hub::bind(&config.events.socket, HubConfig::default())
         .with_context(|| format!("events.socket {}", config.events.socket.display()))?;
     let start_ns = wall_ns();
@@ -229,6 +239,7 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
                 config,
                 1,
             ),
+            stalled: Vec::with_capacity(STALL_CAPACITY),
         })
         .collect();
     for c in &contexts {
