@@ -1,0 +1,518 @@
+//! Per-stage microbenchmark of the pipeline over in-memory frames (no DPDK).
+//!
+//! `CARGO_TARGET_DIR=/tmp/target-bench cargo bench -p rampart-pipeline --bench pipeline`
+//!
+//! Every scenario is measured `REPS` times, interleaved round by round so
+//! the scenarios of one round share the machine's state; the table gives
+//! the median ns/packet with min and max, and each scenario's ratio to
+//! `wire::parse` alone measured in the same run. Environment:
+//! `RAMPART_BENCH_REPS` (default 7), `RAMPART_BENCH_QUICK=1` (smaller runs).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rampart_pipeline::config::Config;
+use rampart_pipeline::engine::{Ruleset, Verdict, Worker};
+use rampart_pipeline::flow::Addr;
+use rampart_pipeline::screen::ScreenState;
+use rampart_pipeline::traffic::{mixed, ping, tcp, udp, v4, Frame};
+use rampart_pipeline::wire::{self, TcpFlags};
+
+const UNTRUST: u16 = 0;
+const TRUST: u16 = 1;
+
+fn config_text(screen: bool, policies: &str, default: &str) -> String {
+    let screen_ref = if screen { "screen = \"heavy\"" } else { "" };
+    format!(
+        r#"
+[[interface]]
+name = "ge-0/0/0"
+device = "net_ring0"
+zone = "untrust"
+peer = "ge-0/0/1"
+
+[[interface]]
+name = "ge-0/0/1"
+device = "net_ring1"
+zone = "trust"
+peer = "ge-0/0/0"
+
+[zone.untrust]
+{screen_ref}
+[zone.trust]
+
+[flow]
+session-capacity = 1048576
+
+# Every stateless check, plus syn-flood and port-scan. Thresholds are
+# high enough that the benchmark traffic is counted and tracked by every
+# check but not dropped (a drop would short-cut the rest of the pipeline).
+[screen.heavy]
+land = true
+syn-fin = true
+tcp-no-flag = true
+fin-no-ack = true
+winnuke = true
+syn-frag = true
+tear-drop = true
+ping-death = true
+icmp-fragment = true
+icmp-large = true
+block-frag = true
+source-route-option = true
+loose-source-route-option = true
+strict-source-route-option = true
+record-route-option = true
+timestamp-option = true
+security-option = true
+stream-option = true
+bad-option = true
+unknown-protocol = true
+syn-flood = {{ attack-threshold = 100000000, source-threshold = 100000000, destination-threshold = 100000000 }}
+port-scan = {{ threshold = 5000 }}
+
+[address-book]
+web = ["10.1.0.0/16", "2001:db8:1::/64"]
+clients = ["192.0.2.0/24", "198.18.0.0/15", "2001:db8:ff::/64"]
+
+{policies}
+
+[default-policy]
+{default}
+"#
+    )
+}
+
+const PERMIT_WEB: &str = r#"
+[[policy]]
+name = "allow-web"
+from-zone = "untrust"
+to-zone = "trust"
+source-address = ["clients"]
+destination-address = ["web"]
+application = ["junos-http", "junos-https", "junos-dns-udp", "junos-ping"]
+then = "permit"
+log = ["session-init", "session-close"]
+"#;
+
+const DENY_WEB: &str = r#"
+[[policy]]
+name = "deny-web"
+from-zone = "untrust"
+to-zone = "trust"
+source-address = ["clients"]
+destination-address = ["web"]
+application = ["junos-http", "junos-https", "junos-dns-udp", "junos-ping"]
+then = "deny"
+"#;
+
+fn ruleset(text: &str) -> Ruleset {
+    let config = Config::from_str_named(text, "bench").unwrap_or_else(|e| panic!("{e}"));
+    Ruleset::compile(Arc::new(config), 1)
+}
+
+#[derive(Clone, Copy)]
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stats(mut v: Vec<f64>) -> Stats {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Stats {
+        median,
+        min: v[0],
+        max: v[n - 1],
+    }
+}
+
+/// A flow's client and server addresses and ports; flow `i` is distinct.
+fn flow(i: usize) -> (Addr, Addr, u16) {
+    let client = v4(198, 18 + ((i >> 16) & 1) as u8, (i >> 8) as u8, i as u8);
+    let server = v4(10, 1, (i % 7) as u8, (i % 200) as u8 + 1);
+    let sport = 1024 + (i % 60000) as u16;
+    (client, server, sport)
+}
+
+/// Outcome summary of a scenario (from one untimed pass).
+#[derive(Default)]
+struct Outcome {
+    packets: u64,
+    forwarded: u64,
+    dropped: u64,
+    events: u64,
+}
+
+impl Outcome {
+    fn add(&mut self, d: &rampart_pipeline::engine::Decision) {
+        self.packets += 1;
+        match d.verdict {
+            Verdict::Forward { .. } => self.forwarded += 1,
+            _ => self.dropped += 1,
+        }
+        self.events += d.events().count() as u64;
+    }
+    fn describe(&self) -> String {
+        let p = self.packets.max(1) as f64;
+        format!(
+            "{:.0}% fwd, {:.0}% drop, {:.2} events/pkt",
+            100.0 * self.forwarded as f64 / p,
+            100.0 * self.dropped as f64 / p,
+            self.events as f64 / p
+        )
+    }
+}
+
+struct Scenario {
+    name: &'static str,
+    /// Runs one timed repetition; returns (ns elapsed, packets).
+    run: Box<dyn FnMut() -> (u64, u64)>,
+    outcome: String,
+    samples: Vec<f64>,
+}
+
+fn main() {
+    let reps: usize = std::env::var("RAMPART_BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let quick = std::env::var("RAMPART_BENCH_QUICK").is_ok();
+    let scale = if quick { 1 } else { 4 };
+
+    let flows = 4096;
+    let passes = 64 * scale; // established: packets per rep = flows * passes
+    let new_flows = 50_000 * scale; // first-packet scenarios: distinct flows per rep
+
+    // Frames.
+    let data_frames: Vec<Vec<u8>> = (0..flows)
+        .map(|i| {
+            let (c, s, sp) = flow(i);
+            tcp(c, s, sp, 80, TcpFlags::ACK | TcpFlags::PSH, &[0x42; 64])
+        })
+        .collect();
+    let syn_frames: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..new_flows)
+            .map(|i| {
+                let (c, s, sp) = flow(i);
+                tcp(c, s, sp, 80, TcpFlags::SYN, &[])
+            })
+            .collect(),
+    );
+    // Deny storm: new SYNs, UDP and pings, none matching a policy.
+    let storm_frames: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..new_flows)
+            .map(|i| {
+                let (c, _, sp) = flow(i);
+                let dst = v4(203, 0, 113, (i % 250) as u8 + 1);
+                match i % 4 {
+                    0 | 1 => tcp(c, dst, sp, 445, TcpFlags::SYN, &[]),
+                    2 => udp(c, dst, sp, 161, &[0x30; 40]),
+                    _ => ping(c, dst, sp, i as u16),
+                }
+            })
+            .collect(),
+    );
+    let mixed_frames: Arc<Vec<Frame>> = Arc::new(mixed(7, new_flows, 1_000_000_000));
+
+    let plain = Arc::new(ruleset(&config_text(false, PERMIT_WEB, "then = \"deny\"")));
+    let screened = Arc::new(ruleset(&config_text(true, PERMIT_WEB, "then = \"deny\"")));
+    let deny_rules = Arc::new(ruleset(&config_text(false, DENY_WEB, "then = \"deny\"")));
+    let storm_rules = Arc::new(ruleset(&config_text(
+        false,
+        PERMIT_WEB,
+        "then = \"deny\"\nlog = true",
+    )));
+
+    // Established sessions: full handshake for every flow, then the
+    // measured packets are the client's data segments of those flows.
+    let established = |rules: &Ruleset, screens: &ScreenState, now: &mut u64| -> Worker {
+        let mut w = Worker::new(0, rules);
+        for i in 0..flows {
+            let (c, s, sp) = flow(i);
+            let steps = [
+                (tcp(c, s, sp, 80, TcpFlags::SYN, &[]), UNTRUST),
+                (tcp(s, c, 80, sp, TcpFlags::SYN | TcpFlags::ACK, &[]), TRUST),
+                (tcp(c, s, sp, 80, TcpFlags::ACK, &[]), UNTRUST),
+            ];
+            for (f, port) in steps {
+                *now += 1000;
+                let d = w.process(rules, screens, &f, port, *now);
+                assert!(
+                    matches!(d.verdict, Verdict::Forward { .. }),
+                    "handshake of flow {i} not forwarded: {:?} {:?}",
+                    d.stage,
+                    d.reason
+                );
+            }
+        }
+        w
+    };
+
+    let mut scenarios: Vec<Scenario> = Vec::new();
+
+    // wire::parse alone, on the established data segments.
+    {
+        let frames = data_frames.clone();
+        for f in &frames {
+            assert!(matches!(wire::parse(f), Ok(wire::Parsed::Ip(_))));
+        }
+        scenarios.push(Scenario {
+            name: "wire::parse (TCP/IPv4, 64 B payload)",
+            outcome: "parse only".into(),
+            samples: vec![],
+            run: Box::new(move || {
+                let t = Instant::now();
+                for _ in 0..passes {
+                    for f in &frames {
+                        black_box(wire::parse(black_box(f)).ok());
+                    }
+                }
+                (
+                    t.elapsed().as_nanos() as u64,
+                    (passes * frames.len()) as u64,
+                )
+            }),
+        });
+    }
+    // wire::parse alone, on mixed traffic.
+    {
+        let frames = mixed_frames.clone();
+        scenarios.push(Scenario {
+            name: "wire::parse (traffic::mixed)",
+            outcome: "parse only".into(),
+            samples: vec![],
+            run: Box::new(move || {
+                let t = Instant::now();
+                for f in frames.iter() {
+                    black_box(wire::parse(black_box(&f.bytes)).ok());
+                }
+                (t.elapsed().as_nanos() as u64, frames.len() as u64)
+            }),
+        });
+    }
+
+    // (a) established sessions, with and without the screen profile.
+    for (name, rules) in [
+        ("(a) process: established session, data", plain.clone()),
+        (
+            "(d1) process: established session, data, screen-heavy",
+            screened.clone(),
+        ),
+    ] {
+        let screens = ScreenState::new(1 << 16);
+        let mut now = 1_000_000_000u64;
+        let mut w = established(&rules, &screens, &mut now);
+        let frames = data_frames.clone();
+        let mut o = Outcome::default();
+        for f in &frames {
+            now += 1000;
+            let d = w.process(&rules, &screens, f, UNTRUST, now);
+            o.add(&d);
+        }
+        assert_eq!(
+            o.forwarded, o.packets,
+            "{name}: every data segment forwarded"
+        );
+        scenarios.push(Scenario {
+            name,
+            outcome: o.describe(),
+            samples: vec![],
+            run: Box::new(move || {
+                let t = Instant::now();
+                for _ in 0..passes {
+                    for f in &frames {
+                        now += 1000;
+                        black_box(w.process(&rules, &screens, black_box(f), UNTRUST, now));
+                    }
+                }
+                (
+                    t.elapsed().as_nanos() as u64,
+                    (passes * frames.len()) as u64,
+                )
+            }),
+        });
+    }
+
+    // (b1) first packets hitting a deny policy: policy lookup on every
+    // packet, no session created, no event.
+    {
+        let rules = deny_rules.clone();
+        let screens = ScreenState::new(1 << 16);
+        let frames = syn_frames.clone();
+        let mut w = Worker::new(0, &rules);
+        let mut now = 1_000_000_000u64;
+        let mut o = Outcome::default();
+        for f in frames.iter() {
+            now += 1000;
+            o.add(&w.process(&rules, &screens, f, UNTRUST, now));
+        }
+        assert_eq!(o.dropped, o.packets);
+        scenarios.push(Scenario {
+            name: "(b1) process: new flow SYN, policy deny (no session)",
+            outcome: o.describe(),
+            samples: vec![],
+            run: Box::new(move || {
+                let t = Instant::now();
+                for f in frames.iter() {
+                    now += 1000;
+                    black_box(w.process(&rules, &screens, black_box(f), UNTRUST, now));
+                }
+                (t.elapsed().as_nanos() as u64, frames.len() as u64)
+            }),
+        });
+    }
+
+    // (b2) first packets hitting a permit policy: lookup + session insert
+    // + session-open event; a fresh worker (empty table) every rep,
+    // created outside the timed region.
+    for (name, rules) in [
+        (
+            "(b2) process: new flow SYN, policy permit (session created)",
+            plain.clone(),
+        ),
+        (
+            "(d2) process: new flow SYN, permit, screen-heavy",
+            screened.clone(),
+        ),
+    ] {
+        let frames = syn_frames.clone();
+        let mut o = Outcome::default();
+        {
+            let screens = ScreenState::new(1 << 16);
+            let mut w = Worker::new(0, &rules);
+            let mut now = 1_000_000_000u64;
+            for f in frames.iter() {
+                now += 1000;
+                o.add(&w.process(&rules, &screens, f, UNTRUST, now));
+            }
+        }
+        assert_eq!(o.forwarded, o.packets, "{name}: every SYN permitted");
+        scenarios.push(Scenario {
+            name,
+            outcome: o.describe(),
+            samples: vec![],
+            run: Box::new(move || {
+                let screens = ScreenState::new(1 << 16);
+                let mut w = Worker::new(0, &rules);
+                let mut now = 1_000_000_000u64;
+                let t = Instant::now();
+                for f in frames.iter() {
+                    now += 1000;
+                    black_box(w.process(&rules, &screens, black_box(f), UNTRUST, now));
+                }
+                let e = t.elapsed().as_nanos() as u64;
+                drop(black_box(w));
+                (e, frames.len() as u64)
+            }),
+        });
+    }
+
+    // (c) deny storm: default deny with log, every packet denied with an event.
+    {
+        let rules = storm_rules.clone();
+        let screens = ScreenState::new(1 << 16);
+        let frames = storm_frames.clone();
+        let mut w = Worker::new(0, &rules);
+        let mut now = 1_000_000_000u64;
+        let mut o = Outcome::default();
+        for f in frames.iter() {
+            now += 1000;
+            o.add(&w.process(&rules, &screens, f, UNTRUST, now));
+        }
+        assert_eq!(o.dropped, o.packets);
+        assert_eq!(o.events, o.packets);
+        scenarios.push(Scenario {
+            name: "(c) process: deny storm (default deny + log)",
+            outcome: o.describe(),
+            samples: vec![],
+            run: Box::new(move || {
+                let t = Instant::now();
+                for f in frames.iter() {
+                    now += 1000;
+                    let d = w.process(&rules, &screens, black_box(f), UNTRUST, now);
+                    for e in d.events() {
+                        black_box(e);
+                    }
+                }
+                (t.elapsed().as_nanos() as u64, frames.len() as u64)
+            }),
+        });
+    }
+
+    // (d3) mixed traffic (handshakes, data, UDP, ICMP, IPv6), with and
+    // without the screen profile; fresh worker and screen state per rep.
+    for (name, rules) in [
+        ("(d3) process: traffic::mixed, no screen", plain.clone()),
+        (
+            "(d3) process: traffic::mixed, screen-heavy",
+            screened.clone(),
+        ),
+    ] {
+        let frames = mixed_frames.clone();
+        let mut o = Outcome::default();
+        {
+            let screens = ScreenState::new(1 << 16);
+            let mut w = Worker::new(0, &rules);
+            for f in frames.iter() {
+                o.add(&w.process(&rules, &screens, &f.bytes, UNTRUST, f.ts_ns));
+            }
+        }
+        scenarios.push(Scenario {
+            name,
+            outcome: o.describe(),
+            samples: vec![],
+            run: Box::new(move || {
+                let screens = ScreenState::new(1 << 16);
+                let mut w = Worker::new(0, &rules);
+                let t = Instant::now();
+                for f in frames.iter() {
+                    black_box(w.process(&rules, &screens, black_box(&f.bytes), UNTRUST, f.ts_ns));
+                }
+                let e = t.elapsed().as_nanos() as u64;
+                drop(black_box(w));
+                (e, frames.len() as u64)
+            }),
+        });
+    }
+
+    // Warm-up, then interleaved rounds.
+    for s in scenarios.iter_mut() {
+        (s.run)();
+    }
+    for _ in 0..reps {
+        for s in scenarios.iter_mut() {
+            let (ns, n) = (s.run)();
+            s.samples.push(ns as f64 / n as f64);
+        }
+    }
+
+    let base = stats(scenarios[0].samples.clone()).median;
+    println!("## Pipeline microbenchmark (in-memory, no DPDK)\n");
+    println!(
+        "{} reps per scenario, interleaved; {} established flows, {} new flows per rep.\n",
+        reps, flows, new_flows
+    );
+    println!("| scenario | median ns/pkt | min | max | Mpkt/s (median) | × parse | outcome |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    for s in &scenarios {
+        let st = stats(s.samples.clone());
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {} |",
+            s.name,
+            st.median,
+            st.min,
+            st.max,
+            1000.0 / st.median,
+            st.median / base,
+            s.outcome
+        );
+    }
+}
