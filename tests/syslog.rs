@@ -1,0 +1,177 @@
+//! A real rsyslog on loopback receives `rampart events --syslog` output over
+//! UDP and over TCP (RFC 6587 octet counting) and files it; the lines are
+//! RFC 5424 with the Junos structured data.
+
+mod common;
+
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rampart_pipeline::traffic::{tcp, v4};
+use rampart_pipeline::wire::TcpFlags;
+
+struct Rsyslog {
+    child: Child,
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = l.local_addr().unwrap().port();
+    let u = UdpSocket::bind(("127.0.0.1", p));
+    drop(u);
+    p
+}
+
+fn start_rsyslog(dir: &TempDir, udp: u16, tcp: u16) -> Option<Rsyslog> {
+    let rsyslogd = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+    let work = dir.path("rsyslog-work");
+    std::fs::create_dir_all(&work).unwrap();
+    let conf = dir.write(
+        "rsyslog.conf",
+        &format!(
+            r#"global(workDirectory="{work}")
+module(load="imudp")
+module(load="imtcp")
+input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="rampart")
+input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="rampart")
+template(name="raw" type="string" string="%rawmsg%\n")
+ruleset(name="rampart") {{
+  action(type="omfile" file="{out}" template="raw" flushOnTXEnd="on" asyncWriting="off")
+}}
+"#,
+            work = work.display(),
+            out = dir.path("syslog.out").display(),
+        ),
+    );
+    let child = Command::new(rsyslogd)
+        .args(["-n", "-f", conf.to_str().unwrap(), "-i", dir.path("rsyslog.pid").to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    // Wait until it listens on TCP.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", tcp)).is_err() {
+        assert!(Instant::now() < deadline, "rsyslogd did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(Rsyslog { child })
+}
+
+fn config(dir: &TempDir, test: &str, input: &std::path::Path) -> std::path::PathBuf {
+    let empty = dir.path("empty.pcap");
+    write_pcap(&empty, &[]);
+    let d = dir.0.path().display();
+    dir.write(
+        "rampart.toml",
+        &format!(
+            r#"[dataplane]
+eal = {eal}
+[events]
+socket = "{d}/events.sock"
+control_socket = "{d}/control.sock"
+[[interface]]
+name = "ge-0/0/0"
+device = "net_pcap0,rx_pcap={input},tx_pcap={d}/out0.pcap"
+zone = "untrust"
+peer = "ge-0/0/1"
+[[interface]]
+name = "ge-0/0/1"
+device = "net_pcap1,rx_pcap={empty},tx_pcap={d}/out1.pcap"
+zone = "trust"
+[zone.untrust]
+[zone.trust]
+[[policy]]
+name = "deny-telnet"
+from-zone = "untrust"
+to-zone = "trust"
+source-address = ["any"]
+destination-address = ["any"]
+application = ["junos-telnet"]
+then = "deny"
+log = true
+"#,
+            eal = test_eal(test),
+            input = input.display(),
+            empty = empty.display(),
+        ),
+    )
+}
+
+fn forward_through(scheme: &str) {
+    let dir = TempDir::new();
+    let (udp_port, tcp_port) = (free_port(), free_port());
+    let Some(_rsyslog) = start_rsyslog(&dir, udp_port, tcp_port) else {
+        panic!("rsyslogd is not installed; meson-scripts/setup.sh installs it");
+    };
+    let frames: Vec<Vec<u8>> = (0..20u8).map(|i| tcp(v4(192, 0, 2, i + 1), v4(10, 1, 0, 10), 40000, 23, TcpFlags::SYN, &[])).collect();
+    let input = dir.path("in.pcap");
+    write_pcap(&input, &frames);
+    let cfg = config(&dir, &format!("syslog-{scheme}"), &input);
+    let port = if scheme == "udp" { udp_port } else { tcp_port };
+    let consumer = rampart()
+        .args([
+            "events",
+            "--socket",
+            dir.path("events.sock").to_str().unwrap(),
+            "--syslog",
+            &format!("{scheme}://127.0.0.1:{port}"),
+            "--once",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    run_ok(&["--config", cfg.to_str().unwrap(), "--idle-exit", "1", "--wait-consumer", "20"]);
+    let out = consumer.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let path = dir.path("syslog.out");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().filter(|l| l.contains("RT_FLOW_SESSION_DENY")).map(String::from).collect();
+        if lines.len() >= frames.len() || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(lines.len(), frames.len(), "rsyslog filed every deny:\n{}", lines.join("\n"));
+    let rfc5424 = regex_lite(&lines[0]);
+    assert!(rfc5424, "RFC 5424 with Junos structured data: {}", lines[0]);
+    assert!(lines.iter().any(|l| l.contains("source-address=\"192.0.2.1\"") && l.contains("destination-port=\"23\"")));
+    assert!(lines.iter().all(|l| l.contains("policy-name=\"deny-telnet\"")), "{}", lines[0]);
+}
+
+/// `<PRI>1 TIMESTAMP HOST APP - MSGID [junos@2636.1.1.1.2.129 k="v" ...]`
+fn regex_lite(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('<') else { return false };
+    let Some((pri, rest)) = rest.split_once(">1 ") else { return false };
+    let pri_ok = pri.parse::<u8>().is_ok_and(|p| p < 192);
+    let fields: Vec<&str> = rest.splitn(6, ' ').collect();
+    pri_ok
+        && fields.len() == 6
+        && fields[0].contains('T')
+        && fields[0].ends_with('Z')
+        && fields[2] == "RT_FLOW"
+        && fields[3] == "-"
+        && fields[4] == "RT_FLOW_SESSION_DENY"
+        && fields[5].starts_with("[junos@2636.1.1.1.2.129 ")
+}
+
+#[test]
+fn rsyslog_files_udp_forwarded_events() {
+    forward_through("udp");
+}
+
+#[test]
+fn rsyslog_files_tcp_octet_counted_events() {
+    forward_through("tcp");
+}
