@@ -35,11 +35,17 @@ pub fn run(
     let mut worker = Worker::new(0, &rules);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     use std::io::Write;
+    let mut last_sweep_s = u64::MAX;
     for (i, rec) in records.iter().enumerate() {
+        // Age sessions once per second of capture time (a full sweep), as
+        // the dataplane does continuously in small steps.
         let mut aged = Vec::new();
-        worker.expire(&rules, &screens, rec.ts_ns, usize::MAX, &mut |e| {
-            aged.push(e)
-        });
+        if rec.ts_ns / 1_000_000_000 != last_sweep_s {
+            last_sweep_s = rec.ts_ns / 1_000_000_000;
+            worker.expire(&rules, &screens, rec.ts_ns, usize::MAX, &mut |e| {
+                aged.push(e)
+            });
+        }
         let d = worker.process(&rules, &screens, &rec.data, ingress as u16, rec.ts_ns);
         let mut events: Vec<&'static str> = aged.iter().map(Event::type_name).collect();
         events.extend(d.events().map(Event::type_name));

@@ -32,7 +32,9 @@ fn free_port() -> u16 {
 }
 
 fn start_rsyslog(dir: &TempDir, udp: u16, tcp: u16) -> Option<Rsyslog> {
-    let rsyslogd = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+    let rsyslogd = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
     let work = dir.path("rsyslog-work");
     std::fs::create_dir_all(&work).unwrap();
     let conf = dir.write(
@@ -53,7 +55,13 @@ ruleset(name="rampart") {{
         ),
     );
     let child = Command::new(rsyslogd)
-        .args(["-n", "-f", conf.to_str().unwrap(), "-i", dir.path("rsyslog.pid").to_str().unwrap()])
+        .args([
+            "-n",
+            "-f",
+            conf.to_str().unwrap(),
+            "-i",
+            dir.path("rsyslog.pid").to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -61,7 +69,10 @@ ruleset(name="rampart") {{
     // Wait until it listens on TCP.
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", tcp)).is_err() {
-        assert!(Instant::now() < deadline, "rsyslogd did not start listening");
+        assert!(
+            Instant::now() < deadline,
+            "rsyslogd did not start listening"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Some(Rsyslog { child })
@@ -113,7 +124,18 @@ fn forward_through(scheme: &str) {
     let Some(_rsyslog) = start_rsyslog(&dir, udp_port, tcp_port) else {
         panic!("rsyslogd is not installed; meson-scripts/setup.sh installs it");
     };
-    let frames: Vec<Vec<u8>> = (0..20u8).map(|i| tcp(v4(192, 0, 2, i + 1), v4(10, 1, 0, 10), 40000, 23, TcpFlags::SYN, &[])).collect();
+    let frames: Vec<Vec<u8>> = (0..20u8)
+        .map(|i| {
+            tcp(
+                v4(192, 0, 2, i + 1),
+                v4(10, 1, 0, 10),
+                40000,
+                23,
+                TcpFlags::SYN,
+                &[],
+            )
+        })
+        .collect();
     let input = dir.path("in.pcap");
     write_pcap(&input, &frames);
     let cfg = config(&dir, &format!("syslog-{scheme}"), &input);
@@ -130,30 +152,62 @@ fn forward_through(scheme: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    run_ok(&["--config", cfg.to_str().unwrap(), "--idle-exit", "1", "--wait-consumer", "20"]);
+    run_ok(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--idle-exit",
+        "1",
+        "--wait-consumer",
+        "20",
+    ]);
     let out = consumer.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let path = dir.path("syslog.out");
     let deadline = Instant::now() + Duration::from_secs(10);
     let lines = loop {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let lines: Vec<String> = text.lines().filter(|l| l.contains("RT_FLOW_SESSION_DENY")).map(String::from).collect();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("RT_FLOW_SESSION_DENY"))
+            .map(String::from)
+            .collect();
         if lines.len() >= frames.len() || Instant::now() > deadline {
             break lines;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(lines.len(), frames.len(), "rsyslog filed every deny:\n{}", lines.join("\n"));
+    assert_eq!(
+        lines.len(),
+        frames.len(),
+        "rsyslog filed every deny:\n{}",
+        lines.join("\n")
+    );
     let rfc5424 = regex_lite(&lines[0]);
     assert!(rfc5424, "RFC 5424 with Junos structured data: {}", lines[0]);
-    assert!(lines.iter().any(|l| l.contains("source-address=\"192.0.2.1\"") && l.contains("destination-port=\"23\"")));
-    assert!(lines.iter().all(|l| l.contains("policy-name=\"deny-telnet\"")), "{}", lines[0]);
+    assert!(lines.iter().any(
+        |l| l.contains("source-address=\"192.0.2.1\"") && l.contains("destination-port=\"23\"")
+    ));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("policy-name=\"deny-telnet\"")),
+        "{}",
+        lines[0]
+    );
 }
 
 /// `<PRI>1 TIMESTAMP HOST APP - MSGID [junos@2636.1.1.1.2.129 k="v" ...]`
 fn regex_lite(line: &str) -> bool {
-    let Some(rest) = line.strip_prefix('<') else { return false };
-    let Some((pri, rest)) = rest.split_once(">1 ") else { return false };
+    let Some(rest) = line.strip_prefix('<') else {
+        return false;
+    };
+    let Some((pri, rest)) = rest.split_once(">1 ") else {
+        return false;
+    };
     let pri_ok = pri.parse::<u8>().is_ok_and(|p| p < 192);
     let fields: Vec<&str> = rest.splitn(6, ' ').collect();
     pri_ok

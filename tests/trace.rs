@@ -81,3 +81,115 @@ fn demo_capture_exercises_every_stage() {
     assert_eq!(snmp["rule"], "protect/no-snmp");
     assert_eq!(snmp["events"], serde_json::json!(["filter_log"]));
 }
+
+fn screen_config(dir: &TempDir, screen: &str) -> std::path::PathBuf {
+    dir.write(
+        "screen.toml",
+        &format!(
+            r#"[[interface]]
+name = "ge-0/0/0"
+device = "net_null0"
+zone = "untrust"
+peer = "ge-0/0/1"
+[[interface]]
+name = "ge-0/0/1"
+device = "net_null1"
+zone = "trust"
+[zone.untrust]
+screen = "edge"
+[zone.trust]
+[screen.edge]
+{screen}
+[default-policy]
+then = "permit"
+"#
+        ),
+    )
+}
+
+/// Capture timestamps are the clock: a flood trips at the configured rate
+/// and not below it.
+#[test]
+fn syn_flood_threshold_follows_capture_time() {
+    use rampart_pipeline::traffic::{tcp, v4};
+    use rampart_pipeline::wire::TcpFlags;
+    let dir = TempDir::new();
+    let config = screen_config(&dir, "syn-flood = { attack-threshold = 100, source-threshold = 100000, destination-threshold = 100000 }");
+    let run = |per_second: u64| -> usize {
+        let capture = dir.path(&format!("flood{per_second}.pcap"));
+        let frames: Vec<Vec<u8>> = (0..300u16)
+            .map(|i| {
+                tcp(
+                    v4(198, 51, 100, (i % 250) as u8),
+                    v4(10, 1, 0, 10),
+                    1024 + i,
+                    80,
+                    TcpFlags::SYN,
+                    &[],
+                )
+            })
+            .collect();
+        let file = std::fs::File::create(&capture).unwrap();
+        let mut w = rampart_pipeline::pcap::Writer::new(file).unwrap();
+        for (i, f) in frames.iter().enumerate() {
+            w.write(1_000_000_000_000 + i as u64 * 1_000_000_000 / per_second, f)
+                .unwrap();
+        }
+        w.finish().unwrap();
+        trace_json(&config, &capture)
+            .iter()
+            .filter(|l| l["reason"] == "syn-flood")
+            .count()
+    };
+    assert_eq!(run(50), 0, "50 SYN/s stays under 100/s");
+    let flooded = run(300);
+    assert!(
+        flooded >= 150,
+        "300 SYN/s over one second trips above 100/s ({flooded})"
+    );
+}
+
+#[test]
+fn port_scan_needs_ten_ports_within_the_threshold() {
+    use rampart_pipeline::traffic::{tcp, v4};
+    use rampart_pipeline::wire::TcpFlags;
+    let dir = TempDir::new();
+    let config = screen_config(&dir, "port-scan = { threshold = 5000 }");
+    let run = |gap_us: u64| -> Vec<String> {
+        let capture = dir.path(&format!("scan{gap_us}.pcap"));
+        let frames: Vec<Vec<u8>> = (0..15u16)
+            .map(|p| {
+                tcp(
+                    v4(198, 51, 100, 7),
+                    v4(10, 1, 0, 10),
+                    40000,
+                    1000 + p,
+                    TcpFlags::SYN,
+                    &[],
+                )
+            })
+            .collect();
+        let file = std::fs::File::create(&capture).unwrap();
+        let mut w = rampart_pipeline::pcap::Writer::new(file).unwrap();
+        for (i, f) in frames.iter().enumerate() {
+            w.write(5_000_000_000 + i as u64 * gap_us * 1000, f)
+                .unwrap();
+        }
+        w.finish().unwrap();
+        trace_json(&config, &capture)
+            .iter()
+            .map(|l| l["reason"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let fast = run(100);
+    assert_eq!(
+        fast.iter().position(|r| r == "port-scan"),
+        Some(9),
+        "the 10th port within 5 ms trips: {fast:?}"
+    );
+    let slow = run(1000);
+    assert!(
+        slow.iter().all(|r| r != "port-scan"),
+        "10 ports over 9 ms do not: {slow:?}"
+    );
+}
