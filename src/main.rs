@@ -11,6 +11,7 @@ mod worker;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rampart_pipeline::config::Config;
 
@@ -38,6 +39,9 @@ enum Command {
         /// after this many seconds).
         #[arg(long)]
         wait_consumer: Option<f64>,
+        /// Write the final counters (as `rampart stats --json`) to this file.
+        #[arg(long)]
+        stats_out: Option<PathBuf>,
     },
     /// Validate a config file: exit 0, or print every error with its location.
     CheckConfig { file: PathBuf },
@@ -88,7 +92,8 @@ fn main() -> ExitCode {
             duration,
             idle_exit,
             wait_consumer,
-        } => run(config, duration, idle_exit, wait_consumer),
+            stats_out,
+        } => run(config, duration, idle_exit, wait_consumer, stats_out),
         Command::CheckConfig { file } => check_config(&file),
         Command::Events {
             socket,
@@ -136,6 +141,7 @@ fn run(
     duration: Option<f64>,
     idle_exit: Option<f64>,
     wait_consumer: Option<f64>,
+    stats_out: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let mut limits = dataplane::StopConditions {
         duration: duration.map(std::time::Duration::from_secs_f64),
@@ -187,7 +193,12 @@ fn run(
             let _ = t.join();
         }
     }
-    print!("{}", summary?);
+    let summary = summary?;
+    if let Some(path) = stats_out {
+        std::fs::write(&path, &summary.stats_json)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    print!("{summary}");
     Ok(ExitCode::SUCCESS)
 }
 

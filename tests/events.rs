@@ -187,3 +187,123 @@ fn deny_all_one_worker_every_packet_logged() {
 fn deny_all_two_workers_every_packet_logged() {
     assert_deny_stream(2);
 }
+
+/// Overload: a tiny event ring, a rate limit, a consumer that never reads
+/// and one that does. The dataplane drops every packet as configured, the
+/// reading consumer receives everything drained, and every counter
+/// reconciles exactly.
+#[test]
+fn overload_small_ring_stalled_consumer_accounting_is_exact() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let dir = TempDir::new();
+    let input = dir.path("in.pcap");
+    let sent = frames(30_000);
+    write_pcap(&input, &sent);
+    let config = deny_all_config(
+        &dir,
+        "overload",
+        2,
+        &input,
+        "ring_size = 64\n[events.rate_limit]\nsession_open = 10",
+    );
+    let socket = dir.path("events.sock");
+    let stats_out = dir.path("stats.json");
+    let cfg = config.clone();
+    let stats_path = stats_out.clone();
+    let run = std::thread::spawn(move || {
+        run_ok(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--idle-exit",
+            "1",
+            "--wait-consumer",
+            "20",
+            "--stats-out",
+            stats_path.to_str().unwrap(),
+        ])
+    });
+    let connect = || loop {
+        if let Ok(s) = UnixStream::connect(&socket) {
+            break s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let stalled = connect(); // never reads
+    let mut reader = connect();
+    let mut received = Vec::new();
+    reader.read_to_end(&mut received).unwrap();
+    let out = run.join().unwrap();
+    drop(stalled);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats_out).unwrap()).unwrap();
+    // Frames the reader got (4-byte length prefix each).
+    let mut frames_read = 0u64;
+    let mut at = 0;
+    while at + 4 <= received.len() {
+        let len = u32::from_le_bytes(received[at..at + 4].try_into().unwrap()) as usize;
+        at += 4 + len;
+        frames_read += 1;
+    }
+    assert_eq!(at, received.len(), "whole frames only");
+    let events = &stats["events"];
+    let consumers = stats["consumers"].as_array().unwrap();
+    assert_eq!(consumers.len(), 2, "{summary}");
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    let mut drained_total = 0;
+    for t in [
+        "policy_deny",
+        "screen_drop",
+        "filter_log",
+        "session_open",
+        "session_close",
+    ] {
+        let c = &events[t];
+        assert_eq!(
+            n(&c["generated"]),
+            n(&c["rate_limited"]) + n(&c["ring_overflow"]) + n(&c["drained"]),
+            "{t}: {c}"
+        );
+        for consumer in consumers {
+            assert_eq!(
+                n(&consumer["delivered"][t]) + n(&consumer["dropped"][t]),
+                n(&c["drained"]),
+                "{t}: consumer {consumer}"
+            );
+        }
+        drained_total += n(&c["drained"]);
+    }
+    assert_eq!(
+        n(&events["policy_deny"]["generated"]),
+        sent.len() as u64,
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("policy_deny={}", sent.len())),
+        "every packet was dropped by policy:\n{summary}"
+    );
+    let (first, second) = (&consumers[0], &consumers[1]);
+    let dropped = |c: &serde_json::Value| {
+        c["dropped"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(n)
+            .sum::<u64>()
+    };
+    assert!(
+        dropped(first) > 0,
+        "the stalled consumer lost events, counted: {first}"
+    );
+    assert_eq!(
+        dropped(second),
+        0,
+        "the reading consumer lost nothing: {second}"
+    );
+    // The reader got every drained event, plus hello, names, stats and loss records.
+    assert!(
+        frames_read >= drained_total,
+        "{frames_read} frames for {drained_total} events"
+    );
+}

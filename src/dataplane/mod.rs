@@ -97,6 +97,10 @@ pub struct Summary {
     ports: Vec<(String, String, PortStats)>,
     workers: Vec<(u32, Arc<WorkerCounters>)>,
     tsc_hz: u64,
+    /// The event accounting after the final drain.
+    events: rampart_events::HubStats,
+    /// The same JSON `rampart stats --json` serves, taken at exit.
+    pub stats_json: String,
 }
 
 pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summary> {
@@ -187,6 +191,12 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
     if let Some(patience) = stop_when.wait_consumer {
         let deadline = Instant::now() + patience;
         while hub.consumer_count() == 0 && Instant::now() < deadline {
+            hub.accept();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Consumers starting together connect within moments of each other.
+        let grace = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < grace {
             hub.accept();
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -320,6 +330,8 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
     // Every event generated before the stop reaches the consumers (or is
     // counted as dropped for them), then a final stats record.
     plane.drain_and_flush(Duration::from_secs(2));
+    let stats_json = plane.stats_json();
+    let events = plane.hub.stats();
     let elapsed = started_at.elapsed();
     let port_summary = started
         .iter()
@@ -339,6 +351,8 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
         ports: port_summary,
         workers: counters,
         tsc_hz: rampart_core::tsc_hz(),
+        events,
+        stats_json,
     })
 }
 
@@ -564,6 +578,33 @@ impl fmt::Display for Summary {
             total(&|c| &c.rejects_sent),
             total(&|c| &c.malformed),
         )?;
+        writeln!(
+            f,
+            "event accounting (generated = rate_limited + ring_overflow + drained):"
+        )?;
+        for (i, t) in rampart_events::EventType::ALL.iter().enumerate() {
+            let c = &self.events.events[i];
+            writeln!(
+                f,
+                "  {:<14} generated={} rate_limited={} ring_overflow={} drained={}",
+                t.name(),
+                c.generated,
+                c.rate_limited,
+                c.ring_overflow,
+                c.drained
+            )?;
+        }
+        for c in &self.events.consumers {
+            let sum = |v: &[u64]| v.iter().sum::<u64>();
+            writeln!(
+                f,
+                "  consumer {}: delivered={} dropped={} still buffered at exit={} bytes",
+                c.id,
+                sum(&c.delivered),
+                sum(&c.dropped),
+                c.buffered_bytes
+            )?;
+        }
         let _ = self.tsc_hz;
         Ok(())
     }
