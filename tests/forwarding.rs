@@ -176,3 +176,95 @@ then = "permit"
         "rx == tx + dropped + tx_full:\n{summary}"
     );
 }
+
+/// SIGTERM stops the dataplane cleanly: exit 0 with the summary, and the
+/// counters balance (nothing received is unaccounted for).
+#[test]
+fn sigterm_stops_cleanly_with_a_summary() {
+    let dir = TempDir::new();
+    let d = dir.0.path().display();
+    let config = dir.write(
+        "null.toml",
+        &format!(
+            r#"[dataplane]
+eal = {eal}
+[events]
+socket = "{d}/events.sock"
+control_socket = "{d}/control.sock"
+[[interface]]
+name = "a"
+device = "net_null0,size=64"
+zone = "z"
+peer = "b"
+[[interface]]
+name = "b"
+device = "net_null1,size=64"
+zone = "z"
+[zone.z]
+[default-policy]
+then = "permit"
+"#,
+            eal = test_eal("sigterm")
+        ),
+    );
+    let child = rampart()
+        .args(["run", "--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the control socket answers, then let it forward a moment.
+    let control = dir.path("control.sock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&control).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dataplane did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let stats = rampart()
+        .args(["stats", "--socket", control.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        stats.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stats.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert!(
+        stats["workers"][0]["rx"].as_u64().unwrap() > 0,
+        "forwarding while running: {stats}"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit 0 on SIGTERM: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(summary.contains("stopped (signal)"), "{summary}");
+    let worker: Vec<u64> = summary
+        .lines()
+        .skip_while(|l| !l.starts_with("worker"))
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // worker lcore rx tx dropped tx_full ...
+    assert_eq!(
+        worker[2],
+        worker[3] + worker[4] + worker[5],
+        "rx == tx + dropped + tx_full: {summary}"
+    );
+    assert!(!control.exists(), "the control socket is removed on exit");
+}
