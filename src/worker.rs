@@ -67,12 +67,13 @@ fn bump(counter: &AtomicU64, by: u64) {
 }
 
 /// How this worker reaches one egress port.
+#[allow(clippy::large_enum_variant)] // one per port, built once; the burst lives inline on purpose
 pub enum TxPath {
     Direct {
         queue: TxQueue,
         pending: Burst,
     },
-    /// Index into `Worker::handoff_out` of the ring to the owning worker.
+    /// The worker that owns a TX queue of this port (through its handoff ring).
     Handoff(usize),
 }
 

@@ -33,7 +33,7 @@ impl RawRing {
         elem_size: usize,
         socket: i32,
     ) -> Result<RawRing, RingError> {
-        if elem_size == 0 || elem_size % 4 != 0 {
+        if elem_size == 0 || !elem_size.is_multiple_of(4) {
             return Err(RingError::BadElementSize(elem_size));
         }
         let cname = CString::new(name).map_err(|_| RingError::BadName(name.into()))?;

@@ -270,7 +270,7 @@ fn check_stateless(
 /// the next one must overlap it. Overlaps with fragments already seen come
 /// from the fragment table; oversize datagrams are ping-death's business.
 fn teardrop_shape(pkt: &ParsedPacket) -> bool {
-    pkt.frag.more_fragments && (pkt.l4_len == 0 || pkt.l4_len % 8 != 0)
+    pkt.frag.more_fragments && (pkt.l4_len == 0 || !pkt.l4_len.is_multiple_of(8))
 }
 
 fn check_stateful(

@@ -148,26 +148,6 @@ pub fn mixed(seed: u64, count: usize, start_ns: u64) -> Vec<Frame> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::{parse, Parsed};
-
-    #[test]
-    fn mixed_traffic_is_deterministic_and_parses() {
-        let a = mixed(7, 300, 0);
-        let b = mixed(7, 300, 0);
-        assert!(a.iter().zip(&b).all(|(x, y)| x.bytes == y.bytes));
-        assert_ne!(mixed(8, 300, 0)[5].bytes, a[5].bytes);
-        for f in &a {
-            assert!(
-                matches!(parse(&f.bytes), Ok(Parsed::Ip(_))),
-                "every generated frame is valid IP"
-            );
-        }
-    }
-}
-
 /// The demo capture: client traffic entering the untrust side that the
 /// demo config (`src/demo.toml`) sends through every stage: permitted web,
 /// DNS and ping sessions, a denied telnet, a filtered SNMP probe, one of
@@ -335,4 +315,24 @@ pub fn demo(start_ns: u64) -> Vec<Frame> {
             bytes,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{parse, Parsed};
+
+    #[test]
+    fn mixed_traffic_is_deterministic_and_parses() {
+        let a = mixed(7, 300, 0);
+        let b = mixed(7, 300, 0);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.bytes == y.bytes));
+        assert_ne!(mixed(8, 300, 0)[5].bytes, a[5].bytes);
+        for f in &a {
+            assert!(
+                matches!(parse(&f.bytes), Ok(Parsed::Ip(_))),
+                "every generated frame is valid IP"
+            );
+        }
+    }
 }

@@ -275,16 +275,16 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
             contexts[to].handoff_in.push(rx);
         }
     }
-    for w in 0..workers {
-        for port in 0..started.len() {
+    for (w, ctx) in contexts.iter_mut().enumerate() {
+        for (port, dev) in started.iter_mut().enumerate() {
             let path = match plan.tx[w][port] {
                 TxRoute::Queue(q) => TxPath::Direct {
-                    queue: started[port].take_tx_queue(QueueId(q))?,
+                    queue: dev.take_tx_queue(QueueId(q))?,
                     pending: Burst::new(),
                 },
                 TxRoute::Handoff(owner) => TxPath::Handoff(owner),
             };
-            contexts[w].tx.push(path);
+            ctx.tx.push(path);
         }
     }
 
