@@ -131,7 +131,7 @@ fn stalled_consumer_loses_only_its_own_records_and_counts_reconcile() {
     let dir = tempfile::tempdir().unwrap();
     let path = socket_in(&dir);
     let config = HubConfig {
-        consumer_buffer_bytes: 64 << 10,
+        consumer_buffer_bytes: 1 << 20, // a whole drain pass fits: the fast reader never drops
         stats_interval_ns: 1_000_000,
         ..Default::default()
     };

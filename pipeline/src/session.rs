@@ -1,12 +1,47 @@
 //! The session table of one worker: both directions of a flow find one
 //! entry, TCP state is tracked from the flags, idle sessions age out.
-//! Sans-IO: time is the `now_ns` argument.
+//! Sans-IO: time is the `now_ns` argument, nothing reads a clock.
 //!
-//! Storage is allocated once: a slab of `capacity` sessions and an
-//! open-addressing index (linear probing, twice the capacity, backward-shift
-//! deletion so no tombstones accumulate). A full table refuses new sessions
-//! ([`TableFull`]) and never grows. Keys are canonical (the smaller endpoint
-//! first), so a packet's direction costs one hash lookup, not two.
+//! # Storage
+//!
+//! Everything is allocated once, in [`SessionTable::new`]: a slab of
+//! `capacity` sessions, a free list, and an open-addressing index (linear
+//! probing over at least twice `capacity` slots, so the load factor stays at
+//! or below 1/2; backward-shift deletion, so no tombstones accumulate). An
+//! index slot holds 32 bits of the key's hash next to the slab slot, so a
+//! probe compares a key only when the hashes agree. A full table refuses a
+//! new session with [`TableFull`] (counted in [`SessionTable::refused`]) and
+//! never grows. `lookup`, `update`, `insert`, `remove` and `expire` never
+//! allocate.
+//!
+//! # Directions
+//!
+//! The index is keyed by the canonical form of the 5-tuple (the smaller
+//! `(address, port)` endpoint first), so a packet in either direction costs
+//! one hash lookup; the entry remembers whether the initiator (the client)
+//! was the smaller endpoint, which tells a packet's [`Direction`].
+//!
+//! # TCP
+//!
+//! `SynSent` (the client's SYN created the session) -> `SynAckSeen` (SYN+ACK
+//! from the server) -> `Established` (the client's ACK) -> `FinWait` (one
+//! side sent FIN) -> `Closing` (both sides sent FIN) -> `Closed` (the ACK of
+//! the last FIN, reason `tcp-fin`). A RST in any state goes to `Closed`
+//! (reason `tcp-rst`). A session created by a packet other than a SYN
+//! (mid-stream pickup, when the SYN check is off) starts `Established`.
+//! [`SessionTable::update`] reports the close once; the entry then lingers
+//! for the closing timeout (each late packet restarts it), so stray
+//! segments keep matching the session instead of hitting policy again, and
+//! aging removes it without a second report. This is a firewall's view of
+//! the flags, not a TCP stack: sequence numbers are not checked.
+//!
+//! # Aging
+//!
+//! A session is idle-expired once `now_ns - last_seen_ns` reaches the
+//! timeout of its state ([`Timeouts`]). [`SessionTable::expire`] advances a
+//! sweep cursor over at most `max` slab slots per call, so the worker spends
+//! bounded time per burst cycle and a full sweep takes `capacity / max`
+//! calls.
 
 use crate::flow::{proto, FlowKey};
 use crate::wire::TcpFlags;
@@ -18,8 +53,17 @@ pub enum Direction {
     ServerToClient = 1,
 }
 
+impl Direction {
+    pub const fn reverse(self) -> Direction {
+        match self {
+            Direction::ClientToServer => Direction::ServerToClient,
+            Direction::ServerToClient => Direction::ClientToServer,
+        }
+    }
+}
+
 /// Why a session ended (names as events and Junos logs show them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CloseReason {
     TcpFin,
     TcpRst,
@@ -29,6 +73,14 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    pub const ALL: [CloseReason; 5] = [
+        CloseReason::TcpFin,
+        CloseReason::TcpRst,
+        CloseReason::IdleTimeout,
+        CloseReason::Shutdown,
+        CloseReason::PolicyReload,
+    ];
+
     pub const fn name(self) -> &'static str {
         match self {
             CloseReason::TcpFin => "tcp-fin",
@@ -43,19 +95,27 @@ impl CloseReason {
 /// TCP connection state as a firewall sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TcpState {
-    /// Not TCP.
+    /// Not TCP (UDP, ICMP, others): stateless, idle timeout only.
     None,
     SynSent,
     SynAckSeen,
     Established,
     /// One side sent FIN.
     FinWait,
-    /// Both sides sent FIN, or a RST: the session lingers for the closing
-    /// timeout so late segments do not hit policy again.
+    /// Both sides sent FIN; waiting for the ACK of the last one.
     Closing,
+    /// Closed by RST or by the ACK of the last FIN: the entry lingers for
+    /// the closing timeout to absorb late segments.
+    Closed,
 }
 
 /// Idle timeouts, nanoseconds.
+///
+/// Defaults follow Junos SRX: TCP 1800 s established, 20 s while the
+/// handshake is incomplete, 2 s once both FINs or a RST were seen; UDP 60 s;
+/// ICMP 4 s (an echo exchange is over in milliseconds, and SRX ages ICMP
+/// sessions within seconds rather than the UDP minute; this matches the
+/// `[flow]` config default); other protocols 60 s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
     pub tcp_initial_ns: u64,
@@ -66,16 +126,33 @@ pub struct Timeouts {
     pub other_ns: u64,
 }
 
+const SECOND: u64 = 1_000_000_000;
+
 impl Default for Timeouts {
     fn default() -> Timeouts {
-        const S: u64 = 1_000_000_000;
         Timeouts {
-            tcp_initial_ns: 20 * S,
-            tcp_established_ns: 1800 * S,
-            tcp_closing_ns: 2 * S,
-            udp_ns: 60 * S,
-            icmp_ns: 4 * S,
-            other_ns: 60 * S,
+            tcp_initial_ns: 20 * SECOND,
+            tcp_established_ns: 1800 * SECOND,
+            tcp_closing_ns: 2 * SECOND,
+            udp_ns: 60 * SECOND,
+            icmp_ns: 4 * SECOND,
+            other_ns: 60 * SECOND,
+        }
+    }
+}
+
+impl Timeouts {
+    /// The idle timeout of a session in its current state.
+    pub fn for_session(&self, s: &Session) -> u64 {
+        match s.tcp {
+            TcpState::None => match s.key.protocol {
+                proto::UDP => self.udp_ns,
+                proto::ICMP | proto::ICMPV6 => self.icmp_ns,
+                _ => self.other_ns,
+            },
+            TcpState::SynSent | TcpState::SynAckSeen => self.tcp_initial_ns,
+            TcpState::Established | TcpState::FinWait => self.tcp_established_ns,
+            TcpState::Closing | TcpState::Closed => self.tcp_closing_ns,
         }
     }
 }
@@ -94,63 +171,132 @@ pub struct SessionMeta {
     pub log_close: bool,
 }
 
+/// One session. Laid out in three cache lines: the first holds all a
+/// lookup and the TCP tracking touch, the second the counters, the third
+/// what only events read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(64))]
 pub struct Session {
-    pub id: u64,
-    /// The initiator's 5-tuple.
-    pub key: FlowKey,
-    pub meta: SessionMeta,
-    pub created_ns: u64,
+    /// The canonical key the index compares (see the module doc).
+    canon: FlowKey,
     pub last_seen_ns: u64,
-    /// `[client-to-server, server-to-client]`.
-    pub packets: [u64; 2],
-    pub bytes: [u64; 2],
     pub tcp: TcpState,
     /// FIN seen from `[client, server]`.
     fin: [bool; 2],
+    /// The direction of the FIN that completed `fin`.
+    last_fin: Direction,
     /// Set when the session closed by FIN/RST (reported once).
     closed: Option<CloseReason>,
-    /// The key is stored canonical; true when the initiator is the
-    /// canonical "low" side.
+    /// The initiator is the canonical key's source.
     client_is_low: bool,
+    /// Indexed by [`Direction`]: `[client-to-server, server-to-client]`.
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    /// Unique across workers: the worker id in the top 16 bits, a
+    /// per-table counter (from 1) below.
+    pub id: u64,
+    pub meta: SessionMeta,
+    pub created_ns: u64,
+    /// The initiator's 5-tuple.
+    pub key: FlowKey,
 }
 
-/// A session's slot in the table (valid until it is removed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+impl Session {
+    const BLANK: Session = Session {
+        canon: Session::BLANK_KEY,
+        last_seen_ns: 0,
+        tcp: TcpState::None,
+        fin: [false; 2],
+        last_fin: Direction::ClientToServer,
+        closed: None,
+        client_is_low: true,
+        packets: [0; 2],
+        bytes: [0; 2],
+        id: 0,
+        meta: SessionMeta {
+            policy: 0,
+            from_zone: 0,
+            to_zone: 0,
+            ingress: 0,
+            egress: 0,
+            screen_profile: None,
+            log_close: false,
+        },
+        created_ns: 0,
+        key: Session::BLANK_KEY,
+    };
+
+    const BLANK_KEY: FlowKey = FlowKey {
+        src: crate::flow::Addr(0),
+        dst: crate::flow::Addr(0),
+        src_port: 0,
+        dst_port: 0,
+        protocol: 0,
+    };
+
+    /// Why the session closed, if a RST or the FIN exchange closed it
+    /// (it then lingers until the closing timeout).
+    pub const fn closed(&self) -> Option<CloseReason> {
+        self.closed
+    }
+
+    /// The 5-tuple of packets in direction `dir`.
+    pub fn key_for(&self, dir: Direction) -> FlowKey {
+        match dir {
+            Direction::ClientToServer => self.key,
+            Direction::ServerToClient => self.key.reversed(),
+        }
+    }
+}
+
+/// A session's slot in the table. Valid until the session is removed
+/// (by `remove`, `expire` or `close_all`); after that it may name a newer
+/// session, so callers do not keep handles across those calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SessionHandle(u32);
 
+impl SessionHandle {
+    /// The slab slot (stable for the session's lifetime).
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// The table refused a new session because it is full.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("session table full")]
 pub struct TableFull;
 
 /// What an update changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Update {
-    /// The session just closed (RST, or the last FIN acknowledged).
+    /// The session just closed (RST, or the ACK of the last FIN); reported
+    /// once, on the packet that closed it.
     pub closed: Option<CloseReason>,
 }
 
-const EMPTY: u32 = u32::MAX;
+/// Vacant index slot.
+const EMPTY: u64 = u64::MAX;
 
-pub struct SessionTable {
-    slab: Vec<Session>,
-    used: Vec<bool>,
-    free: Vec<u32>,
-    /// Open-addressing index: slab indexes, `EMPTY` when vacant.
-    index: Vec<u32>,
-    /// Canonical key per slab slot (what the index compares).
-    keys: Vec<FlowKey>,
-    mask: usize,
-    len: usize,
-    next_id: u64,
-    worker: u16,
-    timeouts: Timeouts,
-    sweep: usize,
-    /// Insertions refused because the table was full.
-    pub refused: u64,
+/// An index slot: the high 32 bits of the key's hash (which also give the
+/// home slot) and the slab slot.
+#[inline]
+fn entry(h: u32, slot: u32) -> u64 {
+    ((h as u64) << 32) | slot as u64
 }
 
-/// Canonical form: the smaller (address, port) endpoint first.
+#[inline]
+fn entry_hash(e: u64) -> u32 {
+    (e >> 32) as u32
+}
+
+#[inline]
+fn entry_slot(e: u64) -> u32 {
+    e as u32
+}
+
+/// Canonical form: the smaller (address, port) endpoint first; `true` when
+/// `key` already was.
 #[inline]
 fn canonical(key: &FlowKey) -> (FlowKey, bool) {
     if (key.src, key.src_port) <= (key.dst, key.dst_port) {
@@ -160,42 +306,55 @@ fn canonical(key: &FlowKey) -> (FlowKey, bool) {
     }
 }
 
+/// Multiply-xorshift over the key's words (FxHash-like, with a final
+/// avalanche so the high bits, which pick the home slot, mix every field).
 #[inline]
-fn hash(k: &FlowKey) -> u64 {
-    let mut h = (k.src.0 as u64) ^ ((k.src.0 >> 64) as u64).rotate_left(13);
-    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    h ^= (k.dst.0 as u64) ^ ((k.dst.0 >> 64) as u64).rotate_left(29);
+fn hash(k: &FlowKey) -> u32 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let words = [
+        k.src.0 as u64,
+        (k.src.0 >> 64) as u64,
+        k.dst.0 as u64,
+        (k.dst.0 >> 64) as u64,
+        ((k.src_port as u64) << 32) | ((k.dst_port as u64) << 16) | k.protocol as u64,
+    ];
+    let mut h = 0u64;
+    for w in words {
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    h ^= h >> 29;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= ((k.src_port as u64) << 24) | ((k.dst_port as u64) << 8) | k.protocol as u64;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    h ^= h >> 32;
+    (h >> 32) as u32
+}
+
+pub struct SessionTable {
+    slab: Vec<Session>,
+    used: Vec<bool>,
+    /// Vacant slab slots (preallocated to `capacity`, never grows).
+    free: Vec<u32>,
+    index: Vec<u64>,
+    mask: usize,
+    next_id: u64,
+    worker: u16,
+    timeouts: Timeouts,
+    sweep: usize,
+    /// Insertions refused because the table was full.
+    pub refused: u64,
 }
 
 impl SessionTable {
+    /// A table for at most `capacity` sessions (at least 1), of worker
+    /// `worker` (the top 16 bits of every session id).
     pub fn new(capacity: usize, worker: u16, timeouts: Timeouts) -> SessionTable {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, (u32::MAX / 4) as usize);
         let slots = (capacity * 2).next_power_of_two();
-        let blank = Session {
-            id: 0,
-            key: FlowKey::default(),
-            meta: SessionMeta::default(),
-            created_ns: 0,
-            last_seen_ns: 0,
-            packets: [0; 2],
-            bytes: [0; 2],
-            tcp: TcpState::None,
-            fin: [false; 2],
-            closed: None,
-            client_is_low: true,
-        };
         SessionTable {
-            slab: vec![blank; capacity],
+            slab: vec![Session::BLANK; capacity],
             used: vec![false; capacity],
             free: (0..capacity as u32).rev().collect(),
             index: vec![EMPTY; slots],
-            keys: vec![FlowKey::default(); capacity],
             mask: slots - 1,
-            len: 0,
             next_id: 1,
             worker,
             timeouts,
@@ -205,56 +364,79 @@ impl SessionTable {
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.slab.len() - self.free.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     pub fn capacity(&self) -> usize {
         self.slab.len()
     }
 
+    /// Insertions refused because the table was full.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// New timeouts (a config reload); they apply to existing sessions
+    /// from the next `expire`.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
+    }
+
+    #[inline]
+    fn home(&self, h: u32) -> usize {
+        h as usize & self.mask
+    }
+
     /// Finds the session of a packet in either direction.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<(SessionHandle, Direction)> {
         let (ck, low) = canonical(key);
-        let mut i = hash(&ck) as usize & self.mask;
+        let h = hash(&ck);
+        let mut i = self.home(h);
         loop {
-            let s = self.index[i];
-            if s == EMPTY {
+            let e = self.index[i];
+            if e == EMPTY {
                 return None;
             }
-            if self.keys[s as usize] == ck {
-                let dir = if low == self.slab[s as usize].client_is_low {
-                    Direction::ClientToServer
-                } else {
-                    Direction::ServerToClient
-                };
-                return Some((SessionHandle(s), dir));
+            if entry_hash(e) == h {
+                let slot = entry_slot(e);
+                let s = &self.slab[slot as usize];
+                if s.canon == ck {
+                    let dir = if low == s.client_is_low {
+                        Direction::ClientToServer
+                    } else {
+                        Direction::ServerToClient
+                    };
+                    return Some((SessionHandle(slot), dir));
+                }
             }
             i = (i + 1) & self.mask;
         }
     }
 
-    /// Creates a session for a flow's first packet (`key` as it travels).
+    /// Creates a session for a flow's first packet (`key` as it travels,
+    /// so its source is the client). The caller has looked the key up and
+    /// found nothing; the first packet is counted by a following `update`.
     pub fn insert(
         &mut self,
         key: FlowKey,
         meta: SessionMeta,
         now_ns: u64,
     ) -> Result<SessionHandle, TableFull> {
+        debug_assert!(self.lookup(&key).is_none(), "session inserted twice");
         let Some(slot) = self.free.pop() else {
             self.refused += 1;
             return Err(TableFull);
         };
         let (ck, low) = canonical(&key);
-        let tcp = if key.protocol == proto::TCP {
-            TcpState::SynSent
-        } else {
-            TcpState::None
-        };
         let id = ((self.worker as u64) << 48) | (self.next_id & ((1 << 48) - 1));
         self.next_id += 1;
         self.slab[slot as usize] = Session {
@@ -263,33 +445,44 @@ impl SessionTable {
             meta,
             created_ns: now_ns,
             last_seen_ns: now_ns,
-            packets: [0; 2],
-            bytes: [0; 2],
-            tcp,
-            fin: [false; 2],
-            closed: None,
+            tcp: if key.protocol == proto::TCP {
+                TcpState::SynSent
+            } else {
+                TcpState::None
+            },
+            canon: ck,
             client_is_low: low,
+            ..Session::BLANK
         };
-        self.keys[slot as usize] = ck;
         self.used[slot as usize] = true;
-        let mut i = hash(&ck) as usize & self.mask;
+        let h = hash(&ck);
+        let mut i = self.home(h);
         while self.index[i] != EMPTY {
             i = (i + 1) & self.mask;
         }
-        self.index[i] = slot;
-        self.len += 1;
+        self.index[i] = entry(h, slot);
         Ok(SessionHandle(slot))
     }
 
+    /// A copy of a session.
+    #[inline]
     pub fn get(&self, h: SessionHandle) -> Session {
         self.slab[h.0 as usize]
     }
 
+    /// A session by reference.
+    #[inline]
+    pub fn session(&self, h: SessionHandle) -> &Session {
+        &self.slab[h.0 as usize]
+    }
+
+    #[inline]
     pub fn get_policy(&self, h: SessionHandle) -> u32 {
         self.slab[h.0 as usize].meta.policy
     }
 
-    /// Counts a packet and advances the TCP state.
+    /// Counts a packet of `bytes` in direction `dir`, refreshes the idle
+    /// time and advances the TCP state from `flags` (ignored for non-TCP).
     #[inline]
     pub fn update(
         &mut self,
@@ -303,72 +496,66 @@ impl SessionTable {
         let d = dir as usize;
         s.packets[d] += 1;
         s.bytes[d] += bytes as u64;
-        s.last_seen_ns = now_ns;
+        s.last_seen_ns = s.last_seen_ns.max(now_ns);
         if s.tcp == TcpState::None || s.closed.is_some() {
             return Update::default();
         }
         let has = |f: TcpFlags| flags.0 & f.0 != 0;
         if has(TcpFlags::RST) {
-            s.tcp = TcpState::Closing;
+            s.tcp = TcpState::Closed;
             s.closed = Some(CloseReason::TcpRst);
             return Update { closed: s.closed };
         }
+        let syn = has(TcpFlags::SYN);
+        let ack = has(TcpFlags::ACK);
         match s.tcp {
-            TcpState::SynSent
-                if dir == Direction::ServerToClient && has(TcpFlags::SYN) && has(TcpFlags::ACK) =>
-            {
+            TcpState::SynSent if s.packets == [1, 0] && !syn => {
+                // Mid-stream pickup: the session did not start with a SYN.
+                s.tcp = TcpState::Established;
+            }
+            TcpState::SynSent if dir == Direction::ServerToClient && syn && ack => {
                 s.tcp = TcpState::SynAckSeen;
             }
-            TcpState::SynAckSeen if dir == Direction::ClientToServer && has(TcpFlags::ACK) => {
+            TcpState::SynAckSeen if dir == Direction::ClientToServer && ack && !syn => {
                 s.tcp = TcpState::Established;
             }
             _ => {}
         }
         if has(TcpFlags::FIN) {
             s.fin[d] = true;
-            s.tcp = if s.fin[0] && s.fin[1] {
-                TcpState::Closing
+            if s.fin == [true, true] {
+                if s.tcp != TcpState::Closing {
+                    s.last_fin = dir;
+                }
+                s.tcp = TcpState::Closing;
             } else {
-                TcpState::FinWait
-            };
-        } else if s.fin[0] && s.fin[1] && has(TcpFlags::ACK) && s.tcp == TcpState::Closing {
+                s.tcp = TcpState::FinWait;
+            }
+        } else if s.tcp == TcpState::Closing && ack && dir != s.last_fin {
             // The ACK of the last FIN: the connection is done.
+            s.tcp = TcpState::Closed;
             s.closed = Some(CloseReason::TcpFin);
             return Update { closed: s.closed };
         }
         Update::default()
     }
 
-    fn idle_limit(&self, s: &Session) -> u64 {
-        let t = &self.timeouts;
-        match s.tcp {
-            TcpState::None => match s.key.protocol {
-                proto::UDP => t.udp_ns,
-                proto::ICMP | proto::ICMPV6 => t.icmp_ns,
-                _ => t.other_ns,
-            },
-            TcpState::SynSent | TcpState::SynAckSeen => t.tcp_initial_ns,
-            TcpState::Established | TcpState::FinWait => t.tcp_established_ns,
-            TcpState::Closing => t.tcp_closing_ns,
-        }
-    }
-
-    /// Removes a session.
+    /// Removes a session (no report). Removing a vacant slot does nothing.
     pub fn remove(&mut self, h: SessionHandle) {
         let slot = h.0;
-        if !self.used[slot as usize] {
+        if !self.used.get(slot as usize).copied().unwrap_or(false) {
             return;
         }
-        let ck = self.keys[slot as usize];
-        let mut i = hash(&ck) as usize & self.mask;
-        while self.index[i] != slot {
+        let h = hash(&self.slab[slot as usize].canon);
+        let mut i = self.home(h);
+        while entry_slot(self.index[i]) != slot || self.index[i] == EMPTY {
             i = (i + 1) & self.mask;
         }
         // Backward-shift deletion keeps probe chains intact without tombstones.
         let mut hole = i;
         let mut j = (i + 1) & self.mask;
         while self.index[j] != EMPTY {
-            let home = hash(&self.keys[self.index[j] as usize]) as usize & self.mask;
+            let home = self.home(entry_hash(self.index[j]));
             let dist_j = j.wrapping_sub(home) & self.mask;
             let dist_hole = hole.wrapping_sub(home) & self.mask;
             if dist_hole <= dist_j {
@@ -380,54 +567,510 @@ impl SessionTable {
         self.index[hole] = EMPTY;
         self.used[slot as usize] = false;
         self.free.push(slot);
-        self.len -= 1;
     }
 
-    /// Ages out sessions idle past their timeout, visiting at most `max`
-    /// slab slots per call (a sweep cursor spreads the work over calls).
-    /// Sessions closed by FIN/RST leave once their closing time is over.
+    /// Ages out sessions idle for their timeout, visiting at most `max`
+    /// slab slots per call (a sweep cursor spreads the work over calls), so
+    /// `out` runs at most `max` times. `out` sees each session that was
+    /// still open with [`CloseReason::IdleTimeout`]; sessions already closed
+    /// by FIN/RST (reported by `update`) leave silently.
     pub fn expire(&mut self, now_ns: u64, max: usize, out: &mut impl FnMut(&Session, CloseReason)) {
         let n = self.slab.len();
         for _ in 0..max.min(n) {
             let i = self.sweep;
-            self.sweep = (self.sweep + 1) % n;
+            self.sweep = if i + 1 == n { 0 } else { i + 1 };
             if !self.used[i] {
                 continue;
             }
-            let s = self.slab[i];
-            if now_ns.saturating_sub(s.last_seen_ns) > self.idle_limit(&s) {
+            let s = &self.slab[i];
+            if now_ns.saturating_sub(s.last_seen_ns) >= self.timeouts.for_session(s) {
                 if s.closed.is_none() {
-                    out(&s, CloseReason::IdleTimeout);
+                    out(s, CloseReason::IdleTimeout);
                 }
                 self.remove(SessionHandle(i as u32));
             }
         }
     }
 
-    /// Removes every session, reporting each still open.
+    /// Removes every session, reporting each one still open with `reason`
+    /// (shutdown, policy reload). Sessions already closed by FIN/RST leave
+    /// silently. Costs O(capacity).
+    pub fn close_all(&mut self, reason: CloseReason, out: &mut impl FnMut(&Session, CloseReason)) {
+        for (s, used) in self.slab.iter().zip(&self.used) {
+            if *used && s.closed.is_none() {
+                out(s, reason);
+            }
+        }
+        self.clear();
+    }
+
+    /// Removes every session, passing each one still open to `out`.
     pub fn drain_all(&mut self, out: &mut impl FnMut(&Session)) {
-        for i in 0..self.slab.len() {
-            if self.used[i] {
-                let s = self.slab[i];
-                if s.closed.is_none() {
-                    out(&s);
-                }
-                self.remove(SessionHandle(i as u32));
-            }
-        }
+        self.close_all(CloseReason::Shutdown, &mut |s, _| out(s));
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Session> {
+    fn clear(&mut self) {
+        self.index.fill(EMPTY);
+        self.used.fill(false);
+        self.free.clear();
+        self.free.extend((0..self.slab.len() as u32).rev());
+        self.sweep = 0;
+    }
+
+    /// Every session in the table (open ones, and closed ones still
+    /// lingering; see [`Session::closed`]), in slab order.
+    pub fn iter(&self) -> impl Iterator<Item = (SessionHandle, &Session)> + '_ {
         self.slab
             .iter()
             .zip(&self.used)
-            .filter(|(_, u)| **u)
-            .map(|(s, _)| s)
+            .enumerate()
+            .filter(|(_, (_, u))| **u)
+            .map(|(i, (s, _))| (SessionHandle(i as u32), s))
     }
 
     /// Bytes of preallocated memory.
     pub fn memory_bytes(&self) -> usize {
-        self.slab.len() * (std::mem::size_of::<Session>() + std::mem::size_of::<FlowKey>() + 5)
-            + self.index.len() * 4
+        use std::mem::size_of;
+        self.slab.len() * (size_of::<Session>() + 1 + 4) + self.index.len() * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::Addr;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    const S: u64 = SECOND;
+
+    fn key(protocol: u8, a: [u8; 4], ap: u16, b: [u8; 4], bp: u16) -> FlowKey {
+        FlowKey {
+            src: Addr::from_ipv4(a),
+            dst: Addr::from_ipv4(b),
+            src_port: ap,
+            dst_port: bp,
+            protocol,
+        }
+    }
+
+    fn tcp_key() -> FlowKey {
+        key(proto::TCP, [192, 0, 2, 1], 40000, [10, 1, 0, 10], 80)
+    }
+
+    fn meta() -> SessionMeta {
+        SessionMeta {
+            policy: 7,
+            from_zone: 1,
+            to_zone: 2,
+            ingress: 0,
+            egress: 1,
+            ..SessionMeta::default()
+        }
+    }
+
+    fn flags(list: &[TcpFlags]) -> TcpFlags {
+        TcpFlags(list.iter().fold(0, |a, f| a | f.0))
+    }
+
+    use Direction::{ClientToServer as C2S, ServerToClient as S2C};
+
+    #[test]
+    fn both_directions_reach_one_session() {
+        let mut t = SessionTable::new(16, 3, Timeouts::default());
+        // Initiator on the "high" side and on the "low" side.
+        for k in [tcp_key(), tcp_key().reversed()] {
+            let h = t.insert(k, meta(), 5).unwrap();
+            assert_eq!(t.lookup(&k), Some((h, C2S)));
+            assert_eq!(t.lookup(&k.reversed()), Some((h, S2C)));
+            let s = t.get(h);
+            assert_eq!(s.key, k);
+            assert_eq!(s.key_for(S2C), k.reversed());
+            assert_eq!(s.meta, meta());
+            assert_eq!((s.created_ns, s.last_seen_ns), (5, 5));
+            t.remove(h);
+            assert_eq!(t.lookup(&k), None);
+            assert_eq!(t.lookup(&k.reversed()), None);
+        }
+        // Different ports or protocol are different sessions.
+        let h = t.insert(tcp_key(), meta(), 0).unwrap();
+        let mut other = tcp_key();
+        other.src_port += 1;
+        assert_eq!(t.lookup(&other), None);
+        other = tcp_key();
+        other.protocol = proto::UDP;
+        assert_eq!(t.lookup(&other), None);
+        assert_eq!(t.lookup(&tcp_key()), Some((h, C2S)));
+        // IPv6 too.
+        let v6 = FlowKey {
+            src: Addr::from_ipv6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]),
+            dst: Addr::from_ipv6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            src_port: 5353,
+            dst_port: 53,
+            protocol: proto::UDP,
+        };
+        let h6 = t.insert(v6, meta(), 0).unwrap();
+        assert_eq!(t.lookup(&v6.reversed()), Some((h6, S2C)));
+    }
+
+    #[test]
+    fn ids_are_unique_and_carry_the_worker() {
+        let mut t = SessionTable::new(4, 0x0102, Timeouts::default());
+        let a = t.insert(tcp_key(), meta(), 0).unwrap();
+        let ida = t.get(a).id;
+        t.remove(a);
+        let b = t.insert(tcp_key(), meta(), 0).unwrap();
+        let idb = t.get(b).id;
+        assert_eq!(ida >> 48, 0x0102);
+        assert_eq!(idb >> 48, 0x0102);
+        assert!(idb > ida, "ids increase even when a slot is reused");
+    }
+
+    #[test]
+    fn tcp_handshake_then_fin_fin_ack_closes() {
+        let mut t = SessionTable::new(8, 0, Timeouts::default());
+        let h = t.insert(tcp_key(), meta(), 0).unwrap();
+        let step = |t: &mut SessionTable, dir, f: &[TcpFlags]| t.update(h, dir, 60, flags(f), S);
+        assert_eq!(step(&mut t, C2S, &[TcpFlags::SYN]), Update::default());
+        assert_eq!(t.get(h).tcp, TcpState::SynSent);
+        step(&mut t, S2C, &[TcpFlags::SYN, TcpFlags::ACK]);
+        assert_eq!(t.get(h).tcp, TcpState::SynAckSeen);
+        step(&mut t, C2S, &[TcpFlags::ACK]);
+        assert_eq!(t.get(h).tcp, TcpState::Established);
+        step(&mut t, S2C, &[TcpFlags::ACK, TcpFlags::PSH]);
+        assert_eq!(t.get(h).tcp, TcpState::Established);
+        step(&mut t, C2S, &[TcpFlags::FIN, TcpFlags::ACK]);
+        assert_eq!(t.get(h).tcp, TcpState::FinWait);
+        // An ACK from the side that sent the last FIN does not close.
+        step(&mut t, S2C, &[TcpFlags::FIN, TcpFlags::ACK]);
+        assert_eq!(t.get(h).tcp, TcpState::Closing);
+        assert_eq!(step(&mut t, S2C, &[TcpFlags::ACK]), Update::default());
+        assert_eq!(t.get(h).tcp, TcpState::Closing);
+        let u = step(&mut t, C2S, &[TcpFlags::ACK]);
+        assert_eq!(u.closed, Some(CloseReason::TcpFin));
+        assert_eq!(t.get(h).tcp, TcpState::Closed);
+        assert_eq!(t.get(h).closed(), Some(CloseReason::TcpFin));
+        // Late segments still find it, reported once.
+        assert_eq!(t.lookup(&tcp_key().reversed()), Some((h, S2C)));
+        assert_eq!(step(&mut t, S2C, &[TcpFlags::ACK]), Update::default());
+        assert_eq!(t.get(h).packets, [4, 5]);
+        // It lingers for the closing timeout, then leaves without a report.
+        let mut seen = Vec::new();
+        t.expire(S + 2 * S - 1, 8, &mut |s, r| seen.push((s.id, r)));
+        assert_eq!(t.len(), 1);
+        t.expire(S + 2 * S, 8, &mut |s, r| seen.push((s.id, r)));
+        assert!(t.is_empty());
+        assert!(seen.is_empty());
+    }
+
+    #[test]
+    fn rst_closes_in_any_state() {
+        for before in 0..4 {
+            let mut t = SessionTable::new(8, 0, Timeouts::default());
+            let h = t.insert(tcp_key(), meta(), 0).unwrap();
+            let seq = [
+                (C2S, flags(&[TcpFlags::SYN])),
+                (S2C, flags(&[TcpFlags::SYN, TcpFlags::ACK])),
+                (C2S, flags(&[TcpFlags::ACK])),
+                (C2S, flags(&[TcpFlags::FIN, TcpFlags::ACK])),
+            ];
+            for (dir, f) in &seq[..before] {
+                assert_eq!(t.update(h, *dir, 40, *f, 0).closed, None);
+            }
+            let rst = flags(&[TcpFlags::RST, TcpFlags::ACK]);
+            assert_eq!(
+                t.update(h, S2C, 40, rst, 0).closed,
+                Some(CloseReason::TcpRst)
+            );
+            assert_eq!(t.get(h).tcp, TcpState::Closed);
+            assert_eq!(t.update(h, C2S, 40, rst, 0).closed, None, "once");
+            t.expire(2 * S, 8, &mut |_, _| panic!("already reported"));
+            assert!(t.is_empty());
+        }
+    }
+
+    #[test]
+    fn session_without_syn_is_picked_up_established() {
+        let mut t = SessionTable::new(8, 0, Timeouts::default());
+        let h = t.insert(tcp_key(), meta(), 0).unwrap();
+        t.update(h, C2S, 40, TcpFlags::ACK, 0);
+        assert_eq!(t.get(h).tcp, TcpState::Established);
+    }
+
+    #[test]
+    fn aging_per_protocol_at_the_timeout_and_not_before() {
+        let to = Timeouts::default();
+        let cases = [
+            (
+                key(proto::UDP, [1, 1, 1, 1], 5, [2, 2, 2, 2], 53),
+                to.udp_ns,
+            ),
+            (
+                key(proto::ICMP, [1, 1, 1, 1], 9, [2, 2, 2, 2], 9),
+                to.icmp_ns,
+            ),
+            (
+                key(proto::ICMPV6, [1, 1, 1, 1], 9, [2, 2, 2, 2], 9),
+                to.icmp_ns,
+            ),
+            (key(47, [1, 1, 1, 1], 0, [2, 2, 2, 2], 0), to.other_ns),
+            (tcp_key(), to.tcp_initial_ns),
+        ];
+        for (k, limit) in cases {
+            let mut t = SessionTable::new(4, 0, to);
+            let h = t.insert(k, meta(), 100).unwrap();
+            t.update(h, C2S, 10, TcpFlags::SYN, 1000);
+            let mut out = Vec::new();
+            t.expire(1000 + limit - 1, 4, &mut |s, r| out.push((s.key, r)));
+            assert_eq!(t.len(), 1, "{k:?} expired early");
+            // Traffic restarts the clock.
+            t.update(h, S2C, 10, TcpFlags::EMPTY, 2000);
+            t.expire(1000 + limit, 4, &mut |s, r| out.push((s.key, r)));
+            assert_eq!(t.len(), 1);
+            t.expire(2000 + limit, 4, &mut |s, r| out.push((s.key, r)));
+            assert!(t.is_empty(), "{k:?}");
+            assert_eq!(out, [(k, CloseReason::IdleTimeout)]);
+        }
+        // Established TCP keeps the long timeout.
+        let mut t = SessionTable::new(4, 0, to);
+        let h = t.insert(tcp_key(), meta(), 0).unwrap();
+        t.update(h, C2S, 1, TcpFlags::SYN, 0);
+        t.update(h, S2C, 1, flags(&[TcpFlags::SYN, TcpFlags::ACK]), 0);
+        t.update(h, C2S, 1, TcpFlags::ACK, 0);
+        t.expire(to.tcp_established_ns - 1, 4, &mut |_, _| panic!("early"));
+        assert_eq!(t.len(), 1);
+        let mut n = 0;
+        t.expire(to.tcp_established_ns, 4, &mut |_, _| n += 1);
+        assert_eq!((n, t.len()), (1, 0));
+    }
+
+    #[test]
+    fn expire_is_bounded_and_sweeps_everything_eventually() {
+        let mut t = SessionTable::new(100, 0, Timeouts::default());
+        for i in 0..100u16 {
+            let k = key(proto::UDP, [10, 0, 0, 1], i, [10, 0, 0, 2], 53);
+            t.insert(k, meta(), 0).unwrap();
+        }
+        let mut n = 0;
+        t.expire(60 * S, 10, &mut |_, _| n += 1);
+        assert_eq!(n, 10);
+        assert_eq!(t.len(), 90);
+        for _ in 0..9 {
+            t.expire(60 * S, 10, &mut |_, _| n += 1);
+        }
+        assert_eq!(n, 100);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn full_table_refuses_counts_and_does_not_grow() {
+        let mut t = SessionTable::new(3, 0, Timeouts::default());
+        let mem = t.memory_bytes();
+        let mut hs = Vec::new();
+        for i in 0..3u16 {
+            let k = key(proto::UDP, [10, 0, 0, 1], i, [10, 0, 0, 2], 53);
+            hs.push(t.insert(k, meta(), 0).unwrap());
+        }
+        for i in 3..5u16 {
+            let k = key(proto::UDP, [10, 0, 0, 1], i, [10, 0, 0, 2], 53);
+            assert_eq!(t.insert(k, meta(), 0), Err(TableFull));
+        }
+        assert_eq!((t.refused(), t.len(), t.capacity()), (2, 3, 3));
+        assert_eq!(t.memory_bytes(), mem);
+        t.remove(hs[1]);
+        let k = key(proto::UDP, [10, 0, 0, 1], 9, [10, 0, 0, 2], 53);
+        assert!(t.insert(k, meta(), 0).is_ok());
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.capacity(), 3);
+    }
+
+    #[test]
+    fn counters_per_direction() {
+        let mut t = SessionTable::new(4, 0, Timeouts::default());
+        let k = key(proto::UDP, [10, 0, 0, 1], 5000, [10, 0, 0, 2], 53);
+        let h = t.insert(k, meta(), 0).unwrap();
+        t.update(h, C2S, 100, TcpFlags::EMPTY, 1);
+        t.update(h, C2S, 50, TcpFlags::EMPTY, 2);
+        let (h2, dir) = t.lookup(&k.reversed()).unwrap();
+        assert_eq!((h2, dir), (h, S2C));
+        t.update(h2, dir, 1000, TcpFlags::EMPTY, 3);
+        let s = t.get(h);
+        assert_eq!(s.packets, [2, 1]);
+        assert_eq!(s.bytes, [150, 1000]);
+        assert_eq!(s.last_seen_ns, 3);
+        assert_eq!(s.tcp, TcpState::None);
+    }
+
+    #[test]
+    fn close_all_reports_open_sessions_once() {
+        let mut t = SessionTable::new(8, 0, Timeouts::default());
+        let a = t.insert(tcp_key(), meta(), 0).unwrap();
+        let k = key(proto::UDP, [10, 0, 0, 1], 5000, [10, 0, 0, 2], 53);
+        t.insert(k, meta(), 0).unwrap();
+        t.update(a, C2S, 1, TcpFlags::RST, 0);
+        assert_eq!(t.iter().count(), 2);
+        let mut out = Vec::new();
+        t.close_all(CloseReason::Shutdown, &mut |s, r| out.push((s.key, r)));
+        assert_eq!(out, [(k, CloseReason::Shutdown)]);
+        assert!(t.is_empty());
+        assert_eq!(t.lookup(&k), None);
+        assert!(t.insert(k, meta(), 0).is_ok());
+        assert_eq!(CloseReason::PolicyReload.name(), "policy-reload");
+        assert_eq!(CloseReason::IdleTimeout.name(), "idle-timeout");
+    }
+
+    /// `cargo test --release -p rampart-pipeline --lib bench_session_table -- --ignored --nocapture`
+    #[test]
+    #[ignore = "benchmark: prints figures, asserts nothing about time"]
+    fn bench_session_table() {
+        for cap in [1 << 14, 1 << 20] {
+            bench_one(cap);
+        }
+    }
+
+    fn bench_one(cap: usize) {
+        use std::hint::black_box;
+        use std::time::Instant;
+        let mut t = SessionTable::new(cap, 0, Timeouts::default());
+        let k = |i: u32| {
+            let o = i.to_be_bytes();
+            key(
+                proto::TCP,
+                [10, o[1], o[2], o[3]],
+                1024 + (i % 50_000) as u16,
+                [172, 16, 0, 1],
+                443,
+            )
+        };
+        let n = cap as u32 * 3 / 4;
+        let t0 = Instant::now();
+        for i in 0..n {
+            t.insert(k(i), meta(), 0).unwrap();
+        }
+        let insert = t0.elapsed().as_nanos() as f64 / n as f64;
+        let mut x = 12345u32;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let probes: Vec<FlowKey> = (0..1 << 16)
+            .map(|i| {
+                let key = k(next() % n);
+                if i % 2 == 0 {
+                    key
+                } else {
+                    key.reversed()
+                }
+            })
+            .collect();
+        let misses: Vec<FlowKey> = (0..1 << 16).map(|_| k(n + next() % n)).collect();
+        let time = |keys: &[FlowKey], f: &mut dyn FnMut(&FlowKey)| {
+            let t0 = Instant::now();
+            for _ in 0..20 {
+                for key in keys {
+                    f(black_box(key));
+                }
+            }
+            t0.elapsed().as_nanos() as f64 / (20 * keys.len()) as f64
+        };
+        let hit = time(&probes, &mut |key| {
+            black_box(t.lookup(key));
+        });
+        let miss = time(&misses, &mut |key| {
+            black_box(t.lookup(key));
+        });
+        let update = time(&probes, &mut |key| {
+            if let Some((h, d)) = t.lookup(key) {
+                black_box(t.update(h, d, 100, TcpFlags::ACK, 1));
+            }
+        });
+        println!(
+            "capacity {cap}, {n} sessions, {} MiB: insert {insert:.1} ns, lookup hit {hit:.1} ns, \
+             miss {miss:.1} ns, lookup+update {update:.1} ns",
+            t.memory_bytes() >> 20
+        );
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(FlowKey),
+        Remove(FlowKey),
+        Lookup(FlowKey),
+    }
+
+    fn arb_key() -> impl Strategy<Value = FlowKey> {
+        // A small space, so inserts collide with existing keys and removes hit.
+        (
+            0u8..4,
+            0u8..4,
+            0u16..3,
+            0u16..3,
+            prop_oneof![Just(6u8), Just(17u8)],
+        )
+            .prop_map(|(a, b, ap, bp, p)| key(p, [10, 0, 0, a], ap, [10, 0, 0, b], bp))
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            arb_key().prop_map(Op::Insert),
+            arb_key().prop_map(Op::Remove),
+            arb_key().prop_map(Op::Lookup),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn table_matches_a_hashmap_model(cap in 1usize..40, ops in prop::collection::vec(arb_op(), 1..400)) {
+            let mut t = SessionTable::new(cap, 1, Timeouts::default());
+            // Canonical key -> (initiator key, session id).
+            let mut model: HashMap<FlowKey, (FlowKey, u64)> = HashMap::new();
+            let mut refused = 0;
+            for op in ops {
+                match op {
+                    Op::Insert(k) => {
+                        if t.lookup(&k).is_some() {
+                            prop_assert!(model.contains_key(&canonical(&k).0));
+                            continue;
+                        }
+                        match t.insert(k, meta(), 0) {
+                            Ok(h) => {
+                                prop_assert!(model.len() < cap);
+                                model.insert(canonical(&k).0, (k, t.get(h).id));
+                            }
+                            Err(TableFull) => {
+                                prop_assert_eq!(model.len(), cap);
+                                refused += 1;
+                            }
+                        }
+                    }
+                    Op::Remove(k) => {
+                        if let Some((h, _)) = t.lookup(&k) {
+                            t.remove(h);
+                        }
+                        model.remove(&canonical(&k).0);
+                    }
+                    Op::Lookup(k) => {
+                        let got = t.lookup(&k).map(|(h, d)| (t.get(h).key, t.get(h).id, d));
+                        let want = model.get(&canonical(&k).0).map(|&(init, id)| {
+                            (init, id, if init == k { C2S } else { S2C })
+                        });
+                        prop_assert_eq!(got, want);
+                    }
+                }
+                prop_assert_eq!(t.len(), model.len());
+                prop_assert_eq!(t.refused(), refused);
+            }
+            // Every model entry is still reachable from both directions.
+            for (init, id) in model.values() {
+                let (h, d) = t.lookup(init).unwrap();
+                prop_assert_eq!((t.get(h).id, d), (*id, C2S));
+                // (A flow from an endpoint to itself has one direction.)
+                let back = if init.reversed() == *init { C2S } else { S2C };
+                prop_assert_eq!(t.lookup(&init.reversed()).map(|x| x.1), Some(back));
+            }
+            prop_assert_eq!(t.iter().count(), model.len());
+        }
     }
 }
