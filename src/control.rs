@@ -43,15 +43,15 @@ impl ControlSocket {
         })
     }
 
-    /// Answers the clients waiting now; `stats` renders the stats JSON.
-    pub fn serve(&self, stats: impl Fn() -> String) {
+    /// Answers the clients waiting now, one command line each.
+    pub fn serve(&self, mut handle: impl FnMut(&str) -> String) {
         while let Ok((stream, _)) = self.listener.accept() {
-            let _ = answer(stream, &stats);
+            let _ = answer(stream, &mut handle);
         }
     }
 }
 
-fn answer(stream: UnixStream, stats: &impl Fn() -> String) -> std::io::Result<()> {
+fn answer(stream: UnixStream, handle: &mut impl FnMut(&str) -> String) -> std::io::Result<()> {
     // A client that does not send its command promptly is dropped; the
     // control plane never waits on one for long.
     stream.set_nonblocking(false)?;
@@ -59,13 +59,8 @@ fn answer(stream: UnixStream, stats: &impl Fn() -> String) -> std::io::Result<()
     stream.set_write_timeout(Some(Duration::from_millis(500)))?;
     let mut line = String::new();
     BufReader::new((&stream).take(256)).read_line(&mut line)?;
-    let reply = match line.trim() {
-        "stats" => stats(),
-        other => format!(
-            "{{\"error\":\"unknown command {:?}; known: stats\"}}",
-            other.chars().take(40).collect::<String>()
-        ),
-    };
+    let command: String = line.trim().chars().take(40).collect();
+    let reply = handle(&command);
     (&stream).write_all(reply.as_bytes())?;
     (&stream).write_all(b"\n")
 }

@@ -247,6 +247,13 @@ impl WorkerEvents {
         }
     }
 
+    /// A new config generation: ids and names change with it.
+    pub fn adopt(&mut self, config: &Config, generation: u32) {
+        self.generation = generation;
+        self.default_policy = config.policies.len() as u32;
+        self.snippet_bytes = config.events.snippet_bytes as usize;
+    }
+
     fn policy_id(&self, policy: u32) -> u32 {
         if policy == u32::MAX {
             self.default_policy

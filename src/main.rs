@@ -62,6 +62,11 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Ask the running dataplane to load its config again (as SIGHUP does).
+    Reload {
+        #[arg(long, default_value = "/run/rampart/control.sock")]
+        socket: PathBuf,
+    },
     /// Counters from the running dataplane's control socket.
     Stats {
         #[arg(long, default_value = "/run/rampart/control.sock")]
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
             consumer::run(&socket, opts).map(|()| ExitCode::SUCCESS)
         })(),
         Command::Stats { socket, json } => stats(&socket, json),
+        Command::Reload { socket } => reload(&socket),
         Command::Trace {
             config,
             pcap,
@@ -148,6 +154,7 @@ fn run(
         idle: idle_exit.map(std::time::Duration::from_secs_f64),
         wait_consumer: wait_consumer.map(std::time::Duration::from_secs_f64),
     };
+    let config_path = config.clone();
     let (config, _demo) = match config {
         Some(path) => match Config::load(&path) {
             Ok(c) => (c, None),
@@ -187,7 +194,7 @@ fn run(
             consumer::run(&socket, opts)
         })
     });
-    let summary = dataplane::run(&config, &limits);
+    let summary = dataplane::run(&config, config_path.as_deref(), &limits);
     if let Some(t) = live {
         if summary.is_ok() {
             let _ = t.join();
@@ -261,4 +268,20 @@ fn stats(socket: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn reload(socket: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let reply = control::request(socket, "reload")?;
+    let v: serde_json::Value = serde_json::from_str(&reply)?;
+    if v["ok"] == true {
+        println!("reloaded: generation {}", v["generation"]);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "rampart: reload rejected, generation {} keeps running:\n{}",
+            v["generation"],
+            v["error"].as_str().unwrap_or("unknown error")
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rampart_core::{
-    tsc_cycles, Burst, Mbuf, MbufRingConsumer, MbufRingProducer, Mempool, RxQueue, TxQueue,
+    tsc_cycles, ArcReceiver, ArcSender, Burst, Mbuf, MbufRingConsumer, MbufRingProducer, Mempool,
+    RxQueue, TxQueue,
 };
 use rampart_pipeline::engine::{self, Event, Ruleset, Verdict, DROP_COUNTERS};
 use rampart_pipeline::screen::ScreenState;
@@ -129,6 +130,10 @@ pub struct Worker {
     pub clock: Clock,
     pub counters: Arc<WorkerCounters>,
     pub events: WorkerEvents,
+    /// New config generations from the control plane, and the way back
+    /// for the one this worker retires (freed off the hot path).
+    pub rules_in: ArcReceiver<Ruleset>,
+    pub rules_out: ArcSender<Ruleset>,
     /// Handoffs a full ring refused, retried before RX is polled again:
     /// backpressure goes to the RX queue (where the NIC counts `imissed`)
     /// instead of dropping packets already received.
@@ -156,6 +161,7 @@ impl Worker {
         while !stop.stop.load(Ordering::Relaxed) {
             let start = tsc_cycles();
             let now = self.clock.now_ns(start);
+            self.adopt_new_rules();
             let mut work = self.retry_stalled();
             let rx_paused = !self.stalled.is_empty();
             for i in 0..self.rx.len() {
@@ -194,6 +200,19 @@ impl Worker {
         }
         self.publish_sessions();
         self.counters
+    }
+
+    /// Between bursts (a quiescent point): switch to a new config
+    /// generation if the control plane published one. Sessions stay.
+    #[inline(always)]
+    fn adopt_new_rules(&mut self) {
+        if let Some(new) = self.rules_in.recv() {
+            self.events.adopt(&new.config, new.generation);
+            let old = std::mem::replace(&mut self.rules, new);
+            // The control plane frees it; if its ring were full we would
+            // free it here, which only costs time on this one burst.
+            let _ = self.rules_out.send(old);
+        }
     }
 
     /// A packet from our RX queue: process it here, or hand it to the

@@ -26,7 +26,10 @@ pub use port::{
     port_stats, ConfiguredPort, DeviceInfo, LinkStatus, Port, PortConfig, PortId, PortStats,
     QueueId, RxQueue, StartedPort, TxQueue,
 };
-pub use ring::{MbufRing, MbufRingConsumer, MbufRingProducer, Ring, RingConsumer, RingProducer};
+pub use ring::{
+    ArcReceiver, ArcRing, ArcSender, MbufRing, MbufRingConsumer, MbufRingProducer, Ring,
+    RingConsumer, RingProducer,
+};
 
 /// TSC cycles since an arbitrary epoch: the cheap clock of the busy loop.
 #[inline(always)]

@@ -314,3 +314,83 @@ impl MbufRingConsumer {
         self.len() == 0
     }
 }
+
+/// Namespace for rings that pass `Arc<T>` between lcores: the control
+/// plane publishes a new snapshot (a config generation) to a worker, and
+/// the worker hands the one it retired back, so the worker never frees
+/// memory on its hot path (an RCU-style quiescent handover).
+pub struct ArcRing;
+
+/// Sending end of an [`ArcRing`].
+pub struct ArcSender<T> {
+    ring: RingProducer<usize>,
+    _t: PhantomData<Arc<T>>,
+}
+
+/// Receiving end of an [`ArcRing`]; frees what was never received on drop.
+pub struct ArcReceiver<T> {
+    ring: RingConsumer<usize>,
+    _t: PhantomData<Arc<T>>,
+}
+
+// SAFETY: the ring moves `Arc<T>` ownership between threads; that is sound
+// exactly when `Arc<T>` is Send, i.e. T: Send + Sync.
+unsafe impl<T: Send + Sync> Send for ArcSender<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Send for ArcReceiver<T> {}
+
+impl ArcRing {
+    pub fn create<T: Send + Sync + 'static>(
+        eal: &Eal,
+        name: &str,
+        count: u32,
+        socket: i32,
+    ) -> Result<(ArcSender<T>, ArcReceiver<T>), RingError> {
+        let (p, c) = Ring::<usize>::create(eal, name, count, socket)?;
+        Ok((
+            ArcSender {
+                ring: p,
+                _t: PhantomData,
+            },
+            ArcReceiver {
+                ring: c,
+                _t: PhantomData,
+            },
+        ))
+    }
+}
+
+impl<T> ArcSender<T> {
+    /// Sends one reference; gives it back when the ring is full.
+    pub fn send(&mut self, value: Arc<T>) -> Result<(), Arc<T>> {
+        let raw = Arc::into_raw(value) as usize;
+        if self.ring.enqueue_burst(&[raw]) == 1 {
+            Ok(())
+        } else {
+            // SAFETY: the ring did not take `raw`, which came from
+            // Arc::into_raw just above; we still own that reference.
+            Err(unsafe { Arc::from_raw(raw as *const T) })
+        }
+    }
+}
+
+impl<T> ArcReceiver<T> {
+    /// Takes the next reference, if any (one atomic read when empty).
+    #[inline]
+    pub fn recv(&mut self) -> Option<Arc<T>> {
+        let mut raw = [0usize; 1];
+        if self.ring.dequeue_burst(&mut raw) == 1 {
+            // SAFETY: every element was produced by Arc::into_raw in
+            // `send` and is received exactly once.
+            Some(unsafe { Arc::from_raw(raw[0] as *const T) })
+        } else {
+            None
+        }
+    }
+}
+
+impl<T> Drop for ArcReceiver<T> {
+    fn drop(&mut self) {
+        while self.recv().is_some() {}
+    }
+}

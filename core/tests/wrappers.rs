@@ -168,3 +168,27 @@ fn unknown_device_names_the_device() {
         .to_string();
     assert!(err.contains("net_nothing9"), "{err}");
 }
+
+#[test]
+fn arc_ring_moves_references_and_frees_leftovers() {
+    use rampart_core::ArcRing;
+    use std::sync::Arc;
+    let eal = eal("arc-ring", &[]);
+    let value = Arc::new(String::from("generation 2"));
+    {
+        let (mut tx, mut rx) = ArcRing::create::<String>(&eal, "arcs", 4, 0).unwrap();
+        for _ in 0..4 {
+            tx.send(value.clone()).unwrap();
+        }
+        assert!(
+            tx.send(value.clone()).is_err(),
+            "a full ring gives the reference back"
+        );
+        assert_eq!(Arc::strong_count(&value), 5);
+        let got = rx.recv().unwrap();
+        assert_eq!(*got, "generation 2");
+        drop(got);
+        assert_eq!(Arc::strong_count(&value), 4);
+    } // the receiver frees the three never received
+    assert_eq!(Arc::strong_count(&value), 1);
+}

@@ -4,14 +4,15 @@
 mod plan;
 
 use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rampart_core::{
-    port_stats, Burst, EalBuilder, MbufRing, Mempool, Port, PortConfig, PortStats, QueueId, Ring,
-    StartedPort,
+    port_stats, ArcReceiver, ArcRing, ArcSender, Burst, EalBuilder, MbufRing, Mempool, Port,
+    PortConfig, PortStats, QueueId, Ring, StartedPort,
 };
 use rampart_events::{EventSlot, Hub, HubConfig};
 use rampart_pipeline::config::Config;
@@ -103,7 +104,13 @@ pub struct Summary {
     pub stats_json: String,
 }
 
-pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summary> {
+/// Runs the dataplane. `config_path` is where `rampart reload` and SIGHUP
+/// read the config again (the embedded demo has none and cannot reload).
+pub fn run(
+    config: &Config,
+    config_path: Option<&Path>,
+    stop_when: &StopConditions,
+) -> anyhow::Result<Summary> {
     let workers = config.dataplane.workers as usize;
     let eal = EalBuilder::new().args(eal_args(config)).init().with_context(|| {
         let devices: Vec<String> = config
@@ -228,28 +235,45 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
     let rules = Arc::new(Ruleset::compile(Arc::new(config.clone()), 1));
     let screens = Arc::new(ScreenState::default());
     let clock_hz = rampart_core::tsc_hz();
+    let mut to_workers = Vec::new();
+    let mut from_workers = Vec::new();
+    let mut worker_rules = Vec::new();
+    for w in 0..workers {
+        let (tx, rx) =
+            ArcRing::create::<Ruleset>(&eal, &format!("rules_in_{w}"), 4, eal.socket_id())?;
+        let (back_tx, back_rx) =
+            ArcRing::create::<Ruleset>(&eal, &format!("rules_out_{w}"), 8, eal.socket_id())?;
+        to_workers.push(tx);
+        from_workers.push(back_rx);
+        worker_rules.push(Some((rx, back_tx)));
+    }
     let mut contexts: Vec<Worker> = (0..workers)
-        .map(|w| Worker {
-            index: w,
-            workers,
-            software_dispatch,
-            rx: Vec::new(),
-            tx: Vec::new(),
-            handoff_out: (0..workers).map(|_| None).collect(),
-            handoff_in: Vec::new(),
-            pipeline: rampart_pipeline::engine::Worker::new(w as u16, &rules),
-            rules: rules.clone(),
-            screens: screens.clone(),
-            pool: pool.clone(),
-            clock: Clock::new(clock_hz),
-            counters: Arc::new(WorkerCounters::default()),
-            events: WorkerEvents::new(
-                producers[w].take().expect("one ring per worker"),
-                w as u16,
-                config,
-                1,
-            ),
-            stalled: Vec::with_capacity(STALL_CAPACITY),
+        .map(|w| {
+            let (rules_in, rules_out) = worker_rules[w].take().expect("one mailbox per worker");
+            Worker {
+                index: w,
+                workers,
+                software_dispatch,
+                rx: Vec::new(),
+                tx: Vec::new(),
+                handoff_out: (0..workers).map(|_| None).collect(),
+                handoff_in: Vec::new(),
+                pipeline: rampart_pipeline::engine::Worker::new(w as u16, &rules),
+                rules: rules.clone(),
+                screens: screens.clone(),
+                pool: pool.clone(),
+                clock: Clock::new(clock_hz),
+                counters: Arc::new(WorkerCounters::default()),
+                events: WorkerEvents::new(
+                    producers[w].take().expect("one ring per worker"),
+                    w as u16,
+                    config,
+                    1,
+                ),
+                stalled: Vec::with_capacity(STALL_CAPACITY),
+                rules_in,
+                rules_out,
+            }
         })
         .collect();
     for c in &contexts {
@@ -294,6 +318,9 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
         workers,
     });
     let signalled = Arc::new(AtomicBool::new(false));
+    let reload_requested = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_requested.clone())
+        .context("installing the SIGHUP handler")?;
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, signalled.clone())
             .context("installing signal handlers")?;
@@ -314,12 +341,23 @@ pub fn run(config: &Config, stop_when: &StopConditions) -> anyhow::Result<Summar
     let mut plane = ControlPlane {
         hub: &mut hub,
         sources: &mut sources,
-        control: &control,
         ports: &started,
-        interfaces: config,
+        config: config.clone(),
         workers: &counters,
+        reload: Reloader {
+            path: config_path.map(Path::to_path_buf),
+            generation: 1,
+            to_workers,
+            from_workers,
+        },
     };
-    let reason = plane.run_until_stop(&signalled, stop_when, started_at);
+    let reason = plane.run_until_stop(
+        &control,
+        &signalled,
+        &reload_requested,
+        stop_when,
+        started_at,
+    );
     stop.stop.store(true, Ordering::Release);
     let mut failures = Vec::new();
     for h in handles {
@@ -367,16 +405,60 @@ fn wall_ns() -> u64 {
 struct ControlPlane<'a> {
     hub: &'a mut Hub,
     sources: &'a mut [export::RingSource],
-    control: &'a ControlSocket,
     ports: &'a [StartedPort],
-    interfaces: &'a Config,
+    /// The config now running (the last one a reload accepted).
+    config: Config,
     workers: &'a [(u32, Arc<WorkerCounters>)],
+    reload: Reloader,
+}
+
+/// Hot reload: parse, validate and compile off the hot path, then publish
+/// the new ruleset to every worker, which switches between two bursts.
+struct Reloader {
+    path: Option<PathBuf>,
+    generation: u32,
+    to_workers: Vec<ArcSender<Ruleset>>,
+    /// Rulesets the workers retired, freed here.
+    from_workers: Vec<ArcReceiver<Ruleset>>,
+}
+
+/// What a running dataplane cannot change without a restart.
+fn restart_required(old: &Config, new: &Config) -> Option<String> {
+    let ifaces = |c: &Config| {
+        c.interfaces
+            .iter()
+            .map(|i| (i.name.clone(), i.device.clone()))
+            .collect::<Vec<_>>()
+    };
+    if ifaces(old) != ifaces(new) {
+        return Some("interfaces (names or devices) changed".into());
+    }
+    if old.dataplane != new.dataplane {
+        return Some("[dataplane] changed".into());
+    }
+    if (
+        &old.events.socket,
+        &old.events.control_socket,
+        old.events.ring_size,
+    ) != (
+        &new.events.socket,
+        &new.events.control_socket,
+        new.events.ring_size,
+    ) {
+        return Some("events socket paths or ring_size changed".into());
+    }
+    if old.flow.session_capacity != new.flow.session_capacity {
+        return Some("flow.session-capacity changed".into());
+    }
+    None
 }
 
 impl ControlPlane<'_> {
     fn run_until_stop(
         &mut self,
+        control: &ControlSocket,
         signalled: &AtomicBool,
+        reload_requested: &AtomicBool,
         when: &StopConditions,
         started_at: Instant,
     ) -> &'static str {
@@ -384,7 +466,17 @@ impl ControlPlane<'_> {
         let mut last_change = Instant::now();
         loop {
             let moved = self.hub.poll(self.sources, wall_ns());
-            self.control.serve(|| self.stats_json());
+            control.serve(|command| match command {
+                "stats" => self.stats_json(),
+                "reload" => self.reload_json(),
+                other => serde_json::json!({"error": format!("unknown command {other:?}; known: stats, reload")}).to_string(),
+            });
+            if reload_requested.swap(false, Ordering::Relaxed) {
+                let _ = self.reload();
+            }
+            for retired in &mut self.reload.from_workers {
+                while retired.recv().is_some() {}
+            }
             if moved == 0 {
                 std::thread::sleep(Duration::from_micros(200));
             }
@@ -413,6 +505,54 @@ impl ControlPlane<'_> {
                 }
             }
         }
+    }
+
+    fn reload_json(&mut self) -> String {
+        match self.reload() {
+            Ok(generation) => serde_json::json!({"ok": true, "generation": generation}).to_string(),
+            Err(error) => serde_json::json!({"ok": false, "generation": self.reload.generation, "error": error}).to_string(),
+        }
+    }
+
+    /// Loads the config file again. A rejected config leaves the running
+    /// one untouched and says why (in the reply and in the daemon's log).
+    fn reload(&mut self) -> Result<u32, String> {
+        let result = self.try_reload();
+        match &result {
+            Ok(generation) => eprintln!("rampart: reloaded the config: generation {generation}"),
+            Err(e) => eprintln!(
+                "rampart: reload rejected, generation {} keeps running: {e}",
+                self.reload.generation
+            ),
+        }
+        result
+    }
+
+    fn try_reload(&mut self) -> Result<u32, String> {
+        let path =
+            self.reload.path.clone().ok_or(
+                "this dataplane runs the embedded demo; there is no config file to reload",
+            )?;
+        let new = Config::load(&path).map_err(|e| e.to_string().trim_end().to_string())?;
+        if let Some(why) = restart_required(&self.config, &new) {
+            return Err(format!("{why}: that needs a restart, not a reload"));
+        }
+        let generation = self.reload.generation + 1;
+        let rules = Arc::new(Ruleset::compile(Arc::new(new.clone()), generation));
+        // Names first, so every record of the new generation can be resolved.
+        self.hub.set_names(generation, &export::names(&new));
+        for tx in &mut self.reload.to_workers {
+            // Mailboxes hold a few generations; a worker that has not
+            // taken the previous ones yet gets the newest next burst.
+            let mut pending = rules.clone();
+            while let Err(back) = tx.send(pending) {
+                pending = back;
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        self.reload.generation = generation;
+        self.config = new;
+        Ok(generation)
     }
 
     fn drain_and_flush(&mut self, patience: Duration) {
@@ -460,7 +600,7 @@ impl ControlPlane<'_> {
         let ports: Vec<serde_json::Value> = self
             .ports
             .iter()
-            .zip(&self.interfaces.interfaces)
+            .zip(&self.config.interfaces)
             .map(|(p, i)| {
                 let s = p.stats();
                 serde_json::json!({"name": i.name, "ipackets": s.ipackets, "opackets": s.opackets, "imissed": s.imissed,
@@ -468,7 +608,7 @@ impl ControlPlane<'_> {
             })
             .collect();
         serde_json::json!({
-            "generation": hub.get("generation").cloned().unwrap_or(1.into()),
+            "generation": self.reload.generation,
             "events": hub.get("events").cloned().unwrap_or_default(),
             "consumers": hub.get("consumers").cloned().unwrap_or_default(),
             "workers": workers,
