@@ -13,6 +13,7 @@ use rampart_pipeline::engine::{self, Event, Ruleset, Verdict, DROP_COUNTERS};
 use rampart_pipeline::screen::ScreenState;
 
 use crate::export::WorkerEvents;
+use rampart_pipeline::session::CloseReason as SessionCloseReason;
 
 /// Event types in the order of [`Event::type_index`] (INTERFACES.md names).
 pub const EVENT_TYPES: [&str; 5] = [
@@ -149,6 +150,8 @@ pub const STALL_CAPACITY: usize = 64;
 pub struct StopSignal {
     pub stop: AtomicBool,
     pub rx_stopped: AtomicUsize,
+    /// Workers done with their final drain and session export.
+    pub finished: AtomicUsize,
     pub workers: usize,
 }
 
@@ -198,7 +201,30 @@ impl Worker {
             }
             std::hint::spin_loop();
         }
+        // Sessions still open end with the run: their close events (for
+        // policies that log session-close) reach the consumers, as on an
+        // SRX that is shut down.
+        let now = self.clock.now_ns(tsc_cycles());
+        let Worker {
+            pipeline,
+            rules,
+            screens,
+            counters,
+            events,
+            ..
+        } = &mut self;
+        pipeline.close_all(
+            rules,
+            screens,
+            SessionCloseReason::Shutdown,
+            now,
+            &mut |e| {
+                bump(&counters.events[event_index(&e)], 1);
+                events.emit(&e, None, &[], now);
+            },
+        );
         self.publish_sessions();
+        stop.finished.fetch_add(1, Ordering::AcqRel);
         self.counters
     }
 

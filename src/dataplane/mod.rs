@@ -315,6 +315,7 @@ pub fn run(
     let stop = Arc::new(StopSignal {
         stop: AtomicBool::new(false),
         rx_stopped: AtomicUsize::new(0),
+        finished: AtomicUsize::new(0),
         workers,
     });
     let signalled = Arc::new(AtomicBool::new(false));
@@ -359,6 +360,14 @@ pub fn run(
         started_at,
     );
     stop.stop.store(true, Ordering::Release);
+    // Keep draining events while the workers finish (their session close
+    // events at shutdown can exceed a ring), then join them.
+    let drain_deadline = Instant::now() + Duration::from_secs(10);
+    while stop.finished.load(Ordering::Acquire) < workers && Instant::now() < drain_deadline {
+        if plane.hub.poll(plane.sources, wall_ns()) == 0 {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
     let mut failures = Vec::new();
     for h in handles {
         if let Err(e) = h.join() {
