@@ -52,6 +52,14 @@ if ! python3 -c 'import flatbuffers' 2>/dev/null; then
         log "could not install the flatbuffers Python package; the Python reader test will say so"
 fi
 
+# The Prometheus endpoint test parses with the reference Python parser.
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+    log "installing the prometheus_client Python package"
+    python3 -m pip install -q prometheus_client 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages prometheus_client ||
+        log "could not install prometheus_client; the metrics test will say so"
+fi
+
 # Hugepages: 1024 x 2 MiB, mounted at /dev/hugepages. Most tests run with
 # --no-huge; vhost-user and the benchmarks need real hugepages.
 want=${RAMPART_HUGEPAGES:-1024}

@@ -5,6 +5,7 @@ mod control;
 mod dataplane;
 mod demo;
 mod export;
+mod metrics;
 mod trace;
 mod worker;
 

@@ -15,6 +15,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod ring;
+pub mod telemetry;
 
 pub use burst::{Burst, MAX_BURST};
 pub use eal::{Eal, EalBuilder};

@@ -19,6 +19,7 @@ use rampart_pipeline::config::Config;
 
 use crate::control::ControlSocket;
 use crate::export::{self, WorkerEvents};
+use crate::metrics::{Exposition, MetricsEndpoint};
 use crate::worker::{
     Clock, StopSignal, TxPath, Worker, WorkerCounters, EVENT_TYPES, STALL_CAPACITY,
 };
@@ -279,6 +280,8 @@ pub fn run(
     for c in &contexts {
         hub.register_worker(c.events.counters.clone());
     }
+    let drained = Arc::new(DrainedSnapshot::default());
+    register_telemetry(&eal, config, &started, &contexts, &drained)?;
     for (w, queues) in plan.rx_by_worker.iter().enumerate() {
         for &(port, q) in queues {
             let rxq = started[port].take_rx_queue(QueueId(q))?;
@@ -345,6 +348,7 @@ pub fn run(
         ports: &started,
         config: config.clone(),
         workers: &counters,
+        drained: drained.clone(),
         reload: Reloader {
             path: config_path.map(Path::to_path_buf),
             generation: 1,
@@ -352,8 +356,13 @@ pub fn run(
             from_workers,
         },
     };
+    let metrics = match config.telemetry.prometheus {
+        Some(addr) => Some(MetricsEndpoint::bind(addr)?),
+        None => None,
+    };
     let reason = plane.run_until_stop(
         &control,
+        metrics.as_ref(),
         &signalled,
         &reload_requested,
         stop_when,
@@ -403,6 +412,84 @@ pub fn run(
     })
 }
 
+/// Per-type `drained` counts, published by the control plane for readers
+/// on other threads (DPDK telemetry).
+#[derive(Default)]
+pub struct DrainedSnapshot([std::sync::atomic::AtomicU64; rampart_events::EventType::COUNT]);
+
+/// `/rampart/stats` and `/rampart/events` for `dpdk-telemetry.py`.
+fn register_telemetry(
+    eal: &rampart_core::Eal,
+    config: &Config,
+    ports: &[StartedPort],
+    workers: &[Worker],
+    drained: &Arc<DrainedSnapshot>,
+) -> anyhow::Result<()> {
+    use rampart_core::telemetry;
+    let counters: Vec<Arc<WorkerCounters>> = workers.iter().map(|w| w.counters.clone()).collect();
+    let port_ids: Vec<(String, rampart_core::PortId)> = config
+        .interfaces
+        .iter()
+        .zip(ports)
+        .map(|(i, p)| (i.name.clone(), p.id()))
+        .collect();
+    telemetry::register(
+        eal,
+        "/rampart/stats",
+        "Rampart worker, drop and port counters",
+        Box::new(move || {
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let mut out = Vec::new();
+            for (w, c) in counters.iter().enumerate() {
+                out.push((format!("worker{w}.rx"), load(&c.rx)));
+                out.push((format!("worker{w}.tx"), load(&c.tx)));
+                out.push((format!("worker{w}.dropped"), load(&c.dropped)));
+                out.push((format!("worker{w}.busy_cycles"), load(&c.busy_cycles)));
+                out.push((
+                    format!("worker{w}.sessions_active"),
+                    load(&c.sessions_active),
+                ));
+                for (i, reason) in DROP_COUNTERS.iter().enumerate() {
+                    out.push((format!("worker{w}.drop.{reason}"), load(&c.drops[i])));
+                }
+            }
+            for (name, id) in &port_ids {
+                let s = port_stats(*id);
+                out.push((format!("port.{name}.ipackets"), s.ipackets));
+                out.push((format!("port.{name}.opackets"), s.opackets));
+                out.push((format!("port.{name}.imissed"), s.imissed));
+            }
+            out
+        }),
+    )?;
+    let shared: Vec<Arc<rampart_events::SharedCounters>> =
+        workers.iter().map(|w| w.events.counters.clone()).collect();
+    let drained = drained.clone();
+    telemetry::register(
+        eal,
+        "/rampart/events",
+        "Rampart event accounting per type: generated = rate_limited + ring_overflow + drained",
+        Box::new(move || {
+            let mut out = Vec::new();
+            for (i, t) in rampart_events::EventType::ALL.iter().enumerate() {
+                let mut sum = rampart_events::TypeCounters::default();
+                for s in &shared {
+                    sum.add(&s.snapshot().counters[i]);
+                }
+                out.push((format!("{}.generated", t.name()), sum.generated));
+                out.push((format!("{}.rate_limited", t.name()), sum.rate_limited));
+                out.push((format!("{}.ring_overflow", t.name()), sum.ring_overflow));
+                out.push((
+                    format!("{}.drained", t.name()),
+                    drained.0[i].load(Ordering::Relaxed),
+                ));
+            }
+            out
+        }),
+    )?;
+    Ok(())
+}
+
 fn wall_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -419,6 +506,7 @@ struct ControlPlane<'a> {
     config: Config,
     workers: &'a [(u32, Arc<WorkerCounters>)],
     reload: Reloader,
+    drained: Arc<DrainedSnapshot>,
 }
 
 /// Hot reload: parse, validate and compile off the hot path, then publish
@@ -466,6 +554,7 @@ impl ControlPlane<'_> {
     fn run_until_stop(
         &mut self,
         control: &ControlSocket,
+        metrics: Option<&MetricsEndpoint>,
         signalled: &AtomicBool,
         reload_requested: &AtomicBool,
         when: &StopConditions,
@@ -473,6 +562,7 @@ impl ControlPlane<'_> {
     ) -> &'static str {
         let mut last_rx = u64::MAX;
         let mut last_change = Instant::now();
+        let mut last_publish = Instant::now();
         loop {
             let moved = self.hub.poll(self.sources, wall_ns());
             control.serve(|command| match command {
@@ -480,6 +570,13 @@ impl ControlPlane<'_> {
                 "reload" => self.reload_json(),
                 other => serde_json::json!({"error": format!("unknown command {other:?}; known: stats, reload")}).to_string(),
             });
+            if let Some(m) = metrics {
+                m.serve(|| self.prometheus_text());
+            }
+            if last_publish.elapsed() >= Duration::from_millis(100) {
+                last_publish = Instant::now();
+                self.publish_drained();
+            }
             if reload_requested.swap(false, Ordering::Relaxed) {
                 let _ = self.reload();
             }
@@ -513,6 +610,176 @@ impl ControlPlane<'_> {
                     return "input idle";
                 }
             }
+        }
+    }
+
+    /// The counters in Prometheus text format, conventional names.
+    fn prometheus_text(&self) -> String {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let mut e = Exposition::default();
+        e.family(
+            "rampart_config_generation",
+            "gauge",
+            "Config generation running now.",
+        );
+        e.sample(
+            "rampart_config_generation",
+            &[],
+            self.reload.generation as u64,
+        );
+        type Pick = fn(&WorkerCounters) -> &std::sync::atomic::AtomicU64;
+        let per_worker: [(&str, &str, &str, Pick); 5] = [
+            (
+                "rampart_worker_rx_packets_total",
+                "counter",
+                "Packets received by the worker.",
+                |c| &c.rx,
+            ),
+            (
+                "rampart_worker_tx_packets_total",
+                "counter",
+                "Packets the worker transmitted.",
+                |c| &c.tx,
+            ),
+            (
+                "rampart_worker_dropped_packets_total",
+                "counter",
+                "Packets the pipeline dropped.",
+                |c| &c.dropped,
+            ),
+            (
+                "rampart_worker_busy_cycles_total",
+                "counter",
+                "TSC cycles spent in loop iterations that did work.",
+                |c| &c.busy_cycles,
+            ),
+            (
+                "rampart_worker_sessions",
+                "gauge",
+                "Sessions open in the worker's table.",
+                |c| &c.sessions_active,
+            ),
+        ];
+        for (name, kind, help, pick) in per_worker {
+            e.family(name, kind, help);
+            for (w, (lcore, c)) in self.workers.iter().enumerate() {
+                e.sample(
+                    name,
+                    &[("worker", &w.to_string()), ("lcore", &lcore.to_string())],
+                    load(pick(c)),
+                );
+            }
+        }
+        e.family(
+            "rampart_drops_total",
+            "counter",
+            "Packets dropped, by reason.",
+        );
+        for (w, (_, c)) in self.workers.iter().enumerate() {
+            for (i, reason) in DROP_COUNTERS.iter().enumerate() {
+                e.sample(
+                    "rampart_drops_total",
+                    &[("worker", &w.to_string()), ("reason", reason)],
+                    load(&c.drops[i]),
+                );
+            }
+        }
+        let ports: Vec<(String, PortStats)> = self
+            .config
+            .interfaces
+            .iter()
+            .zip(self.ports)
+            .map(|(i, p)| (i.name.clone(), p.stats()))
+            .collect();
+        type PortPick = fn(&PortStats) -> u64;
+        let per_port: [(&str, &str, PortPick); 3] = [
+            (
+                "rampart_port_rx_packets_total",
+                "Packets the port received.",
+                |s| s.ipackets,
+            ),
+            (
+                "rampart_port_tx_packets_total",
+                "Packets the port sent.",
+                |s| s.opackets,
+            ),
+            (
+                "rampart_port_rx_missed_total",
+                "Packets the port dropped for lack of RX descriptors.",
+                |s| s.imissed,
+            ),
+        ];
+        for (name, help, pick) in per_port {
+            e.family(name, "counter", help);
+            for (iface, s) in &ports {
+                e.sample(name, &[("interface", iface)], pick(s));
+            }
+        }
+        let stats = self.hub.stats();
+        type EvPick = fn(&rampart_events::TypeCounters) -> u64;
+        let per_type: [(&str, &str, EvPick); 4] = [
+            (
+                "rampart_events_generated_total",
+                "Events generated by the workers.",
+                |c| c.generated,
+            ),
+            (
+                "rampart_events_rate_limited_total",
+                "Events dropped by the per-type rate limit.",
+                |c| c.rate_limited,
+            ),
+            (
+                "rampart_events_ring_overflow_total",
+                "Events dropped because a worker's ring was full.",
+                |c| c.ring_overflow,
+            ),
+            (
+                "rampart_events_drained_total",
+                "Events the control plane took from the rings.",
+                |c| c.drained,
+            ),
+        ];
+        for (name, help, pick) in per_type {
+            e.family(name, "counter", help);
+            for (i, t) in rampart_events::EventType::ALL.iter().enumerate() {
+                e.sample(name, &[("type", t.name())], pick(&stats.events[i]));
+            }
+        }
+        for (name, help, delivered) in [
+            (
+                "rampart_consumer_delivered_total",
+                "Events accepted for a consumer.",
+                true,
+            ),
+            (
+                "rampart_consumer_dropped_total",
+                "Events a slow consumer lost (counted, never silent).",
+                false,
+            ),
+        ] {
+            e.family(name, "counter", help);
+            for c in &stats.consumers {
+                for (i, t) in rampart_events::EventType::ALL.iter().enumerate() {
+                    let v = if delivered {
+                        c.delivered[i]
+                    } else {
+                        c.dropped[i]
+                    };
+                    e.sample(
+                        name,
+                        &[("consumer", &c.id.to_string()), ("type", t.name())],
+                        v,
+                    );
+                }
+            }
+        }
+        e.finish()
+    }
+
+    fn publish_drained(&self) {
+        let stats = self.hub.stats();
+        for (slot, c) in self.drained.0.iter().zip(&stats.events) {
+            slot.store(c.drained, Ordering::Relaxed);
         }
     }
 

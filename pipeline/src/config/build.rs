@@ -788,6 +788,7 @@ const TOP_KEYS: &[&str] = &[
     "default-policy",
     "filter",
     "flow",
+    "telemetry",
 ];
 
 fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
@@ -814,6 +815,7 @@ fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
     let policies = policies(ctx, &root, &zones, &address_book, &applications);
     let default_policy = default_policy(ctx, &root);
     let flow = flow(ctx, &root);
+    let telemetry = telemetry(ctx, &root);
     Config {
         dataplane,
         events,
@@ -826,6 +828,7 @@ fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
         default_policy,
         filters,
         flow,
+        telemetry,
     }
 }
 
@@ -842,7 +845,36 @@ fn empty_config() -> Config {
         default_policy: DefaultPolicy::default(),
         filters: Vec::new(),
         flow: Flow::default(),
+        telemetry: Telemetry::default(),
     }
+}
+
+fn telemetry(ctx: &mut Ctx, root: &Tbl) -> Telemetry {
+    let mut t = Telemetry::default();
+    let Some(v) = root.get("telemetry") else {
+        return t;
+    };
+    let Some(tbl) = ctx.table(v, &root.span, "telemetry".into()) else {
+        return t;
+    };
+    ctx.check_keys(&tbl, &["prometheus"], "[telemetry]");
+    if let Some(s) = ctx.opt_str(&tbl, "prometheus") {
+        // A bare port means loopback: nothing listens on the network unless asked.
+        let text = if s.s.parse::<u16>().is_ok() {
+            format!("127.0.0.1:{}", s.s)
+        } else {
+            s.s.to_string()
+        };
+        match text.parse::<std::net::SocketAddr>() {
+            Ok(addr) => t.prometheus = Some(addr),
+            Err(_) => ctx.err(
+                &s.span,
+                &tbl.field("prometheus"),
+                format!("must be HOST:PORT or a port (loopback), found {:?}", s.s),
+            ),
+        }
+    }
+    t
 }
 
 fn flow(ctx: &mut Ctx, root: &Tbl) -> Flow {

@@ -100,6 +100,16 @@ pub struct Config {
     pub default_policy: DefaultPolicy,
     pub filters: Vec<Filter>,
     pub flow: Flow,
+    pub telemetry: Telemetry,
+}
+
+/// `[telemetry]`: optional exporters besides the control socket and DPDK
+/// telemetry (which are always on).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Telemetry {
+    /// Prometheus text endpoint (`GET /metrics`); off unless set. Binds
+    /// loopback unless an address says otherwise.
+    pub prometheus: Option<std::net::SocketAddr>,
 }
 
 /// `[flow]`: session handling shared by all zones (Junos `security flow`).

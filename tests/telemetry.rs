@@ -1,0 +1,148 @@
+//! Operators' views of a running dataplane: DPDK telemetry through Debian's
+//! `dpdk-telemetry.py`, and the Prometheus endpoint through the reference
+//! `prometheus_client` parser.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn dpdk_telemetry_and_prometheus_report_the_counters() {
+    let dir = TempDir::new();
+    let d = dir.0.path().display();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let prefix = "rampart-test-telemetry";
+    let config = dir.write(
+        "t.toml",
+        &format!(
+            r#"[dataplane]
+eal = {eal}
+[events]
+socket = "{d}/events.sock"
+control_socket = "{d}/control.sock"
+[telemetry]
+prometheus = "{port}"
+[[interface]]
+name = "ge-0/0/0"
+device = "net_null0,size=64"
+zone = "z"
+peer = "ge-0/0/1"
+[[interface]]
+name = "ge-0/0/1"
+device = "net_null1,size=64"
+zone = "z"
+[zone.z]
+[default-policy]
+then = "permit"
+"#,
+            eal = test_eal("telemetry"),
+        ),
+    );
+    let child = rampart()
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--duration",
+            "5",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the metrics endpoint did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    // DPDK telemetry, with DPDK's own client.
+    let mut tel = Command::new("dpdk-telemetry.py")
+        .args(["-f", prefix])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dpdk-telemetry.py (Debian package dpdk-dev)");
+    tel.stdin
+        .take()
+        .unwrap()
+        .write_all(b"/rampart/stats\n/rampart/events\n")
+        .unwrap();
+    let out = tel.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let replies: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let stats = replies
+        .iter()
+        .find_map(|r| r.get("/rampart/stats"))
+        .unwrap_or_else(|| panic!("no /rampart/stats in {text}"));
+    assert!(stats["worker0_rx"].as_u64().unwrap() > 0, "{stats}");
+    assert!(stats.get("port_ge_0_0_0_ipackets").is_some(), "{stats}");
+    let events = replies
+        .iter()
+        .find_map(|r| r.get("/rampart/events"))
+        .unwrap_or_else(|| panic!("no /rampart/events in {text}"));
+    assert!(events.get("policy_deny_generated").is_some(), "{events}");
+
+    // Prometheus, parsed by the reference parser.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.0 200") && head.contains("text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let body_path = dir.path("metrics.txt");
+    std::fs::write(&body_path, body).unwrap();
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\n\
+             fams = list(p(open(sys.argv[1]).read()))\n\
+             print(len(fams))\n\
+             for f in fams:\n    for s in f.samples:\n        print(s.name, s.labels.get('interface', s.labels.get('type', '')), int(s.value))",
+            body_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        parsed.status.success(),
+        "prometheus_client rejects the text: {}\n{body}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let parsed = String::from_utf8(parsed.stdout).unwrap();
+    let rx = parsed
+        .lines()
+        .find(|l| l.starts_with("rampart_port_rx_packets_total ge-0/0/0 "))
+        .unwrap_or_else(|| panic!("{parsed}"));
+    assert!(
+        rx.split_whitespace()
+            .last()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        parsed.contains("rampart_events_drained_total policy_deny"),
+        "{parsed}"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+}
