@@ -601,139 +601,23 @@ mod tests {
         packet_vec(&Ethernet::DEFAULT, &ip, &protocol_l4, payload).unwrap()
     }
 
-    fn with_options(options: &[u8]) -> Vec<u8> {
-        let mut ip = Ip::new(v4(198, 51, 100, 1), v4(10, 1, 0, 10));
-        ip.options = options;
-        packet_vec(&Ethernet::DEFAULT, &ip, &L4::udp(1000, 53), &[0; 8]).unwrap()
-    }
-
-    /// The first fragment of the classic teardrop: a UDP header claiming a
-    /// larger datagram, 36 bytes of data (not a multiple of 8) with MF set.
-    fn teardrop_head() -> [u8; 36] {
-        let mut d = [0u8; 36];
-        d[..8].copy_from_slice(&[0x04, 0xd2, 0x00, 0x35, 0x00, 0x40, 0x00, 0x00]);
-        d
-    }
-
     const A: fn() -> Addr = || v4(198, 51, 100, 1);
     const B: fn() -> Addr = || v4(10, 1, 0, 10);
 
     #[test]
     fn every_stateless_attack_is_named_as_in_junos() {
-        let p = all_stateless();
-        let cases: Vec<(&str, Vec<u8>)> = vec![
-            ("land", tcp(B(), B(), 1234, 80, TcpFlags::SYN, &[])),
-            (
-                "syn-fin",
-                tcp(A(), B(), 1234, 80, TcpFlags::SYN | TcpFlags::FIN, &[]),
-            ),
-            ("tcp-no-flag", tcp(A(), B(), 1234, 80, TcpFlags::EMPTY, &[])),
-            ("fin-no-ack", tcp(A(), B(), 1234, 80, TcpFlags::FIN, &[])),
-            (
-                "winnuke",
-                tcp(A(), B(), 1234, 139, TcpFlags::ACK | TcpFlags::URG, &[1; 4]),
-            ),
-            (
-                "syn-frag",
-                frag_frame(L4::tcp(1234, 80, TcpFlags::SYN), 0, true, &[0; 16]),
-            ),
-            (
-                "tear-drop",
-                frag_frame(
-                    L4::Raw {
-                        protocol: proto::UDP,
-                    },
-                    0,
-                    true,
-                    &teardrop_head(),
-                ),
-            ),
-            (
-                "ping-death",
-                frag_frame(
-                    L4::Raw {
-                        protocol: proto::ICMP,
-                    },
-                    65512,
-                    false,
-                    &[0; 200],
-                ),
-            ),
-            (
-                "icmp-fragment",
-                frag_frame(
-                    L4::Raw {
-                        protocol: proto::ICMP,
-                    },
-                    1480,
-                    false,
-                    &[0; 64],
-                ),
-            ),
-            (
-                "block-frag",
-                frag_frame(
-                    L4::Raw {
-                        protocol: proto::UDP,
-                    },
-                    1480,
-                    false,
-                    &[0; 64],
-                ),
-            ),
-            (
-                "source-route-option",
-                with_options(&[131, 7, 4, 0, 0, 0, 0, 0]),
-            ),
-            (
-                "record-route-option",
-                with_options(&[7, 7, 4, 0, 0, 0, 0, 0]),
-            ),
-            ("timestamp-option", with_options(&[68, 4, 5, 0])),
-            (
-                "security-option",
-                with_options(&[130, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-            ),
-            ("stream-option", with_options(&[136, 4, 0, 1])),
-            ("bad-option", with_options(&[7, 40, 4, 0])),
-            (
-                "unknown-protocol",
-                packet_vec(
-                    &Ethernet::DEFAULT,
-                    &Ip::new(A(), B()),
-                    &L4::Raw { protocol: 200 },
-                    &[0; 20],
-                )
-                .unwrap(),
-            ),
-        ];
-        for (want, frame) in &cases {
-            assert_eq!(verdict(&p, frame), Some(*want), "{want}");
+        // The umbrella source-route-option off, so loose/strict show.
+        let mut p = all_stateless();
+        p.stateless &= !ScreenOption::SourceRouteOption.bit();
+        for (want, frame) in crate::traffic::screen_attacks() {
+            assert_eq!(verdict(&p, &frame), Some(want), "{want}");
         }
-        let mut large = ping(A(), B(), 1, 1);
-        large = {
-            let _ = large;
-            let ip = Ip::new(A(), B());
-            packet_vec(
-                &Ethernet::DEFAULT,
-                &ip,
-                &L4::echo_request(ip.version, 1, 1),
-                &[0; 1200],
-            )
-            .unwrap()
-        };
-        assert_eq!(verdict(&p, &large), Some("icmp-large"));
-        // Only the specific option when the general source-route one is off.
-        let mut specific = all_stateless();
-        specific.stateless &= !ScreenOption::SourceRouteOption.bit();
-        assert_eq!(
-            verdict(&specific, &with_options(&[131, 7, 4, 0, 0, 0, 0, 0])),
-            Some("loose-source-route-option")
-        );
-        assert_eq!(
-            verdict(&specific, &with_options(&[137, 7, 4, 0, 0, 0, 0, 0])),
-            Some("strict-source-route-option")
-        );
+        let umbrella = all_stateless();
+        for (name, frame) in crate::traffic::screen_attacks() {
+            if name.ends_with("source-route-option") {
+                assert_eq!(verdict(&umbrella, &frame), Some("source-route-option"));
+            }
+        }
     }
 
     #[test]

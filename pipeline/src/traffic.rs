@@ -317,6 +317,134 @@ pub fn demo(start_ns: u64) -> Vec<Frame> {
         .collect()
 }
 
+/// One hand-built frame per stateless screen option, named as in Junos
+/// (`loose-` and `strict-source-route-option` frames also trip the
+/// umbrella `source-route-option` when that is enabled).
+pub fn screen_attacks() -> Vec<(&'static str, Vec<u8>)> {
+    use crate::flow::proto;
+    use crate::wire::build::Fragment;
+    let (a, b) = (v4(198, 51, 100, 1), v4(10, 1, 0, 10));
+    let frag = |l4: L4<'_>, offset: u16, more: bool, payload: &[u8]| {
+        let mut ip = Ip::new(a, b);
+        ip.fragment = Some(Fragment {
+            offset,
+            more,
+            id: 77,
+        });
+        packet_vec(&Ethernet::DEFAULT, &ip, &l4, payload).expect("fits")
+    };
+    let with_options = |options: &[u8]| {
+        let mut ip = Ip::new(a, b);
+        ip.options = options;
+        packet_vec(&Ethernet::DEFAULT, &ip, &L4::udp(1000, 53), &[0; 8]).expect("fits")
+    };
+    // The classic teardrop head: a UDP header claiming a bigger datagram,
+    // 36 bytes of data (not a multiple of 8) with more fragments to come.
+    let mut teardrop = [0u8; 36];
+    teardrop[..8].copy_from_slice(&[0x04, 0xd2, 0x00, 0x35, 0x00, 0x40, 0x00, 0x00]);
+    let large_ping = {
+        let ip = Ip::new(a, b);
+        packet_vec(
+            &Ethernet::DEFAULT,
+            &ip,
+            &L4::echo_request(ip.version, 1, 1),
+            &[0; 1200],
+        )
+        .expect("fits")
+    };
+    vec![
+        ("land", tcp(b, b, 1234, 80, TcpFlags::SYN, &[])),
+        (
+            "syn-fin",
+            tcp(a, b, 1234, 80, TcpFlags::SYN | TcpFlags::FIN, &[]),
+        ),
+        ("tcp-no-flag", tcp(a, b, 1234, 80, TcpFlags::EMPTY, &[])),
+        ("fin-no-ack", tcp(a, b, 1234, 80, TcpFlags::FIN, &[])),
+        (
+            "winnuke",
+            tcp(a, b, 1234, 139, TcpFlags::ACK | TcpFlags::URG, &[1; 4]),
+        ),
+        (
+            "syn-frag",
+            frag(L4::tcp(1234, 80, TcpFlags::SYN), 0, true, &[0; 16]),
+        ),
+        (
+            "tear-drop",
+            frag(
+                L4::Raw {
+                    protocol: proto::UDP,
+                },
+                0,
+                true,
+                &teardrop,
+            ),
+        ),
+        (
+            "ping-death",
+            frag(
+                L4::Raw {
+                    protocol: proto::ICMP,
+                },
+                65512,
+                false,
+                &[0; 200],
+            ),
+        ),
+        (
+            "icmp-fragment",
+            frag(
+                L4::Raw {
+                    protocol: proto::ICMP,
+                },
+                1480,
+                false,
+                &[0; 64],
+            ),
+        ),
+        ("icmp-large", large_ping),
+        (
+            "block-frag",
+            frag(
+                L4::Raw {
+                    protocol: proto::UDP,
+                },
+                1480,
+                false,
+                &[0; 64],
+            ),
+        ),
+        (
+            "loose-source-route-option",
+            with_options(&[131, 7, 4, 0, 0, 0, 0, 0]),
+        ),
+        (
+            "strict-source-route-option",
+            with_options(&[137, 7, 4, 0, 0, 0, 0, 0]),
+        ),
+        (
+            "record-route-option",
+            with_options(&[7, 7, 4, 0, 0, 0, 0, 0]),
+        ),
+        ("timestamp-option", with_options(&[68, 4, 5, 0])),
+        (
+            "security-option",
+            with_options(&[130, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        ),
+        ("stream-option", with_options(&[136, 4, 0, 1])),
+        ("bad-option", with_options(&[7, 40, 4, 0])),
+        (
+            "unknown-protocol",
+            packet_vec(
+                &Ethernet::DEFAULT,
+                &Ip::new(a, b),
+                &L4::Raw { protocol: 200 },
+                &[0; 20],
+            )
+            .expect("fits"),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
