@@ -74,6 +74,9 @@ enum Command {
         socket: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Per-rule hit counters (policies and filter terms) instead.
+        #[arg(long)]
+        rules: bool,
     },
     /// Run the pipeline offline over a capture and explain each packet's fate.
     Trace {
@@ -119,7 +122,12 @@ fn main() -> ExitCode {
             };
             consumer::run(&socket, opts).map(|()| ExitCode::SUCCESS)
         })(),
-        Command::Stats { socket, json } => stats(&socket, json),
+        Command::Stats {
+            socket,
+            json,
+            rules: true,
+        } => rule_stats(&socket, json),
+        Command::Stats { socket, json, .. } => stats(&socket, json),
         Command::Reload { socket } => reload(&socket),
         Command::Trace {
             config,
@@ -285,4 +293,40 @@ fn reload(socket: &std::path::Path) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+fn rule_stats(socket: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let reply = control::request(socket, "rules")?;
+    if json {
+        print!("{reply}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let v: serde_json::Value = serde_json::from_str(&reply)?;
+    println!("generation {}", v["generation"]);
+    println!(
+        "{:<32} {:<12} {:<12} {:<8} {:>14}",
+        "policy", "from-zone", "to-zone", "action", "hits"
+    );
+    for p in v["policies"].as_array().into_iter().flatten() {
+        println!(
+            "{:<32} {:<12} {:<12} {:<8} {:>14}",
+            p["policy"].as_str().unwrap_or(""),
+            p["from_zone"].as_str().unwrap_or("-"),
+            p["to_zone"].as_str().unwrap_or("-"),
+            p["action"].as_str().unwrap_or(""),
+            p["hits"]
+        );
+    }
+    for f in v["filters"].as_array().into_iter().flatten() {
+        for t in f["terms"].as_array().into_iter().flatten() {
+            println!(
+                "filter {}/{:<24} {:<8} {:>14}",
+                f["filter"].as_str().unwrap_or(""),
+                t["term"].as_str().unwrap_or(""),
+                t["action"].as_str().unwrap_or(""),
+                t["hits"]
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -164,6 +164,31 @@ fn reload_changes_policy_keeps_sessions_and_refuses_bad_configs() {
         "no DNS session was created twice"
     );
 
+    // Per-rule hit counters of the running generation.
+    let rules = rampart()
+        .args([
+            "stats",
+            "--socket",
+            control.to_str().unwrap(),
+            "--rules",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let rules: serde_json::Value = serde_json::from_slice(&rules.stdout).unwrap();
+    assert_eq!(rules["generation"], 2);
+    let ntp = rules["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["policy"] == "ntp")
+        .unwrap();
+    assert_eq!(
+        (ntp["action"].as_str(), ntp["hits"].as_u64()),
+        (Some("permit"), Some(20)),
+        "one hit per new NTP session: {rules}"
+    );
+
     // SIGHUP reloads too.
     std::process::Command::new("kill")
         .args(["-HUP", &child.id().to_string()])

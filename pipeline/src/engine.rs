@@ -4,6 +4,7 @@
 //! ingress interface, and returns a [`Decision`] the caller acts on (the
 //! DPDK worker, or `rampart trace` offline). Nothing here allocates.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::config::{Config, FilterAction, PolicyAction};
@@ -266,6 +267,7 @@ pub struct Ruleset {
     pub screens: Vec<ScreenProfile>,
     pub policies: PolicyTable,
     pub timeouts: Timeouts,
+    pub hits: RuleHits,
 }
 
 impl Ruleset {
@@ -303,6 +305,7 @@ impl Ruleset {
         };
         Ruleset {
             generation,
+            hits: RuleHits::new(&config, config.dataplane.workers as usize),
             policies: PolicyTable::compile(&config),
             config,
             ports,
@@ -390,24 +393,77 @@ pub struct Counters {
     pub non_ip: u64,
     pub sessions_created: u64,
     pub sessions_closed: u64,
-    /// Hits per policy id; the last slot is the default policy.
-    pub policy_hits: Vec<u64>,
-    /// Hits per filter term, `[filter][term]`; the last slot of each
-    /// filter is its implicit discard.
-    pub term_hits: Vec<Vec<u64>>,
 }
 
-impl Counters {
-    fn sized_for(config: &Config) -> Counters {
-        Counters {
-            policy_hits: vec![0; config.policies.len() + 1],
-            term_hits: config
-                .filters
-                .iter()
-                .map(|f| vec![0; f.terms.len() + 1])
-                .collect(),
-            ..Default::default()
+/// Per-rule hit counters of one config generation: a row per worker, each
+/// written only by its worker (load + store, no locked instructions), read
+/// and summed by the control plane (`rampart stats --rules`). A reload
+/// starts a generation with fresh counters.
+pub struct RuleHits {
+    /// Slots per worker: policies, the default policy, then each filter's
+    /// terms followed by its implicit discard.
+    row: usize,
+    policies: usize,
+    filter_base: Vec<usize>,
+    slots: Box<[AtomicU64]>,
+}
+
+impl RuleHits {
+    fn new(config: &Config, workers: usize) -> RuleHits {
+        let policies = config.policies.len() + 1;
+        let mut filter_base = Vec::with_capacity(config.filters.len());
+        let mut row = policies;
+        for f in &config.filters {
+            filter_base.push(row);
+            row += f.terms.len() + 1;
         }
+        RuleHits {
+            row,
+            policies,
+            filter_base,
+            slots: (0..row * workers.max(1))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    #[inline]
+    fn bump(&self, worker: usize, slot: usize) {
+        if let Some(a) = self.slots.get(worker * self.row + slot) {
+            a.store(a.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+    }
+
+    fn policy_slot(&self, m: PolicyMatch) -> usize {
+        match m {
+            PolicyMatch::Rule(id) => id as usize,
+            PolicyMatch::Default => self.policies - 1,
+        }
+    }
+
+    fn term_slot(&self, filter: u16, outcome: FilterOutcome, terms: usize) -> usize {
+        self.filter_base[filter as usize]
+            + match outcome {
+                FilterOutcome::Term(t) => t as usize,
+                FilterOutcome::ImplicitDiscard => terms,
+            }
+    }
+
+    fn total(&self, slot: usize) -> u64 {
+        self.slots
+            .chunks(self.row)
+            .map(|row| row[slot].load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Hits of a policy (summed over workers).
+    pub fn policy(&self, m: PolicyMatch) -> u64 {
+        self.total(self.policy_slot(m))
+    }
+
+    /// Hits of a filter term, or of the filter's implicit discard.
+    pub fn term(&self, filter: u16, outcome: FilterOutcome, terms: usize) -> u64 {
+        self.total(self.term_slot(filter, outcome, terms))
     }
 }
 
@@ -416,7 +472,8 @@ pub struct Worker {
     pub sessions: SessionTable,
     frags: FragTable,
     pub counters: Counters,
-    generation: u32,
+    /// This worker's row in [`RuleHits`].
+    index: usize,
 }
 
 /// Fragments tracked per worker.
@@ -431,8 +488,8 @@ impl Worker {
                 rules.timeouts,
             ),
             frags: FragTable::new(FRAG_SLOTS),
-            counters: Counters::sized_for(&rules.config),
-            generation: rules.generation,
+            counters: Counters::default(),
+            index: worker as usize,
         }
     }
 
@@ -445,9 +502,6 @@ impl Worker {
         ingress: u16,
         now_ns: u64,
     ) -> Decision {
-        if self.generation != rules.generation {
-            self.adopt(rules);
-        }
         self.counters.packets += 1;
         let port = rules.ports[ingress as usize];
         let mut d = Decision {
@@ -541,10 +595,10 @@ impl Worker {
         let matched = rules
             .policies
             .lookup(port.zone as usize, to_zone as usize, &pkt);
+        rules.hits.bump(self.index, rules.hits.policy_slot(matched));
         let (action, log_deny, log, policy_id) = match matched {
             PolicyMatch::Rule(id) => {
                 let p = &rules.config.policies[id as usize];
-                self.counters.policy_hits[id as usize] += 1;
                 d.rule = RuleRef::Policy(id);
                 (
                     p.action,
@@ -554,8 +608,6 @@ impl Worker {
                 )
             }
             PolicyMatch::Default => {
-                let last = self.counters.policy_hits.len() - 1;
-                self.counters.policy_hits[last] += 1;
                 d.rule = RuleRef::DefaultPolicy;
                 let dp = rules.config.default_policy;
                 (dp.action, dp.log, crate::config::PolicyLog::default(), None)
@@ -729,13 +781,14 @@ impl Worker {
     ) -> Option<Decision> {
         let filter = &rules.config.filters[f as usize];
         let outcome = filter::evaluate(filter, pkt);
-        let hits = &mut self.counters.term_hits[f as usize];
+        rules.hits.bump(
+            self.index,
+            rules.hits.term_slot(f, outcome, filter.terms.len()),
+        );
         let (term, log) = match outcome {
             FilterOutcome::Term(t) => (Some(t), filter.terms[t as usize].then.log),
             FilterOutcome::ImplicitDiscard => (None, false),
         };
-        let slot = term.map_or(hits.len() - 1, |t| t as usize);
-        hits[slot] += 1;
         let action = filter::action(filter, outcome);
         if log {
             d.push(Event::FilterLog {
@@ -806,15 +859,6 @@ impl Worker {
         d.stage = stage;
         d.reason = reason;
         d
-    }
-
-    /// A new config generation: size the counters for its rules. Sessions
-    /// stay (they carry the ids of the generation that created them).
-    fn adopt(&mut self, rules: &Ruleset) {
-        let fresh = Counters::sized_for(&rules.config);
-        self.counters.policy_hits = fresh.policy_hits;
-        self.counters.term_hits = fresh.term_hits;
-        self.generation = rules.generation;
     }
 }
 
@@ -1008,6 +1052,41 @@ log = true
             Reason::TcpSynCheck,
             "gone sessions do not pass traffic"
         );
+    }
+
+    #[test]
+    fn rule_hits_count_policies_default_and_filter_terms() {
+        let filter = "[[filter]]\nname = \"f\"\n[[filter.term]]\nname = \"dns\"\nfrom = { protocol = \"udp\", destination-port = \"53\" }\nthen = { action = \"accept\" }\n";
+        let text = CONFIG.replace(
+            "zone = \"untrust\"\npeer",
+            "zone = \"untrust\"\ninput_filter = \"f\"\npeer",
+        );
+        let config = Config::from_str_named(&format!("{text}{filter}"), "test").unwrap();
+        let rules = Ruleset::compile(Arc::new(config), 1);
+        let screens = ScreenState::new(64);
+        let mut w = Worker::new(0, &rules);
+        let (c, s) = (v4(192, 0, 2, 1), v4(10, 1, 0, 10));
+        w.process(&rules, &screens, &udp(c, s, 5000, 53, &[0; 8]), UNTRUST, S);
+        w.process(&rules, &screens, &udp(c, s, 5001, 53, &[0; 8]), UNTRUST, S);
+        w.process(
+            &rules,
+            &screens,
+            &tcp(c, s, 40000, 80, TcpFlags::SYN, &[]),
+            UNTRUST,
+            S,
+        );
+        assert_eq!(
+            rules.hits.policy(PolicyMatch::Rule(0)),
+            2,
+            "allow-web matched the two DNS flows"
+        );
+        assert_eq!(rules.hits.term(0, FilterOutcome::Term(0), 1), 2);
+        assert_eq!(
+            rules.hits.term(0, FilterOutcome::ImplicitDiscard, 1),
+            1,
+            "TCP hit the end of the filter"
+        );
+        assert_eq!(rules.hits.policy(PolicyMatch::Default), 0);
     }
 
     #[test]

@@ -354,6 +354,7 @@ pub fn run(
             generation: 1,
             to_workers,
             from_workers,
+            current: rules.clone(),
         },
     };
     let metrics = match config.telemetry.prometheus {
@@ -517,6 +518,8 @@ struct Reloader {
     to_workers: Vec<ArcSender<Ruleset>>,
     /// Rulesets the workers retired, freed here.
     from_workers: Vec<ArcReceiver<Ruleset>>,
+    /// The generation running now (its per-rule hit counters).
+    current: Arc<Ruleset>,
 }
 
 /// What a running dataplane cannot change without a restart.
@@ -568,6 +571,7 @@ impl ControlPlane<'_> {
             control.serve(|command| match command {
                 "stats" => self.stats_json(),
                 "reload" => self.reload_json(),
+                "rules" => self.rules_json(),
                 other => serde_json::json!({"error": format!("unknown command {other:?}; known: stats, reload")}).to_string(),
             });
             if let Some(m) = metrics {
@@ -776,6 +780,47 @@ impl ControlPlane<'_> {
         e.finish()
     }
 
+    /// Per-rule hit counters of the running generation (`stats --rules`).
+    fn rules_json(&self) -> String {
+        use rampart_pipeline::filter::FilterOutcome;
+        use rampart_pipeline::policy::PolicyMatch;
+        let rules = &self.reload.current;
+        let c = &rules.config;
+        let zone = |z: Option<usize>| z.map_or("any".to_string(), |z| c.zones[z].name.clone());
+        let mut policies: Vec<serde_json::Value> = c
+            .policies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                serde_json::json!({"policy": p.name, "from_zone": zone(p.from_zone), "to_zone": zone(p.to_zone),
+                                   "action": p.action.as_str(), "hits": rules.hits.policy(PolicyMatch::Rule(i as u32))})
+            })
+            .collect();
+        policies.push(serde_json::json!({"policy": "default-policy", "action": c.default_policy.action.as_str(),
+                                         "hits": rules.hits.policy(PolicyMatch::Default)}));
+        let filters: Vec<serde_json::Value> = c
+            .filters
+            .iter()
+            .enumerate()
+            .map(|(f, filter)| {
+                let n = filter.terms.len();
+                let mut terms: Vec<serde_json::Value> = filter
+                    .terms
+                    .iter()
+                    .enumerate()
+                    .map(|(t, term)| {
+                        serde_json::json!({"term": term.name, "action": term.then.action.as_str(),
+                                           "hits": rules.hits.term(f as u16, FilterOutcome::Term(t as u16), n)})
+                    })
+                    .collect();
+                terms.push(serde_json::json!({"term": "(implicit discard)", "action": "discard",
+                                              "hits": rules.hits.term(f as u16, FilterOutcome::ImplicitDiscard, n)}));
+                serde_json::json!({"filter": filter.name, "terms": terms})
+            })
+            .collect();
+        serde_json::json!({"generation": rules.generation, "policies": policies, "filters": filters}).to_string()
+    }
+
     fn publish_drained(&self) {
         let stats = self.hub.stats();
         for (slot, c) in self.drained.0.iter().zip(&stats.events) {
@@ -827,6 +872,7 @@ impl ControlPlane<'_> {
             }
         }
         self.reload.generation = generation;
+        self.reload.current = rules;
         self.config = new;
         Ok(generation)
     }
