@@ -5,6 +5,7 @@ mod control;
 mod dataplane;
 mod demo;
 mod export;
+mod log;
 mod metrics;
 mod trace;
 mod worker;
@@ -19,6 +20,9 @@ use rampart_pipeline::config::Config;
 #[derive(Parser)]
 #[command(name = "rampart", version, about = "DPDK poll-mode firewall dataplane")]
 struct Cli {
+    /// Daemon log level (stderr; journald reads the priority prefixes).
+    #[arg(long, global = true, value_enum, default_value = "info")]
+    log_level: log::Level,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,6 +99,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::set_level(cli.log_level);
     let result = match cli.command {
         Command::Run {
             config,
@@ -145,7 +150,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rampart: {e:#}");
+            log::error!("{e:#}");
             ExitCode::FAILURE
         }
     }

@@ -198,14 +198,16 @@ fn overload_small_ring_stalled_consumer_accounting_is_exact() {
     use std::os::unix::net::UnixStream;
     let dir = TempDir::new();
     let input = dir.path("in.pcap");
-    let sent = frames(30_000);
+    // Enough events that more than a consumer buffer (4 MiB) is drained
+    // even when the tiny rings overflow.
+    let sent = frames(120_000);
     write_pcap(&input, &sent);
     let config = deny_all_config(
         &dir,
         "overload",
         2,
         &input,
-        "ring_size = 64\n[events.rate_limit]\nsession_open = 10",
+        "ring_size = 256\n[events.rate_limit]\nsession_open = 10",
     );
     let socket = dir.path("events.sock");
     let stats_out = dir.path("stats.json");

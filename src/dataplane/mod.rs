@@ -19,6 +19,7 @@ use rampart_pipeline::config::Config;
 
 use crate::control::ControlSocket;
 use crate::export::{self, WorkerEvents};
+use crate::log;
 use crate::metrics::{Exposition, MetricsEndpoint};
 use crate::worker::{
     Clock, StopSignal, TxPath, Worker, WorkerCounters, EVENT_TYPES, STALL_CAPACITY,
@@ -223,6 +224,18 @@ pub fn run(
             .configure(&conf, &pool)
             .and_then(|p| p.start())
             .with_context(|| format!("interface {name}"))?;
+        log::info!(
+            "interface {name}: {} on port {}, {} RX / {} TX queues{}",
+            p.info().driver,
+            p.id(),
+            p.rx_queue_count(),
+            p.tx_queue_count(),
+            if p.rss_symmetric() {
+                ", symmetric RSS"
+            } else {
+                ""
+            }
+        );
         started.push(p);
     }
 
@@ -233,6 +246,17 @@ pub fn run(
         && !started
             .iter()
             .all(|p| p.rss_symmetric() && p.rx_queue_count() as usize == workers);
+    log::info!(
+        "{workers} worker(s) on lcores {:?}; flows kept on one worker by {}",
+        lcores.iter().take(workers).map(|l| l.0).collect::<Vec<_>>(),
+        if workers == 1 {
+            "having one worker"
+        } else if software_dispatch {
+            "software dispatch on an address hash"
+        } else {
+            "symmetric RSS"
+        }
+    );
     let rules = Arc::new(Ruleset::compile(Arc::new(config.clone()), 1));
     let screens = Arc::new(ScreenState::default());
     let clock_hz = rampart_core::tsc_hz();
@@ -369,6 +393,7 @@ pub fn run(
         stop_when,
         started_at,
     );
+    log::notice!("stopping: {reason}");
     stop.stop.store(true, Ordering::Release);
     // Keep draining events while the workers finish (their session close
     // events at shutdown can exceed a ring), then join them.
@@ -840,9 +865,9 @@ impl ControlPlane<'_> {
     fn reload(&mut self) -> Result<u32, String> {
         let result = self.try_reload();
         match &result {
-            Ok(generation) => eprintln!("rampart: reloaded the config: generation {generation}"),
-            Err(e) => eprintln!(
-                "rampart: reload rejected, generation {} keeps running: {e}",
+            Ok(generation) => log::notice!("reloaded the config: generation {generation}"),
+            Err(e) => log::error!(
+                "reload rejected, generation {} keeps running: {e}",
                 self.reload.generation
             ),
         }
@@ -884,6 +909,9 @@ impl ControlPlane<'_> {
         while Instant::now() < deadline && self.hub.has_pending() {
             self.hub.flush();
             std::thread::sleep(Duration::from_millis(1));
+        }
+        if self.hub.has_pending() {
+            log::warning!("a consumer did not read its last records within {patience:?}; the summary shows what stayed buffered");
         }
     }
 
