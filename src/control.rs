@@ -18,7 +18,7 @@ pub struct ControlSocket {
 impl ControlSocket {
     /// Listens at `path`, replacing a stale socket file but never a live
     /// listener or a non-socket file.
-    pub fn bind(path: &Path) -> anyhow::Result<ControlSocket> {
+    pub fn bind(path: &Path, mode: u32) -> anyhow::Result<ControlSocket> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -35,7 +35,7 @@ impl ControlSocket {
         }
         let listener =
             UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         listener.set_nonblocking(true)?;
         Ok(ControlSocket {
             listener,
@@ -80,4 +80,26 @@ pub fn request(path: &Path, command: &str) -> anyhow::Result<String> {
     let mut reply = String::new();
     s.read_to_string(&mut reply)?;
     Ok(reply)
+}
+
+/// Gives `path` to `group` (a name from /etc/group, or a number).
+pub fn set_group(path: &Path, group: &str) -> anyhow::Result<()> {
+    let gid = match group.parse::<u32>() {
+        Ok(gid) => gid,
+        Err(_) => {
+            let groups = std::fs::read_to_string("/etc/group").context("reading /etc/group")?;
+            groups
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.split(':');
+                    let name = f.next()?;
+                    let gid = f.nth(1)?.parse::<u32>().ok()?;
+                    (name == group).then_some(gid)
+                })
+                .next()
+                .with_context(|| format!("events.socket_group: no group named {group:?}"))?
+        }
+    };
+    std::os::unix::fs::chown(path, None, Some(gid))
+        .with_context(|| format!("giving {} to group {group}", path.display()))
 }

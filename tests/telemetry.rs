@@ -27,6 +27,8 @@ eal = {eal}
 [events]
 socket = "{d}/events.sock"
 control_socket = "{d}/control.sock"
+socket_mode = "0640"
+socket_group = "root"
 [telemetry]
 prometheus = "{port}"
 [[interface]]
@@ -66,6 +68,14 @@ then = "permit"
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
+
+    // Sockets: the configured mode and group, never world-accessible.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for sock in ["events.sock", "control.sock"] {
+        let meta = std::fs::metadata(dir.path(sock)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640, "{sock}");
+        assert_eq!(meta.gid(), 0, "{sock} belongs to group root");
+    }
 
     // DPDK telemetry, with DPDK's own client.
     let mut tel = Command::new("dpdk-telemetry.py")

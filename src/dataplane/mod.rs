@@ -173,17 +173,27 @@ pub fn run(
     {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut hub = Hub::bind(&config.events.socket, HubConfig::default())
+    let hub_config = HubConfig {
+        socket_mode: config.events.socket_mode,
+        ..HubConfig::default()
+    };
+    let mut hub = Hub::bind(&config.events.socket, hub_config)
         .with_context(|| format!("events.socket {}", config.events.socket.display()))?;
     let start_ns = wall_ns();
     hub.set_start_time(start_ns);
     hub.set_names(1, &export::names(config));
-    let control = ControlSocket::bind(&config.events.control_socket).with_context(|| {
-        format!(
-            "events.control_socket {}",
-            config.events.control_socket.display()
-        )
-    })?;
+    let control = ControlSocket::bind(&config.events.control_socket, config.events.socket_mode)
+        .with_context(|| {
+            format!(
+                "events.control_socket {}",
+                config.events.control_socket.display()
+            )
+        })?;
+    if let Some(group) = &config.events.socket_group {
+        for path in [&config.events.socket, &config.events.control_socket] {
+            crate::control::set_group(path, group)?;
+        }
+    }
     let mut sources = Vec::new();
     let mut producers = Vec::new();
     for w in 0..workers {

@@ -988,9 +988,29 @@ fn events(ctx: &mut Ctx, root: &Tbl) -> EventsConfig {
             "ring_size",
             "snippet_bytes",
             "rate_limit",
+            "socket_mode",
+            "socket_group",
         ],
         "[events]",
     );
+    if let Some(s) = ctx.opt_str(&t, "socket_mode") {
+        match u32::from_str_radix(s.s.trim_start_matches("0o"), 8) {
+            Ok(mode) if mode <= 0o777 && mode & 0o007 == 0 => e.socket_mode = mode,
+            Ok(_) => ctx.err(
+                &s.span,
+                &t.field("socket_mode"),
+                "must be at most 0770: the sockets are never world-accessible",
+            ),
+            Err(_) => ctx.err(
+                &s.span,
+                &t.field("socket_mode"),
+                format!("must be an octal mode such as \"0660\", found {:?}", s.s),
+            ),
+        }
+    }
+    if let Some(s) = ctx.opt_str(&t, "socket_group") {
+        e.socket_group = Some(s.s.to_string());
+    }
     for (key, slot) in [
         ("socket", &mut e.socket),
         ("control_socket", &mut e.control_socket),

@@ -191,6 +191,11 @@ pub struct EventsConfig {
     /// Packet bytes carried in drop events, 0..=256.
     pub snippet_bytes: u16,
     pub rate_limit: RateLimits,
+    /// Mode of the event and control sockets (default 0660: owner and group).
+    pub socket_mode: u32,
+    /// Group that owns the sockets (name or number), so operators in it
+    /// can read events and stats without root; `None` keeps the process's.
+    pub socket_group: Option<String>,
 }
 
 impl EventsConfig {
@@ -210,6 +215,8 @@ impl Default for EventsConfig {
             ring_size: Self::DEFAULT_RING_SIZE,
             snippet_bytes: Self::DEFAULT_SNIPPET_BYTES,
             rate_limit: RateLimits::default(),
+            socket_mode: 0o660,
+            socket_group: None,
         }
     }
 }
