@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The benchmark harness (issue #5): set up the machine, build release, run
+# every scenario (Rampart and the dpdk-testpmd io baseline on the pcap-replay
+# topology) several times, write bench-results/results.json, the table in
+# BENCHMARKS.md and the PNG plots.
+#
+#   meson-scripts/bench.sh [--quick] [--runs N] [other rampart-bench flags]
+#
+# --quick: 1 run, ~1 s measurements, 3 profiles (est-64, deny-storm,
+# rules-100), results in $TMPDIR/rampart-bench-quick, BENCHMARKS.md and the
+# plots untouched; exits non-zero if the accounting of any run does not
+# reconcile (for CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+for a in "$@"; do
+    [ "$a" = "--quick" ] && quick=1
+done
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+meson-scripts/setup.sh
+
+log "building release (rampart, rampart-bench)"
+cargo build --release --locked --bin rampart --bin rampart-bench
+target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null ||
+    echo target)
+
+if [ "$quick" = 0 ] && ! python3 -c 'import matplotlib' 2>/dev/null; then
+    log "installing matplotlib"
+    python3 -m pip install -q matplotlib 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages matplotlib ||
+        log "could not install matplotlib; plots will be skipped"
+fi
+
+# The command recorded in BENCHMARKS.md is this script's.
+cmd="meson-scripts/bench.sh${*:+ $*}"
+"$target_dir/release/rampart-bench" --command "$cmd" "$@"
+
+if [ "$quick" = 0 ]; then
+    if python3 -c 'import matplotlib' 2>/dev/null; then
+        log "plotting"
+        python3 meson-scripts/plot.py bench-results/results.json bench-results/
+    else
+        log "matplotlib missing: no plots"
+    fi
+fi
