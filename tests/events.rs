@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::*;
 use rampart_pipeline::traffic::{tcp, udp, v4};
 use rampart_pipeline::wire::TcpFlags;
@@ -81,47 +79,13 @@ fn frames(n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn run_with_consumer(dir: &TempDir, config: &std::path::Path) -> (Vec<serde_json::Value>, String) {
-    let socket = dir.path("events.sock");
-    let consumer = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args([
-            "events",
-            "--socket",
-            socket.to_str().unwrap(),
-            "--format",
-            "json",
-            "--once",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read the consumer while the dataplane runs, so it never stalls on its stdout.
-    let reader = std::thread::spawn(move || consumer.wait_with_output().unwrap());
-    let out = run_ok(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--idle-exit",
-        "1",
-        "--wait-consumer",
-        "20",
-    ]);
-    let consumed = reader.join().unwrap();
-    let records = String::from_utf8(consumed.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    (records, String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn assert_deny_stream(workers: u16) {
     let dir = TempDir::new();
     let input = dir.path("in.pcap");
     let sent = frames(5000);
     write_pcap(&input, &sent);
     let config = deny_all_config(&dir, &format!("ev{workers}"), workers, &input, "");
-    let (records, summary) = run_with_consumer(&dir, &config);
+    let (records, summary) = run_with_json_consumer(&config, &dir.path("events.sock"));
     let denies: Vec<&serde_json::Value> = records
         .iter()
         .filter(|r| r["type"] == "policy_deny")

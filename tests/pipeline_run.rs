@@ -4,50 +4,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 
 use common::*;
 use rampart_pipeline::traffic::{self, tcp, udp, v4};
 use rampart_pipeline::wire::TcpFlags;
 
 const DEMO: &str = include_str!("../src/demo.toml");
-
-fn run_with_json_consumer(
-    dir: &TempDir,
-    config: &std::path::Path,
-    socket: &std::path::Path,
-) -> (Vec<serde_json::Value>, String) {
-    let consumer = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args([
-            "events",
-            "--socket",
-            socket.to_str().unwrap(),
-            "--format",
-            "json",
-            "--once",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let reader = std::thread::spawn(move || consumer.wait_with_output().unwrap());
-    let out = run_ok(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--idle-exit",
-        "1",
-        "--wait-consumer",
-        "20",
-    ]);
-    let consumed = reader.join().unwrap();
-    let _ = dir;
-    let records = String::from_utf8(consumed.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (records, String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 #[test]
 fn screen_attacks_are_dropped_with_junos_names_in_run() {
@@ -57,7 +19,7 @@ fn screen_attacks_are_dropped_with_junos_names_in_run() {
     let frames: Vec<Vec<u8>> = traffic::demo(0).into_iter().map(|f| f.bytes).collect();
     write_pcap(&dir.path("untrust-in.pcap"), &frames);
     write_pcap(&dir.path("trust-in.pcap"), &[]);
-    let (records, summary) = run_with_json_consumer(&dir, &config, &dir.path("events.sock"));
+    let (records, summary) = run_with_json_consumer(&config, &dir.path("events.sock"));
     let mut by_option: BTreeMap<String, usize> = BTreeMap::new();
     for r in records.iter().filter(|r| r["type"] == "screen_drop") {
         assert_eq!(r["action"], "drop");
@@ -182,7 +144,7 @@ log = true
             empty = empty.display(),
         ),
     );
-    let (records, summary) = run_with_json_consumer(&dir, &config, &dir.path("events.sock"));
+    let (records, summary) = run_with_json_consumer(&config, &dir.path("events.sock"));
     let out = read_pcap(&dir.path("out1.pcap"));
     assert_eq!(
         out.len(),

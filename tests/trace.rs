@@ -259,31 +259,9 @@ tcp-syn-check = false
         "benign traffic passes"
     );
 
-    let consumer = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args([
-            "events",
-            "--socket",
-            dir.path("events.sock").to_str().unwrap(),
-            "--format",
-            "json",
-            "--once",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let reader = std::thread::spawn(move || consumer.wait_with_output().unwrap());
-    run_ok(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--idle-exit",
-        "1",
-        "--wait-consumer",
-        "20",
-    ]);
-    let events = String::from_utf8(reader.join().unwrap().stdout).unwrap();
-    let screened: Vec<String> = events
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let (records, _) = run_with_json_consumer(&config, &dir.path("events.sock"));
+    let screened: Vec<String> = records
+        .iter()
         .filter(|e| e["type"] == "screen_drop")
         .map(|e| e["screen"].as_str().unwrap().to_string())
         .collect();

@@ -54,6 +54,42 @@ pub fn run_ok(args: &[&str]) -> Output {
     out
 }
 
+/// Runs `rampart run --config CONFIG --idle-exit 1` with a real
+/// `rampart events --format json` consumer on `socket` connected before
+/// the ports start; returns the consumer's records and the run's stdout.
+pub fn run_with_json_consumer(config: &Path, socket: &Path) -> (Vec<serde_json::Value>, String) {
+    let consumer = rampart()
+        .args([
+            "events",
+            "--socket",
+            socket.to_str().unwrap(),
+            "--format",
+            "json",
+            "--once",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the consumer while the dataplane runs, so it never stalls on its stdout.
+    let reader = std::thread::spawn(move || consumer.wait_with_output().unwrap());
+    let out = run_ok(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--idle-exit",
+        "1",
+        "--wait-consumer",
+        "20",
+    ]);
+    let consumed = reader.join().unwrap();
+    let records = String::from_utf8(consumed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (records, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 pub struct TempDir(pub tempfile::TempDir);
 
 impl TempDir {
