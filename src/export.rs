@@ -132,7 +132,9 @@ impl WorkerEvents {
                 option,
                 alarm_only,
             } => {
-                let Some(option) = ev::ScreenOption::from_name(option.name()) else {
+                // Both enums list the options in INTERFACES.md order (a test
+                // pins it), so the discriminant maps them without strings.
+                let Some(option) = ev::ScreenOption::from_u8(option as u8) else {
                     return;
                 };
                 (
@@ -285,5 +287,20 @@ pub struct RingSource(pub RingConsumer<ev::EventSlot>);
 impl ev::EventSource for RingSource {
     fn pull(&mut self, out: &mut [ev::EventSlot]) -> usize {
         self.0.dequeue_burst(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rampart_events as ev;
+    use rampart_pipeline::screen::ScreenOption;
+
+    #[test]
+    fn screen_options_share_order_and_names_with_the_schema() {
+        assert_eq!(ScreenOption::ALL.len(), ev::ScreenOption::ALL.len());
+        for o in ScreenOption::ALL {
+            let schema = ev::ScreenOption::from_u8(*o as u8).expect("same range");
+            assert_eq!(schema.name(), o.name());
+        }
     }
 }
