@@ -355,7 +355,7 @@ pub fn ip_packet(
                 i.set_msg_type(msg_type);
                 i.set_msg_code(code);
                 i.set_rest_of_header(rest);
-                i.fill_checksum();
+                i.fill_checksum(icmpv4::NO_PSEUDO_HEADER);
             }
             IpVersion::V6 => {
                 let mut i = icmpv6::Packet::new_unchecked(&mut seg[..]);

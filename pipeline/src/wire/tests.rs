@@ -570,7 +570,9 @@ fn round_trip_every_family_and_l4() {
                     _ => {
                         match ver {
                             IpVersion::V4 => {
-                                assert!(icmpv4::Packet::new_checked(seg).unwrap().verify_checksum())
+                                assert!(icmpv4::Packet::new_checked(seg)
+                                    .unwrap()
+                                    .verify_checksum(icmpv4::NO_PSEUDO_HEADER))
                             }
                             IpVersion::V6 => assert!(icmpv6::Packet::new_checked(seg)
                                 .unwrap()
@@ -697,7 +699,7 @@ fn icmp_unreachable_quotes_the_packet() {
     assert_eq!((r.src, r.dst, r.protocol), (p.dst, p.src, proto::ICMP));
     assert_eq!((r.icmp_type, r.icmp_code, r.src_port), (3, 13, 0));
     let icmp = icmpv4::Packet::new_checked(&out[usize::from(r.l4_offset)..n]).unwrap();
-    assert!(icmp.verify_checksum());
+    assert!(icmp.verify_checksum(icmpv4::NO_PSEUDO_HEADER));
     assert_eq!(icmp.data(), &f[14..]);
     assert!(parse_verified(&out[..n]).is_ok());
     // IPv6: type 1 code 1, quote limited to 1232 bytes.
