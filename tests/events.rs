@@ -7,11 +7,13 @@ use common::*;
 use rampart_pipeline::traffic::{tcp, udp, v4};
 use rampart_pipeline::wire::TcpFlags;
 
+/// `input_args`: extra net_pcap arguments of the input port (`,infinite_rx=1`).
 fn deny_all_config(
     dir: &TempDir,
     test: &str,
     workers: u16,
     input: &std::path::Path,
+    input_args: &str,
     extra: &str,
 ) -> std::path::PathBuf {
     let empty = dir.path("empty.pcap");
@@ -32,7 +34,7 @@ control_socket = "{d}/control.sock"
 
 [[interface]]
 name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={input},tx_pcap={d}/out0.pcap"
+device = "net_pcap0,rx_pcap={input},tx_pcap={d}/out0.pcap{input_args}"
 zone = "untrust"
 peer = "ge-0/0/1"
 
@@ -84,7 +86,7 @@ fn assert_deny_stream(workers: u16) {
     let input = dir.path("in.pcap");
     let sent = frames(5000);
     write_pcap(&input, &sent);
-    let config = deny_all_config(&dir, &format!("ev{workers}"), workers, &input, "");
+    let config = deny_all_config(&dir, &format!("ev{workers}"), workers, &input, "", "");
     let (records, summary) = run_with_json_consumer(&config, &dir.path("events.sock"));
     let denies: Vec<&serde_json::Value> = records
         .iter()
@@ -171,6 +173,7 @@ fn overload_small_ring_stalled_consumer_accounting_is_exact() {
         "overload",
         2,
         &input,
+        "",
         "ring_size = 256\n[events.rate_limit]\nsession_open = 10",
     );
     let socket = dir.path("events.sock");
@@ -271,5 +274,148 @@ fn overload_small_ring_stalled_consumer_accounting_is_exact() {
     assert!(
         frames_read >= drained_total,
         "{frames_read} frames for {drained_total} events"
+    );
+}
+
+/// SIGTERM while every packet of an endless replay is denied and logged:
+/// the dataplane exits 0, and what the consumer received (events, loss
+/// records, the final in-band stats record) reconciles with the
+/// dataplane's own final counters.
+#[test]
+fn sigterm_during_deny_storm_final_stats_reconcile() {
+    use rampart_events::{decode, read_frame, EventType, Record};
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+    const N: usize = EventType::COUNT;
+
+    let dir = TempDir::new();
+    let input = dir.path("in.pcap");
+    write_pcap(&input, &frames(1000));
+    let config = deny_all_config(&dir, "sigterm-storm", 1, &input, ",infinite_rx=1", "");
+    let stats_out = dir.path("stats.json");
+    let child = rampart()
+        .args(["run", "--config", config.to_str().unwrap()])
+        .args(["--wait-consumer", "20", "--stats-out"])
+        .arg(&stats_out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let socket = dir.path("events.sock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stream = loop {
+        if let Ok(s) = UnixStream::connect(&socket) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the event socket never came up");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+
+    #[derive(Default)]
+    struct Seen {
+        events: [u64; N],
+        loss: [u64; N],
+        /// Gaps in the worker's sequence numbers.
+        seq_gaps: u64,
+        last_seq: Option<u64>,
+        final_stats: Option<serde_json::Value>,
+    }
+    let reader = std::thread::spawn(move || {
+        let mut r = std::io::BufReader::with_capacity(1 << 20, stream);
+        let mut buf = Vec::new();
+        let mut seen = Seen::default();
+        while read_frame(&mut r, &mut buf).unwrap() {
+            match decode(&buf).expect("a valid record") {
+                Record::Event(e) => {
+                    seen.events[e.event.event_type().index()] += 1;
+                    let prev = seen.last_seq.unwrap_or(0);
+                    assert!(e.seq > prev, "seq increases");
+                    seen.seq_gaps += e.seq - prev - 1;
+                    seen.last_seq = Some(e.seq);
+                }
+                Record::Loss(l) => {
+                    for (t, n) in seen.loss.iter_mut().zip(l.dropped) {
+                        *t += n;
+                    }
+                }
+                Record::Stats(s) => {
+                    seen.final_stats = Some(serde_json::json!({
+                        "generated": s.totals.map(|c| c.generated),
+                        "accounted": s.totals.map(|c| c.rate_limited + c.ring_overflow + c.drained),
+                        "drained": s.totals.map(|c| c.drained),
+                        "ring_overflow": s.totals.map(|c| c.ring_overflow),
+                        "delivered": s.delivered,
+                        "dropped": s.dropped,
+                    }))
+                }
+                _ => {}
+            }
+        }
+        seen
+    });
+
+    // Let the storm run, then stop it mid-flight.
+    std::thread::sleep(Duration::from_secs(2));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit 0 on SIGTERM: {}\n{summary}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = reader.join().unwrap();
+    let last = seen.final_stats.expect("a final stats record");
+    let v = |k: &str| -> Vec<u64> { serde_json::from_value(last[k].clone()).unwrap() };
+    let deny = EventType::PolicyDeny.index();
+    let generated = v("generated")[deny];
+    assert!(generated > 1000, "the storm was running: {generated}");
+    assert_eq!(
+        v("generated"),
+        v("accounted"),
+        "generated == rate_limited + ring_overflow + drained"
+    );
+    assert_eq!(
+        seen.events.to_vec(),
+        v("delivered"),
+        "delivered == what the consumer got"
+    );
+    for t in 0..N {
+        assert_eq!(
+            v("delivered")[t] + v("dropped")[t],
+            v("drained")[t],
+            "type {t}"
+        );
+        assert!(seen.loss[t] <= v("dropped")[t]);
+    }
+    // A sequence number is taken once an event passes the rate limiter:
+    // every gap is a ring overflow or this consumer's counted drop.
+    // Sequence numbers start at 1 and the last one taken is the number
+    // of events past the rate limiter (drained + ring_overflow).
+    let sum = |k: &str| v(k).iter().sum::<u64>();
+    let issued = sum("drained") + sum("ring_overflow");
+    let last_seq = seen.last_seq.unwrap();
+    assert!(last_seq <= issued, "{last_seq} > {issued}");
+    assert_eq!(
+        seen.seq_gaps + (issued - last_seq),
+        sum("ring_overflow") + sum("dropped"),
+        "every gap in seq is a counted drop"
+    );
+
+    // The dataplane's own final counters say the same.
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats_out).unwrap()).unwrap();
+    let c = &stats["events"]["policy_deny"];
+    assert_eq!(c["generated"].as_u64(), Some(generated), "{stats}");
+    assert_eq!(c["drained"].as_u64(), Some(v("drained")[deny]));
+    let w = &stats["workers"][0];
+    assert_eq!(
+        w["drops"]["policy_deny"].as_u64(),
+        Some(generated),
+        "one event per denied packet: {w}"
     );
 }

@@ -105,6 +105,23 @@ fn reload_changes_policy_keeps_sessions_and_refuses_bad_configs() {
         assert!(Instant::now() < deadline, "the dataplane did not come up");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // An event consumer sees the refused reload too (packet events filtered out).
+    let consumer = rampart()
+        .args([
+            "events",
+            "--socket",
+            dir.path("events.sock").to_str().unwrap(),
+            "--format",
+            "json",
+            "--types",
+            "session_open",
+            "--once",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let consumer = std::thread::spawn(move || consumer.wait_with_output().unwrap());
     std::thread::sleep(Duration::from_millis(500));
     let before = stats(&control);
     assert_eq!(before["generation"], 1);
@@ -127,6 +144,7 @@ fn reload_changes_policy_keeps_sessions_and_refuses_bad_configs() {
         "{err}"
     );
     assert_eq!(stats(&control)["generation"], 1);
+    let reject_errors = err.clone();
 
     // Permit NTP: new sessions, and the DNS ones are kept.
     std::fs::write(&config, config_text(&dir, &input, true)).unwrap();
@@ -208,6 +226,21 @@ fn reload_changes_policy_keeps_sessions_and_refuses_bad_configs() {
     assert!(
         log.contains("reload rejected") && log.contains("generation 3"),
         "{log}"
+    );
+    // The third place the rejection shows: one config_reject record.
+    let consumed = consumer.join().unwrap();
+    let rejects: Vec<serde_json::Value> = String::from_utf8_lossy(&consumed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] == "config_reject")
+        .collect();
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(rejects[0]["generation"], 1, "generation 1 kept running");
+    assert_eq!(rejects[0]["path"], config.to_str().unwrap());
+    let first_error = rejects[0]["errors"][0].as_str().unwrap();
+    assert!(
+        first_error.contains("rampart.toml:1:") && reject_errors.contains(first_error),
+        "{first_error} vs {reject_errors}"
     );
     // Nothing lost across the reloads: every packet received was forwarded or dropped.
     let w: Vec<u64> = summary

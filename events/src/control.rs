@@ -12,6 +12,10 @@ const N: usize = EventType::COUNT;
 /// The schema version this crate writes (`SchemaVersion.Current`).
 pub const SCHEMA_VERSION: u32 = fb::SchemaVersion::Current.0;
 
+/// Error lines a config-reject record carries at most (a config with
+/// thousands of errors must not produce a record no consumer buffer holds).
+pub const MAX_REJECT_ERRORS: usize = 64;
+
 /// Reusable builder for control records. Every method returns the
 /// size-prefixed record bytes, valid until the next call.
 pub struct ControlEncoder {
@@ -213,5 +217,39 @@ impl ControlEncoder {
             },
         );
         self.finish(fb::Body::Loss, t.as_union_value())
+    }
+
+    /// A refused reload; `errors` longer than [`MAX_REJECT_ERRORS`] end with
+    /// a line saying how many more there were.
+    pub fn config_reject(
+        &mut self,
+        ts_ns: u64,
+        generation: u32,
+        path: &str,
+        errors: &[String],
+    ) -> &[u8] {
+        let fbb = &mut self.fbb;
+        fbb.reset();
+        let path = fbb.create_string(path);
+        let mut lines: Vec<_> = errors
+            .iter()
+            .take(MAX_REJECT_ERRORS)
+            .map(|e| fbb.create_string(e))
+            .collect();
+        if errors.len() > MAX_REJECT_ERRORS {
+            let more = format!("... and {} more errors", errors.len() - MAX_REJECT_ERRORS);
+            lines.push(fbb.create_string(&more));
+        }
+        let errors = fbb.create_vector(&lines);
+        let t = fb::ConfigReject::create(
+            fbb,
+            &fb::ConfigRejectArgs {
+                ts_ns,
+                generation,
+                path: Some(path),
+                errors: Some(errors),
+            },
+        );
+        self.finish(fb::Body::ConfigReject, t.as_union_value())
     }
 }

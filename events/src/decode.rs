@@ -77,6 +77,15 @@ pub struct LossRecord {
     pub dropped: [u64; N],
 }
 
+/// A refused reload: `generation` keeps running.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfigReject {
+    pub ts_ns: u64,
+    pub generation: u32,
+    pub path: String,
+    pub errors: Vec<String>,
+}
+
 /// One decoded record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -85,12 +94,14 @@ pub enum Record<'a> {
     Names(NameTable),
     Stats(StatsRecord),
     Loss(LossRecord),
+    ConfigReject(ConfigReject),
     /// A union member this reader does not know (newer producer).
     Unknown(u8),
 }
 
 impl Record<'_> {
-    /// `policy_deny` ... `session_close`, `hello`, `names`, `stats`, `loss`.
+    /// `policy_deny` ... `session_close`, `hello`, `names`, `stats`, `loss`,
+    /// `config_reject`.
     pub fn type_name(&self) -> &'static str {
         match self {
             Record::Event(e) => e.event.event_type().name(),
@@ -98,6 +109,7 @@ impl Record<'_> {
             Record::Names(_) => "names",
             Record::Stats(_) => "stats",
             Record::Loss(_) => "loss",
+            Record::ConfigReject(_) => "config_reject",
             Record::Unknown(_) => "unknown",
         }
     }
@@ -372,6 +384,18 @@ fn decode_verified(
                 ts_ns: t.ts_ns(),
                 consumer_id: t.consumer_id(),
                 dropped: u64s_of(t.dropped()),
+            })
+        }
+        fb::Body::ConfigReject => {
+            let t = rec.body_as_config_reject().ok_or(DecodeError::NoBody)?;
+            Record::ConfigReject(ConfigReject {
+                ts_ns: t.ts_ns(),
+                generation: t.generation(),
+                path: string_of(t.path()),
+                errors: t
+                    .errors()
+                    .map(|v| v.iter().map(str::to_owned).collect())
+                    .unwrap_or_default(),
             })
         }
         fb::Body::NONE => return Err(DecodeError::NoBody),

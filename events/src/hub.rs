@@ -170,8 +170,16 @@ struct Consumer {
     /// Dropped since the last loss record this consumer accepted.
     pending_loss: [u64; N],
     names_pending: bool,
+    /// Control notices (config rejects) not yet in `ring`, whole frames,
+    /// sent before the next event; bounded by [`MAX_NOTICE_BACKLOG`].
+    notices: Vec<u8>,
+    /// Notices that did not fit the backlog of a consumer that stopped reading.
+    notices_dropped: u64,
     dead: bool,
 }
+
+/// Bytes of control notices kept for one consumer that is not reading.
+const MAX_NOTICE_BACKLOG: usize = 256 * 1024;
 
 impl Consumer {
     /// Pushes hello+names and the pending loss record if needed; false if
@@ -184,6 +192,14 @@ impl Consumer {
             }
             self.ring.push(names);
             self.names_pending = false;
+        }
+        if !self.notices.is_empty() {
+            self.ring.ensure_empty_fits(self.notices.len());
+            if self.notices.len() > self.ring.free() {
+                return false;
+            }
+            self.ring.push(&self.notices);
+            self.notices.clear();
         }
         if self.pending_loss.iter().any(|&n| n != 0) {
             let loss = ctl.loss(now_ns, self.id, &self.pending_loss);
@@ -208,7 +224,7 @@ impl Consumer {
         if self.dead {
             return;
         }
-        if (self.names_pending || self.has_loss()) && !self.prepare(ctl, names, now_ns) {
+        if self.needs_prepare() && !self.prepare(ctl, names, now_ns) {
             self.dropped[t] += 1;
             self.pending_loss[t] += 1;
             return;
@@ -225,6 +241,21 @@ impl Consumer {
     #[inline]
     fn has_loss(&self) -> bool {
         self.pending_loss.iter().any(|&n| n != 0)
+    }
+
+    /// Control records wait to go before the next event.
+    #[inline]
+    fn needs_prepare(&self) -> bool {
+        self.names_pending || !self.notices.is_empty() || self.has_loss()
+    }
+
+    /// Queues a control notice (whole frame) for this consumer.
+    fn notify(&mut self, frame: &[u8]) {
+        if self.notices.len() + frame.len() > MAX_NOTICE_BACKLOG {
+            self.notices_dropped += 1;
+        } else {
+            self.notices.extend_from_slice(frame);
+        }
     }
 
     /// Writes as much as the socket takes without blocking.
@@ -276,6 +307,8 @@ pub struct ConsumerStats {
     pub dropped: [u64; N],
     /// Bytes accepted but not yet written to the socket.
     pub buffered_bytes: usize,
+    /// Control notices (config rejects) it was too far behind to receive.
+    pub notices_dropped: u64,
 }
 
 /// A snapshot of the event counters for `rampart stats`.
@@ -324,7 +357,7 @@ impl HubStats {
         out
     }
 
-    /// `[{"id":1,"delivered":{...},"dropped":{...},"buffered_bytes":0},...]`
+    /// `[{"id":1,"delivered":{...},"dropped":{...},"buffered_bytes":0,"notices_dropped":0},...]`
     pub fn consumers_json(&self) -> String {
         let mut out = String::from("[");
         for (i, c) in self.consumers.iter().enumerate() {
@@ -335,7 +368,10 @@ impl HubStats {
             per_type_json(&mut out, &c.delivered);
             out.push_str(",\"dropped\":");
             per_type_json(&mut out, &c.dropped);
-            out.push_str(&format!(",\"buffered_bytes\":{}}}", c.buffered_bytes));
+            out.push_str(&format!(
+                ",\"buffered_bytes\":{},\"notices_dropped\":{}}}",
+                c.buffered_bytes, c.notices_dropped
+            ));
         }
         out.push(']');
         out
@@ -495,6 +531,20 @@ impl Hub {
         }
     }
 
+    /// Tells every consumer that a reload was refused and the running
+    /// generation stays (the third place an operator sees it, after the
+    /// control-socket reply and the daemon log).
+    pub fn announce_config_reject(&mut self, path: &str, errors: &[String]) {
+        let frame = self
+            .ctl
+            .config_reject(now_ns(), self.generation, path, errors)
+            .to_vec();
+        for c in &mut self.consumers {
+            c.notify(&frame);
+            c.prepare(&mut self.ctl, &self.names_bytes, self.now_ns);
+        }
+    }
+
     fn rebuild_names(&mut self) {
         let mut bytes = self
             .ctl
@@ -525,6 +575,8 @@ impl Hub {
             dropped: [0; N],
             pending_loss: [0; N],
             names_pending: true,
+            notices: Vec::new(),
+            notices_dropped: 0,
             dead: false,
         };
         c.prepare(&mut self.ctl, &self.names_bytes, self.now_ns);
@@ -622,7 +674,7 @@ impl Hub {
             if c.ring.len == 0 {
                 c.probe();
             }
-            if !c.dead && (c.names_pending || c.has_loss()) {
+            if !c.dead && c.needs_prepare() {
                 c.prepare(&mut self.ctl, &self.names_bytes, now_ns);
             }
         }
@@ -712,6 +764,7 @@ impl Hub {
                     delivered: c.delivered,
                     dropped: c.dropped,
                     buffered_bytes: c.ring.len,
+                    notices_dropped: c.notices_dropped,
                 })
                 .collect(),
             invalid_slots: self.invalid,

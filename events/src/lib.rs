@@ -30,8 +30,8 @@ pub use counters::{
     RateLimiter, SharedCounters, TypeCounters, WorkerCountersSnapshot, WorkerEventCounters,
 };
 pub use decode::{
-    decode, decode_size_prefixed, decode_unprefixed, read_frame, DecodeError, Hello, LossRecord,
-    NameCache, NameTable, PacketEvent, Record, StatsRecord,
+    decode, decode_size_prefixed, decode_unprefixed, read_frame, ConfigReject, DecodeError, Hello,
+    LossRecord, NameCache, NameTable, PacketEvent, Record, StatsRecord,
 };
 pub use encode::{Encoder, EventSlot, MAX_SNIPPET, SLOT_CAPACITY, SLOT_SIZE};
 pub use hub::{ConsumerStats, EventSource, Hub, HubConfig, HubError, HubStats};

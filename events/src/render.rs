@@ -270,6 +270,24 @@ pub fn write_json(rec: &Record<'_>, cache: &NameCache, out: &mut String) {
             let _ = write!(out, ",\"consumer_id\":{},\"dropped\":", l.consumer_id);
             json_per_type(out, &l.dropped);
         }
+        Record::ConfigReject(r) => {
+            json_key(out, "ts");
+            out.push('"');
+            write_rfc3339(out, r.ts_ns, 9);
+            out.push('"');
+            let _ = write!(out, ",\"generation\":{}", r.generation);
+            json_key(out, "path");
+            json_str(out, &r.path);
+            json_key(out, "errors");
+            out.push('[');
+            for (i, e) in r.errors.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_str(out, e);
+            }
+            out.push(']');
+        }
         Record::Unknown(t) => {
             let _ = write!(out, ",\"body_type\":{t}");
         }

@@ -28,6 +28,8 @@ struct Received {
     stats: usize,
     last_seq: Vec<Option<u64>>,
     first_types: Vec<String>,
+    /// Each config reject with the number of events received before it.
+    rejects: Vec<(u64, ConfigReject)>,
 }
 
 fn reader(stream: UnixStream) -> thread::JoinHandle<Received> {
@@ -60,6 +62,7 @@ fn reader(stream: UnixStream) -> thread::JoinHandle<Received> {
                 Record::Hello(h) => got.hellos.push(h.generation),
                 Record::Names(n) => got.names.push(n.generation),
                 Record::Stats(_) => got.stats += 1,
+                Record::ConfigReject(r) => got.rejects.push((got.events.iter().sum(), r)),
                 Record::Unknown(_) => {}
             }
         }
@@ -321,6 +324,46 @@ fn reload_sends_hello_and_names_again_before_new_records() {
     assert_eq!(got.hellos, vec![1, 2]);
     assert_eq!(got.names, vec![1, 2]);
     assert_eq!(got.events[0], 2);
+}
+
+#[test]
+fn config_reject_reaches_every_consumer_between_the_events_around_it() {
+    let mut hub = Hub::new(HubConfig::default());
+    hub.set_names(4, &names());
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let (a, b) = UnixStream::pair().unwrap();
+        hub.add_consumer(a).unwrap();
+        readers.push(reader(b));
+    }
+    let mut w = Worker::new(0, 1024, RateLimiter::unlimited());
+    let (meta, ev, snip) = &all_events()[0];
+    w.emit(meta, ev, snip, 0);
+    hub.poll(&mut [&mut w.ring], 0);
+    let errors = vec![
+        "rampart.toml:3:1: policy.name: missing".to_owned(),
+        "rampart.toml:9:5: zone: unknown zone \"dmz\"".to_owned(),
+    ];
+    hub.announce_config_reject("rampart.toml", &errors);
+    w.emit(meta, ev, snip, 0);
+    hub.poll(&mut [&mut w.ring], 0);
+    wait_for(|| {
+        hub.flush();
+        hub.stats().consumers.iter().all(|c| c.buffered_bytes == 0)
+    });
+    assert!(hub.stats().consumers.iter().all(|c| c.notices_dropped == 0));
+    drop(hub);
+    for r in readers {
+        let got = r.join().unwrap();
+        assert_eq!(got.events[0], 2);
+        assert_eq!(got.rejects.len(), 1);
+        let (before, reject) = &got.rejects[0];
+        assert_eq!(*before, 1, "in stream order");
+        assert_eq!(reject.generation, 4, "the generation that keeps running");
+        assert_eq!(reject.path, "rampart.toml");
+        assert_eq!(reject.errors, errors);
+        assert!(reject.ts_ns > 0);
+    }
 }
 
 #[test]

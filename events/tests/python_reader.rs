@@ -73,6 +73,12 @@ fn python_reader_decodes_what_rust_writes() {
     totals[0].drained = 9;
     stream.extend_from_slice(ctl.stats(TS, 3, &totals, &[], 1, &[9, 0, 0, 0, 0], &[0; 5]));
     stream.extend_from_slice(ctl.loss(TS, 1, &[0, 2, 0, 0, 0]));
+    stream.extend_from_slice(ctl.config_reject(
+        TS,
+        3,
+        "/etc/rampart.toml",
+        &["/etc/rampart.toml:4:1: policy.match: \"nope\" is not known".to_owned()],
+    ));
     let file = dir.path().join("events.bin");
     std::fs::write(&file, &stream).unwrap();
 
@@ -92,7 +98,7 @@ fn python_reader_decodes_what_rust_writes() {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2 + events.len() + 2, "{text}");
+    assert_eq!(lines.len(), 2 + events.len() + 3, "{text}");
     assert_eq!(field(lines[0], "type"), "hello");
     assert_eq!(
         field(lines[0], "schema_version"),
@@ -174,6 +180,16 @@ fn python_reader_decodes_what_rust_writes() {
     let loss = lines[3 + events.len()];
     assert_eq!(field(loss, "type"), "loss");
     assert!(loss.contains("\"screen_drop\": 2"), "{loss}");
+    let reject = lines[4 + events.len()];
+    assert_eq!(field(reject, "type"), "config_reject");
+    assert_eq!(field(reject, "generation"), "3");
+    assert_eq!(field(reject, "path"), "/etc/rampart.toml");
+    assert!(
+        reject.contains(
+            r#""errors": ["/etc/rampart.toml:4:1: policy.match: \"nope\" is not known"]"#
+        ),
+        "{reject}"
+    );
     // Every screen option name agrees with the Rust names.
     for &o in ScreenOption::ALL {
         let meta = meta_v4(6, 1, 2);

@@ -871,15 +871,26 @@ impl ControlPlane<'_> {
     }
 
     /// Loads the config file again. A rejected config leaves the running
-    /// one untouched and says why (in the reply and in the daemon's log).
+    /// one untouched and says why: in the reply, in the daemon's log and
+    /// in a config_reject record to every event consumer.
     fn reload(&mut self) -> Result<u32, String> {
         let result = self.try_reload();
         match &result {
             Ok(generation) => log::notice!("reloaded the config: generation {generation}"),
-            Err(e) => log::error!(
-                "reload rejected, generation {} keeps running: {e}",
-                self.reload.generation
-            ),
+            Err(e) => {
+                log::error!(
+                    "reload rejected, generation {} keeps running: {e}",
+                    self.reload.generation
+                );
+                let path = self
+                    .reload
+                    .path
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                let errors: Vec<String> = e.lines().map(str::to_owned).collect();
+                self.hub.announce_config_reject(&path, &errors);
+            }
         }
         result
     }

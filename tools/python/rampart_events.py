@@ -31,7 +31,7 @@ def _load(gen_dir):
     mods = {}
     for name in (
         "Record", "Body", "PolicyDeny", "ScreenDrop", "FilterLog", "SessionOpen",
-        "SessionClose", "Hello", "NameTable", "Stats", "Loss", "ScreenOption",
+        "SessionClose", "Hello", "NameTable", "Stats", "Loss", "ConfigReject", "ScreenOption",
         "CloseReason", "FilterAction", "Direction", "DenyAction", "ScreenAction",
         "EventType",
     ):
@@ -248,6 +248,15 @@ class Reader:
             "dropped": {
                 EVENT_TYPES[i]: t.Dropped(i) for i in range(min(t.DroppedLength(), len(EVENT_TYPES)))
             },
+        }
+
+    def _ConfigReject(self, t):
+        return {
+            "type": "config_reject",
+            "ts": self._ts(t.TsNs()),
+            "generation": t.Generation(),
+            "path": (t.Path() or b"").decode(),
+            "errors": [t.Errors(i).decode() for i in range(t.ErrorsLength())],
         }
 
 
