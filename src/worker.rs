@@ -24,6 +24,37 @@ pub const EVENT_TYPES: [&str; 5] = [
     "session_close",
 ];
 
+/// Where a worker's cycles go, VPP `show runtime` style: `rx` and `tx` are
+/// timed per burst, the pipeline stages and `events` (encoding and ring
+/// enqueue) on one packet in [`STAGE_SAMPLE_EVERY`]. The middle entries are
+/// `engine::COST_STAGES`, in its order.
+pub const STAGES: [&str; 9] = [
+    "rx",
+    "parse",
+    "filter_input",
+    "screen",
+    "session",
+    "policy",
+    "filter_output",
+    "events",
+    "tx",
+];
+const EVENTS_STAGE: usize = 1 + engine::COST_STAGES.len();
+const TX_STAGE: usize = EVENTS_STAGE + 1;
+
+/// One packet in this many is timed stage by stage.
+pub const STAGE_SAMPLE_EVERY: u32 = 64;
+
+/// A worker's own running totals of [`STAGES`], published with its counters.
+#[derive(Default)]
+pub struct StageTotals {
+    rx_cycles: u64,
+    rx_packets: u64,
+    events_cycles: u64,
+    tx_cycles: u64,
+    tx_packets: u64,
+}
+
 fn event_index(e: &Event) -> usize {
     match e {
         Event::PolicyDeny { .. } => 0,
@@ -61,6 +92,10 @@ pub struct WorkerCounters {
     pub sessions_active: AtomicU64,
     /// TSC cycles spent in loop iterations that did work.
     pub busy_cycles: AtomicU64,
+    /// Per entry of [`STAGES`]: cycles measured, and the packets they were
+    /// measured over (cycles per packet = the ratio).
+    pub stage_cycles: [AtomicU64; STAGES.len()],
+    pub stage_packets: [AtomicU64; STAGES.len()],
 }
 
 #[inline(always)]
@@ -139,6 +174,7 @@ pub struct Worker {
     /// backpressure goes to the RX queue (where the NIC counts `imissed`)
     /// instead of dropping packets already received.
     pub stalled: Vec<(usize, Mbuf, u64)>,
+    pub stage_totals: StageTotals,
 }
 
 /// Refused handoffs held before RX pauses (a burst's worth, and then some).
@@ -172,10 +208,13 @@ impl Worker {
                     break;
                 }
                 let (queue, iface) = &mut self.rx[i];
+                let before = tsc_cycles();
                 let n = queue.rx_burst(&mut burst);
                 if n == 0 {
                     continue;
                 }
+                self.stage_totals.rx_cycles += tsc_cycles() - before;
+                self.stage_totals.rx_packets += n as u64;
                 let iface = *iface;
                 work += n;
                 bump(&self.counters.rx, n as u64);
@@ -184,10 +223,16 @@ impl Worker {
                 }
             }
             work += self.drain_handoffs(now);
+            let before_tx = tsc_cycles();
             self.flush_all();
+            if work > 0 {
+                self.stage_totals.tx_cycles += tsc_cycles() - before_tx;
+                self.stage_totals.tx_packets += work as u64;
+            }
             self.age(now);
             if work > 0 {
                 bump(&self.counters.busy_cycles, tsc_cycles() - start);
+                self.publish_stages();
             }
         }
         stop.rx_stopped.fetch_add(1, Ordering::AcqRel);
@@ -261,8 +306,16 @@ impl Worker {
         let d = self
             .pipeline
             .process(&self.rules, &self.screens, m.data(), iface as u16, now);
-        for e in d.events() {
-            self.emit(e, Some(&d), m.data(), now);
+        if self.pipeline.last_sampled() {
+            let before = tsc_cycles();
+            for e in d.events() {
+                self.emit(e, Some(&d), m.data(), now);
+            }
+            self.stage_totals.events_cycles += tsc_cycles() - before;
+        } else {
+            for e in d.events() {
+                self.emit(e, Some(&d), m.data(), now);
+            }
         }
         if matches!(
             d.reason,
@@ -330,6 +383,24 @@ impl Worker {
             events.emit(&e, None, &[], now);
         });
         self.publish_sessions();
+    }
+
+    /// Publishes [`STAGES`] totals (plain stores: this worker is the only writer).
+    fn publish_stages(&self) {
+        let t = &self.stage_totals;
+        let sampled = self.pipeline.stage_cycles();
+        let c = &self.counters;
+        let set = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        set(&c.stage_cycles[0], t.rx_cycles);
+        set(&c.stage_packets[0], t.rx_packets);
+        for (i, cycles) in sampled.cycles.iter().enumerate() {
+            set(&c.stage_cycles[1 + i], *cycles);
+            set(&c.stage_packets[1 + i], sampled.samples);
+        }
+        set(&c.stage_cycles[EVENTS_STAGE], t.events_cycles);
+        set(&c.stage_packets[EVENTS_STAGE], sampled.samples);
+        set(&c.stage_cycles[TX_STAGE], t.tx_cycles);
+        set(&c.stage_packets[TX_STAGE], t.tx_packets);
     }
 
     fn publish_sessions(&self) {
@@ -438,5 +509,19 @@ fn flush(queue: &mut TxQueue, pending: &mut Burst, counters: &WorkerCounters) {
     if !pending.is_empty() {
         bump(&counters.tx_full, pending.len() as u64);
         pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_names_embed_the_pipeline_cost_stages_in_order() {
+        assert_eq!(STAGES[0], "rx");
+        assert_eq!(&STAGES[1..EVENTS_STAGE], &engine::COST_STAGES[..]);
+        assert_eq!(STAGES[EVENTS_STAGE], "events");
+        assert_eq!(STAGES[TX_STAGE], "tx");
+        assert_eq!(TX_STAGE + 1, STAGES.len());
     }
 }

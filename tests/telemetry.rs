@@ -102,6 +102,16 @@ then = "permit"
         .unwrap_or_else(|| panic!("no /rampart/stats in {text}"));
     assert!(stats["worker0_rx"].as_u64().unwrap() > 0, "{stats}");
     assert!(stats.get("port_ge_0_0_0_ipackets").is_some(), "{stats}");
+    // Per-stage cycles: rx per burst, the pipeline on sampled packets.
+    for key in [
+        "worker0_stage_rx_packets",
+        "worker0_stage_rx_cycles",
+        "worker0_stage_parse_packets",
+        "worker0_stage_parse_cycles",
+        "worker0_stage_tx_cycles",
+    ] {
+        assert!(stats[key].as_u64().unwrap() > 0, "{key}: {stats}");
+    }
     let events = replies
         .iter()
         .find_map(|r| r.get("/rampart/events"))
@@ -153,6 +163,14 @@ then = "permit"
         parsed.contains("rampart_events_drained_total policy_deny"),
         "{parsed}"
     );
+    for stage in ["rx", "parse", "session", "events", "tx"] {
+        assert!(
+            body.contains(&format!(
+                "rampart_worker_stage_cycles_total{{worker=\"0\",lcore=\"1\",stage=\"{stage}\"}}"
+            )),
+            "{stage}: {body}"
+        );
+    }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
 }

@@ -467,6 +467,87 @@ impl RuleHits {
     }
 }
 
+/// Pipeline stages whose cost is measured on sampled packets, in the
+/// order of [`StageCycles::cycles`]. `policy` includes session creation;
+/// `filter_output` includes the forwarding decision.
+pub const COST_STAGES: [&str; 6] = [
+    "parse",
+    "filter_input",
+    "screen",
+    "session",
+    "policy",
+    "filter_output",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+enum CostStage {
+    Parse = 0,
+    FilterInput,
+    Screen,
+    Session,
+    Policy,
+    FilterOutput,
+}
+
+/// Cycles spent per stage (a cycle counter the caller supplies) over the
+/// sampled packets, like the per-node clocks of VPP's `show runtime`:
+/// cycles per packet of a stage = `cycles[stage] / samples`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageCycles {
+    pub cycles: [u64; COST_STAGES.len()],
+    pub samples: u64,
+}
+
+/// Sampling state: one packet in `every` is timed stage by stage, so the
+/// cost of reading the clock stays a few cycles per packet on average.
+struct StageSampler {
+    clock: fn() -> u64,
+    every: u32,
+    countdown: u32,
+    /// Timing the current packet: the stage it is in and since when.
+    active: bool,
+    stage: CostStage,
+    since: u64,
+    totals: StageCycles,
+}
+
+impl StageSampler {
+    #[inline(always)]
+    fn begin(&mut self) {
+        self.countdown -= 1;
+        if self.countdown == 0 {
+            self.countdown = self.every;
+            self.active = true;
+            self.stage = CostStage::Parse;
+            self.since = (self.clock)();
+        }
+    }
+
+    #[inline(always)]
+    fn enter(&mut self, stage: CostStage) {
+        if self.active {
+            let now = (self.clock)();
+            self.totals.cycles[self.stage as usize] += now.wrapping_sub(self.since);
+            self.stage = stage;
+            self.since = now;
+        }
+    }
+
+    /// Ends the packet's timing; true if it was sampled.
+    #[inline(always)]
+    fn end(&mut self) -> bool {
+        if !self.active {
+            return false;
+        }
+        let now = (self.clock)();
+        self.totals.cycles[self.stage as usize] += now.wrapping_sub(self.since);
+        self.totals.samples += 1;
+        self.active = false;
+        true
+    }
+}
+
 /// One worker's mutable pipeline state: its sessions and fragments.
 pub struct Worker {
     pub sessions: SessionTable,
@@ -474,6 +555,10 @@ pub struct Worker {
     pub counters: Counters,
     /// This worker's row in [`RuleHits`].
     index: usize,
+    /// Per-stage cost measurement, when enabled.
+    sampler: Option<StageSampler>,
+    /// Whether the last processed packet was timed.
+    last_sampled: bool,
 }
 
 /// Fragments tracked per worker.
@@ -490,11 +575,63 @@ impl Worker {
             frags: FragTable::new(FRAG_SLOTS),
             counters: Counters::default(),
             index: worker as usize,
+            sampler: None,
+            last_sampled: false,
+        }
+    }
+
+    /// Times one packet in `every` stage by stage with `clock` (a cycle
+    /// counter, e.g. the TSC). The pipeline stays free of clocks otherwise.
+    pub fn measure_stages(&mut self, clock: fn() -> u64, every: u32) {
+        let every = every.max(1);
+        self.sampler = Some(StageSampler {
+            clock,
+            every,
+            countdown: every,
+            active: false,
+            stage: CostStage::Parse,
+            since: 0,
+            totals: StageCycles::default(),
+        });
+    }
+
+    /// Per-stage cycles so far (zero when not measuring).
+    pub fn stage_cycles(&self) -> StageCycles {
+        self.sampler.as_ref().map(|s| s.totals).unwrap_or_default()
+    }
+
+    /// Whether the packet just processed was one of the timed samples (the
+    /// caller times what it does with the decision for the same packets).
+    pub fn last_sampled(&self) -> bool {
+        self.last_sampled
+    }
+
+    #[inline(always)]
+    fn enter(&mut self, stage: CostStage) {
+        if let Some(s) = &mut self.sampler {
+            s.enter(stage);
         }
     }
 
     /// Runs one frame through the pipeline.
     pub fn process(
+        &mut self,
+        rules: &Ruleset,
+        screens: &ScreenState,
+        frame: &[u8],
+        ingress: u16,
+        now_ns: u64,
+    ) -> Decision {
+        if let Some(s) = &mut self.sampler {
+            s.begin();
+        }
+        let d = self.run_stages(rules, screens, frame, ingress, now_ns);
+        self.last_sampled = self.sampler.as_mut().is_some_and(StageSampler::end);
+        d
+    }
+
+    #[inline(always)]
+    fn run_stages(
         &mut self,
         rules: &Ruleset,
         screens: &ScreenState,
@@ -533,6 +670,7 @@ impl Worker {
         d.packet = Some(pkt);
 
         if let Some(f) = port.input_filter {
+            self.enter(CostStage::FilterInput);
             if let Some(done) = self.run_filter(rules, &mut d, f, &pkt, FilterDirection::Input) {
                 return done;
             }
@@ -540,6 +678,7 @@ impl Worker {
 
         // Fragments: overlap detection, and the first fragment's ports for
         // the ones that follow.
+        self.enter(CostStage::Screen);
         let mut key = pkt.flow_key();
         let mut overlap = false;
         if pkt.frag.is_fragment {
@@ -573,6 +712,7 @@ impl Worker {
         };
         let to_zone = rules.ports[egress as usize].zone;
 
+        self.enter(CostStage::Session);
         if let Some((handle, dir)) = self.sessions.lookup(&key) {
             let update =
                 self.sessions
@@ -592,6 +732,7 @@ impl Worker {
             return self.drop(d, Stage::Session, Reason::TcpSynCheck, Verdict::Drop);
         }
 
+        self.enter(CostStage::Policy);
         let matched = rules
             .policies
             .lookup(port.zone as usize, to_zone as usize, &pkt);
@@ -824,6 +965,7 @@ impl Worker {
         pkt: &ParsedPacket,
         reason: Reason,
     ) -> Decision {
+        self.enter(CostStage::FilterOutput);
         if let Some(f) = rules.ports[egress as usize].output_filter {
             let rule = d.rule;
             if let Some(done) = self.run_filter(rules, &mut d, f, pkt, FilterDirection::Output) {
@@ -1307,5 +1449,42 @@ log = true
             matched += usize::from(fast != PolicyMatch::Default);
         }
         assert!(matched > 500, "the traffic hits rules ({matched})");
+    }
+
+    /// A clock that advances 10 per read, so each stage boundary is visible.
+    fn ticking_clock() -> u64 {
+        use std::sync::atomic::AtomicU64;
+        static T: AtomicU64 = AtomicU64::new(0);
+        T.fetch_add(10, Ordering::Relaxed)
+    }
+
+    #[test]
+    fn sampled_packets_are_timed_stage_by_stage() {
+        let (rules, screens, mut w) = setup("");
+        assert_eq!(w.stage_cycles(), StageCycles::default(), "off by default");
+        w.measure_stages(ticking_clock, 2);
+        let (c, s) = (v4(192, 0, 2, 1), v4(10, 1, 0, 10));
+        let syn = tcp(c, s, 40000, 80, TcpFlags::SYN, &[]);
+        let ack = tcp(c, s, 40000, 80, TcpFlags::ACK, &[]);
+        // Packet 1 is not sampled, packet 2 (the new session) is.
+        w.process(&rules, &screens, &udp(c, s, 1, 53, &[]), UNTRUST, S);
+        assert!(!w.last_sampled());
+        w.process(&rules, &screens, &syn, UNTRUST, S);
+        assert!(w.last_sampled());
+        let t = w.stage_cycles();
+        assert_eq!(t.samples, 1);
+        let stage = |name: &str| t.cycles[COST_STAGES.iter().position(|n| *n == name).unwrap()];
+        // begin, screen, session, policy, filter_output, end: 10 per boundary.
+        for name in ["parse", "screen", "session", "policy", "filter_output"] {
+            assert_eq!(stage(name), 10, "{name}: {t:?}");
+        }
+        assert_eq!(stage("filter_input"), 0, "no input filter configured");
+        // An established packet (sampled: the 4th) never reaches policy.
+        w.process(&rules, &screens, &ack, UNTRUST, S + 1);
+        w.process(&rules, &screens, &ack, UNTRUST, S + 2);
+        let t2 = w.stage_cycles();
+        assert_eq!(t2.samples, 2);
+        assert_eq!(t2.cycles[CostStage::Policy as usize], 10);
+        assert_eq!(t2.cycles[CostStage::Session as usize], 20);
     }
 }

@@ -22,7 +22,8 @@ use crate::export::{self, WorkerEvents};
 use crate::log;
 use crate::metrics::{Exposition, MetricsEndpoint};
 use crate::worker::{
-    Clock, StopSignal, TxPath, Worker, WorkerCounters, EVENT_TYPES, STALL_CAPACITY,
+    Clock, StopSignal, TxPath, Worker, WorkerCounters, EVENT_TYPES, STAGES, STAGE_SAMPLE_EVERY,
+    STALL_CAPACITY,
 };
 use plan::{PortCaps, TxRoute};
 use rampart_pipeline::engine::{Ruleset, DROP_COUNTERS};
@@ -293,7 +294,11 @@ pub fn run(
                 tx: Vec::new(),
                 handoff_out: (0..workers).map(|_| None).collect(),
                 handoff_in: Vec::new(),
-                pipeline: rampart_pipeline::engine::Worker::new(w as u16, &rules),
+                pipeline: {
+                    let mut p = rampart_pipeline::engine::Worker::new(w as u16, &rules);
+                    p.measure_stages(rampart_core::tsc_cycles, STAGE_SAMPLE_EVERY);
+                    p
+                },
                 rules: rules.clone(),
                 screens: screens.clone(),
                 pool: pool.clone(),
@@ -306,6 +311,7 @@ pub fn run(
                     1,
                 ),
                 stalled: Vec::with_capacity(STALL_CAPACITY),
+                stage_totals: Default::default(),
                 rules_in,
                 rules_out,
             }
@@ -481,6 +487,16 @@ fn register_telemetry(
                 out.push((format!("worker{w}.tx"), load(&c.tx)));
                 out.push((format!("worker{w}.dropped"), load(&c.dropped)));
                 out.push((format!("worker{w}.busy_cycles"), load(&c.busy_cycles)));
+                for (i, stage) in STAGES.iter().enumerate() {
+                    out.push((
+                        format!("worker{w}.stage.{stage}.cycles"),
+                        load(&c.stage_cycles[i]),
+                    ));
+                    out.push((
+                        format!("worker{w}.stage.{stage}.packets"),
+                        load(&c.stage_packets[i]),
+                    ));
+                }
                 out.push((
                     format!("worker{w}.sessions_active"),
                     load(&c.sessions_active),
@@ -707,6 +723,33 @@ impl ControlPlane<'_> {
                     &[("worker", &w.to_string()), ("lcore", &lcore.to_string())],
                     load(pick(c)),
                 );
+            }
+        }
+        for (name, help, pick) in [
+            (
+                "rampart_worker_stage_cycles_total",
+                "TSC cycles measured per pipeline stage (rx/tx per burst, the rest on sampled packets).",
+                (|c| &c.stage_cycles) as fn(&WorkerCounters) -> &[std::sync::atomic::AtomicU64; STAGES.len()],
+            ),
+            (
+                "rampart_worker_stage_packets_total",
+                "Packets the stage cycles were measured over (cycles per packet = cycles / packets).",
+                |c| &c.stage_packets,
+            ),
+        ] {
+            e.family(name, "counter", help);
+            for (w, (lcore, c)) in self.workers.iter().enumerate() {
+                for (i, stage) in STAGES.iter().enumerate() {
+                    e.sample(
+                        name,
+                        &[
+                            ("worker", &w.to_string()),
+                            ("lcore", &lcore.to_string()),
+                            ("stage", stage),
+                        ],
+                        load(&pick(c)[i]),
+                    );
+                }
             }
         }
         e.family(
@@ -965,6 +1008,7 @@ impl ControlPlane<'_> {
                     "sessions_closed": load(&c.sessions_closed),
                     "sessions_active": load(&c.sessions_active),
                     "busy_cycles": load(&c.busy_cycles),
+                    "stage_cycles": stage_cycles_json(c),
                 })
             })
             .collect();
@@ -987,6 +1031,37 @@ impl ControlPlane<'_> {
         })
         .to_string()
     }
+}
+
+/// `{"rx": {"cycles": C, "packets": P}, "parse": {...}, ...}` in [`STAGES`]
+/// order: cycles per packet of a stage is C / P.
+fn stage_cycles_json(c: &WorkerCounters) -> serde_json::Value {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    STAGES
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| {
+            (
+                stage.to_string(),
+                serde_json::json!({"cycles": load(&c.stage_cycles[i]), "packets": load(&c.stage_packets[i])}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// `rx=12 parse=40 ...`: cycles per packet by stage, `-` where nothing was measured.
+fn stage_cycles_line(c: &WorkerCounters) -> String {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    STAGES
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| match load(&c.stage_packets[i]) {
+            0 => format!("{stage}=-"),
+            p => format!("{stage}={:.0}", load(&c.stage_cycles[i]) as f64 / p as f64),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl fmt::Display for Summary {
@@ -1054,6 +1129,9 @@ impl fmt::Display for Summary {
                 busy,
                 cpp
             )?;
+        }
+        for (i, (_, c)) in self.workers.iter().enumerate() {
+            writeln!(f, "stage cycles/pkt, worker {i}: {}", stage_cycles_line(c))?;
         }
         let total = |pick: &dyn Fn(&WorkerCounters) -> &std::sync::atomic::AtomicU64| -> u64 {
             self.workers.iter().map(|(_, c)| load(pick(c))).sum()
