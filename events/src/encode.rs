@@ -5,7 +5,6 @@
 //! or panics; a record that would not fit (impossible with the snippet
 //! clamped to [`MAX_SNIPPET`]) makes `encode` return `false`.
 
-use flatbuffers::FlatBufferBuilder;
 use rampart_schema::fb;
 
 use crate::types::{
@@ -92,9 +91,14 @@ impl EventSlot {
 }
 
 /// Per-worker record encoder. Create one per worker at start-up and reuse
-/// it: it owns a `FlatBufferBuilder` sized once and `reset()` per event.
+/// it. It writes the flatbuffer bytes of each record in a fixed layout
+/// computed from the schema's vtable slots (no `FlatBufferBuilder`: its
+/// back-to-front building and vtable deduplication cost more than the rest
+/// of a denied packet's path); the records are ordinary flatbuffers that
+/// the generated verifier and every reader accept.
 pub struct Encoder {
-    fbb: FlatBufferBuilder<'static>,
+    /// Where [`Encoder::encode_bytes`] puts its record.
+    scratch: EventSlot,
     max_snippet: usize,
 }
 
@@ -102,6 +106,122 @@ impl Default for Encoder {
     fn default() -> Self {
         Encoder::new()
     }
+}
+
+/// Bytes of the `PacketMeta` struct (8-aligned, a multiple of 8).
+const META_SIZE: usize = std::mem::size_of::<fb::PacketMeta>();
+const _: () = assert!(META_SIZE.is_multiple_of(8));
+
+/// One scalar field of an event table: its vtable slot (the generated
+/// `VT_*` constant), width in bytes and little-endian value.
+#[derive(Clone, Copy)]
+struct Scalar {
+    slot: u16,
+    width: usize,
+    value: u64,
+}
+
+const fn scalar(slot: u16, width: usize, value: u64) -> Scalar {
+    Scalar { slot, width, value }
+}
+
+/// Fixed front of every record: size prefix, root offset, file identifier,
+/// the `Record` vtable and table. The event's vtable starts after it.
+const RECORD_VTABLE: usize = 12;
+const RECORD_TABLE: usize = 20;
+const EVENT_VTABLE: usize = 32;
+
+/// Writes one size-prefixed `Record` whose body is an event table with
+/// the meta struct, `scalars` (sorted by decreasing width, so each stays
+/// aligned after the 8-aligned meta) and an optional snippet vector;
+/// returns its length, or `None` if it does not fit `out`.
+fn write_record(
+    out: &mut [u8; SLOT_CAPACITY],
+    body_type: fb::Body,
+    meta: &fb::PacketMeta,
+    meta_slot: u16,
+    scalars: &[Scalar],
+    snippet: Option<(u16, &[u8])>,
+) -> Option<usize> {
+    let slots = scalars
+        .iter()
+        .map(|f| f.slot)
+        .chain(snippet.map(|(slot, _)| slot))
+        .fold(meta_slot, u16::max);
+    let vtable_len = usize::from(slots) + 2;
+    // The table starts 4 bytes before an 8-aligned position, so the meta
+    // struct right after its 4-byte vtable offset is 8-aligned.
+    let mut table = EVENT_VTABLE + vtable_len;
+    table += (12 - table % 8) % 8;
+    let scalar_bytes: usize = scalars.iter().map(|f| f.width).sum();
+    let offset_bytes = if snippet.is_some() { 4 } else { 0 };
+    // The snippet offset (4 bytes) goes after the 8- and 4-byte scalars.
+    let table_len = 4 + META_SIZE + scalar_bytes + offset_bytes;
+    let vector = (table + table_len + 3) & !3;
+    let snippet_len = snippet.map_or(0, |(_, s)| s.len());
+    let end = match snippet {
+        Some(_) => vector + 4 + snippet_len,
+        None => table + table_len,
+    };
+    let total = (end + 3) & !3;
+    if total > out.len() {
+        return None;
+    }
+    let out = &mut out[..total];
+    out.fill(0);
+    let put =
+        |out: &mut [u8], at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
+    put(out, 0, &(total as u32 - 4).to_le_bytes());
+    put(out, 4, &(RECORD_TABLE as u32 - 4).to_le_bytes());
+    put(out, 8, fb::RECORD_IDENTIFIER.as_bytes());
+    // Record: vtable (size 8, table size 12, body_type at 4, body at 8).
+    for (i, v) in [8u16, 12, 4, 8].into_iter().enumerate() {
+        put(out, RECORD_VTABLE + 2 * i, &v.to_le_bytes());
+    }
+    put(
+        out,
+        RECORD_TABLE,
+        &((RECORD_TABLE - RECORD_VTABLE) as i32).to_le_bytes(),
+    );
+    out[RECORD_TABLE + 4] = body_type.0;
+    put(
+        out,
+        RECORD_TABLE + 8,
+        &((table - RECORD_TABLE - 8) as u32).to_le_bytes(),
+    );
+    // The event's vtable, then its table.
+    put(out, EVENT_VTABLE, &(vtable_len as u16).to_le_bytes());
+    put(out, EVENT_VTABLE + 2, &(table_len as u16).to_le_bytes());
+    put(out, table, &((table - EVENT_VTABLE) as i32).to_le_bytes());
+    let mut at = table + 4;
+    let field = |out: &mut [u8], slot: u16, at: usize| {
+        put(
+            out,
+            EVENT_VTABLE + usize::from(slot),
+            &((at - table) as u16).to_le_bytes(),
+        );
+    };
+    field(out, meta_slot, at);
+    put(out, at, &meta.0);
+    at += META_SIZE;
+    let mut snippet_at = None;
+    for f in scalars {
+        if f.width < 4 && snippet.is_some() && snippet_at.is_none() {
+            snippet_at = Some(at);
+            at += 4;
+        }
+        field(out, f.slot, at);
+        put(out, at, &f.value.to_le_bytes()[..f.width]);
+        at += f.width;
+    }
+    if let Some((slot, bytes)) = snippet {
+        let at = snippet_at.unwrap_or(at);
+        field(out, slot, at);
+        put(out, at, &((vector - at) as u32).to_le_bytes());
+        put(out, vector, &(bytes.len() as u32).to_le_bytes());
+        put(out, vector + 4, bytes);
+    }
+    Some(total)
 }
 
 impl Encoder {
@@ -112,33 +232,8 @@ impl Encoder {
     /// An encoder that keeps at most `max_snippet` packet bytes per event
     /// (`events.snippet_bytes`, clamped to [`MAX_SNIPPET`]).
     pub fn with_max_snippet(max_snippet: usize) -> Self {
-        let mut fbb = FlatBufferBuilder::with_capacity(2 * SLOT_SIZE);
-        // Warm up every internal vector so steady state never grows them.
-        for _ in 0..2 {
-            fbb.reset();
-            let big = [0u8; MAX_SNIPPET];
-            let v = fbb.create_vector(&big[..]);
-            let meta =
-                fb::PacketMeta::new(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, &[0; 16], &[0; 16]);
-            let body = fb::ScreenDrop::create(
-                &mut fbb,
-                &fb::ScreenDropArgs {
-                    meta: Some(&meta),
-                    snippet: Some(v),
-                    ..Default::default()
-                },
-            );
-            let rec = fb::Record::create(
-                &mut fbb,
-                &fb::RecordArgs {
-                    body_type: fb::Body::ScreenDrop,
-                    body: Some(body.as_union_value()),
-                },
-            );
-            fbb.finish_size_prefixed(rec, Some(fb::RECORD_IDENTIFIER));
-        }
         Encoder {
-            fbb,
+            scratch: EventSlot::EMPTY,
             max_snippet: max_snippet.min(MAX_SNIPPET),
         }
     }
@@ -159,22 +254,7 @@ impl Encoder {
         snippet: &[u8],
         slot: &mut EventSlot,
     ) -> bool {
-        let bytes = self.encode_bytes(seq, meta, event, snippet);
-        slot.set(event.event_type(), bytes)
-    }
-
-    /// Like [`Encoder::encode`] but returns the size-prefixed record bytes
-    /// (valid until the next call), e.g. to write a stream file.
-    pub fn encode_bytes(
-        &mut self,
-        seq: u64,
-        meta: &PacketMeta,
-        event: &Event,
-        snippet: &[u8],
-    ) -> &[u8] {
         let snippet = &snippet[..snippet.len().min(self.max_snippet)];
-        let fbb = &mut self.fbb;
-        fbb.reset();
         let m = fb::PacketMeta::new(
             meta.ts_ns,
             seq,
@@ -193,98 +273,124 @@ impl Encoder {
             &meta.src,
             &meta.dst,
         );
-        let snip = |fbb: &mut FlatBufferBuilder<'static>| {
-            (!snippet.is_empty()).then(|| fbb.create_vector(snippet))
-        };
-        let (body_type, body) = match event {
+        let snip = |slot: u16| (!snippet.is_empty()).then_some((slot, snippet));
+        let out = &mut slot.data;
+        let len = match event {
             Event::PolicyDeny(e) => {
-                let snippet = snip(fbb);
-                let t = fb::PolicyDeny::create(
-                    fbb,
-                    &fb::PolicyDenyArgs {
-                        meta: Some(&m),
-                        policy: e.policy,
-                        action: if e.reject {
-                            fb::DenyAction::Reject
-                        } else {
-                            fb::DenyAction::Deny
-                        },
-                        snippet,
-                    },
-                );
-                (fb::Body::PolicyDeny, t.as_union_value())
+                use fb::PolicyDeny as T;
+                let action = if e.reject {
+                    fb::DenyAction::Reject
+                } else {
+                    fb::DenyAction::Deny
+                };
+                write_record(
+                    out,
+                    fb::Body::PolicyDeny,
+                    &m,
+                    T::VT_META,
+                    &[
+                        scalar(T::VT_POLICY, 4, e.policy.into()),
+                        scalar(T::VT_ACTION, 1, action.0.into()),
+                    ],
+                    snip(T::VT_SNIPPET),
+                )
             }
             Event::ScreenDrop(e) => {
-                let snippet = snip(fbb);
-                let t = fb::ScreenDrop::create(
-                    fbb,
-                    &fb::ScreenDropArgs {
-                        meta: Some(&m),
-                        screen: e.screen,
-                        option: fb::ScreenOption(e.option as u8),
-                        action: if e.alarm_only {
-                            fb::ScreenAction::Alarm
-                        } else {
-                            fb::ScreenAction::Drop
-                        },
-                        snippet,
-                    },
-                );
-                (fb::Body::ScreenDrop, t.as_union_value())
+                use fb::ScreenDrop as T;
+                let action = if e.alarm_only {
+                    fb::ScreenAction::Alarm
+                } else {
+                    fb::ScreenAction::Drop
+                };
+                write_record(
+                    out,
+                    fb::Body::ScreenDrop,
+                    &m,
+                    T::VT_META,
+                    &[
+                        scalar(T::VT_SCREEN, 2, e.screen.into()),
+                        scalar(T::VT_OPTION, 1, e.option as u64),
+                        scalar(T::VT_ACTION, 1, action.0.into()),
+                    ],
+                    snip(T::VT_SNIPPET),
+                )
             }
             Event::FilterLog(e) => {
-                let snippet = snip(fbb);
-                let t = fb::FilterLog::create(
-                    fbb,
-                    &fb::FilterLogArgs {
-                        meta: Some(&m),
-                        filter: e.filter,
-                        term: e.term,
-                        action: fb::FilterAction(e.action as u8),
-                        direction: fb::Direction(e.direction as u8),
-                        snippet,
-                    },
-                );
-                (fb::Body::FilterLog, t.as_union_value())
+                use fb::FilterLog as T;
+                write_record(
+                    out,
+                    fb::Body::FilterLog,
+                    &m,
+                    T::VT_META,
+                    &[
+                        scalar(T::VT_FILTER, 2, e.filter.into()),
+                        scalar(T::VT_TERM, 2, e.term.into()),
+                        scalar(T::VT_ACTION, 1, e.action as u64),
+                        scalar(T::VT_DIRECTION, 1, e.direction as u64),
+                    ],
+                    snip(T::VT_SNIPPET),
+                )
             }
             Event::SessionOpen(e) => {
-                let t = fb::SessionOpen::create(
-                    fbb,
-                    &fb::SessionOpenArgs {
-                        meta: Some(&m),
-                        session_id: e.session_id,
-                        policy: e.policy,
-                    },
-                );
-                (fb::Body::SessionOpen, t.as_union_value())
+                use fb::SessionOpen as T;
+                write_record(
+                    out,
+                    fb::Body::SessionOpen,
+                    &m,
+                    T::VT_META,
+                    &[
+                        scalar(T::VT_SESSION_ID, 8, e.session_id),
+                        scalar(T::VT_POLICY, 4, e.policy.into()),
+                    ],
+                    None,
+                )
             }
             Event::SessionClose(e) => {
-                let t = fb::SessionClose::create(
-                    fbb,
-                    &fb::SessionCloseArgs {
-                        meta: Some(&m),
-                        session_id: e.session_id,
-                        policy: e.policy,
-                        reason: fb::CloseReason(e.reason as u8),
-                        packets_client: e.packets_client,
-                        bytes_client: e.bytes_client,
-                        packets_server: e.packets_server,
-                        bytes_server: e.bytes_server,
-                        elapsed_ns: e.elapsed_ns,
-                    },
-                );
-                (fb::Body::SessionClose, t.as_union_value())
+                use fb::SessionClose as T;
+                write_record(
+                    out,
+                    fb::Body::SessionClose,
+                    &m,
+                    T::VT_META,
+                    &[
+                        scalar(T::VT_SESSION_ID, 8, e.session_id),
+                        scalar(T::VT_PACKETS_CLIENT, 8, e.packets_client),
+                        scalar(T::VT_BYTES_CLIENT, 8, e.bytes_client),
+                        scalar(T::VT_PACKETS_SERVER, 8, e.packets_server),
+                        scalar(T::VT_BYTES_SERVER, 8, e.bytes_server),
+                        scalar(T::VT_ELAPSED_NS, 8, e.elapsed_ns),
+                        scalar(T::VT_POLICY, 4, e.policy.into()),
+                        scalar(T::VT_REASON, 1, e.reason as u64),
+                    ],
+                    None,
+                )
             }
         };
-        let rec = fb::Record::create(
-            fbb,
-            &fb::RecordArgs {
-                body_type,
-                body: Some(body),
-            },
-        );
-        fbb.finish_size_prefixed(rec, Some(fb::RECORD_IDENTIFIER));
-        fbb.finished_data()
+        match len {
+            Some(len) => {
+                slot.len = len as u16;
+                slot.event_type = event.event_type() as u8;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Like [`Encoder::encode`] but returns the size-prefixed record bytes
+    /// (valid until the next call), e.g. to write a stream file.
+    pub fn encode_bytes(
+        &mut self,
+        seq: u64,
+        meta: &PacketMeta,
+        event: &Event,
+        snippet: &[u8],
+    ) -> &[u8] {
+        let mut slot = std::mem::replace(&mut self.scratch, EventSlot::EMPTY);
+        if !self.encode(seq, meta, event, snippet, &mut slot) {
+            slot.len = 0;
+        }
+        self.scratch = slot;
+        self.scratch.as_bytes()
     }
 
     pub fn encode_policy_deny(

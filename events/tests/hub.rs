@@ -217,11 +217,14 @@ fn stalled_consumer_loses_only_its_own_records_and_counts_reconcile() {
     // The stalled consumer starts reading: it gets its buffered records and
     // a loss record that explains exactly what it missed.
     let stalled_reader = reader(stalled);
-    for _ in 0..50 {
+    // Until everything buffered for it is written (a few ticks; longer
+    // when the machine is loaded).
+    wait_for(|| {
         hub.tick(now);
         now += 1_000_000;
         thread::sleep(Duration::from_millis(2));
-    }
+        hub.stats().consumers[1].buffered_bytes == 0
+    });
     let s = hub.stats();
     drop(hub); // closes the sockets: readers see EOF
     let fast = fast_reader.join().unwrap();
