@@ -175,6 +175,8 @@ pub struct Worker {
     /// instead of dropping packets already received.
     pub stalled: Vec<(usize, Mbuf, u64)>,
     pub stage_totals: StageTotals,
+    /// Reused for every packet (the pipeline writes into it in place).
+    pub decision: engine::Decision,
 }
 
 /// Refused handoffs held before RX pauses (a burst's worth, and then some).
@@ -263,10 +265,7 @@ impl Worker {
             screens,
             SessionCloseReason::Shutdown,
             now,
-            &mut |e| {
-                bump(&counters.events[event_index(&e)], 1);
-                events.emit(&e, None, &[], now);
-            },
+            &mut |e| export(counters, events, &e, None, &[], now),
         );
         self.publish_sessions();
         stop.finished.fetch_add(1, Ordering::AcqRel);
@@ -303,20 +302,22 @@ impl Worker {
 
     #[inline(always)]
     fn process(&mut self, m: Mbuf, iface: usize, now: u64) {
-        let d = self
-            .pipeline
-            .process(&self.rules, &self.screens, m.data(), iface as u16, now);
+        self.pipeline.process_into(
+            &self.rules,
+            &self.screens,
+            m.data(),
+            iface as u16,
+            now,
+            &mut self.decision,
+        );
         if self.pipeline.last_sampled() {
             let before = tsc_cycles();
-            for e in d.events() {
-                self.emit(e, Some(&d), m.data(), now);
-            }
+            self.export_events(&m, now);
             self.stage_totals.events_cycles += tsc_cycles() - before;
         } else {
-            for e in d.events() {
-                self.emit(e, Some(&d), m.data(), now);
-            }
+            self.export_events(&m, now);
         }
+        let d = &self.decision;
         if matches!(
             d.reason,
             engine::Reason::Malformed(_) | engine::Reason::MalformedForwarded(_)
@@ -325,20 +326,34 @@ impl Worker {
         }
         match d.verdict {
             Verdict::Forward { egress } => self.stage(egress as usize, m),
-            Verdict::Drop => self.count_drop(&d),
+            Verdict::Drop => self.count_drop(d.reason),
             Verdict::Reject => {
-                self.count_drop(&d);
-                if let Some(pkt) = d.packet {
+                self.count_drop(d.reason);
+                if let Some(pkt) = self.decision.packet {
                     self.send_reject(&m, &pkt, iface);
                 }
             }
         }
     }
 
-    fn count_drop(&mut self, d: &engine::Decision) {
+    /// Counts and exports the events of the decision just made.
+    #[inline(always)]
+    fn export_events(&mut self, m: &Mbuf, now: u64) {
+        let Worker {
+            decision,
+            counters,
+            events,
+            ..
+        } = self;
+        for e in decision.events() {
+            export(counters, events, e, Some(decision), m.data(), now);
+        }
+    }
+
+    fn count_drop(&self, reason: engine::Reason) {
         bump(&self.counters.dropped, 1);
         bump(
-            &self.counters.drops[d.reason.drop_index().min(DROP_COUNTERS.len() - 1)],
+            &self.counters.drops[reason.drop_index().min(DROP_COUNTERS.len() - 1)],
             1,
         );
     }
@@ -362,13 +377,6 @@ impl Worker {
         }
     }
 
-    /// Counts an event and exports it on this worker's event ring.
-    #[inline(always)]
-    fn emit(&mut self, e: &Event, d: Option<&engine::Decision>, frame: &[u8], now: u64) {
-        bump(&self.counters.events[event_index(e)], 1);
-        self.events.emit(e, d, frame, now);
-    }
-
     fn age(&mut self, now: u64) {
         let Worker {
             pipeline,
@@ -379,8 +387,7 @@ impl Worker {
             ..
         } = self;
         pipeline.expire(rules, screens, now, EXPIRE_BUDGET, &mut |e| {
-            bump(&counters.events[event_index(&e)], 1);
-            events.emit(&e, None, &[], now);
+            export(counters, events, &e, None, &[], now)
         });
         self.publish_sessions();
     }
@@ -497,6 +504,20 @@ impl Worker {
             }
         }
     }
+}
+
+/// Counts an event and exports it on this worker's event ring.
+#[inline(always)]
+fn export(
+    counters: &WorkerCounters,
+    events: &mut WorkerEvents,
+    e: &Event,
+    d: Option<&engine::Decision>,
+    frame: &[u8],
+    now: u64,
+) {
+    bump(&counters.events[event_index(e)], 1);
+    events.emit(e, d, frame, now);
 }
 
 #[inline(always)]

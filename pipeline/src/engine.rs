@@ -236,6 +236,20 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A decision before any stage ran (what [`Worker::process_into`] overwrites).
+    pub const BLANK: Decision = Decision {
+        verdict: Verdict::Drop,
+        stage: Stage::Parse,
+        reason: Reason::NonIp,
+        rule: RuleRef::None,
+        ingress: 0,
+        egress: None,
+        from_zone: 0,
+        to_zone: None,
+        packet: None,
+        events: [None; MAX_EVENTS],
+    };
+
     pub fn events(&self) -> impl Iterator<Item = &Event> {
         self.events.iter().flatten()
     }
@@ -622,12 +636,27 @@ impl Worker {
         ingress: u16,
         now_ns: u64,
     ) -> Decision {
+        let mut d = Decision::BLANK;
+        self.process_into(rules, screens, frame, ingress, now_ns, &mut d);
+        d
+    }
+
+    /// [`Worker::process`] writing into a decision the caller reuses (the
+    /// worker loop), so the decision is never moved between stages.
+    pub fn process_into(
+        &mut self,
+        rules: &Ruleset,
+        screens: &ScreenState,
+        frame: &[u8],
+        ingress: u16,
+        now_ns: u64,
+        d: &mut Decision,
+    ) {
         if let Some(s) = &mut self.sampler {
             s.begin();
         }
-        let d = self.run_stages(rules, screens, frame, ingress, now_ns);
+        self.run_stages(rules, screens, frame, ingress, now_ns, d);
         self.last_sampled = self.sampler.as_mut().is_some_and(StageSampler::end);
-        d
     }
 
     #[inline(always)]
@@ -638,10 +667,11 @@ impl Worker {
         frame: &[u8],
         ingress: u16,
         now_ns: u64,
-    ) -> Decision {
+        d: &mut Decision,
+    ) {
         self.counters.packets += 1;
         let port = rules.ports[ingress as usize];
-        let mut d = Decision {
+        *d = Decision {
             verdict: Verdict::Drop,
             stage: Stage::Parse,
             reason: Reason::NonIp,
@@ -671,8 +701,8 @@ impl Worker {
 
         if let Some(f) = port.input_filter {
             self.enter(CostStage::FilterInput);
-            if let Some(done) = self.run_filter(rules, &mut d, f, &pkt, FilterDirection::Input) {
-                return done;
+            if self.run_filter(rules, d, f, &pkt, FilterDirection::Input) {
+                return;
             }
         }
 
@@ -919,7 +949,7 @@ impl Worker {
         f: u16,
         pkt: &ParsedPacket,
         dir: FilterDirection,
-    ) -> Option<Decision> {
+    ) -> bool {
         let filter = &rules.config.filters[f as usize];
         let outcome = filter::evaluate(filter, pkt);
         rules.hits.bump(
@@ -948,28 +978,29 @@ impl Worker {
             None => RuleRef::FilterEnd { filter: f },
         };
         let (reason, verdict) = match (action, term) {
-            (FilterAction::Accept, _) => return None,
+            (FilterAction::Accept, _) => return false,
             (FilterAction::Reject, _) => (Reason::FilterReject, Verdict::Reject),
             (FilterAction::Discard, Some(_)) => (Reason::FilterDiscard, Verdict::Drop),
             (FilterAction::Discard, None) => (Reason::FilterImplicitDiscard, Verdict::Drop),
         };
         d.rule = rule;
-        Some(self.drop(*d, stage, reason, verdict))
+        self.drop(d, stage, reason, verdict);
+        true
     }
 
     fn output(
         &mut self,
         rules: &Ruleset,
-        mut d: Decision,
+        d: &mut Decision,
         egress: u16,
         pkt: &ParsedPacket,
         reason: Reason,
-    ) -> Decision {
+    ) {
         self.enter(CostStage::FilterOutput);
         if let Some(f) = rules.ports[egress as usize].output_filter {
             let rule = d.rule;
-            if let Some(done) = self.run_filter(rules, &mut d, f, pkt, FilterDirection::Output) {
-                return done;
+            if self.run_filter(rules, d, f, pkt, FilterDirection::Output) {
+                return;
             }
             d.rule = rule;
         }
@@ -977,30 +1008,22 @@ impl Worker {
         self.forward(d, reason)
     }
 
-    fn forward(&mut self, mut d: Decision, reason: Reason) -> Decision {
+    fn forward(&mut self, d: &mut Decision, reason: Reason) {
         match d.egress {
             Some(egress) => {
                 self.counters.forwarded += 1;
                 d.verdict = Verdict::Forward { egress };
                 d.reason = reason;
-                d
             }
             None => self.drop(d, Stage::Session, Reason::NoEgress, Verdict::Drop),
         }
     }
 
-    fn drop(
-        &mut self,
-        mut d: Decision,
-        stage: Stage,
-        reason: Reason,
-        verdict: Verdict,
-    ) -> Decision {
+    fn drop(&mut self, d: &mut Decision, stage: Stage, reason: Reason, verdict: Verdict) {
         self.counters.dropped[reason.drop_index().min(DROP_COUNTERS.len() - 1)] += 1;
         d.verdict = verdict;
         d.stage = stage;
         d.reason = reason;
-        d
     }
 }
 

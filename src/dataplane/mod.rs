@@ -312,6 +312,7 @@ pub fn run(
                 ),
                 stalled: Vec::with_capacity(STALL_CAPACITY),
                 stage_totals: Default::default(),
+                decision: rampart_pipeline::engine::Decision::BLANK,
                 rules_in,
                 rules_out,
             }
