@@ -91,6 +91,20 @@ impl RawRing {
     }
 }
 
+impl RawRing {
+    /// The element at `i` of a zero-copy reservation of `n` elements.
+    fn zc_element(&self, zcd: &sys::rte_ring_zc_data, i: u32) -> *mut c_void {
+        let (base, at) = if i < zcd.n1 {
+            (zcd.ptr1, i)
+        } else {
+            (zcd.ptr2, i - zcd.n1)
+        };
+        base.cast::<u8>()
+            .wrapping_add((at * self.elem_size) as usize)
+            .cast()
+    }
+}
+
 impl Drop for RawRing {
     fn drop(&mut self) {
         // SAFETY: both handles are gone; nobody uses the ring any more.
@@ -101,9 +115,11 @@ impl Drop for RawRing {
 /// Namespace for creating typed SP/SC rings.
 pub struct Ring<T>(PhantomData<T>);
 
-impl<T: Copy + Send + 'static> Ring<T> {
+impl<T: Copy + Default + Send + 'static> Ring<T> {
     /// Creates a ring holding exactly `count` elements of `T` (a size that
-    /// must be a multiple of 4 bytes), split into its two ends.
+    /// must be a multiple of 4 bytes), split into its two ends. Every slot
+    /// of the ring's memory is written with `T::default()` first, so the
+    /// in-place (zero-copy) methods only ever see initialized values.
     pub fn create(
         eal: &Eal,
         name: &str,
@@ -111,7 +127,7 @@ impl<T: Copy + Send + 'static> Ring<T> {
         socket: i32,
     ) -> Result<(RingProducer<T>, RingConsumer<T>), RingError> {
         let ring = Arc::new(RawRing::create(eal, name, count, size_of::<T>(), socket)?);
-        Ok((
+        let (mut tx, mut rx) = (
             RingProducer {
                 ring: ring.clone(),
                 _t: PhantomData,
@@ -120,7 +136,17 @@ impl<T: Copy + Send + 'static> Ring<T> {
                 ring,
                 _t: PhantomData,
             },
-        ))
+        );
+        // The ring's storage is the next power of two above `count`, at
+        // most 2 * count slots: two full passes write every one of them.
+        let fill = vec![T::default(); count as usize];
+        let mut scratch = fill.clone();
+        for _ in 0..2 {
+            let n = tx.enqueue_burst(&fill);
+            debug_assert_eq!(n, count as usize);
+            rx.dequeue_burst(&mut scratch[..n]);
+        }
+        Ok((tx, rx))
     }
 }
 
@@ -166,7 +192,68 @@ impl<T: Copy> RingProducer<T> {
     }
 }
 
+impl<T: Copy> RingProducer<T> {
+    /// Writes the next element in place, in the ring's own memory (no copy
+    /// of `T`): `fill` gets the slot, holding some earlier value, and
+    /// returns whether to publish it. False if the ring is full or `fill`
+    /// declined.
+    #[inline(always)]
+    pub fn enqueue_in_place(&mut self, fill: impl FnOnce(&mut T) -> bool) -> bool {
+        let mut zcd = sys::rte_ring_zc_data::default();
+        // SAFETY: we are the only producer of this SP ring; zcd receives
+        // the reserved slot.
+        let n = unsafe {
+            sys::rte_ring_enqueue_zc_burst_elem_start(
+                self.ring.raw.as_ptr(),
+                self.ring.elem_size,
+                1,
+                &mut zcd,
+                std::ptr::null_mut(),
+            )
+        };
+        if n == 0 {
+            return false;
+        }
+        // SAFETY: the reserved slot is size_of::<T>() bytes of ring memory
+        // that no one else touches until the finish below; it holds an
+        // initialized T (Ring::create writes every slot, and every later
+        // write is a whole or in-place-modified T); rte_ring aligns element
+        // storage to a cache line, and esize is size_of::<T>().
+        let slot = unsafe { &mut *self.ring.zc_element(&zcd, 0).cast::<T>() };
+        let publish = fill(slot);
+        // SAFETY: finishes the reservation made above, publishing 1 or 0.
+        unsafe { sys::rte_ring_enqueue_zc_elem_finish(self.ring.raw.as_ptr(), u32::from(publish)) };
+        publish
+    }
+}
+
 impl<T: Copy> RingConsumer<T> {
+    /// Visits up to `max` elements in place, in the ring's own memory (no
+    /// copy of `T`), then releases them; returns how many.
+    #[inline(always)]
+    pub fn dequeue_in_place(&mut self, max: usize, mut visit: impl FnMut(&T)) -> usize {
+        let mut zcd = sys::rte_ring_zc_data::default();
+        // SAFETY: we are the only consumer of this SC ring.
+        let n = unsafe {
+            sys::rte_ring_dequeue_zc_burst_elem_start(
+                self.ring.raw.as_ptr(),
+                self.ring.elem_size,
+                max.min(u32::MAX as usize) as u32,
+                &mut zcd,
+                std::ptr::null_mut(),
+            )
+        };
+        for i in 0..n {
+            // SAFETY: the first n elements of the reservation are published
+            // values of T that the producer no longer writes until the
+            // finish below.
+            visit(unsafe { &*self.ring.zc_element(&zcd, i).cast::<T>() });
+        }
+        // SAFETY: finishes the reservation made above.
+        unsafe { sys::rte_ring_dequeue_zc_elem_finish(self.ring.raw.as_ptr(), n) };
+        n as usize
+    }
+
     /// Dequeues up to `out.len()` items into `out`; returns how many.
     #[inline(always)]
     pub fn dequeue_burst(&mut self, out: &mut [T]) -> usize {

@@ -104,6 +104,38 @@ fn typed_ring_is_fifo_and_bounded() {
 }
 
 #[test]
+fn typed_ring_in_place_is_fifo_across_the_wrap() {
+    let eal = eal("ring-zc", &[]);
+    // 5 elements: the storage has 8 slots, so indices wrap inside bursts.
+    let (mut tx, mut rx) = Ring::<[u32; 4]>::create(&eal, "zc", 5, 0).unwrap();
+    assert!(tx.is_empty(), "priming leaves the ring empty");
+    let mut next = 0u32;
+    let mut expect = 0u32;
+    for round in 0..20 {
+        // Fill until full; the slot always holds an earlier value.
+        while tx.enqueue_in_place(|slot| {
+            *slot = [next, next + 1, next + 2, round];
+            true
+        }) {
+            next += 1;
+        }
+        assert_eq!(tx.len(), 5);
+        assert!(!tx.enqueue_in_place(|_| unreachable!("full ring")));
+        // A declined fill publishes nothing.
+        let mut got = Vec::new();
+        assert_eq!(rx.dequeue_in_place(3, |v| got.push(*v)), 3);
+        assert!(!tx.enqueue_in_place(|_| false));
+        assert_eq!(tx.len(), 2);
+        assert_eq!(rx.dequeue_in_place(100, |v| got.push(*v)), 2);
+        for v in got {
+            assert_eq!(v[..3], [expect, expect + 1, expect + 2]);
+            expect += 1;
+        }
+    }
+    assert_eq!(expect, next);
+}
+
+#[test]
 fn mbuf_ring_moves_ownership_and_frees_leftovers() {
     let eal = eal("mbuf-ring", &[]);
     let pool = Mempool::create_pktmbuf(&eal, "pool", 1023, 0, 0).unwrap();

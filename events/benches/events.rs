@@ -95,10 +95,10 @@ struct Repeat {
 }
 
 impl EventSource for Repeat {
-    fn pull(&mut self, out: &mut [EventSlot]) -> usize {
-        let n = (out.len() as u64).min(self.remaining) as usize;
-        for o in &mut out[..n] {
-            *o = self.slot;
+    fn drain_into(&mut self, max: usize, each: &mut dyn FnMut(&EventSlot)) -> usize {
+        let n = (max as u64).min(self.remaining) as usize;
+        for _ in 0..n {
+            each(&self.slot);
         }
         self.remaining -= n as u64;
         n

@@ -28,28 +28,30 @@ const N: usize = EventType::COUNT;
 /// the worker's DPDK `rte_ring` (dequeue burst). Source `i` is worker `i`
 /// (the `i`-th registered [`SharedCounters`]).
 pub trait EventSource {
-    /// Moves up to `out.len()` records into `out`; returns how many.
-    fn pull(&mut self, out: &mut [EventSlot]) -> usize;
+    /// Hands up to `max` records to `each`, oldest first, and removes them;
+    /// returns how many. A ring source lends its slots in place, so a
+    /// record is copied once, straight into the consumers' buffers.
+    fn drain_into(&mut self, max: usize, each: &mut dyn FnMut(&EventSlot)) -> usize;
 }
 
 impl<T: EventSource + ?Sized> EventSource for &mut T {
-    fn pull(&mut self, out: &mut [EventSlot]) -> usize {
-        (**self).pull(out)
+    fn drain_into(&mut self, max: usize, each: &mut dyn FnMut(&EventSlot)) -> usize {
+        (**self).drain_into(max, each)
     }
 }
 
 impl<T: EventSource + ?Sized> EventSource for Box<T> {
-    fn pull(&mut self, out: &mut [EventSlot]) -> usize {
-        (**self).pull(out)
+    fn drain_into(&mut self, max: usize, each: &mut dyn FnMut(&EventSlot)) -> usize {
+        (**self).drain_into(max, each)
     }
 }
 
 /// A plain in-memory source (tests, tools): records are pulled in order.
 impl EventSource for std::collections::VecDeque<EventSlot> {
-    fn pull(&mut self, out: &mut [EventSlot]) -> usize {
-        let n = out.len().min(self.len());
-        for (o, s) in out.iter_mut().zip(self.drain(..n)) {
-            *o = s;
+    fn drain_into(&mut self, max: usize, each: &mut dyn FnMut(&EventSlot)) -> usize {
+        let n = max.min(self.len());
+        for s in self.drain(..n) {
+            each(&s);
         }
         n
     }
@@ -415,7 +417,8 @@ pub struct Hub {
     names: Names,
     names_bytes: Vec<u8>,
     ctl: ControlEncoder,
-    scratch: Vec<EventSlot>,
+    /// Records taken from one source per round-robin turn.
+    burst: usize,
     rr: usize,
     now_ns: u64,
     last_stats_ns: u64,
@@ -449,7 +452,7 @@ impl Hub {
             names: Names::default(),
             names_bytes: Vec::new(),
             ctl: ControlEncoder::new(),
-            scratch: vec![EventSlot::EMPTY; burst],
+            burst,
             rr: 0,
             now_ns: now,
             last_stats_ns: 0,
@@ -620,10 +623,8 @@ impl Hub {
         let start = self.rr % len;
         for k in 0..len {
             let i = (start + k) % len;
-            let n = sources[i].pull(&mut self.scratch);
-            total += n;
             let Hub {
-                scratch,
+                burst,
                 consumers,
                 ctl,
                 names_bytes,
@@ -632,10 +633,10 @@ impl Hub {
                 now_ns,
                 ..
             } = self;
-            for slot in &scratch[..n] {
+            total += sources[i].drain_into(*burst, &mut |slot| {
                 let (Some(t), false) = (slot.event_type(), slot.is_empty()) else {
                     *invalid += 1;
-                    continue;
+                    return;
                 };
                 let t = t.index();
                 drained[i][t] += 1;
@@ -643,7 +644,7 @@ impl Hub {
                 for c in consumers.iter_mut() {
                     c.offer(t, bytes, ctl, names_bytes, *now_ns);
                 }
-            }
+            });
         }
         self.rr = (start + 1) % len;
         total
