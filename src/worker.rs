@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rampart_core::{
-    tsc_cycles, ArcReceiver, ArcSender, Burst, Mbuf, MbufRingConsumer, MbufRingProducer, Mempool,
-    RxQueue, TxQueue,
+    prefetch, tsc_cycles, ArcReceiver, ArcSender, Burst, Mbuf, MbufRingConsumer, MbufRingProducer,
+    Mempool, RxQueue, TxQueue, MAX_BURST,
 };
 use rampart_pipeline::engine::{self, Event, Ruleset, Verdict, DROP_COUNTERS};
 use rampart_pipeline::screen::ScreenState;
@@ -177,6 +177,16 @@ pub struct Worker {
     pub stage_totals: StageTotals,
     /// Reused for every packet (the pipeline writes into it in place).
     pub decision: engine::Decision,
+    /// The RX burst being processed, packet by packet: parsed ahead here,
+    /// or handed to the worker that owns its flow.
+    pub routes: [Route; MAX_BURST],
+}
+
+/// What a worker does with one packet of its RX burst.
+#[derive(Clone, Copy)]
+pub enum Route {
+    Here(engine::Prepared),
+    HandOff(usize),
 }
 
 /// Refused handoffs held before RX pauses (a burst's worth, and then some).
@@ -220,8 +230,14 @@ impl Worker {
                 let iface = *iface;
                 work += n;
                 bump(&self.counters.rx, n as u64);
-                for m in burst.drain() {
-                    self.receive(m, iface, now);
+                self.route_burst(&burst);
+                for (i, m) in burst.drain().enumerate() {
+                    match self.routes[i] {
+                        Route::Here(prepared) => self.process_prepared(m, prepared, iface, now),
+                        Route::HandOff(owner) => {
+                            self.hand_off(owner, m, TAG_PROCESS | iface as u64)
+                        }
+                    }
                 }
             }
             work += self.drain_handoffs(now);
@@ -285,27 +301,42 @@ impl Worker {
         }
     }
 
-    /// A packet from our RX queue: process it here, or hand it to the
-    /// worker that owns its flow.
+    /// First pass over an RX burst: each packet is either the flow of
+    /// another worker (handed off) or parsed here, with its session slot
+    /// prefetched while the rest of the burst parses (l3fwd-style).
     #[inline(always)]
-    fn receive(&mut self, m: Mbuf, iface: usize, now: u64) {
-        if self.software_dispatch {
-            if let Some(owner) = engine::owner_worker(m.data(), self.workers) {
-                if owner != self.index {
-                    self.hand_off(owner, m, TAG_PROCESS | iface as u64);
-                    return;
+    fn route_burst(&mut self, burst: &Burst) {
+        for (i, m) in burst.as_slice().iter().enumerate() {
+            if self.software_dispatch {
+                if let Some(owner) = engine::owner_worker(m.data(), self.workers) {
+                    if owner != self.index {
+                        self.routes[i] = Route::HandOff(owner);
+                        continue;
+                    }
                 }
             }
+            let prepared = self.pipeline.prepare(m.data());
+            if let Some(entry) = self.pipeline.session_hint(&prepared) {
+                prefetch(entry);
+            }
+            self.routes[i] = Route::Here(prepared);
         }
-        self.process(m, iface, now);
+    }
+
+    /// A packet handed to us by another worker (not parsed yet).
+    #[inline(always)]
+    fn process(&mut self, m: Mbuf, iface: usize, now: u64) {
+        let prepared = self.pipeline.prepare(m.data());
+        self.process_prepared(m, prepared, iface, now);
     }
 
     #[inline(always)]
-    fn process(&mut self, m: Mbuf, iface: usize, now: u64) {
-        self.pipeline.process_into(
+    fn process_prepared(&mut self, m: Mbuf, prepared: engine::Prepared, iface: usize, now: u64) {
+        self.pipeline.process_prepared(
             &self.rules,
             &self.screens,
             m.data(),
+            prepared,
             iface as u16,
             now,
             &mut self.decision,

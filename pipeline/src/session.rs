@@ -395,6 +395,12 @@ impl SessionTable {
         h as usize & self.mask
     }
 
+    /// The index entry where the lookup of `key` (either direction) starts.
+    #[inline]
+    pub fn home_entry(&self, key: &FlowKey) -> &u64 {
+        &self.index[self.home(hash(&canonical(key).0))]
+    }
+
     /// Finds the session of a packet in either direction.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<(SessionHandle, Direction)> {

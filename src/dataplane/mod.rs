@@ -22,8 +22,8 @@ use crate::export::{self, WorkerEvents};
 use crate::log;
 use crate::metrics::{Exposition, MetricsEndpoint};
 use crate::worker::{
-    Clock, StopSignal, TxPath, Worker, WorkerCounters, EVENT_TYPES, STAGES, STAGE_SAMPLE_EVERY,
-    STALL_CAPACITY,
+    Clock, Route, StopSignal, TxPath, Worker, WorkerCounters, EVENT_TYPES, STAGES,
+    STAGE_SAMPLE_EVERY, STALL_CAPACITY,
 };
 use plan::{PortCaps, TxRoute};
 use rampart_pipeline::engine::{Ruleset, DROP_COUNTERS};
@@ -313,6 +313,7 @@ pub fn run(
                 stalled: Vec::with_capacity(STALL_CAPACITY),
                 stage_totals: Default::default(),
                 decision: rampart_pipeline::engine::Decision::BLANK,
+                routes: [Route::HandOff(0); rampart_core::MAX_BURST],
                 rules_in,
                 rules_out,
             }
