@@ -77,6 +77,15 @@ then = "permit"
         assert_eq!(meta.gid(), 0, "{sock} belongs to group root");
     }
 
+    // DPDK's own runtime files (the telemetry socket) are private to the
+    // user Rampart runs as (umask 077 before EAL starts).
+    let telemetry_socket = format!("/var/run/dpdk/{prefix}/dpdk_telemetry.v2");
+    let mode = std::fs::metadata(&telemetry_socket)
+        .unwrap_or_else(|e| panic!("{telemetry_socket}: {e}"))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "{telemetry_socket} mode {mode:o}");
+
     // DPDK telemetry, with DPDK's own client.
     let mut tel = Command::new("dpdk-telemetry.py")
         .args(["-f", prefix])

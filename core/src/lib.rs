@@ -69,3 +69,12 @@ pub fn tsc_hz() -> u64 {
     // SAFETY: plain getter of a value EAL computed at init.
     unsafe { rampart_dpdk_sys::rte_get_tsc_hz() }
 }
+
+/// Sets the process's file-creation mask and returns the previous one.
+/// `rampart run` restricts it before creating its sockets, so a socket is
+/// never reachable by others in the moment between its creation and the
+/// chmod to the configured mode.
+pub fn set_umask(mask: u32) -> u32 {
+    // SAFETY: umask only swaps a per-process integer; it cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}

@@ -115,6 +115,11 @@ pub fn run(
     stop_when: &StopConditions,
 ) -> anyhow::Result<Summary> {
     let workers = config.dataplane.workers as usize;
+    // Everything this process creates (its sockets before their chmod to
+    // events.socket_mode, DPDK's runtime files, --stats-out) is private to
+    // its user unless the config says otherwise. Set before EAL starts
+    // threads: the mask is per process.
+    rampart_core::set_umask(0o077);
     let eal = EalBuilder::new().args(eal_args(config)).init().with_context(|| {
         let devices: Vec<String> = config
             .interfaces
