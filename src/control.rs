@@ -1,5 +1,6 @@
 //! The control socket: a Unix stream socket (mode 0660) that answers one
-//! command per connection (`stats`), served from the main lcore without
+//! command per connection (`stats`, `reload`, `rules`; the request format is
+//! [`rampart_events::request`]), served from the main lcore without
 //! blocking it.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use rampart_events::request::{parse_request, ControlCommand, MAX_REQUEST_BYTES};
 
 pub struct ControlSocket {
     listener: UnixListener,
@@ -43,24 +45,31 @@ impl ControlSocket {
         })
     }
 
-    /// Answers the clients waiting now, one command line each.
-    pub fn serve(&self, mut handle: impl FnMut(&str) -> String) {
+    /// Answers the clients waiting now, one command line each; requests
+    /// that are not a command get an `{"error": ...}` reply without
+    /// reaching `handle`.
+    pub fn serve(&self, mut handle: impl FnMut(ControlCommand) -> String) {
         while let Ok((stream, _)) = self.listener.accept() {
             let _ = answer(stream, &mut handle);
         }
     }
 }
 
-fn answer(stream: UnixStream, handle: &mut impl FnMut(&str) -> String) -> std::io::Result<()> {
+fn answer(
+    stream: UnixStream,
+    handle: &mut impl FnMut(ControlCommand) -> String,
+) -> std::io::Result<()> {
     // A client that does not send its command promptly is dropped; the
     // control plane never waits on one for long.
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_millis(100)))?;
     stream.set_write_timeout(Some(Duration::from_millis(500)))?;
-    let mut line = String::new();
-    BufReader::new((&stream).take(256)).read_line(&mut line)?;
-    let command: String = line.trim().chars().take(40).collect();
-    let reply = handle(&command);
+    let mut line = Vec::new();
+    BufReader::new((&stream).take(MAX_REQUEST_BYTES as u64)).read_until(b'\n', &mut line)?;
+    let reply = match parse_request(&line) {
+        Ok(command) => handle(command),
+        Err(e) => e.to_json(),
+    };
     (&stream).write_all(reply.as_bytes())?;
     (&stream).write_all(b"\n")
 }

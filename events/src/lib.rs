@@ -21,6 +21,7 @@ pub mod decode;
 pub mod encode;
 pub mod hub;
 pub mod render;
+pub mod request;
 pub mod syslog;
 pub mod types;
 
@@ -36,6 +37,7 @@ pub use decode::{
 pub use encode::{Encoder, EventSlot, MAX_SNIPPET, SLOT_CAPACITY, SLOT_SIZE};
 pub use hub::{ConsumerStats, EventSource, Hub, HubConfig, HubError, HubStats};
 pub use render::{render, Format};
+pub use request::{parse_request, ControlCommand, RequestError};
 pub use types::{
     ipv4_mapped, CloseReason, Direction, Event, EventType, FilterAction, FilterLog, FilterName,
     InterfaceName, Names, PacketMeta, PolicyDeny, PolicyName, ScreenDrop, ScreenOption,

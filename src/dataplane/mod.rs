@@ -14,7 +14,7 @@ use rampart_core::{
     port_stats, ArcReceiver, ArcRing, ArcSender, Burst, EalBuilder, MbufRing, Mempool, Port,
     PortConfig, PortStats, QueueId, Ring, StartedPort,
 };
-use rampart_events::{EventSlot, Hub, HubConfig};
+use rampart_events::{ControlCommand, EventSlot, Hub, HubConfig};
 use rampart_pipeline::config::Config;
 
 use crate::control::ControlSocket;
@@ -627,10 +627,9 @@ impl ControlPlane<'_> {
         loop {
             let moved = self.hub.poll(self.sources, wall_ns());
             control.serve(|command| match command {
-                "stats" => self.stats_json(),
-                "reload" => self.reload_json(),
-                "rules" => self.rules_json(),
-                other => serde_json::json!({"error": format!("unknown command {other:?}; known: stats, reload")}).to_string(),
+                ControlCommand::Stats => self.stats_json(),
+                ControlCommand::Reload => self.reload_json(),
+                ControlCommand::Rules => self.rules_json(),
             });
             if let Some(m) = metrics {
                 m.serve(|| self.prometheus_text());
