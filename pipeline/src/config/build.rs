@@ -36,7 +36,18 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
         Ok(root) => root,
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim().replace('\n', ": ");
+            let mut message = e.message().trim().replace('\n', ": ");
+            if message.is_empty() {
+                // The TOML parser says nothing about some bad characters
+                // (a NUL in a comment): name the character instead.
+                message = match text.get(span.start..).and_then(|s| s.chars().next()) {
+                    Some(c) if c.is_control() => {
+                        format!("control character U+{:04X} is not allowed here", c as u32)
+                    }
+                    Some(c) => format!("unexpected character {c:?}"),
+                    None => "unexpected end of file".into(),
+                };
+            }
             ctx.err(&span, "", message);
             return Err(ctx.finish());
         }

@@ -391,6 +391,22 @@ fn toml_syntax_error_has_position() {
 }
 
 #[test]
+fn toml_error_without_a_message_names_the_character() {
+    // Found by the config_load fuzz target: the TOML parser gives an empty
+    // message for a control character in a comment.
+    for (text, line, col) in [
+        ("# a\0b\nworkers = 1\n", 1, 4),
+        ("[dataplane]\n#\u{1}\n", 2, 2),
+    ] {
+        let all = errors(text);
+        assert_eq!(all.len(), 1);
+        let e = &all.errors[0];
+        assert_eq!((e.line, e.column), (line, col), "{e}");
+        assert!(e.message.contains("control character U+"), "{e}");
+    }
+}
+
+#[test]
 fn unknown_key() {
     let text = with_base("[dataplane]\nworkerz = 2\n");
     expect_one(
