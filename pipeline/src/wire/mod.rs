@@ -120,11 +120,16 @@ pub enum Malformed {
     /// Fewer than 8 bytes of ICMP/ICMPv6 in a first fragment or unfragmented
     /// packet.
     TruncatedIcmp,
+    /// An IPv6 source or destination in the IPv4-mapped range
+    /// `::ffff:0:0/96`, which must not appear on the wire (RFC 4291
+    /// 2.5.5.2) and would alias an IPv4 address in policies and sessions
+    /// (they hold IPv4 addresses as mapped IPv6 ones).
+    Ipv6MappedAddress,
 }
 
 impl Malformed {
     /// Number of variants; counters are `[u64; Malformed::COUNT]`.
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 21;
 
     /// Every variant, in discriminant order (`ALL[r as usize] == r`).
     pub const ALL: [Malformed; Malformed::COUNT] = [
@@ -148,6 +153,7 @@ impl Malformed {
         Malformed::TruncatedUdp,
         Malformed::BadUdpLength,
         Malformed::TruncatedIcmp,
+        Malformed::Ipv6MappedAddress,
     ];
 
     /// Index into a counter array.
@@ -178,6 +184,7 @@ impl Malformed {
             Malformed::TruncatedUdp => "truncated_udp",
             Malformed::BadUdpLength => "bad_udp_length",
             Malformed::TruncatedIcmp => "truncated_icmp",
+            Malformed::Ipv6MappedAddress => "ipv6_mapped_address",
         }
     }
 }

@@ -242,6 +242,15 @@ fn parse_ipv4<const VERIFY: bool>(l2: L2Info, l3: &[u8]) -> Result<ParsedPacket,
 #[inline(always)]
 fn parse_ipv6(l2: L2Info, l3: &[u8]) -> Result<ParsedPacket, Malformed> {
     let ip = ipv6::Packet::new_checked(l3)?;
+    let (src, dst) = (
+        Addr::from_ipv6(ip.src_addr()),
+        Addr::from_ipv6(ip.dst_addr()),
+    );
+    if src.is_ipv4() || dst.is_ipv4() {
+        // Addr holds IPv4 as IPv4-mapped IPv6: such a packet would match
+        // IPv4 rules and ride IPv4 sessions.
+        return Err(Malformed::Ipv6MappedAddress);
+    }
     let up = ip.upper_layer()?;
     let total = ip.total_len();
     let frag = up.fragment.unwrap_or_default();
@@ -249,8 +258,8 @@ fn parse_ipv6(l2: L2Info, l3: &[u8]) -> Result<ParsedPacket, Malformed> {
     let mut p = ParsedPacket {
         l2,
         version: IpVersion::V6,
-        src: Addr::from_ipv6(ip.src_addr()),
-        dst: Addr::from_ipv6(ip.dst_addr()),
+        src,
+        dst,
         protocol: up.protocol,
         ttl: ip.hop_limit(),
         dscp: ip.dscp(),

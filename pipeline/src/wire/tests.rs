@@ -242,6 +242,17 @@ fn with(mut f: Vec<u8>, edits: &[(usize, u8)]) -> Vec<u8> {
     f
 }
 
+/// Edits that turn the 16-byte address at `at` into ::ffff:192.0.2.1.
+fn ipv4_mapped_at(at: usize) -> Vec<(usize, u8)> {
+    let mut mapped = [0u8; 16];
+    mapped[10..].copy_from_slice(&[0xff, 0xff, 192, 0, 2, 1]);
+    mapped
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| (at + i, b))
+        .collect()
+}
+
 #[test]
 fn every_malformed_reason_is_reached() {
     let v4_tcp = build::packet_vec(
@@ -306,6 +317,16 @@ fn every_malformed_reason_is_reached() {
         (Malformed::TruncatedUdp, shrink_v4(&v4_udp(), 5)),
         (Malformed::BadUdpLength, with(v4_udp(), &[(39, 0xff)])),
         (Malformed::TruncatedIcmp, shrink_v4(&v4_icmp, 1)),
+        // Found by the wire_parse fuzz target: ::ffff:a.b.c.d as the IPv6
+        // source (then as the destination) read as the IPv4 address a.b.c.d.
+        (
+            Malformed::Ipv6MappedAddress,
+            with(v6_tcp(), &ipv4_mapped_at(22)),
+        ),
+        (
+            Malformed::Ipv6MappedAddress,
+            with(v6_tcp(), &ipv4_mapped_at(38)),
+        ),
     ];
     let mut reached = vec![];
     for (want, frame) in &cases {
@@ -327,6 +348,7 @@ fn every_malformed_reason_is_reached() {
     );
     reached.push(Malformed::BadIpOption);
     reached.sort();
+    reached.dedup();
     assert_eq!(reached, Malformed::ALL.to_vec());
 }
 
