@@ -440,8 +440,12 @@ pub fn read_frame<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<bool> {
     }
     buf.clear();
     buf.extend_from_slice(&len);
-    buf.resize(4 + n, 0);
-    r.read_exact(&mut buf[4..])?;
+    // Grow with the bytes that arrive, not with what the prefix claims: a
+    // garbage prefix on a stream that then ends costs no 16 MiB buffer.
+    let got = r.take(n as u64).read_to_end(buf)?;
+    if got != n {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(true)
 }
 

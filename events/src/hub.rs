@@ -180,6 +180,9 @@ struct Consumer {
     dead: bool,
 }
 
+/// Bytes a consumer sent (it should send none) discarded per tick.
+const MAX_PROBE_BYTES: usize = 64 * 1024;
+
 /// Bytes of control notices kept for one consumer that is not reading.
 const MAX_NOTICE_BACKLOG: usize = 256 * 1024;
 
@@ -280,24 +283,29 @@ impl Consumer {
         }
     }
 
-    /// Detects a consumer that closed its end (consumers never send data).
-    fn probe(&mut self) {
-        let mut scratch = [0u8; 256];
-        loop {
+    /// Detects a consumer that closed its end. Consumers never send data;
+    /// what one sends anyway is discarded, at most [`MAX_PROBE_BYTES`] per
+    /// call, so a client writing without pause cannot hold the control
+    /// plane here. Returns the bytes discarded.
+    fn probe(&mut self) -> usize {
+        let mut scratch = [0u8; 4096];
+        let mut discarded = 0;
+        while discarded < MAX_PROBE_BYTES {
             match self.stream.read(&mut scratch) {
                 Ok(0) => {
                     self.dead = true;
-                    return;
+                    break;
                 }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Ok(n) => discarded += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.dead = true;
-                    return;
+                    break;
                 }
             }
         }
+        discarded
     }
 }
 
@@ -673,7 +681,7 @@ impl Hub {
         self.now_ns = now_ns;
         for c in &mut self.consumers {
             if c.ring.len == 0 {
-                c.probe();
+                let _ = c.probe();
             }
             if !c.dead && c.needs_prepare() {
                 c.prepare(&mut self.ctl, &self.names_bytes, now_ns);
@@ -781,6 +789,42 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_consumer_sending_garbage_stays_and_cannot_hold_the_hub() {
+        // What the hub does with bytes a consumer writes into the event
+        // socket: discards them, a bounded amount per tick (a client writing
+        // without pause used to keep tick() reading forever).
+        let mut hub = Hub::new(HubConfig::default());
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        hub.add_consumer(ours).unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let junk = [0xa5u8; 8192];
+        let mut sent = 0;
+        while let Ok(n) = (&theirs).write(&junk) {
+            sent += n;
+        }
+        assert!(sent > MAX_PROBE_BYTES, "socket took only {sent} bytes");
+        let c = &mut hub.consumers[0];
+        c.ring.consume(c.ring.len);
+        assert_eq!(c.probe(), MAX_PROBE_BYTES);
+        assert!(!c.dead);
+        let mut total = MAX_PROBE_BYTES;
+        loop {
+            match hub.consumers[0].probe() {
+                0 => break,
+                n => total += n,
+            }
+        }
+        assert_eq!(total, sent);
+        assert_eq!(hub.consumer_count(), 1);
+        // It still receives what it is sent, and closing is still noticed.
+        hub.tick(1);
+        assert_eq!(hub.consumer_count(), 1);
+        drop(theirs);
+        hub.tick(2);
+        assert_eq!(hub.consumer_count(), 0);
+    }
 
     #[test]
     fn ring_wraps() {
