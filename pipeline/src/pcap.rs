@@ -7,6 +7,10 @@ use std::io::{self, Read, Write};
 /// Link type of Ethernet captures.
 pub const LINKTYPE_ETHERNET: u32 = 1;
 
+/// Largest record accepted, whatever snap length a file claims (libpcap's
+/// `MAXIMUM_SNAPLEN`): a record is read into memory at its stated length.
+pub const MAX_RECORD_LEN: u32 = 262_144;
+
 const MAGIC_USEC: u32 = 0xa1b2_c3d4;
 const MAGIC_NSEC: u32 = 0xa1b2_3c4d;
 
@@ -59,7 +63,7 @@ pub fn read_all(mut input: impl Read) -> Result<Vec<Record>, PcapError> {
             v
         }
     };
-    let snaplen = word(&header[16..20]).max(65535);
+    let snaplen = word(&header[16..20]).clamp(65535, MAX_RECORD_LEN);
     let linktype = word(&header[20..24]) & 0x0fff_ffff;
     if linktype != LINKTYPE_ETHERNET {
         return Err(PcapError::LinkType(linktype));
@@ -189,5 +193,30 @@ mod tests {
             read_all(&bytes[..bytes.len() - 1]),
             Err(PcapError::Truncated("record data"))
         ));
+    }
+
+    #[test]
+    fn a_huge_snap_length_does_not_allow_huge_records() {
+        // Found by the pcap_trace fuzz target: a header claiming a 4 GiB
+        // snap length let a record header ask for a 4 GiB buffer.
+        let mut w = Writer::new(Vec::new()).unwrap();
+        w.write(0, &[1; 10]).unwrap();
+        let mut bytes = w.finish().unwrap();
+        bytes[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        bytes[32..36].copy_from_slice(&0xf000_0000u32.to_le_bytes());
+        assert!(matches!(
+            read_all(&bytes[..]),
+            Err(PcapError::BadRecord {
+                index: 0,
+                len: 0xf000_0000,
+                snaplen: MAX_RECORD_LEN
+            })
+        ));
+        // Records up to the limit still read (jumbo frames and more).
+        let mut w = Writer::new(Vec::new()).unwrap();
+        w.write(0, &vec![7; MAX_RECORD_LEN as usize]).unwrap();
+        let mut bytes = w.finish().unwrap();
+        bytes[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(read_all(&bytes[..]).unwrap()[0].data.len(), 262_144);
     }
 }
