@@ -6,7 +6,12 @@
 //! tiny session table, short timeouts, no SYN check and malformed frames
 //! forwarded, so tables fill, sessions age and every stage is reached.
 //!
-//! Input: byte 0 picks the ruleset; then records of
+//! Packets take the dataplane's path: `prepare`, `session_hint`, then
+//! `process_prepared` into one `Decision` reused for every packet (stale
+//! fields would show); stage timing is on for some inputs.
+//!
+//! Input: byte 0 picks the ruleset (bit 0) and stage timing (bit 1); then
+//! records of
 //! `[ctl, dt_lo, dt_hi, len_lo, len_hi, frame...]` (see [`Step`]). Checks
 //! cheap invariants after every packet: counters balance, the session table
 //! stays within capacity, every id a decision carries resolves to a name.
@@ -14,7 +19,9 @@
 use std::sync::{Arc, OnceLock};
 
 use rampart_pipeline::config::Config;
-use rampart_pipeline::engine::{build_reject, owner_worker, Event, Ruleset, Verdict, Worker};
+use rampart_pipeline::engine::{
+    build_reject, owner_worker, Decision, Event, Ruleset, Verdict, Worker,
+};
 use rampart_pipeline::screen::ScreenState;
 use rampart_pipeline::session::CloseReason;
 use rampart_pipeline::wire::{self, Parsed};
@@ -134,6 +141,8 @@ pub fn pipeline(data: &[u8]) {
     // Made when a packet first reaches them: a worker's fragment table is
     // half a megabyte, the largest cost of a short input.
     let mut workers: Vec<Option<Worker>> = (0..nworkers).map(|_| None).collect();
+    let timed = which & 2 != 0;
+    let mut d = Decision::BLANK;
     let capacity = config.flow.session_capacity as usize;
     let mut now: u64 = 1_700_000_000_000_000_000;
     let mut events = 0usize;
@@ -147,14 +156,31 @@ pub fn pipeline(data: &[u8]) {
         let ingress = usize::from(step.ingress) % config.interfaces.len();
         let w = owner_worker(frame, nworkers).unwrap_or(usize::from(step.worker) % nworkers);
         assert!(w < nworkers);
-        let worker = workers[w].get_or_insert_with(|| Worker::new(w as u16, rules));
+        let worker = workers[w].get_or_insert_with(|| {
+            let mut worker = Worker::new(w as u16, rules);
+            if timed {
+                worker.measure_stages(fake_cycles, 3);
+            }
+            worker
+        });
         if step.expire {
             worker.expire(rules, &screens, now, usize::MAX, &mut |e| {
                 check_event(rules, &e);
                 events += 1;
             });
         }
-        let d = worker.process(rules, &screens, frame, ingress as u16, now);
+        let prepared = worker.prepare(frame);
+        let _ = worker.session_hint(&prepared);
+        worker.process_prepared(
+            rules,
+            &screens,
+            frame,
+            prepared,
+            ingress as u16,
+            now,
+            &mut d,
+        );
+        let _ = (worker.last_sampled(), worker.stage_cycles());
 
         // Names for everything the decision refers to (trace and the
         // event export look them up by index).
@@ -187,8 +213,11 @@ pub fn pipeline(data: &[u8]) {
             }
             Verdict::Drop => {}
         }
-        if let Some(p) = &d.packet {
-            assert_eq!(Ok(Parsed::Ip(*p)), wire::parse(frame));
+        // Nothing of the previous packet is left in the reused decision.
+        assert_eq!(usize::from(d.ingress), ingress);
+        match wire::parse(frame) {
+            Ok(Parsed::Ip(p)) => assert_eq!(d.packet, Some(p)),
+            _ => assert_eq!(d.packet, None),
         }
 
         let c = &worker.counters;
@@ -212,6 +241,13 @@ pub fn pipeline(data: &[u8]) {
         assert!(c.sessions_closed <= c.sessions_created);
     }
     std::hint::black_box(events);
+}
+
+/// A cycle counter for stage timing: any increasing number will do.
+fn fake_cycles() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CYCLES: AtomicU64 = AtomicU64::new(0);
+    CYCLES.fetch_add(7, Ordering::Relaxed)
 }
 
 /// Every id an event carries resolves in the config of its generation.

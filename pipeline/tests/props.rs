@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use rampart_pipeline::config::Config;
-use rampart_pipeline::engine::{build_reject, Ruleset, Verdict, Worker};
+use rampart_pipeline::engine::{build_reject, Decision, Ruleset, Verdict, Worker};
 use rampart_pipeline::flow::Addr;
 use rampart_pipeline::screen::ScreenState;
 use rampart_pipeline::session::CloseReason;
@@ -152,11 +152,18 @@ fn run_engine(rules: &Ruleset, packets: &[(u8, u32, Vec<u8>)]) -> Result<(), Tes
     let cap = c.flow.session_capacity as usize;
     let mut out = [0u8; 1600];
     let mut now = 0u64;
+    // One decision for every packet, as the worker loop does.
+    let mut d = Decision::BLANK;
     for (ingress, dt, frame) in packets {
         now += u64::from(*dt) * 100_000_000;
         w.expire(rules, &screens, now, 64, &mut |_| {});
         let ingress = usize::from(*ingress) % c.interfaces.len();
-        let d = w.process(rules, &screens, frame, ingress as u16, now);
+        w.process_into(rules, &screens, frame, ingress as u16, now, &mut d);
+        prop_assert_eq!(usize::from(d.ingress), ingress);
+        match wire::parse(frame) {
+            Ok(Parsed::Ip(p)) => prop_assert_eq!(d.packet, Some(p)),
+            _ => prop_assert_eq!(d.packet, None),
+        }
         let _ = rules.policy_name(d.rule);
         prop_assert!(usize::from(d.from_zone) < c.zones.len());
         if let Verdict::Forward { egress } = d.verdict {
