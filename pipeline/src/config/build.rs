@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::path::PathBuf;
 
-use super::error::LineIndex;
+use super::error::{one_line, LineIndex};
 use super::tree::{self, Key, Node, Span, Value};
 use super::*;
 
@@ -70,11 +70,11 @@ impl Ctx<'_> {
     fn err(&mut self, span: &Span, field: &str, message: impl Into<String>) {
         let (line, column) = self.index.position(span.start);
         self.errors.push(ConfigError {
-            file: self.origin.to_owned(),
+            file: one_line(self.origin),
             line,
             column,
-            field: field.to_owned(),
-            message: message.into(),
+            field: one_line(field),
+            message: one_line(&message.into()),
         });
     }
 

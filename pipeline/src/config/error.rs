@@ -35,6 +35,23 @@ impl ConfigError {
     }
 }
 
+/// `s` with control characters escaped (`\n`, `\r`, `\t`, `\u{..}`), so
+/// a name quoted from the file (a TOML string may hold a newline) cannot
+/// split an error over several lines.
+pub(crate) fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Every error found in a config, in file order. Displays one error per
 /// line, each line ending in a newline.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

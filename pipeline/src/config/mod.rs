@@ -744,7 +744,7 @@ impl Config {
             Ok(text) => Config::from_str_named(&text, &origin),
             Err(e) => Err(ConfigErrors {
                 errors: vec![ConfigError {
-                    file: origin,
+                    file: error::one_line(&origin),
                     line: 0,
                     column: 0,
                     field: String::new(),

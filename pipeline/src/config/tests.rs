@@ -407,6 +407,28 @@ fn toml_error_without_a_message_names_the_character() {
 }
 
 #[test]
+fn names_quoted_in_errors_cannot_split_an_error_line() {
+    // Found by the config_load fuzz target: a TOML string can hold a
+    // newline; quoted in a message it split the error over two lines
+    // (check-config output, the daemon log, config_reject events).
+    let text = with_base(
+        "[[policy]]\nname = \"p\\r1\"\nfrom-zone = \"untrust\"\nto-zone = \"trust\"\n\
+         source-address = [\"any\"]\ndestination-address = [\"\\nweb\\u0007\"]\n\
+         application = [\"any\"]\nthen = \"permit\"\n",
+    );
+    let all = errors(&text);
+    let shown = all.to_string();
+    assert_eq!(shown.lines().count(), all.len(), "{shown}");
+    assert!(
+        shown.contains("unknown address-book entry '\\nweb\\u{7}'"),
+        "{shown}"
+    );
+    for e in &all {
+        assert!(!e.to_string().chars().any(char::is_control), "{e:?}");
+    }
+}
+
+#[test]
 fn unknown_key() {
     let text = with_base("[dataplane]\nworkerz = 2\n");
     expect_one(
