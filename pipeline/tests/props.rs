@@ -271,6 +271,8 @@ fn check_load(text: &str) -> Result<(), TestCaseError> {
                 prop_assert!(e.line >= 1 && e.column >= 1, "{}", e);
                 prop_assert!(!e.message.is_empty(), "{}", e);
             }
+            let shown = errors.to_string();
+            prop_assert_eq!(shown.lines().count(), errors.len(), "one line per error: {}", shown);
         }
     }
     Ok(())
