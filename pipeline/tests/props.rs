@@ -272,7 +272,12 @@ fn check_load(text: &str) -> Result<(), TestCaseError> {
                 prop_assert!(!e.message.is_empty(), "{}", e);
             }
             let shown = errors.to_string();
-            prop_assert_eq!(shown.lines().count(), errors.len(), "one line per error: {}", shown);
+            prop_assert_eq!(
+                shown.lines().count(),
+                errors.len(),
+                "one line per error: {}",
+                shown
+            );
         }
     }
     Ok(())
