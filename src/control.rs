@@ -22,7 +22,13 @@ impl ControlSocket {
     /// listener or a non-socket file.
     pub fn bind(path: &Path, mode: u32) -> anyhow::Result<ControlSocket> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "control socket {}: creating its directory {}",
+                    path.display(),
+                    dir.display()
+                )
+            })?;
         }
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             use std::os::unix::fs::FileTypeExt;

@@ -177,7 +177,13 @@ pub fn run(
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "events.socket {}: creating its directory {}",
+                config.events.socket.display(),
+                dir.display()
+            )
+        })?;
     }
     let hub_config = HubConfig {
         socket_mode: config.events.socket_mode,
@@ -974,12 +980,18 @@ impl ControlPlane<'_> {
 
     fn drain_and_flush(&mut self, patience: Duration) {
         while self.hub.poll(self.sources, wall_ns()) > 0 {}
-        self.hub.emit_stats();
         let deadline = Instant::now() + patience;
-        while Instant::now() < deadline && self.hub.has_pending() {
-            self.hub.flush();
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let flush_until_written = |hub: &mut Hub| {
+            while Instant::now() < deadline && hub.has_pending() {
+                hub.flush();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        // The final stats record goes after everything buffered, so a
+        // consumer that is reading gets it even if its buffer was full.
+        flush_until_written(self.hub);
+        self.hub.emit_stats();
+        flush_until_written(self.hub);
         if self.hub.has_pending() {
             log::warning!("a consumer did not read its last records within {patience:?}; the summary shows what stayed buffered");
         }
