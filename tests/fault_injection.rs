@@ -386,3 +386,109 @@ fn hugepages_exhausted_at_start_is_a_clear_error() {
     );
     assert!(!socket.exists(), "no event socket left behind");
 }
+
+fn testpmd_virtio_peer(socket: &Path) -> Child {
+    Command::new("dpdk-testpmd")
+        // Its forwarding lcore shares CPU 0 with Rampart's main lcore, not
+        // the worker's CPU 1. In memory: a SIGKILL leaves no hugepage files.
+        .args(["--lcores", "0@0,1@0", "--no-pci", "--in-memory"])
+        .args(["--single-file-segments", "-m", "256"])
+        .arg(format!(
+            "--vdev=net_virtio_user0,path={},queues=1",
+            socket.display()
+        ))
+        .args([
+            "--",
+            "--forward-mode=rxonly",
+            "--auto-start",
+            "--nb-cores=1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dpdk-testpmd (Debian package dpdk-dev)")
+}
+
+/// A vhost-user port whose peer (testpmd on virtio_user) is SIGKILLed
+/// mid-traffic and later comes back: Rampart keeps running and receiving,
+/// counts what it cannot send, and sends again to the new peer.
+#[test]
+fn vhost_peer_killed_and_back() {
+    let dir = TempDir::new();
+    let input = dir.path("in.pcap");
+    let frames: Vec<Vec<u8>> = (0..256u32)
+        .map(|i| udp(v4(192, 0, 2, i as u8), v4(10, 1, 0, 1), 5000, 53, &[0; 32]))
+        .collect();
+    write_pcap(&input, &frames);
+    let d = dir.0.path().display();
+    let vhost = dir.path("vhost.sock");
+    let config = dir.write(
+        "vhost.toml",
+        &format!(
+            r#"[dataplane]
+eal = ["--in-memory", "-m", "256", "--file-prefix=rampart-test-fault-vhost", "--log-level", "lib.eal:error", "--log-level", "pmd.net.vhost:error", "--log-level", "lib.vhost.config:error"]
+[events]
+socket = "{d}/events.sock"
+control_socket = "{d}/control.sock"
+[[interface]]
+name = "ge-0/0/0"
+device = "net_pcap0,rx_pcap={input},infinite_rx=1"
+zone = "z"
+peer = "ge-0/0/1"
+[[interface]]
+name = "ge-0/0/1"
+device = "net_vhost0,iface={vhost},queues=1"
+zone = "z"
+[zone.z]
+[default-policy]
+then = "permit"
+"#,
+            input = input.display(),
+            vhost = vhost.display(),
+        ),
+    );
+    let stats_out = dir.path("stats.json");
+    let child = start(&config, &stats_out);
+    let control = dir.path("control.sock");
+    wait_for_socket(&control);
+    let sent_to_vhost = |s: &serde_json::Value| s["ports"][1]["opackets"].as_u64().unwrap();
+    let wait_until = |what: &str, cond: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = stats(&control);
+            if cond(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{what}: {s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    let mut peer = testpmd_virtio_peer(&vhost);
+    let s = wait_until("sends to the first peer", &|s| sent_to_vhost(s) > 0);
+    peer.kill().unwrap();
+    peer.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let gone = stats(&control);
+    std::thread::sleep(Duration::from_millis(500));
+    let later = stats(&control);
+    assert!(rx(&later) > rx(&gone), "still receiving with the peer gone");
+    assert!(
+        later["workers"][0]["tx_full"].as_u64() > gone["workers"][0]["tx_full"].as_u64(),
+        "what cannot be sent is counted: {later}"
+    );
+    assert!(sent_to_vhost(&later) >= sent_to_vhost(&s));
+
+    let mut back = testpmd_virtio_peer(&vhost);
+    let before = sent_to_vhost(&later);
+    wait_until("sends to the peer that came back", &|s| {
+        sent_to_vhost(s) > before
+    });
+    back.kill().unwrap();
+    back.wait().unwrap();
+    let s = stop_and_reconcile(child, &stats_out);
+    let w = &s["workers"][0];
+    let n = |k: &str| w[k].as_u64().unwrap();
+    assert_eq!(n("rx"), n("tx") + n("dropped") + n("tx_full"), "{w}");
+}
