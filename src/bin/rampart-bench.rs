@@ -879,6 +879,26 @@ fn run_rampart(
             json!({"lcore": w2["lcore"], "cycles_per_packet": if drx > 0 { dbusy as f64 / drx as f64 } else { f64::NAN }})
         })
         .collect();
+    // Per-stage cycles per packet over the interval, summed over workers
+    // (rx/tx timed per burst, the rest on sampled packets).
+    let stage_sum = |v: &Value, stage: &str, k: &str| -> u64 {
+        v["workers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| u(&w["stage_cycles"][stage][k]))
+            .sum()
+    };
+    let mut stages = serde_json::Map::new();
+    for stage in STAGES {
+        let dc =
+            stage_sum(&s2.v, stage, "cycles").saturating_sub(stage_sum(&s1.v, stage, "cycles"));
+        let dp =
+            stage_sum(&s2.v, stage, "packets").saturating_sub(stage_sum(&s1.v, stage, "packets"));
+        if dp > 0 {
+            stages.insert(format!("stage_{stage}"), json!(dc as f64 / dp as f64));
+        }
+    }
     let (e1, e2) = (event_counters(&s1.v), event_counters(&s2.v));
     let mut events = serde_json::Map::new();
     for (t, c2) in &e2 {
@@ -906,7 +926,7 @@ fn run_rampart(
     let fin_tx = worker_sum(&fin, "tx");
     let fin_dropped = worker_sum(&fin, "dropped");
     let delivered_total: u64 = event_counters(&fin).values().map(|c| c[4]).sum();
-    Ok(json!({
+    let mut result = json!({
         "interval_s": dt,
         "mpps_in": rx as f64 / dt / 1e6,
         "mpps_out": tx as f64 / dt / 1e6,
@@ -930,8 +950,25 @@ fn run_rampart(
             "events_delivered": delivered_total,
             "ports": fin["ports"],
         },
-    }))
+    });
+    if let Value::Object(o) = &mut result {
+        o.extend(stages);
+    }
+    Ok(result)
 }
+
+/// The worker stages `rampart stats --json` reports in `stage_cycles`.
+const STAGES: [&str; 9] = [
+    "rx",
+    "parse",
+    "filter_input",
+    "screen",
+    "session",
+    "policy",
+    "filter_output",
+    "events",
+    "tx",
+];
 
 // ---------------------------------------------------------------------------
 // testpmd baseline
@@ -1196,6 +1233,10 @@ fn summarize(profiles: &[Profile], runs: &[Value]) -> Vec<Value> {
                 "events_consumer_dropped_per_s": stat_json(stat(&collect(runs, p.name, "rampart", "events_consumer_dropped_per_s"))),
                 "events_ring_overflow_per_s": stat_json(stat(&collect(runs, p.name, "rampart", "events_ring_overflow_per_s"))),
                 "consumer_frames_per_s": stat_json(stat(&collect(runs, p.name, "rampart", "consumer_frames_per_s"))),
+                "stage_cycles_per_packet": STAGES
+                    .iter()
+                    .map(|st| (st.to_string(), stat_json(stat(&collect(runs, p.name, "rampart", &format!("stage_{st}"))))))
+                    .collect::<serde_json::Map<_, _>>(),
                 "drops_mpps": drops,
                 "runs_reconciled": reconciled.iter().filter(|&&b| b).count(),
                 "runs": reconciled.len(),
@@ -1294,6 +1335,31 @@ fn markdown(meta: &Value, summary: &[Value]) -> String {
             ev("events_ring_overflow_per_s"),
             p["runs_reconciled"],
             p["runs"],
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nWhere Rampart's cycles go (cycles per packet by stage, medians; `rx` and `tx` timed per burst, the other stages on one packet in 64, each sample including ~30 cycles of reading the TSC; from `rampart stats --json` `stage_cycles`):\n"
+    );
+    let _ = writeln!(s, "| profile | {} | total busy |", STAGES.join(" | "));
+    let _ = writeln!(s, "|---|{}---:|", "---:|".repeat(STAGES.len()));
+    for p in summary {
+        let cells: Vec<String> = STAGES
+            .iter()
+            .map(|st| {
+                from_json(&p["stage_cycles_per_packet"][*st])
+                    .map(|v| format!("{:.0}", v.median))
+                    .unwrap_or_else(|| "–".into())
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} |",
+            p["profile"].as_str().unwrap_or(""),
+            cells.join(" | "),
+            from_json(&p["rampart_cycles_per_packet"])
+                .map(|v| format!("{:.0}", v.median))
+                .unwrap_or_else(|| "–".into())
         );
     }
     let scaling: Vec<&Value> = summary.iter().filter(|p| p["rules"].is_u64()).collect();
