@@ -82,19 +82,6 @@ fn wait_for_socket(path: &Path) {
     }
 }
 
-fn stats(control: &Path) -> serde_json::Value {
-    let out = rampart()
-        .args(["stats", "--socket", control.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn rx(s: &serde_json::Value) -> u64 {
     s["workers"][0]["rx"].as_u64().unwrap()
 }

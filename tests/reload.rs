@@ -51,19 +51,6 @@ then = "{ntp}"
     )
 }
 
-fn stats(control: &std::path::Path) -> serde_json::Value {
-    let out = rampart()
-        .args(["stats", "--socket", control.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn worker(s: &serde_json::Value, key: &str) -> u64 {
     s["workers"][0][key].as_u64().unwrap()
 }

@@ -109,19 +109,6 @@ tcp-initial = 1
     )
 }
 
-fn stats(control: &std::path::Path) -> serde_json::Value {
-    let out = rampart()
-        .args(["stats", "--socket", control.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status

@@ -37,6 +37,20 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `rampart stats --json` from the control socket of a running dataplane.
+pub fn stats(control: &Path) -> serde_json::Value {
+    let out = rampart()
+        .args(["stats", "--socket", control.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Runs `rampart run` and insists it exits 0; returns its output.
 pub fn run_ok(args: &[&str]) -> Output {
     let out = rampart()
