@@ -76,6 +76,11 @@ pub fn rate_limits(config: &Config) -> [Option<u64>; ev::EventType::COUNT] {
     out
 }
 
+/// Ring slots a worker reserves at a time for its records: a burst's
+/// worth, so a logged deny storm costs one ring reservation and one
+/// publication per burst rather than per packet.
+const PUBLISH_BATCH: u32 = 32;
+
 /// A worker's side of the export: encoder, rate limiter, counters, ring.
 pub struct WorkerEvents {
     ring: RingProducer<ev::EventSlot>,
@@ -236,17 +241,25 @@ impl WorkerEvents {
             }
         }
         self.seq += 1;
-        // Encoded straight into the ring's slot. The encoder only refuses
-        // a record larger than a slot, which the snippet clamp rules out
+        // Encoded straight into the ring's slot, published with the rest
+        // of the burst's records (`publish`). The encoder only refuses a
+        // record larger than a slot, which the snippet clamp rules out
         // (events' tests check every type and snippet length); were it to
         // happen, the record would be counted with the ring overflows.
         let (encoder, seq) = (&mut self.encoder, self.seq);
-        let published = self
-            .ring
-            .enqueue_in_place(|slot| encoder.encode(seq, &meta, &record, snippet, slot));
-        if !published {
+        let written = self.ring.put_in_place(PUBLISH_BATCH, |slot| {
+            encoder.encode(seq, &meta, &record, snippet, slot)
+        });
+        if !written {
             self.counters.incr_ring_overflow(t);
         }
+    }
+
+    /// Makes the records emitted since the last call visible to the hub
+    /// (the worker calls it once per loop iteration).
+    #[inline(always)]
+    pub fn publish(&mut self) {
+        self.ring.publish();
     }
 
     /// A new config generation: ids and names change with it.

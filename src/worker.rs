@@ -248,6 +248,7 @@ impl Worker {
                 self.stage_totals.tx_packets += work as u64;
             }
             self.age(now);
+            self.events.publish();
             if work > 0 {
                 bump(&self.counters.busy_cycles, tsc_cycles() - start);
                 self.publish_stages();
@@ -259,6 +260,7 @@ impl Worker {
             let now = self.clock.now_ns(tsc_cycles());
             let moved = self.drain_handoffs(now) + self.retry_stalled();
             self.flush_all();
+            self.events.publish();
             if all_stopped && moved == 0 && self.stalled.is_empty() {
                 break;
             }
@@ -283,6 +285,7 @@ impl Worker {
             now,
             &mut |e| export(counters, events, &e, None, &[], now),
         );
+        self.events.publish();
         self.publish_sessions();
         stop.finished.fetch_add(1, Ordering::AcqRel);
         self.counters

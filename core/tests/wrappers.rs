@@ -135,6 +135,59 @@ fn typed_ring_in_place_is_fifo_across_the_wrap() {
     assert_eq!(expect, next);
 }
 
+/// Batched in-place writes: nothing is visible before `publish`, a
+/// declined fill offers the same slot again, a reservation never spans
+/// more than the free space, and order holds across batches and the wrap.
+#[test]
+fn typed_ring_batches_in_place_writes_until_published() {
+    let eal = eal("ring-zc-batch", &[]);
+    let (mut tx, mut rx) = Ring::<[u32; 2]>::create(&eal, "zcb", 7, 0).unwrap();
+    let mut next = 0u32;
+    let mut expect = 0u32;
+    let mut seen = Vec::new();
+    for round in 0..10u32 {
+        for _ in 0..3 {
+            assert!(tx.put_in_place(4, |slot| {
+                *slot = [next, round];
+                true
+            }));
+            next += 1;
+        }
+        assert!(!tx.put_in_place(4, |_| false), "declined: nothing written");
+        assert_eq!(tx.len(), 0, "not visible before publish");
+        assert_eq!(rx.dequeue_in_place(100, |v| seen.push(*v)), 0);
+        tx.publish();
+        tx.publish();
+        assert_eq!(tx.len(), 3, "published once, declined slot not included");
+        assert_eq!(rx.dequeue_in_place(100, |v| seen.push(*v)), 3);
+    }
+    // A full ring: the batch holds only what is free, the rest is refused.
+    while tx.put_in_place(4, |slot| {
+        *slot = [next, 99];
+        true
+    }) {
+        next += 1;
+    }
+    tx.publish();
+    assert_eq!(tx.len(), 7);
+    assert!(!tx.put_in_place(4, |_| unreachable!("full ring")));
+    assert_eq!(rx.dequeue_in_place(100, |v| seen.push(*v)), 7);
+    // An unpublished write still reaches the consumer when the producer
+    // goes away.
+    assert!(tx.put_in_place(4, |slot| {
+        *slot = [next, 100];
+        true
+    }));
+    next += 1;
+    drop(tx);
+    assert_eq!(rx.dequeue_in_place(100, |v| seen.push(*v)), 1);
+    for v in seen {
+        assert_eq!(v[0], expect);
+        expect += 1;
+    }
+    assert_eq!(expect, next);
+}
+
 #[test]
 fn mbuf_ring_moves_ownership_and_frees_leftovers() {
     let eal = eal("mbuf-ring", &[]);
