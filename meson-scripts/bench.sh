@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The benchmark harness (issue #5): set up the machine, build release, run
-# every scenario (Rampart and the dpdk-testpmd io baseline on the pcap-replay
-# topology) several times, write bench-results/results.json, the table in
+# every scenario several times on both topologies (pcap-replay: Rampart and
+# dpdk-testpmd io each reading the capture; vhost: a testpmd generator
+# through virtio_user <-> vhost-user into Rampart, testpmd io or Open
+# vSwitch-DPDK and back), write bench-results/results.json, the tables in
 # BENCHMARKS.md and the PNG plots.
 #
 #   meson-scripts/bench.sh [--quick] [--runs N] [other rampart-bench flags]
 #
-# --quick: 1 run, ~1 s measurements, 3 profiles (est-64, deny-storm,
-# rules-100), results in $TMPDIR/rampart-bench-quick, BENCHMARKS.md and the
-# plots untouched; exits non-zero if the accounting of any run does not
-# reconcile (for CI).
+# --quick: 1 run, ~1 s measurements, 3 profiles on pcap-replay (est-64,
+# deny-storm, rules-100) and est-64 on vhost, no Open vSwitch, results in
+# $TMPDIR/rampart-bench-quick, BENCHMARKS.md and the plots untouched; exits
+# non-zero if the accounting of any run does not reconcile (for CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,26 @@ done
 log() { printf 'bench: %s\n' "$*" >&2; }
 
 meson-scripts/setup.sh
+
+# Open vSwitch-DPDK, the baseline a user might pick instead (full runs only).
+# The harness runs a private instance per run; the package's own services,
+# if its install started them, are stopped (they would hold CPU and memory).
+if [ "$quick" = 0 ] && [ ! -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        log "not root: cannot install openvswitch-switch-dpdk; no Open vSwitch baseline"
+    else
+        log "installing openvswitch-switch-dpdk"
+        install_ovs() {
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+                openvswitch-switch-dpdk >/dev/null
+        }
+        if install_ovs || { apt-get update -q >/dev/null && install_ovs; }; then
+            /usr/share/openvswitch/scripts/ovs-ctl stop >/dev/null 2>&1 || true
+        else
+            log "could not install openvswitch-switch-dpdk: no Open vSwitch baseline"
+        fi
+    fi
+fi
 
 log "building release (rampart, rampart-bench)"
 cargo build --release --locked --bin rampart --bin rampart-bench

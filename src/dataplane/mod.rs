@@ -1042,6 +1042,8 @@ impl ControlPlane<'_> {
             .collect();
         serde_json::json!({
             "generation": self.reload.generation,
+            // Busy cycles / (elapsed seconds * tsc_hz) is a worker's load.
+            "tsc_hz": rampart_core::tsc_hz(),
             "events": hub.get("events").cloned().unwrap_or_default(),
             "consumers": hub.get("consumers").cloned().unwrap_or_default(),
             "workers": workers,
