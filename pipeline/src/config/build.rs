@@ -1385,8 +1385,8 @@ fn address_book(ctx: &mut Ctx, root: &Tbl) -> AddressBook {
         builtin_names: &["any", "any-ipv4", "any-ipv6"],
     };
     let resolved = resolve_sets(ctx, &entries, &kind);
-    AddressBook {
-        entries: entries
+    AddressBook::new(
+        entries
             .iter()
             .zip(resolved)
             .map(|(e, prefixes)| AddressEntry {
@@ -1394,7 +1394,7 @@ fn address_book(ctx: &mut Ctx, root: &Tbl) -> AddressBook {
                 prefixes,
             })
             .collect(),
-    }
+    )
 }
 
 fn builtin_application(name: &str) -> Option<Vec<AppMatch>> {

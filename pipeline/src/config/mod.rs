@@ -385,6 +385,9 @@ pub struct LimitSession {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AddressBook {
     pub entries: Vec<AddressEntry>,
+    /// Entry index by name: a config with 10,000 policies each naming its
+    /// own entry resolved them by a linear search, 0.3 s per load.
+    by_name: std::collections::HashMap<String, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,13 +398,22 @@ pub struct AddressEntry {
 }
 
 impl AddressBook {
+    /// `entries` in file order, names unique (the loader reports duplicates).
+    pub fn new(entries: Vec<AddressEntry>) -> Self {
+        let by_name = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        AddressBook { entries, by_name }
+    }
+
     /// The prefixes of an entry or built-in (`any`, `any-ipv4`, `any-ipv6`).
     pub fn get(&self, name: &str) -> Option<Vec<Prefix>> {
         builtin_address(name).or_else(|| {
-            self.entries
-                .iter()
-                .find(|e| e.name == name)
-                .map(|e| e.prefixes.clone())
+            self.by_name
+                .get(name)
+                .map(|&i| self.entries[i].prefixes.clone())
         })
     }
 }
