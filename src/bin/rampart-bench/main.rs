@@ -54,8 +54,8 @@ use util::{cpu_model, pin_current_thread, sh};
 )]
 struct Args {
     /// Smoke run for CI: 1 run, ~1 s measurement, 3 profiles on pcap-replay
-    /// and 1 on vhost, no Open vSwitch, no BENCHMARKS.md update; still
-    /// fails if the accounting does not reconcile.
+    /// and 1 on vhost, no BENCHMARKS.md update; fails if any run fails
+    /// (baselines too) or the accounting does not reconcile.
     #[arg(long)]
     quick: bool,
     /// Repetitions per scenario (figures are medians with min/max).
@@ -196,8 +196,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
             bail!("unknown topology {t:?} (pcap-replay, vhost)");
         }
     }
-    let ovs = !args.no_ovs && !args.quick && Path::new(OVS_VSWITCHD).exists();
-    if !args.no_ovs && !args.quick && !ovs {
+    let ovs = !args.no_ovs && Path::new(OVS_VSWITCHD).exists();
+    if !args.no_ovs && !ovs {
         eprintln!("rampart-bench: {OVS_VSWITCHD} not found (Debian openvswitch-switch-dpdk): no Open vSwitch baseline");
     }
 
@@ -397,6 +397,10 @@ fn real_main() -> anyhow::Result<ExitCode> {
     print!("{md}");
     if baseline_failures > 0 {
         eprintln!("rampart-bench: {baseline_failures} baseline run(s) failed (see results.json)");
+        // The smoke run checks that every part of the harness works.
+        if args.quick {
+            return Ok(ExitCode::FAILURE);
+        }
     }
     if !rampart_failures.is_empty() {
         eprintln!(
