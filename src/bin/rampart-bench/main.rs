@@ -110,6 +110,14 @@ struct Args {
     /// The command line recorded in BENCHMARKS.md.
     #[arg(long)]
     command: Option<String>,
+    /// Write the selected profiles into this directory and exit, for a
+    /// generator of your own (a hardware tester on a real NIC): per
+    /// profile its capture (PROFILE.pcap), its Rampart policy
+    /// (PROFILE.policy.toml: zones, screens, address book, policies, to
+    /// add to a config's interfaces) and its OpenFlow rules
+    /// (PROFILE.openflow, ports a and b).
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
 }
 
 // ---------------------------------------------------------------------------
@@ -219,6 +227,27 @@ fn real_main() -> anyhow::Result<ExitCode> {
     profiles.retain(|p| wanted(&replay_wanted, p) || wanted(&vhost_wanted, p));
     if profiles.is_empty() {
         bail!("no profile matches --profiles / --vhost-profiles");
+    }
+    if let Some(dir) = &args.export {
+        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+        for p in &profiles {
+            let file = |ext: &str| dir.join(format!("{}.{ext}", p.name));
+            write_pcap(&file("pcap"), &p.frames)?;
+            std::fs::write(
+                file("policy.toml"),
+                format!(
+                    "# rampart-bench profile {}: {}\n# The harness runs it with [flow] tcp-syn-check = false: the capture\n# replays flows from mid-stream.\n{}",
+                    p.name, p.title, p.body
+                ),
+            )?;
+            std::fs::write(file("openflow"), &p.openflow)?;
+        }
+        eprintln!(
+            "rampart-bench: wrote {} profile(s) to {}",
+            profiles.len(),
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     let work = tempfile::Builder::new()
         .prefix("rampart-bench-")
