@@ -24,21 +24,9 @@ pub const EVENT_TYPES: [&str; 5] = [
     "session_close",
 ];
 
-/// Where a worker's cycles go, VPP `show runtime` style: `rx` and `tx` are
-/// timed per burst, the pipeline stages and `events` (encoding and ring
-/// enqueue) on one packet in [`STAGE_SAMPLE_EVERY`]. The middle entries are
-/// `engine::COST_STAGES`, in its order.
-pub const STAGES: [&str; 9] = [
-    "rx",
-    "parse",
-    "filter_input",
-    "screen",
-    "session",
-    "policy",
-    "filter_output",
-    "events",
-    "tx",
-];
+/// Where a worker's cycles go: timed per burst (`rx`, `tx`) or on one
+/// packet in [`STAGE_SAMPLE_EVERY`] (the rest).
+pub const STAGES: [&str; engine::WORKER_STAGES.len()] = engine::WORKER_STAGES;
 const EVENTS_STAGE: usize = 1 + engine::COST_STAGES.len();
 const TX_STAGE: usize = EVENTS_STAGE + 1;
 

@@ -498,6 +498,23 @@ pub const COST_STAGES: [&str; 6] = [
     "filter_output",
 ];
 
+/// Where a DPDK worker's cycles go, VPP `show runtime` style, as
+/// `rampart stats --json` names them in `stage_cycles`: `rx` and `tx`
+/// timed per burst, [`COST_STAGES`] in its order and `events` (encoding
+/// and ring enqueue) on sampled packets. Kept here, beside the pipeline's
+/// own stages, so that the worker and the benchmark harness share it.
+pub const WORKER_STAGES: [&str; COST_STAGES.len() + 3] = [
+    "rx",
+    "parse",
+    "filter_input",
+    "screen",
+    "session",
+    "policy",
+    "filter_output",
+    "events",
+    "tx",
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
 enum CostStage {

@@ -559,17 +559,7 @@ fn worker_load(s1: &Sample, s2: &Sample) -> Option<f64> {
 }
 
 /// The worker stages `rampart stats --json` reports in `stage_cycles`.
-pub const STAGES: [&str; 9] = [
-    "rx",
-    "parse",
-    "filter_input",
-    "screen",
-    "session",
-    "policy",
-    "filter_output",
-    "events",
-    "tx",
-];
+pub use rampart_pipeline::engine::WORKER_STAGES as STAGES;
 
 #[cfg(test)]
 mod tests {
