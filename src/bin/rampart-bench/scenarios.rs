@@ -146,7 +146,15 @@ enum Dut {
 /// shares the virtio side's memory, so the generator needs hugepages; the
 /// systems get the same for parity).
 pub const VHOST_MEMORY: [&str; 4] = ["--in-memory", "--single-file-segments", "-m", "512"];
-const OVS_SOCKET_MEM_MB: u32 = 512;
+/// OVS 3.1 sizes its shared mempool for the MTU on the first vhost-user
+/// connection: 262,144 mbufs (~760 MB) first, smaller only after that fails.
+/// With 512 MB the failing first try fills the whole heap for tens of
+/// milliseconds, and the generator's second virtio_user handshake, landing
+/// in that window, fails (`failed to allocate memory for new device`; seen
+/// on AMD EPYC VMs). 1024 MB lets the first try succeed, as on a default
+/// OVS-DPDK install, and fits beside the generator's 512 MB in the 2 GB of
+/// hugepages that setup.sh reserves.
+const OVS_SOCKET_MEM_MB: u32 = 1024;
 
 /// Generator ports: 0 = the capture, 1 = virtio_user0 (to the system's A),
 /// 2 = virtio_user1 (from the system's B), 3 = net_null. `paired` io
