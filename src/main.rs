@@ -7,6 +7,7 @@ mod demo;
 mod export;
 mod log;
 mod metrics;
+mod serve;
 mod trace;
 mod worker;
 
@@ -216,8 +217,9 @@ fn run(
     }
     let summary = summary?;
     if let Some(path) = stats_out {
-        std::fs::write(&path, &summary.stats_json)
-            .with_context(|| format!("writing {}", path.display()))?;
+        // Never through a symlink someone put there, and never half-written.
+        rampart_events::write_file_atomic(&path, summary.stats_json.as_bytes())
+            .with_context(|| format!("--stats-out {}", path.display()))?;
     }
     print!("{summary}");
     Ok(ExitCode::SUCCESS)

@@ -3,14 +3,16 @@
 //! `[telemetry] prometheus` is set, loopback by default.
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Instant;
 
 use anyhow::Context;
 
+use crate::serve::{self, Answer, Limits, Server};
+
 pub struct MetricsEndpoint {
-    listener: TcpListener,
+    server: Server<TcpListener, ()>,
+    addr: SocketAddr,
 }
 
 impl MetricsEndpoint {
@@ -18,31 +20,31 @@ impl MetricsEndpoint {
         let listener = TcpListener::bind(addr)
             .with_context(|| format!("telemetry.prometheus: binding {addr}"))?;
         listener.set_nonblocking(true)?;
-        Ok(MetricsEndpoint { listener })
+        Ok(MetricsEndpoint {
+            server: Server::new(listener, Limits::default(), serve::http_head_complete),
+            addr,
+        })
     }
 
-    /// Answers the scrapes waiting now.
-    pub fn serve(&self, render: impl Fn() -> String) {
-        while let Ok((stream, _)) = self.listener.accept() {
-            let _ = answer(stream, &render);
-        }
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Answers the scrapes that are ready now, without blocking.
+    pub fn serve(&mut self, now: Instant, render: impl Fn() -> String) {
+        self.server
+            .poll(now, |request| Answer::Reply(http_reply(request, &render)));
     }
 }
 
-fn answer(mut stream: TcpStream, render: &impl Fn() -> String) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
-    stream.set_write_timeout(Some(Duration::from_millis(500)))?;
-    let mut request = [0u8; 1024];
-    let n = stream.read(&mut request)?;
-    let head = String::from_utf8_lossy(&request[..n]);
-    let (status, body) = if head.starts_with("GET /metrics ") || head.starts_with("GET / ") {
+fn http_reply(request: &[u8], render: &impl Fn() -> String) -> String {
+    let (status, body) = if request.starts_with(b"GET /metrics ") || request.starts_with(b"GET / ")
+    {
         ("200 OK", render())
     } else {
         ("404 Not Found", "try GET /metrics\n".to_string())
     };
-    write!(
-        stream,
+    format!(
         "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )

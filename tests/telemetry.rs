@@ -29,6 +29,8 @@ socket = "{d}/events.sock"
 control_socket = "{d}/control.sock"
 socket_mode = "0640"
 socket_group = "root"
+control_socket_mode = "0660"
+control_socket_group = "root"
 [telemetry]
 prometheus = "{port}"
 [[interface]]
@@ -69,11 +71,11 @@ then = "permit"
     }
     std::thread::sleep(Duration::from_millis(300));
 
-    // Sockets: the configured mode and group, never world-accessible.
+    // Sockets: each role's configured mode and group, never world-accessible.
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    for sock in ["events.sock", "control.sock"] {
+    for (sock, mode) in [("events.sock", 0o640), ("control.sock", 0o660)] {
         let meta = std::fs::metadata(dir.path(sock)).unwrap();
-        assert_eq!(meta.permissions().mode() & 0o777, 0o640, "{sock}");
+        assert_eq!(meta.permissions().mode() & 0o777, mode, "{sock}");
         assert_eq!(meta.gid(), 0, "{sock} belongs to group root");
     }
 

@@ -94,3 +94,41 @@ pub fn set_umask(mask: u32) -> u32 {
     // SAFETY: umask only swaps a per-process integer; it cannot fail.
     unsafe { libc::umask(mask as libc::mode_t) as u32 }
 }
+
+/// Bytes written to a connected socket that its peer has not read yet
+/// (Linux `SIOCOUTQ`; for a Unix stream socket the kernel's accounting of
+/// the queued buffers, which falls as the peer reads). The event hub tells
+/// a consumer that reads from one that never does by it.
+pub fn socket_unread_bytes(socket: &impl std::os::fd::AsRawFd) -> std::io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (== TIOCOUTQ) writes one int through the pointer,
+    // which points at a live local; the fd is borrowed from a live socket.
+    let r = unsafe {
+        libc::ioctl(
+            socket.as_raw_fd(),
+            libc::TIOCOUTQ,
+            &mut n as *mut libc::c_int,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n.max(0) as usize)
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use std::io::{Read, Write};
+
+    #[test]
+    fn unread_bytes_fall_when_the_peer_reads() {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert_eq!(super::socket_unread_bytes(&a).unwrap(), 0);
+        (&a).write_all(&[7u8; 1000]).unwrap();
+        let queued = super::socket_unread_bytes(&a).unwrap();
+        assert!(queued >= 1000, "{queued}");
+        let mut buf = [0u8; 1000];
+        b.read_exact(&mut buf).unwrap();
+        assert_eq!(super::socket_unread_bytes(&a).unwrap(), 0);
+    }
+}

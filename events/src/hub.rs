@@ -11,15 +11,15 @@
 //! `drained == delivered + dropped`, per type.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::control::ControlEncoder;
 use crate::counters::{SharedCounters, TypeCounters, WorkerCountersSnapshot};
 use crate::encode::EventSlot;
+use crate::sockfile::{SockFileError, SocketFile};
 use crate::types::{EventType, Names};
 
 const N: usize = EventType::COUNT;
@@ -73,6 +73,18 @@ pub struct HubConfig {
     pub socket_mode: u32,
     /// Producer string in hello records.
     pub producer: String,
+    /// A consumer with unread data that reads nothing for this long is
+    /// cut off (counted and reported through [`Hub::take_cut_offs`]): a
+    /// client that connects and never reads must not hold a slot.
+    pub stall_timeout_ns: u64,
+    /// When every slot is taken, a consumer that has read nothing for this
+    /// long is cut off to let a new one in (one that reads never is).
+    pub evict_after_ns: u64,
+    /// Bytes written to a consumer's socket that its peer has not read
+    /// yet (Linux `SIOCOUTQ`; any unit that falls when the peer reads).
+    /// The binary supplies it (it needs an ioctl); without it only the
+    /// hub's own buffer tells whether a consumer reads.
+    pub unread_bytes: Option<fn(&UnixStream) -> io::Result<usize>>,
 }
 
 impl Default for HubConfig {
@@ -85,28 +97,17 @@ impl Default for HubConfig {
             max_consumers: 16,
             socket_mode: 0o660,
             producer: concat!("rampart ", env!("CARGO_PKG_VERSION")).to_owned(),
+            stall_timeout_ns: 3_000_000_000,
+            evict_after_ns: 1_000_000_000,
+            unread_bytes: None,
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
-    #[error("event socket {0} is in use by a running process")]
-    InUse(PathBuf),
-    #[error("{0} exists and is not a socket; refusing to remove it")]
-    NotASocket(PathBuf),
-    #[error("binding event socket {path}: {source}")]
-    Bind {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("event socket {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Socket(#[from] SockFileError),
 }
 
 /// Bounded byte ring of one consumer.
@@ -178,7 +179,52 @@ struct Consumer {
     /// Notices that did not fit the backlog of a consumer that stopped reading.
     notices_dropped: u64,
     dead: bool,
+    /// Unread bytes in its socket as last measured (after our last write,
+    /// or at the last check): less now means the peer read.
+    unread_ref: usize,
+    /// When the peer last read (or had nothing to read).
+    progress_ns: u64,
 }
+
+/// Why a consumer was disconnected by the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutOffReason {
+    /// It read nothing for [`HubConfig::stall_timeout_ns`].
+    Stalled,
+    /// Every slot was taken and it had read nothing for
+    /// [`HubConfig::evict_after_ns`]: a new consumer took its place.
+    Evicted,
+}
+
+/// A consumer the hub disconnected, for the daemon's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutOff {
+    pub id: u64,
+    pub reason: CutOffReason,
+    /// Nanoseconds since it last read.
+    pub silent_ns: u64,
+    /// Bytes it had not read (hub buffer + socket).
+    pub unread_bytes: usize,
+}
+
+/// Connections to the event socket since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionCounters {
+    pub accepted: u64,
+    /// Closed at once: every slot was taken by consumers that read.
+    pub refused: u64,
+    /// Disconnected for not reading (stalled or evicted).
+    pub cut_off: u64,
+}
+
+/// Connections taken from the event socket's backlog per poll at most.
+pub const MAX_ACCEPTS_PER_POLL: usize = 64;
+
+/// Cut-offs kept for the daemon's log between two [`Hub::take_cut_offs`].
+pub const MAX_CUT_OFF_LOG: usize = 64;
+
+/// How often consumers' reading progress is measured.
+const PROGRESS_CHECK_NS: u64 = 50_000_000;
 
 /// Bytes a consumer sent (it should send none) discarded per tick.
 const MAX_PROBE_BYTES: usize = 64 * 1024;
@@ -264,7 +310,42 @@ impl Consumer {
     }
 
     /// Writes as much as the socket takes without blocking.
-    fn flush(&mut self) {
+    fn flush(&mut self, unread_bytes: Option<fn(&UnixStream) -> io::Result<usize>>) {
+        let before = self.ring.len;
+        self.write_out();
+        if self.ring.len < before {
+            if let Some(Ok(n)) = unread_bytes.map(|f| f(&self.stream)) {
+                self.unread_ref = n;
+            }
+        }
+    }
+
+    /// Whether the peer read since the last check (updates the reference).
+    /// Without a socket measure: whether the hub's buffer is empty, or
+    /// went out to the socket.
+    fn check_progress(
+        &mut self,
+        unread_bytes: Option<fn(&UnixStream) -> io::Result<usize>>,
+        now_ns: u64,
+    ) {
+        let progressed = match unread_bytes.map(|f| f(&self.stream)) {
+            Some(Ok(unread)) => {
+                let read = unread == 0 || unread < self.unread_ref;
+                self.unread_ref = unread;
+                read
+            }
+            _ => self.ring.len == 0,
+        };
+        if progressed {
+            self.progress_ns = now_ns;
+        }
+    }
+
+    fn unread(&self, unread_bytes: Option<fn(&UnixStream) -> io::Result<usize>>) -> usize {
+        self.ring.len + unread_bytes.and_then(|f| f(&self.stream).ok()).unwrap_or(0)
+    }
+
+    fn write_out(&mut self) {
         while self.ring.len > 0 && !self.dead {
             let (a, b) = self.ring.slices();
             let r = if b.is_empty() {
@@ -332,6 +413,7 @@ pub struct HubStats {
     pub consumers: Vec<ConsumerStats>,
     /// Slots pulled from a source that were empty or had no valid type.
     pub invalid_slots: u64,
+    pub connections: ConnectionCounters,
 }
 
 fn per_type_json(out: &mut String, v: &[u64; N]) {
@@ -387,14 +469,18 @@ impl HubStats {
         out
     }
 
-    /// `{"generation":G,"events":{...},"consumers":[...]}` (the binary adds
-    /// `workers` and `ports`).
+    /// `{"generation":G,"events":{...},"consumers":[...],"consumer_connections":{...}}`
+    /// (the binary adds `workers` and `ports`).
     pub fn to_json(&self) -> String {
+        let c = &self.connections;
         format!(
-            "{{\"generation\":{},\"events\":{},\"consumers\":{}}}",
+            "{{\"generation\":{},\"events\":{},\"consumers\":{},\"consumer_connections\":{{\"accepted\":{},\"refused\":{},\"cut_off\":{}}}}}",
             self.generation,
             self.events_json(),
-            self.consumers_json()
+            self.consumers_json(),
+            c.accepted,
+            c.refused,
+            c.cut_off
         )
     }
 
@@ -414,8 +500,9 @@ fn now_ns() -> u64 {
 /// The control-plane drain: owns the event socket and its consumers.
 pub struct Hub {
     config: HubConfig,
-    listener: Option<UnixListener>,
-    path: Option<PathBuf>,
+    /// The event socket (removed when the hub is dropped).
+    socket: Option<SocketFile>,
+    socket_gid: Option<u32>,
     consumers: Vec<Consumer>,
     next_id: u64,
     drained: Vec<[u64; N]>,
@@ -430,15 +517,10 @@ pub struct Hub {
     rr: usize,
     now_ns: u64,
     last_stats_ns: u64,
+    last_progress_check_ns: u64,
     workers: Vec<Arc<SharedCounters>>,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        if let (Some(_), Some(p)) = (&self.listener, &self.path) {
-            let _ = std::fs::remove_file(p);
-        }
-    }
+    connections: ConnectionCounters,
+    cut_offs: Vec<CutOff>,
 }
 
 impl Hub {
@@ -449,8 +531,8 @@ impl Hub {
         let now = now_ns();
         let mut hub = Hub {
             config,
-            listener: None,
-            path: None,
+            socket: None,
+            socket_gid: None,
             consumers: Vec::new(),
             next_id: 1,
             drained: Vec::new(),
@@ -464,51 +546,55 @@ impl Hub {
             rr: 0,
             now_ns: now,
             last_stats_ns: 0,
+            last_progress_check_ns: 0,
             workers: Vec::new(),
+            connections: ConnectionCounters::default(),
+            cut_offs: Vec::new(),
         };
         hub.rebuild_names();
         hub
     }
 
-    /// Listens on `path` (non-blocking, mode `config.socket_mode`). A stale
+    /// Listens on `path` (non-blocking, mode `config.socket_mode`, the
+    /// process's group), created race-free by [`SocketFile::bind`]: a stale
     /// socket file is removed; a socket with a live listener is an error,
     /// and so is a path that is not a socket.
     pub fn bind(path: impl AsRef<Path>, config: HubConfig) -> Result<Hub, HubError> {
-        let path = path.as_ref().to_path_buf();
-        if let Ok(md) = std::fs::symlink_metadata(&path) {
-            if !md.file_type().is_socket() {
-                return Err(HubError::NotASocket(path));
-            }
-            if UnixStream::connect(&path).is_ok() {
-                return Err(HubError::InUse(path));
-            }
-            std::fs::remove_file(&path).map_err(|source| HubError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        }
-        let listener = UnixListener::bind(&path).map_err(|source| HubError::Bind {
-            path: path.clone(),
-            source,
-        })?;
-        let io_err = |source| HubError::Io {
-            path: path.clone(),
-            source,
-        };
-        listener.set_nonblocking(true).map_err(io_err)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(config.socket_mode))
-            .map_err(|source| HubError::Io {
-                path: path.clone(),
-                source,
-            })?;
+        let socket = SocketFile::bind(
+            "events socket",
+            path.as_ref(),
+            config.socket_mode,
+            None,
+            false,
+        )?;
+        Ok(Hub::with_socket(socket, None, config))
+    }
+
+    /// A hub serving consumers on `socket` (whose group is `gid`).
+    pub fn with_socket(socket: SocketFile, gid: Option<u32>, config: HubConfig) -> Hub {
         let mut hub = Hub::new(config);
-        hub.listener = Some(listener);
-        hub.path = Some(path);
-        Ok(hub)
+        hub.socket_gid = gid;
+        hub.socket = Some(socket);
+        hub
+    }
+
+    /// Changes the event socket's mode and group (a reload), on its inode.
+    pub fn set_socket_access(&mut self, mode: u32, gid: Option<u32>) -> Result<(), HubError> {
+        if let Some(s) = &self.socket {
+            s.set_access(mode, gid)?;
+            self.config.socket_mode = mode;
+            self.socket_gid = gid;
+        }
+        Ok(())
+    }
+
+    /// The group the event socket was given, if one was.
+    pub fn socket_gid(&self) -> Option<u32> {
+        self.socket_gid
     }
 
     pub fn socket_path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        self.socket.as_ref().map(SocketFile::path)
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -589,20 +675,32 @@ impl Hub {
             notices: Vec::new(),
             notices_dropped: 0,
             dead: false,
+            unread_ref: 0,
+            progress_ns: self.now_ns,
         };
         c.prepare(&mut self.ctl, &self.names_bytes, self.now_ns);
-        c.flush();
+        c.flush(self.config.unread_bytes);
         self.consumers.push(c);
         Ok(id)
     }
 
-    /// Accepts every pending connection; returns how many were added.
+    /// Accepts pending connections (at most [`MAX_ACCEPTS_PER_POLL`], so a
+    /// connection flood cannot hold the drain); returns how many were
+    /// added. With every slot taken, a consumer that has not read for
+    /// [`HubConfig::evict_after_ns`] makes room; otherwise the newcomer is
+    /// refused (closed at once, counted).
     pub fn accept(&mut self) -> usize {
         let mut n = 0;
-        while let Some(l) = &self.listener {
+        for _ in 0..MAX_ACCEPTS_PER_POLL {
+            let Some(l) = self.socket.as_ref().map(SocketFile::listener) else {
+                break;
+            };
             match l.accept() {
                 Ok((s, _)) => {
-                    if self.consumers.len() >= self.config.max_consumers {
+                    self.connections.accepted += 1;
+                    if self.consumers.len() >= self.config.max_consumers && !self.evict_one_silent()
+                    {
+                        self.connections.refused += 1;
                         drop(s);
                         continue;
                     }
@@ -615,6 +713,53 @@ impl Hub {
             }
         }
         n
+    }
+
+    /// Cuts off the consumer silent longest, if silent past
+    /// `evict_after_ns`; true if one went.
+    fn evict_one_silent(&mut self) -> bool {
+        let now = self.now_ns;
+        let unread_bytes = self.config.unread_bytes;
+        for c in self.consumers.iter_mut().filter(|c| !c.dead) {
+            c.check_progress(unread_bytes, now);
+        }
+        let silent = self
+            .consumers
+            .iter_mut()
+            .filter(|c| !c.dead)
+            .min_by_key(|c| c.progress_ns);
+        match silent {
+            Some(c) if now.saturating_sub(c.progress_ns) >= self.config.evict_after_ns => {
+                c.dead = true;
+                let cut = CutOff {
+                    id: c.id,
+                    reason: CutOffReason::Evicted,
+                    silent_ns: now.saturating_sub(c.progress_ns),
+                    unread_bytes: c.unread(unread_bytes),
+                };
+                self.record_cut_off(cut);
+                self.consumers.retain(|c| !c.dead);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn record_cut_off(&mut self, cut: CutOff) {
+        self.connections.cut_off += 1;
+        if self.cut_offs.len() < MAX_CUT_OFF_LOG {
+            self.cut_offs.push(cut);
+        }
+    }
+
+    /// Consumers cut off since the last call, for the daemon's log (at
+    /// most [`MAX_CUT_OFF_LOG`] kept between calls; the counter has all).
+    pub fn take_cut_offs(&mut self) -> Vec<CutOff> {
+        std::mem::take(&mut self.cut_offs)
+    }
+
+    pub fn connections(&self) -> ConnectionCounters {
+        self.connections
     }
 
     /// One round-robin pass: pulls up to `burst` records from each source
@@ -668,7 +813,7 @@ impl Hub {
     /// consumers whose socket failed.
     pub fn flush(&mut self) {
         for c in &mut self.consumers {
-            c.flush();
+            c.flush(self.config.unread_bytes);
         }
         self.consumers.retain(|c| !c.dead);
     }
@@ -679,13 +824,35 @@ impl Hub {
     /// record to each consumer.
     pub fn tick(&mut self, now_ns: u64) {
         self.now_ns = now_ns;
+        let unread_bytes = self.config.unread_bytes;
+        let check = now_ns.saturating_sub(self.last_progress_check_ns) >= PROGRESS_CHECK_NS;
+        if check {
+            self.last_progress_check_ns = now_ns;
+        }
+        let mut cut = Vec::new();
         for c in &mut self.consumers {
             if c.ring.len == 0 {
                 let _ = c.probe();
             }
+            if check && !c.dead {
+                c.check_progress(unread_bytes, now_ns);
+                let silent_ns = now_ns.saturating_sub(c.progress_ns);
+                if silent_ns >= self.config.stall_timeout_ns {
+                    c.dead = true;
+                    cut.push(CutOff {
+                        id: c.id,
+                        reason: CutOffReason::Stalled,
+                        silent_ns,
+                        unread_bytes: c.unread(unread_bytes),
+                    });
+                }
+            }
             if !c.dead && c.needs_prepare() {
                 c.prepare(&mut self.ctl, &self.names_bytes, now_ns);
             }
+        }
+        for c in cut {
+            self.record_cut_off(c);
         }
         if now_ns < self.last_stats_ns {
             self.last_stats_ns = now_ns; // clock went back
@@ -777,6 +944,7 @@ impl Hub {
                 })
                 .collect(),
             invalid_slots: self.invalid,
+            connections: self.connections,
         }
     }
 

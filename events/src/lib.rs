@@ -22,6 +22,7 @@ pub mod encode;
 pub mod hub;
 pub mod render;
 pub mod request;
+pub mod sockfile;
 pub mod syslog;
 pub mod types;
 
@@ -35,9 +36,15 @@ pub use decode::{
     LossRecord, NameCache, NameTable, PacketEvent, Record, StatsRecord,
 };
 pub use encode::{Encoder, EventSlot, MAX_SNIPPET, SLOT_CAPACITY, SLOT_SIZE};
-pub use hub::{ConsumerStats, EventSource, Hub, HubConfig, HubError, HubStats};
+pub use hub::{
+    ConnectionCounters, ConsumerStats, CutOff, CutOffReason, EventSource, Hub, HubConfig, HubError,
+    HubStats,
+};
 pub use render::{render, Format};
 pub use request::{parse_request, ControlCommand, RequestError};
+pub use sockfile::{
+    resolve_group, write_file_atomic, write_file_atomic_mode, SockFileError, SocketFile,
+};
 pub use types::{
     ipv4_mapped, CloseReason, Direction, Event, EventType, FilterAction, FilterLog, FilterName,
     InterfaceName, Names, PacketMeta, PolicyDeny, PolicyName, ScreenDrop, ScreenOption,

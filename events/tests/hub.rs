@@ -286,7 +286,10 @@ fn socket_file_handling() {
     let err = Hub::bind(&path, HubConfig::default())
         .err()
         .expect("in use");
-    assert!(matches!(err, HubError::InUse(_)), "{err}");
+    assert!(
+        matches!(err, HubError::Socket(SockFileError::InUse { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("in use"));
     drop(hub);
     // A stale socket file (listener gone, file left) is replaced.
@@ -300,7 +303,7 @@ fn socket_file_handling() {
     std::fs::write(&path, b"data").unwrap();
     assert!(matches!(
         Hub::bind(&path, HubConfig::default()),
-        Err(HubError::NotASocket(_))
+        Err(HubError::Socket(SockFileError::NotASocket { .. }))
     ));
     assert_eq!(std::fs::read(&path).unwrap(), b"data");
 }

@@ -1001,26 +1001,42 @@ fn events(ctx: &mut Ctx, root: &Tbl) -> EventsConfig {
             "rate_limit",
             "socket_mode",
             "socket_group",
+            "control_socket_mode",
+            "control_socket_group",
         ],
         "[events]",
     );
-    if let Some(s) = ctx.opt_str(&t, "socket_mode") {
-        match u32::from_str_radix(s.s.trim_start_matches("0o"), 8) {
-            Ok(mode) if mode <= 0o777 && mode & 0o007 == 0 => e.socket_mode = mode,
-            Ok(_) => ctx.err(
-                &s.span,
-                &t.field("socket_mode"),
-                "must be at most 0770: the sockets are never world-accessible",
-            ),
-            Err(_) => ctx.err(
-                &s.span,
-                &t.field("socket_mode"),
-                format!("must be an octal mode such as \"0660\", found {:?}", s.s),
-            ),
+    for (key, slot) in [
+        ("socket_mode", &mut e.socket_mode),
+        ("control_socket_mode", &mut e.control_socket_mode),
+    ] {
+        if let Some(s) = ctx.opt_str(&t, key) {
+            match u32::from_str_radix(s.s.trim_start_matches("0o"), 8) {
+                Ok(mode) if mode <= 0o777 && mode & 0o007 == 0 => *slot = mode,
+                Ok(_) => ctx.err(
+                    &s.span,
+                    &t.field(key),
+                    "must be at most 0770: the sockets are never world-accessible",
+                ),
+                Err(_) => ctx.err(
+                    &s.span,
+                    &t.field(key),
+                    format!("must be an octal mode such as \"0660\", found {:?}", s.s),
+                ),
+            }
         }
     }
-    if let Some(s) = ctx.opt_str(&t, "socket_group") {
-        e.socket_group = Some(s.s.to_string());
+    for (key, slot) in [
+        ("socket_group", &mut e.socket_group),
+        ("control_socket_group", &mut e.control_socket_group),
+    ] {
+        if let Some(s) = ctx.opt_str(&t, key) {
+            if s.s.is_empty() {
+                ctx.err(&s.span, &t.field(key), "must not be empty");
+            } else {
+                *slot = Some(s.s.to_string());
+            }
+        }
     }
     for (key, slot) in [
         ("socket", &mut e.socket),

@@ -191,11 +191,19 @@ pub struct EventsConfig {
     /// Packet bytes carried in drop events, 0..=256.
     pub snippet_bytes: u16,
     pub rate_limit: RateLimits,
-    /// Mode of the event and control sockets (default 0660: owner and group).
+    /// Mode of the event socket (default 0660: owner and group): who may
+    /// read the event stream.
     pub socket_mode: u32,
-    /// Group that owns the sockets (name or number), so operators in it
-    /// can read events and stats without root; `None` keeps the process's.
+    /// Group of the event socket (name or number, resolved through NSS),
+    /// so log shippers in it can read events without root; `None` keeps
+    /// the process's.
     pub socket_group: Option<String>,
+    /// Mode of the control socket (default 0600: its owner only). The
+    /// control socket can reload the dataplane, so it is a role apart from
+    /// reading events: its own mode and group, never the event socket's.
+    pub control_socket_mode: u32,
+    /// Group of the control socket (operators); `None` keeps the process's.
+    pub control_socket_group: Option<String>,
 }
 
 impl EventsConfig {
@@ -217,6 +225,8 @@ impl Default for EventsConfig {
             rate_limit: RateLimits::default(),
             socket_mode: 0o660,
             socket_group: None,
+            control_socket_mode: 0o600,
+            control_socket_group: None,
         }
     }
 }

@@ -1,0 +1,278 @@
+//! The main lcore's work while the workers run. Two jobs that never wait
+//! on each other: draining the event rings to the consumers (the hub:
+//! bounded buffers, consumers that do not read are cut off), and serving
+//! operators (control requests and scrapes with deadlines, reloads
+//! compiled on a thread of their own). Nothing here blocks on a client.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_core::{port_stats, StartedPort};
+use rampart_events::{ControlCommand, CutOffReason, Hub};
+
+use super::reload::{Prepared, Reloader};
+use super::stats::DrainedSnapshot;
+use super::{wall_ns, StopConditions};
+use crate::control::ControlSocket;
+use crate::export;
+use crate::log;
+use crate::metrics::MetricsEndpoint;
+use crate::serve::{Answer, ServeCounters};
+use crate::worker::WorkerCounters;
+
+/// The sockets operators talk to (the event socket is the hub's).
+pub struct Endpoints {
+    pub control: ControlSocket,
+    pub metrics: Option<MetricsEndpoint>,
+}
+
+pub struct ControlPlane<'a> {
+    pub hub: &'a mut Hub,
+    pub sources: &'a mut [export::RingSource],
+    pub ports: &'a [StartedPort],
+    pub workers: &'a [(u32, Arc<WorkerCounters>)],
+    pub reload: Reloader,
+    pub drained: Arc<DrainedSnapshot>,
+    /// Connection counters as last logged (refusals are logged as counts
+    /// once a second, not one line per connection).
+    logged: Logged,
+}
+
+#[derive(Default)]
+struct Logged {
+    at: Option<Instant>,
+    consumers_refused: u64,
+    control: ServeCounters,
+}
+
+impl<'a> ControlPlane<'a> {
+    pub fn new(
+        hub: &'a mut Hub,
+        sources: &'a mut [export::RingSource],
+        ports: &'a [StartedPort],
+        workers: &'a [(u32, Arc<WorkerCounters>)],
+        reload: Reloader,
+        drained: Arc<DrainedSnapshot>,
+    ) -> Self {
+        ControlPlane {
+            hub,
+            sources,
+            ports,
+            workers,
+            reload,
+            drained,
+            logged: Logged::default(),
+        }
+    }
+
+    /// Drains, serves and watches the stop conditions until one holds;
+    /// returns which. A signal is seen within one loop iteration whatever
+    /// clients do, since nothing in the loop waits on them.
+    pub fn run_until_stop(
+        &mut self,
+        ep: &mut Endpoints,
+        signalled: &AtomicBool,
+        reload_requested: &AtomicBool,
+        when: &StopConditions,
+        started_at: Instant,
+    ) -> &'static str {
+        let mut last_rx = u64::MAX;
+        let mut last_change = Instant::now();
+        let mut last_publish = Instant::now();
+        loop {
+            let moved = self.hub.poll(self.sources, wall_ns());
+            let now = Instant::now();
+            let control_counters = ep.control.counters();
+            ep.control.serve(now, |command| match command {
+                ControlCommand::Stats => Answer::Reply(self.stats_json(&control_counters)),
+                ControlCommand::Rules => Answer::Reply(self.rules_json()),
+                ControlCommand::Reload => Answer::Later(self.reload.request()),
+            });
+            if let Some(m) = &mut ep.metrics {
+                m.serve(now, || self.prometheus_text());
+            }
+            if reload_requested.swap(false, Ordering::Relaxed) {
+                // SIGHUP: nobody waits for the answer but the log.
+                let _ = self.reload.request();
+            }
+            self.finish_reload(ep, now);
+            self.reload.collect_retired();
+            if now.duration_since(last_publish) >= Duration::from_millis(100) {
+                last_publish = now;
+                self.publish_drained();
+            }
+            self.log_connections(ep, now);
+            if signalled.load(Ordering::Relaxed) {
+                return "signal";
+            }
+            if when.duration.is_some_and(|d| started_at.elapsed() >= d) {
+                return "duration reached";
+            }
+            if let Some(idle) = when.idle {
+                let rx = self.packets_seen();
+                if rx != last_rx {
+                    last_rx = rx;
+                    last_change = now;
+                } else if last_change.elapsed() >= idle {
+                    return "input idle";
+                }
+            }
+            if moved == 0 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+
+    /// Packets received or missed by the ports (the idle stop condition).
+    fn packets_seen(&self) -> u64 {
+        let rx: u64 = self
+            .workers
+            .iter()
+            .map(|(_, c)| c.rx.load(Ordering::Relaxed))
+            .sum();
+        rx + self
+            .ports
+            .iter()
+            .map(|p| port_stats(p.id()).imissed)
+            .sum::<u64>()
+    }
+
+    /// Switches to a generation the reload thread finished, or says why
+    /// not: in the reply, the daemon's log and a config_reject record to
+    /// every event consumer. A refused reload changes nothing.
+    fn finish_reload(&mut self, ep: &mut Endpoints, now: Instant) {
+        let Some((ticket, result)) = self.reload.finished() else {
+            return;
+        };
+        let result = result.and_then(|prepared| self.switch_to(prepared, ep));
+        let reply = match &result {
+            Ok(generation) => {
+                log::notice!("reloaded the config: generation {generation}");
+                serde_json::json!({"ok": true, "generation": generation})
+            }
+            Err(e) => {
+                log::error!(
+                    "reload rejected, generation {} keeps running: {e}",
+                    self.reload.generation
+                );
+                let path = self
+                    .reload
+                    .path
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                let errors: Vec<String> = e.lines().map(str::to_owned).collect();
+                self.hub.announce_config_reject(&path, &errors);
+                serde_json::json!({"ok": false, "generation": self.reload.generation, "error": e})
+            }
+        };
+        ep.control.complete(ticket, &reply.to_string(), now);
+        self.reload.start_queued();
+    }
+
+    /// Applies every setting of the new generation at once: what can fail
+    /// (binding a new Prometheus address, socket modes and groups) first,
+    /// undone if a later step fails; then names and rules.
+    fn switch_to(&mut self, p: Prepared, ep: &mut Endpoints) -> Result<u32, String> {
+        let old = self.reload.config().clone();
+        let new = p.rules.config.clone();
+        let metrics = if new.telemetry.prometheus != old.telemetry.prometheus {
+            Some(match new.telemetry.prometheus {
+                Some(addr) => Some(MetricsEndpoint::bind(addr).map_err(|e| format!("{e:#}"))?),
+                None => None,
+            })
+        } else {
+            None
+        };
+        let (oe, ne) = (&old.events, &new.events);
+        let old_gids = (self.hub_gid(), ep.control.gid());
+        ep.control
+            .set_access(ne.control_socket_mode, p.control_gid)
+            .map_err(|e| format!("events.control_socket_mode/group: {e:#}"))?;
+        if let Err(e) = self.hub.set_socket_access(ne.socket_mode, p.events_gid) {
+            let _ = ep.control.set_access(oe.control_socket_mode, old_gids.1);
+            return Err(format!("events.socket_mode/group: {e}"));
+        }
+        if let Some(m) = metrics {
+            if let Some(m) = &m {
+                log::info!("prometheus endpoint now on {}", m.addr());
+            }
+            ep.metrics = m;
+        }
+        let generation = p.rules.generation;
+        // Names first, so every record of the new generation resolves.
+        self.hub.set_names(generation, &p.names);
+        self.reload.publish(p.rules);
+        Ok(generation)
+    }
+
+    fn hub_gid(&self) -> Option<u32> {
+        self.hub.socket_gid()
+    }
+
+    /// Logs consumers cut off, and once a second what the sockets refused.
+    fn log_connections(&mut self, ep: &Endpoints, now: Instant) {
+        for cut in self.hub.take_cut_offs() {
+            let why = match cut.reason {
+                CutOffReason::Stalled => "read nothing",
+                CutOffReason::Evicted => "read nothing and every slot was taken",
+            };
+            log::warning!(
+                "event consumer {} cut off: it {why} for {:.1} s ({} bytes unread); its losses were counted",
+                cut.id,
+                cut.silent_ns as f64 / 1e9,
+                cut.unread_bytes
+            );
+        }
+        if self
+            .logged
+            .at
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.logged.at = Some(now);
+        let refused = self.hub.connections().refused;
+        if refused > self.logged.consumers_refused {
+            log::warning!(
+                "event socket: refused {} connection(s): all {} consumer slots are taken by consumers that read",
+                refused - self.logged.consumers_refused,
+                self.hub.config().max_consumers
+            );
+            self.logged.consumers_refused = refused;
+        }
+        let c = ep.control.counters();
+        let was = self.logged.control;
+        if c.evicted > was.evicted || c.timed_out > was.timed_out {
+            log::warning!(
+                "control socket: {} client(s) closed for not sending a request within the deadline, {} evicted to make room",
+                c.timed_out - was.timed_out,
+                c.evicted - was.evicted
+            );
+        }
+        self.logged.control = c;
+    }
+
+    /// Every event generated before the stop reaches the consumers (or is
+    /// counted as dropped for them), then a final stats record; a consumer
+    /// that does not read gets at most `patience`.
+    pub fn drain_and_flush(&mut self, patience: Duration) {
+        while self.hub.poll(self.sources, wall_ns()) > 0 {}
+        let deadline = Instant::now() + patience;
+        let flush_until_written = |hub: &mut Hub| {
+            while Instant::now() < deadline && hub.has_pending() {
+                hub.flush();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        // The final stats record goes after everything buffered, so a
+        // consumer that is reading gets it even if its buffer was full.
+        flush_until_written(self.hub);
+        self.hub.emit_stats();
+        flush_until_written(self.hub);
+        if self.hub.has_pending() {
+            log::warning!("a consumer did not read its last records within {patience:?}; the summary shows what stayed buffered");
+        }
+    }
+}
