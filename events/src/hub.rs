@@ -179,9 +179,12 @@ struct Consumer {
     /// Notices that did not fit the backlog of a consumer that stopped reading.
     notices_dropped: u64,
     dead: bool,
-    /// Unread bytes in its socket as last measured (after our last write,
-    /// or at the last check): less now means the peer read.
+    /// Unread bytes in its socket at the last progress check.
     unread_ref: usize,
+    /// Since the last check: a write found the socket full, and a later
+    /// one succeeded (so the peer read in between).
+    socket_was_full: bool,
+    wrote_after_full: bool,
     /// When the peer last read (or had nothing to read).
     progress_ns: u64,
 }
@@ -310,42 +313,7 @@ impl Consumer {
     }
 
     /// Writes as much as the socket takes without blocking.
-    fn flush(&mut self, unread_bytes: Option<fn(&UnixStream) -> io::Result<usize>>) {
-        let before = self.ring.len;
-        self.write_out();
-        if self.ring.len < before {
-            if let Some(Ok(n)) = unread_bytes.map(|f| f(&self.stream)) {
-                self.unread_ref = n;
-            }
-        }
-    }
-
-    /// Whether the peer read since the last check (updates the reference).
-    /// Without a socket measure: whether the hub's buffer is empty, or
-    /// went out to the socket.
-    fn check_progress(
-        &mut self,
-        unread_bytes: Option<fn(&UnixStream) -> io::Result<usize>>,
-        now_ns: u64,
-    ) {
-        let progressed = match unread_bytes.map(|f| f(&self.stream)) {
-            Some(Ok(unread)) => {
-                let read = unread == 0 || unread < self.unread_ref;
-                self.unread_ref = unread;
-                read
-            }
-            _ => self.ring.len == 0,
-        };
-        if progressed {
-            self.progress_ns = now_ns;
-        }
-    }
-
-    fn unread(&self, unread_bytes: Option<fn(&UnixStream) -> io::Result<usize>>) -> usize {
-        self.ring.len + unread_bytes.and_then(|f| f(&self.stream).ok()).unwrap_or(0)
-    }
-
-    fn write_out(&mut self) {
+    fn flush(&mut self) {
         while self.ring.len > 0 && !self.dead {
             let (a, b) = self.ring.slices();
             let r = if b.is_empty() {
@@ -356,12 +324,48 @@ impl Consumer {
             };
             match r {
                 Ok(0) => self.dead = true,
-                Ok(n) => self.ring.consume(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Ok(n) => {
+                    self.ring.consume(n);
+                    // The socket was full and took more: the peer read.
+                    self.wrote_after_full |= self.socket_was_full;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.socket_was_full = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => self.dead = true,
             }
         }
+    }
+
+    /// Notes whether the peer read since the last check: its socket holds
+    /// nothing unread, or less than at the last check, or it was full and
+    /// took more since. A consumer that never reads shows none of these,
+    /// however few records it is sent. Without a socket measure, only an
+    /// empty hub buffer counts.
+    fn check_progress(
+        &mut self,
+        unread_bytes: Option<fn(&UnixStream) -> io::Result<usize>>,
+        now_ns: u64,
+    ) {
+        let progressed = match unread_bytes.map(|f| f(&self.stream)) {
+            Some(Ok(unread)) => {
+                let read = unread == 0 || unread < self.unread_ref || self.wrote_after_full;
+                self.unread_ref = unread;
+                read
+            }
+            _ => self.ring.len == 0,
+        };
+        self.socket_was_full = false;
+        self.wrote_after_full = false;
+        if progressed {
+            self.progress_ns = now_ns;
+        }
+    }
+
+    fn unread(&self, unread_bytes: Option<fn(&UnixStream) -> io::Result<usize>>) -> usize {
+        self.ring.len + unread_bytes.and_then(|f| f(&self.stream).ok()).unwrap_or(0)
     }
 
     /// Detects a consumer that closed its end. Consumers never send data;
@@ -676,10 +680,12 @@ impl Hub {
             notices_dropped: 0,
             dead: false,
             unread_ref: 0,
+            socket_was_full: false,
+            wrote_after_full: false,
             progress_ns: self.now_ns,
         };
         c.prepare(&mut self.ctl, &self.names_bytes, self.now_ns);
-        c.flush(self.config.unread_bytes);
+        c.flush();
         self.consumers.push(c);
         Ok(id)
     }
@@ -813,7 +819,7 @@ impl Hub {
     /// consumers whose socket failed.
     pub fn flush(&mut self) {
         for c in &mut self.consumers {
-            c.flush(self.config.unread_bytes);
+            c.flush();
         }
         self.consumers.retain(|c| !c.dead);
     }

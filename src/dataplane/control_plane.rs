@@ -276,3 +276,61 @@ impl<'a> ControlPlane<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    use rampart_events::{CutOffReason, Hub, HubConfig};
+
+    /// With the kernel's unread count (SIOCOUTQ), the hub tells a consumer
+    /// that reads slowly behind a full socket from one that never reads.
+    #[test]
+    fn a_slow_reader_stays_and_a_consumer_that_never_reads_is_cut_off() {
+        let mut hub = Hub::new(HubConfig {
+            stall_timeout_ns: 400_000_000,
+            unread_bytes: Some(rampart_core::socket_unread_bytes),
+            consumer_buffer_bytes: 64 << 10,
+            ..HubConfig::default()
+        });
+        let (slow_ours, mut slow) = UnixStream::pair().unwrap();
+        let (silent_ours, _silent) = UnixStream::pair().unwrap();
+        let slow_id = hub.add_consumer(slow_ours).unwrap();
+        let silent_id = hub.add_consumer(silent_ours).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut total = 0;
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_millis(1500) {
+                total += slow.read(&mut buf).unwrap_or(0);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            total
+        });
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(1500) {
+            // Far more than the slow reader takes: its socket stays full.
+            for _ in 0..20 {
+                hub.emit_stats();
+            }
+            hub.tick(super::wall_ns());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let read = reader.join().unwrap();
+        assert!(read > 100_000, "the slow reader read {read} bytes");
+        assert_eq!(
+            hub.consumer_ids(),
+            vec![slow_id],
+            "only the slow reader stays"
+        );
+        let cut = hub.take_cut_offs();
+        assert_eq!(cut.len(), 1);
+        assert_eq!(
+            (cut[0].id, cut[0].reason),
+            (silent_id, CutOffReason::Stalled)
+        );
+        assert_eq!(hub.connections().cut_off, 1);
+    }
+}
