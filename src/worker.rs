@@ -9,20 +9,14 @@ use rampart_core::{
     prefetch, tsc_cycles, ArcReceiver, ArcSender, Burst, Mbuf, MbufRingConsumer, MbufRingProducer,
     Mempool, RxQueue, TxQueue, MAX_BURST,
 };
-use rampart_pipeline::engine::{self, Event, Ruleset, Verdict, DROP_COUNTERS};
+use rampart_pipeline::engine::{self, Event, EventType, Ruleset, Verdict, DROP_COUNTERS};
 use rampart_pipeline::screen::ScreenState;
 
 use crate::export::WorkerEvents;
 use rampart_pipeline::session::CloseReason as SessionCloseReason;
 
-/// Event types in the order of [`Event::type_index`] (INTERFACES.md names).
-pub const EVENT_TYPES: [&str; 5] = [
-    "policy_deny",
-    "screen_drop",
-    "filter_log",
-    "session_open",
-    "session_close",
-];
+/// Event type names, indexed like [`WorkerCounters::events`].
+pub const EVENT_TYPES: [&str; EventType::COUNT] = EventType::NAMES;
 
 /// Where a worker's cycles go: timed per burst (`rx`, `tx`) or on one
 /// packet in [`STAGE_SAMPLE_EVERY`] (the rest).
@@ -41,16 +35,6 @@ pub struct StageTotals {
     events_cycles: u64,
     tx_cycles: u64,
     tx_packets: u64,
-}
-
-fn event_index(e: &Event) -> usize {
-    match e {
-        Event::PolicyDeny { .. } => 0,
-        Event::ScreenDrop { .. } => 1,
-        Event::FilterLog { .. } => 2,
-        Event::SessionOpen { .. } => 3,
-        Event::SessionClose(_) => 4,
-    }
 }
 
 /// Counters a worker publishes; written by that worker alone (plain
@@ -74,7 +58,7 @@ pub struct WorkerCounters {
     pub handoff_out: AtomicU64,
     pub handoff_full: AtomicU64,
     /// Events generated, by type (see `EVENT_TYPES`).
-    pub events: [AtomicU64; 5],
+    pub events: [AtomicU64; EventType::COUNT],
     pub sessions_created: AtomicU64,
     pub sessions_closed: AtomicU64,
     pub sessions_active: AtomicU64,
@@ -538,7 +522,7 @@ fn export(
     frame: &[u8],
     now: u64,
 ) {
-    bump(&counters.events[event_index(e)], 1);
+    bump(&counters.events[e.event_type().index()], 1);
     events.emit(e, d, frame, now);
 }
 
