@@ -1,4 +1,9 @@
 //! `rampart`: the firewall dataplane and its operator commands.
+//!
+//! No `unsafe` here: everything that touches DPDK goes through the safe
+//! API of `rampart-core` (ARCHITECTURE.md, workspace layout).
+
+#![forbid(unsafe_code)]
 
 mod consumer;
 mod control;
