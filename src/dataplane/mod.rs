@@ -5,7 +5,7 @@ mod plan;
 
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -368,12 +368,7 @@ pub fn run(
         }
     }
 
-    let stop = Arc::new(StopSignal {
-        stop: AtomicBool::new(false),
-        rx_stopped: AtomicUsize::new(0),
-        finished: AtomicUsize::new(0),
-        workers,
-    });
+    let stop = Arc::new(StopSignal::new(workers));
     let signalled = Arc::new(AtomicBool::new(false));
     let reload_requested = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_requested.clone())
