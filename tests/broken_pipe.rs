@@ -95,3 +95,73 @@ fn trace_piped_into_head_under_pipefail() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
     assert_quiet_sigpipe_status(out.status, &stderr);
 }
+
+/// `rampart stats` (text, `--json`, `--rules`) with its stdout already
+/// closed when it prints: status 141, nothing on stderr. Needs a running
+/// dataplane (net_null ports, DPDK without hugepages).
+#[test]
+fn stats_into_a_closed_pipe_exits_141_without_a_panic() {
+    let dir = TempDir::new();
+    let d = dir.0.path().display();
+    let config = dir.write(
+        "null.toml",
+        &format!(
+            r#"[dataplane]
+eal = {eal}
+[events]
+socket = "{d}/events.sock"
+control_socket = "{d}/control.sock"
+[[interface]]
+name = "a"
+device = "net_null0,size=64"
+zone = "z"
+peer = "b"
+[[interface]]
+name = "b"
+device = "net_null1,size=64"
+zone = "z"
+[zone.z]
+[default-policy]
+then = "permit"
+"#,
+            eal = test_eal("broken-pipe-stats")
+        ),
+    );
+    let control = dir.path("control.sock");
+    let mut run = rampart()
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--duration",
+            "60",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&control).is_err() {
+        assert!(std::time::Instant::now() < deadline, "no control socket");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for extra in [&[][..], &["--json"], &["--rules"], &["--rules", "--json"]] {
+        let mut child = rampart()
+            .args(["stats", "--socket", control.to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reading end closes before the command prints anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_quiet_sigpipe_status(out.status, &stderr);
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(run.wait().unwrap().success());
+}
