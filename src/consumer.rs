@@ -52,6 +52,9 @@ pub fn run(socket: &Path, opts: Options) -> anyhow::Result<()> {
     let syslog_opts = syslog::SyslogOptions::default();
     let stdout = std::io::stdout();
     let mut line = String::new();
+    // A closed stdout (`rampart events | head`) ends the command; the
+    // error goes up to `main`, which exits quietly.
+    let mut write_error = None;
     let consume_opts = ConsumeOptions {
         retry_interval: Duration::from_millis(100),
         once: opts.once,
@@ -83,7 +86,8 @@ pub fn run(socket: &Path, opts: Options) -> anyhow::Result<()> {
             None => {
                 if ev::render(opts.format, rec, names, &mut line) {
                     let mut out = stdout.lock();
-                    if writeln!(out, "{}{}", opts.prefix, line.trim_end()).is_err() {
+                    if let Err(e) = writeln!(out, "{}{}", opts.prefix, line.trim_end()) {
+                        write_error = Some(e);
                         return ControlFlow::Break(());
                     }
                 }
@@ -91,5 +95,9 @@ pub fn run(socket: &Path, opts: Options) -> anyhow::Result<()> {
         }
         ControlFlow::Continue(())
     })
-    .with_context(|| format!("reading {}", socket.display()))
+    .with_context(|| format!("reading {}", socket.display()))?;
+    match write_error {
+        Some(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+        None => Ok(()),
+    }
 }

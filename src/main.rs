@@ -1,4 +1,9 @@
 //! `rampart`: the firewall dataplane and its operator commands.
+//!
+//! No `unsafe` here: everything that touches DPDK goes through the safe
+//! API of `rampart-core` (ARCHITECTURE.md, workspace layout).
+
+#![forbid(unsafe_code)]
 
 mod consumer;
 mod control;
@@ -11,6 +16,7 @@ mod serve;
 mod trace;
 mod worker;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -150,11 +156,27 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(BROKEN_PIPE_EXIT),
         Err(e) => {
             log::error!("{e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Exit status of a command whose stdout was closed under it (`rampart
+/// stats | head -1`, `rampart events | head`): it stops quietly with
+/// 128 + SIGPIPE, the status a shell reports for `seq`, `cat` or `tail -f`
+/// killed by SIGPIPE, so `set -o pipefail` scripts see what they see for
+/// those. Rust ignores SIGPIPE, so the write fails with `BrokenPipe` and
+/// the command returns that error up to `main` instead of printing more.
+const BROKEN_PIPE_EXIT: u8 = 141;
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(
@@ -180,7 +202,9 @@ fn run(
         },
         None => {
             let demo = demo::Demo::prepare()?;
-            println!(
+            // A closed stdout must not keep the demo from running.
+            let _ = writeln!(
+                std::io::stdout(),
                 "rampart: no --config given, running the embedded demo ({})",
                 demo.describe()
             );
@@ -221,21 +245,26 @@ fn run(
         rampart_events::write_file_atomic(&path, summary.stats_json.as_bytes())
             .with_context(|| format!("--stats-out {}", path.display()))?;
     }
-    print!("{summary}");
+    let mut out = std::io::stdout().lock();
+    write!(out, "{summary}")?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     match Config::load(file) {
         Ok(c) => {
-            println!(
+            writeln!(
+                out,
                 "{}: ok ({} interfaces, {} zones, {} policies, {} filters)",
                 file.display(),
                 c.interfaces.len(),
                 c.zones.len(),
                 c.policies.len(),
                 c.filters.len()
-            );
+            )?;
+            out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
@@ -246,51 +275,61 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 fn stats(socket: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     let reply = control::request(socket, "stats")?;
     if json {
-        print!("{reply}");
+        write!(out, "{reply}")?;
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
     let v: serde_json::Value = serde_json::from_str(&reply)?;
-    println!("generation {}", v["generation"]);
+    writeln!(out, "generation {}", v["generation"])?;
     if let Some(events) = v["events"].as_object() {
-        println!(
+        writeln!(
+            out,
             "{:<14} {:>12} {:>12} {:>13} {:>12}",
             "event", "generated", "rate_limited", "ring_overflow", "drained"
-        );
+        )?;
         for (name, c) in events {
-            println!(
+            writeln!(
+                out,
                 "{:<14} {:>12} {:>12} {:>13} {:>12}",
                 name, c["generated"], c["rate_limited"], c["ring_overflow"], c["drained"]
-            );
+            )?;
         }
     }
     for w in v["workers"].as_array().into_iter().flatten() {
-        println!(
+        writeln!(
+            out,
             "worker lcore {}: rx {} tx {} dropped {} sessions {} busy_cycles {}",
             w["lcore"], w["rx"], w["tx"], w["dropped"], w["sessions_active"], w["busy_cycles"]
-        );
+        )?;
     }
     for p in v["ports"].as_array().into_iter().flatten() {
-        println!(
+        writeln!(
+            out,
             "port {}: ipackets {} opackets {} imissed {}",
             p["name"], p["ipackets"], p["opackets"], p["imissed"]
-        );
+        )?;
     }
     for c in v["consumers"].as_array().into_iter().flatten() {
-        println!(
+        writeln!(
+            out,
             "consumer {}: delivered {} dropped {}",
             c["id"], c["delivered"], c["dropped"]
-        );
+        )?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn reload(socket: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     let reply = control::request(socket, "reload")?;
     let v: serde_json::Value = serde_json::from_str(&reply)?;
     if v["ok"] == true {
-        println!("reloaded: generation {}", v["generation"]);
+        writeln!(out, "reloaded: generation {}", v["generation"])?;
+        out.flush()?;
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
@@ -303,37 +342,43 @@ fn reload(socket: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 fn rule_stats(socket: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     let reply = control::request(socket, "rules")?;
     if json {
-        print!("{reply}");
+        write!(out, "{reply}")?;
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
     let v: serde_json::Value = serde_json::from_str(&reply)?;
-    println!("generation {}", v["generation"]);
-    println!(
+    writeln!(out, "generation {}", v["generation"])?;
+    writeln!(
+        out,
         "{:<32} {:<12} {:<12} {:<8} {:>14}",
         "policy", "from-zone", "to-zone", "action", "hits"
-    );
+    )?;
     for p in v["policies"].as_array().into_iter().flatten() {
-        println!(
+        writeln!(
+            out,
             "{:<32} {:<12} {:<12} {:<8} {:>14}",
             p["policy"].as_str().unwrap_or(""),
             p["from_zone"].as_str().unwrap_or("-"),
             p["to_zone"].as_str().unwrap_or("-"),
             p["action"].as_str().unwrap_or(""),
             p["hits"]
-        );
+        )?;
     }
     for f in v["filters"].as_array().into_iter().flatten() {
         for t in f["terms"].as_array().into_iter().flatten() {
-            println!(
+            writeln!(
+                out,
                 "filter {}/{:<24} {:<8} {:>14}",
                 f["filter"].as_str().unwrap_or(""),
                 t["term"].as_str().unwrap_or(""),
                 t["action"].as_str().unwrap_or(""),
                 t["hits"]
-            );
+            )?;
         }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,26 +3,20 @@
 //! tx_burst, free the unsent.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rampart_core::{
     prefetch, tsc_cycles, ArcReceiver, ArcSender, Burst, Mbuf, MbufRingConsumer, MbufRingProducer,
     Mempool, RxQueue, TxQueue, MAX_BURST,
 };
-use rampart_pipeline::engine::{self, Event, Ruleset, Verdict, DROP_COUNTERS};
+use rampart_pipeline::engine::{self, Event, EventType, Ruleset, Verdict, DROP_COUNTERS};
 use rampart_pipeline::screen::ScreenState;
 
 use crate::export::WorkerEvents;
 use rampart_pipeline::session::CloseReason as SessionCloseReason;
 
-/// Event types in the order of [`Event::type_index`] (INTERFACES.md names).
-pub const EVENT_TYPES: [&str; 5] = [
-    "policy_deny",
-    "screen_drop",
-    "filter_log",
-    "session_open",
-    "session_close",
-];
+/// Event type names, indexed like [`WorkerCounters::events`].
+pub const EVENT_TYPES: [&str; EventType::COUNT] = EventType::NAMES;
 
 /// Where a worker's cycles go: timed per burst (`rx`, `tx`) or on one
 /// packet in [`STAGE_SAMPLE_EVERY`] (the rest).
@@ -41,16 +35,6 @@ pub struct StageTotals {
     events_cycles: u64,
     tx_cycles: u64,
     tx_packets: u64,
-}
-
-fn event_index(e: &Event) -> usize {
-    match e {
-        Event::PolicyDeny { .. } => 0,
-        Event::ScreenDrop { .. } => 1,
-        Event::FilterLog { .. } => 2,
-        Event::SessionOpen { .. } => 3,
-        Event::SessionClose(_) => 4,
-    }
 }
 
 /// Counters a worker publishes; written by that worker alone (plain
@@ -74,7 +58,7 @@ pub struct WorkerCounters {
     pub handoff_out: AtomicU64,
     pub handoff_full: AtomicU64,
     /// Events generated, by type (see `EVENT_TYPES`).
-    pub events: [AtomicU64; 5],
+    pub events: [AtomicU64; EventType::COUNT],
     pub sessions_created: AtomicU64,
     pub sessions_closed: AtomicU64,
     pub sessions_active: AtomicU64,
@@ -84,11 +68,24 @@ pub struct WorkerCounters {
     /// measured over (cycles per packet = the ratio).
     pub stage_cycles: [AtomicU64; STAGES.len()],
     pub stage_packets: [AtomicU64; STAGES.len()],
+    /// Handoffs this worker committed to another worker (enqueued, or
+    /// held in `stalled` to enqueue later), and handoffs it finished:
+    /// received and processed, or given up on (a full stall list).
+    /// Monotonic; [`StopSignal::settled`] compares their sums.
+    pub handoffs_sent: AtomicU64,
+    pub handoffs_done: AtomicU64,
 }
 
 #[inline(always)]
 fn bump(counter: &AtomicU64, by: u64) {
     counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
+}
+
+/// [`bump`] whose store publishes what this worker did before it (a plain
+/// store on x86): for the handoff counts the shutdown check reads.
+#[inline(always)]
+fn bump_release(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Release);
 }
 
 /// How this worker reaches one egress port.
@@ -181,14 +178,66 @@ pub enum Route {
 pub const STALL_CAPACITY: usize = 64;
 
 /// Shared stop protocol: the control plane raises `stop`; every worker
-/// stops RX and checks in, then drains handoffs until all have checked in,
-/// so no packet already received is lost at shutdown.
+/// stops RX and checks in (`rx_stopped`), then keeps draining its handoff
+/// rings and retrying its stalled handoffs until the handoffs are
+/// [`settled`](StopSignal::settled), so no packet already received is
+/// lost or stranded in a ring at shutdown, and no worker waits on a ring
+/// that nobody drains any more.
+///
+/// A packet travels at most RX worker -> flow owner -> TX queue owner, and
+/// only while it is being processed can it be handed on; so once every RX
+/// has stopped, the handoffs finished equal the handoffs committed exactly
+/// when no packet is in a ring, in a stall list or being processed, and
+/// none can appear again. Each worker stops only then, whichever order the
+/// OS runs workers that share a CPU in.
 pub struct StopSignal {
     pub stop: AtomicBool,
     pub rx_stopped: AtomicUsize,
     /// Workers done with their final drain and session export.
     pub finished: AtomicUsize,
     pub workers: usize,
+    /// Each worker's counters (it registers them when it starts), for the
+    /// handoff counts.
+    counters: Vec<OnceLock<Arc<WorkerCounters>>>,
+}
+
+impl StopSignal {
+    pub fn new(workers: usize) -> StopSignal {
+        StopSignal {
+            stop: AtomicBool::new(false),
+            rx_stopped: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+            workers,
+            counters: (0..workers).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    fn register(&self, worker: usize, counters: &Arc<WorkerCounters>) {
+        let _ = self.counters[worker].set(counters.clone());
+    }
+
+    /// Every RX has stopped and every handoff committed has been finished.
+    ///
+    /// The counts only grow, a handoff is counted sent before it is
+    /// enqueued and done after its processing handed on whatever it
+    /// produced (Release stores, read with Acquire). Reading all `done`
+    /// before all `sent` then gives done_read <= done(t) <= sent(t) <=
+    /// sent_read for the moment t between the two passes, so equal reads
+    /// mean nothing was in flight at t, and with RX stopped nothing can be
+    /// in flight again.
+    pub fn settled(&self) -> bool {
+        if self.rx_stopped.load(Ordering::Acquire) != self.workers {
+            return false;
+        }
+        let sum = |field: fn(&WorkerCounters) -> &AtomicU64| {
+            self.counters.iter().try_fold(0u64, |sum, c| {
+                c.get().map(|c| sum + field(c).load(Ordering::Acquire))
+            })
+        };
+        let done = sum(|c| &c.handoffs_done);
+        let sent = sum(|c| &c.handoffs_sent);
+        done.is_some() && done == sent
+    }
 }
 
 /// Sessions aged per loop iteration (bounded work per burst cycle).
@@ -196,6 +245,7 @@ const EXPIRE_BUDGET: usize = 64;
 
 impl Worker {
     pub fn run(mut self, stop: &StopSignal) -> Arc<WorkerCounters> {
+        stop.register(self.index, &self.counters);
         let mut burst = Burst::new();
         while !stop.stop.load(Ordering::Relaxed) {
             let start = tsc_cycles();
@@ -244,15 +294,17 @@ impl Worker {
         }
         stop.rx_stopped.fetch_add(1, Ordering::AcqRel);
         loop {
-            let all_stopped = stop.rx_stopped.load(Ordering::Acquire) == stop.workers;
             let now = self.clock.now_ns(tsc_cycles());
             let moved = self.drain_handoffs(now) + self.retry_stalled();
             self.flush_all();
             self.events.publish();
-            if all_stopped && moved == 0 && self.stalled.is_empty() {
+            if moved == 0 && self.stalled.is_empty() && stop.settled() {
                 break;
             }
-            std::hint::spin_loop();
+            if moved == 0 {
+                // Workers may share a CPU: let the one we wait for run.
+                std::thread::yield_now();
+            }
         }
         // Sessions still open end with the run: their close events (for
         // policies that log session-close) reach the consumers, as on an
@@ -450,12 +502,15 @@ impl Worker {
         let ring = self.handoff_out[owner]
             .as_mut()
             .expect("rings exist between every pair of workers");
+        // Counted before the receiver can see it (see `StopSignal::settled`).
+        bump_release(&self.counters.handoffs_sent, 1);
         match ring.enqueue(m, tag) {
             Ok(()) => bump(&self.counters.handoff_out, 1),
             Err(m) if self.stalled.len() < STALL_CAPACITY => self.stalled.push((owner, m, tag)),
             Err(m) => {
                 drop(m);
                 bump(&self.counters.handoff_full, 1);
+                bump_release(&self.counters.handoffs_done, 1);
             }
         }
     }
@@ -514,6 +569,10 @@ impl Worker {
                     self.stage(tag as usize, m);
                 }
             }
+            if n > 0 {
+                // After whatever they produced was counted as sent.
+                bump_release(&self.counters.handoffs_done, n as u64);
+            }
             moved += n;
         }
         moved
@@ -538,7 +597,7 @@ fn export(
     frame: &[u8],
     now: u64,
 ) {
-    bump(&counters.events[event_index(e)], 1);
+    bump(&counters.events[e.event_type().index()], 1);
     events.emit(e, d, frame, now);
 }
 

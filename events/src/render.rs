@@ -491,7 +491,7 @@ pub fn junos_tag(e: &PacketEvent<'_>) -> (&'static str, &'static str) {
         Event::SessionOpen(_) => ("RT_FLOW", "RT_FLOW_SESSION_CREATE"),
         Event::SessionClose(_) => ("RT_FLOW", "RT_FLOW_SESSION_CLOSE"),
         Event::ScreenDrop(s) => {
-            let tag = match s.option.class() {
+            let tag = match crate::types::junos_screen(s.option).1 {
                 ScreenClass::Tcp => "RT_SCREEN_TCP",
                 ScreenClass::Udp => "RT_SCREEN_UDP",
                 ScreenClass::Icmp => "RT_SCREEN_ICMP",
@@ -528,7 +528,7 @@ pub fn junos_attack_name(option: ScreenOption, m: &PacketMeta) -> &'static str {
         (ScreenOption::IpSweep, 6) => "TCP sweep!",
         (ScreenOption::IpSweep, 17) => "UDP sweep!",
         (ScreenOption::IpSweep, 1 | 58) => "ICMP address sweep!",
-        _ => option.junos_attack_name(),
+        _ => crate::types::junos_screen(option).0,
     }
 }
 

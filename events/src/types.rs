@@ -8,97 +8,7 @@ pub const NO_ID16: u16 = u16::MAX;
 /// A u32 id meaning "none" (no policy).
 pub const NO_ID32: u32 = u32::MAX;
 
-/// Packet event types. The discriminant indexes every per-type counter
-/// array (`[u64; EventType::COUNT]`).
-#[repr(u8)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EventType {
-    PolicyDeny = 0,
-    ScreenDrop = 1,
-    FilterLog = 2,
-    SessionOpen = 3,
-    SessionClose = 4,
-}
-
-impl EventType {
-    /// Number of event types (length of per-type counter arrays).
-    pub const COUNT: usize = 5;
-    /// Every type, in discriminant order.
-    pub const ALL: [EventType; EventType::COUNT] = [
-        EventType::PolicyDeny,
-        EventType::ScreenDrop,
-        EventType::FilterLog,
-        EventType::SessionOpen,
-        EventType::SessionClose,
-    ];
-
-    /// The name used in JSON, stats and `--types`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            EventType::PolicyDeny => "policy_deny",
-            EventType::ScreenDrop => "screen_drop",
-            EventType::FilterLog => "filter_log",
-            EventType::SessionOpen => "session_open",
-            EventType::SessionClose => "session_close",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<EventType> {
-        EventType::ALL.into_iter().find(|t| t.name() == name)
-    }
-
-    pub const fn from_u8(v: u8) -> Option<EventType> {
-        match v {
-            0 => Some(EventType::PolicyDeny),
-            1 => Some(EventType::ScreenDrop),
-            2 => Some(EventType::FilterLog),
-            3 => Some(EventType::SessionOpen),
-            4 => Some(EventType::SessionClose),
-            _ => None,
-        }
-    }
-
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-}
-
-macro_rules! screen_options {
-    ($( $variant:ident = $name:literal, $attack:literal, $class:ident; )*) => {
-        /// Junos screen (`security screen ids-option`) options. `name()` is
-        /// the Junos option name used in config, `trace` reasons and events.
-        #[repr(u8)]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum ScreenOption { $( $variant, )* }
-
-        impl ScreenOption {
-            pub const ALL: &'static [ScreenOption] = &[ $( ScreenOption::$variant, )* ];
-            pub const COUNT: usize = ScreenOption::ALL.len();
-
-            /// Junos option name (`syn-fin`, `ping-death`...).
-            pub const fn name(self) -> &'static str {
-                match self { $( ScreenOption::$variant => $name, )* }
-            }
-
-            pub fn from_name(name: &str) -> Option<ScreenOption> {
-                match name { $( $name => Some(ScreenOption::$variant), )* _ => None }
-            }
-
-            pub fn from_u8(v: u8) -> Option<ScreenOption> {
-                ScreenOption::ALL.get(usize::from(v)).copied()
-            }
-
-            /// The attack name Junos prints in RT_SCREEN messages.
-            pub const fn junos_attack_name(self) -> &'static str {
-                match self { $( ScreenOption::$variant => $attack, )* }
-            }
-
-            pub(crate) const fn class(self) -> ScreenClass {
-                match self { $( ScreenOption::$variant => ScreenClass::$class, )* }
-            }
-        }
-    };
-}
+pub use rampart_vocab::{EventType, ScreenOption};
 
 /// Which RT_SCREEN message family an option belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,33 +22,40 @@ pub(crate) enum ScreenClass {
     SessionLimit,
 }
 
-screen_options! {
-    Land = "land", "Land attack!", Tcp;
-    SynFin = "syn-fin", "SYN and FIN bits!", Tcp;
-    TcpNoFlag = "tcp-no-flag", "No TCP flag!", Tcp;
-    FinNoAck = "fin-no-ack", "FIN but no ACK bit!", Tcp;
-    Winnuke = "winnuke", "WinNuke attack!", Tcp;
-    SynFrag = "syn-frag", "SYN fragment!", Tcp;
-    TearDrop = "tear-drop", "Teardrop attack!", Ip;
-    PingDeath = "ping-death", "Ping of Death!", Icmp;
-    IcmpFragment = "icmp-fragment", "ICMP fragment!", Icmp;
-    IcmpLarge = "icmp-large", "Large ICMP packet!", Icmp;
-    BlockFrag = "block-frag", "IP fragment!", Ip;
-    SourceRouteOption = "source-route-option", "Source Route IP option!", Ip;
-    LooseSourceRouteOption = "loose-source-route-option", "Loose Src Route IP option!", Ip;
-    StrictSourceRouteOption = "strict-source-route-option", "Strict Src Route IP option!", Ip;
-    RecordRouteOption = "record-route-option", "Record Route IP option!", Ip;
-    TimestampOption = "timestamp-option", "Timestamp IP option!", Ip;
-    SecurityOption = "security-option", "Security IP option!", Ip;
-    StreamOption = "stream-option", "Stream IP option!", Ip;
-    BadOption = "bad-option", "Bad IP option!", Ip;
-    UnknownProtocol = "unknown-protocol", "Unknown protocol!", Ip;
-    SynFlood = "syn-flood", "SYN flood!", Tcp;
-    IcmpFlood = "icmp-flood", "ICMP flood!", Icmp;
-    UdpFlood = "udp-flood", "UDP flood!", Udp;
-    PortScan = "port-scan", "TCP port scan!", ByProtocol;
-    IpSweep = "ip-sweep", "IP sweep!", ByProtocol;
-    LimitSession = "limit-session", "Src IP session limit!", SessionLimit;
+/// The attack name Junos prints in RT_SCREEN messages for an option (the
+/// option names themselves live in [`rampart_vocab::ScreenOption`]), and
+/// its message family.
+pub(crate) const fn junos_screen(option: ScreenOption) -> (&'static str, ScreenClass) {
+    use ScreenClass::*;
+    use ScreenOption as O;
+    match option {
+        O::Land => ("Land attack!", Tcp),
+        O::SynFin => ("SYN and FIN bits!", Tcp),
+        O::TcpNoFlag => ("No TCP flag!", Tcp),
+        O::FinNoAck => ("FIN but no ACK bit!", Tcp),
+        O::Winnuke => ("WinNuke attack!", Tcp),
+        O::SynFrag => ("SYN fragment!", Tcp),
+        O::TearDrop => ("Teardrop attack!", Ip),
+        O::PingDeath => ("Ping of Death!", Icmp),
+        O::IcmpFragment => ("ICMP fragment!", Icmp),
+        O::IcmpLarge => ("Large ICMP packet!", Icmp),
+        O::BlockFrag => ("IP fragment!", Ip),
+        O::SourceRouteOption => ("Source Route IP option!", Ip),
+        O::LooseSourceRouteOption => ("Loose Src Route IP option!", Ip),
+        O::StrictSourceRouteOption => ("Strict Src Route IP option!", Ip),
+        O::RecordRouteOption => ("Record Route IP option!", Ip),
+        O::TimestampOption => ("Timestamp IP option!", Ip),
+        O::SecurityOption => ("Security IP option!", Ip),
+        O::StreamOption => ("Stream IP option!", Ip),
+        O::BadOption => ("Bad IP option!", Ip),
+        O::UnknownProtocol => ("Unknown protocol!", Ip),
+        O::SynFlood => ("SYN flood!", Tcp),
+        O::IcmpFlood => ("ICMP flood!", Icmp),
+        O::UdpFlood => ("UDP flood!", Udp),
+        O::PortScan => ("TCP port scan!", ByProtocol),
+        O::IpSweep => ("IP sweep!", ByProtocol),
+        O::LimitSession => ("Src IP session limit!", SessionLimit),
+    }
 }
 
 /// Filter term action.
@@ -447,10 +364,10 @@ mod tests {
             assert_eq!(EventType::from_u8(t as u8), Some(t));
         }
         assert_eq!(ScreenOption::COUNT, 26);
-        for (i, o) in ScreenOption::ALL.iter().enumerate() {
-            assert_eq!(*o as usize, i);
-            assert_eq!(ScreenOption::from_name(o.name()), Some(*o));
-            assert_eq!(ScreenOption::from_u8(i as u8), Some(*o));
+        for (i, o) in ScreenOption::ALL.into_iter().enumerate() {
+            assert_eq!(o as usize, i);
+            assert_eq!(ScreenOption::from_name(o.name()), Some(o));
+            assert_eq!(ScreenOption::from_u8(i as u8), Some(o));
         }
         assert_eq!(
             ScreenOption::from_name("syn-fin"),
@@ -460,10 +377,29 @@ mod tests {
     }
 
     #[test]
+    fn event_type_names_match_schema_enum() {
+        use rampart_schema::fb;
+        for t in EventType::ALL {
+            let generated = fb::EventType(t as u8).variant_name().unwrap();
+            let camel: String = t
+                .name()
+                .split('_')
+                .map(|w| {
+                    let mut c = w.chars();
+                    let first = c.next().unwrap().to_ascii_uppercase();
+                    std::iter::once(first).chain(c).collect::<String>()
+                })
+                .collect();
+            assert_eq!(generated, camel);
+        }
+        assert_eq!(fb::EventType(EventType::COUNT as u8).variant_name(), None);
+    }
+
+    #[test]
     fn screen_option_names_match_schema_enum() {
         use rampart_schema::fb;
         for o in ScreenOption::ALL {
-            let generated = fb::ScreenOption(*o as u8).variant_name().unwrap();
+            let generated = fb::ScreenOption(o as u8).variant_name().unwrap();
             let camel: String = o
                 .name()
                 .split('-')

@@ -191,7 +191,7 @@ fn python_reader_decodes_what_rust_writes() {
         "{reject}"
     );
     // Every screen option name agrees with the Rust names.
-    for &o in ScreenOption::ALL {
+    for o in ScreenOption::ALL {
         let meta = meta_v4(6, 1, 2);
         let mut s = enc
             .encode_bytes(

@@ -34,7 +34,7 @@ fn every_type_round_trips() {
 fn every_screen_option_and_reason_round_trips() {
     let mut enc = Encoder::new();
     let meta = meta_v4(1, 0, 0);
-    for &option in ScreenOption::ALL {
+    for option in ScreenOption::ALL {
         for alarm_only in [false, true] {
             let ev = Event::ScreenDrop(ScreenDrop {
                 screen: 7,

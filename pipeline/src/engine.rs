@@ -15,6 +15,7 @@ use crate::policy::{PolicyMatch, PolicyTable};
 use crate::screen::{self, ScreenOption, ScreenProfile, ScreenState};
 use crate::session::{CloseReason, Direction, Session, SessionMeta, SessionTable, Timeouts};
 use crate::wire::{self, Malformed, Parsed, ParsedPacket, TcpFlags};
+pub use rampart_vocab::EventType;
 
 /// Where in the pipeline a decision was made (names as in `trace`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,14 +185,19 @@ pub enum Event {
 }
 
 impl Event {
-    pub fn type_name(&self) -> &'static str {
+    /// The event's type; its name is the one used in JSON, stats and `trace`.
+    pub const fn event_type(&self) -> EventType {
         match self {
-            Event::PolicyDeny { .. } => "policy_deny",
-            Event::ScreenDrop { .. } => "screen_drop",
-            Event::FilterLog { .. } => "filter_log",
-            Event::SessionOpen { .. } => "session_open",
-            Event::SessionClose(_) => "session_close",
+            Event::PolicyDeny { .. } => EventType::PolicyDeny,
+            Event::ScreenDrop { .. } => EventType::ScreenDrop,
+            Event::FilterLog { .. } => EventType::FilterLog,
+            Event::SessionOpen { .. } => EventType::SessionOpen,
+            Event::SessionClose(_) => EventType::SessionClose,
         }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        self.event_type().name()
     }
 }
 
@@ -352,35 +358,8 @@ impl Ruleset {
 
 fn compile_screen(id: u16, s: &crate::config::Screen) -> ScreenProfile {
     let mut p = ScreenProfile::new(id, s.name.clone());
-    for (on, option) in [
-        (s.land, ScreenOption::Land),
-        (s.syn_fin, ScreenOption::SynFin),
-        (s.tcp_no_flag, ScreenOption::TcpNoFlag),
-        (s.fin_no_ack, ScreenOption::FinNoAck),
-        (s.winnuke, ScreenOption::Winnuke),
-        (s.syn_frag, ScreenOption::SynFrag),
-        (s.tear_drop, ScreenOption::TearDrop),
-        (s.ping_death, ScreenOption::PingDeath),
-        (s.icmp_fragment, ScreenOption::IcmpFragment),
-        (s.icmp_large, ScreenOption::IcmpLarge),
-        (s.block_frag, ScreenOption::BlockFrag),
-        (s.source_route_option, ScreenOption::SourceRouteOption),
-        (
-            s.loose_source_route_option,
-            ScreenOption::LooseSourceRouteOption,
-        ),
-        (
-            s.strict_source_route_option,
-            ScreenOption::StrictSourceRouteOption,
-        ),
-        (s.record_route_option, ScreenOption::RecordRouteOption),
-        (s.timestamp_option, ScreenOption::TimestampOption),
-        (s.security_option, ScreenOption::SecurityOption),
-        (s.stream_option, ScreenOption::StreamOption),
-        (s.bad_option, ScreenOption::BadOption),
-        (s.unknown_protocol, ScreenOption::UnknownProtocol),
-    ] {
-        if on {
+    for option in ScreenOption::ALL {
+        if s.stateless(option) == Some(true) {
             p.enable(option);
         }
     }

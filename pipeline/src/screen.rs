@@ -17,63 +17,13 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::flow::{proto, Addr};
 use crate::wire::{icmpv4, icmpv6, IpVersion, Ipv4OptionSet, ParsedPacket, TcpFlags};
 
-macro_rules! screen_options {
-    ($($variant:ident => $name:literal),* $(,)?) => {
-        /// Every screen option, named as in Junos (`name()`), in the order
-        /// the stateless checks run.
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
-        #[repr(u8)]
-        pub enum ScreenOption { $($variant),* }
+/// Every screen option, named as in Junos (`name()`), in the order the
+/// stateless checks run; the table lives in `rampart-vocab`.
+pub use rampart_vocab::ScreenOption;
 
-        impl ScreenOption {
-            pub const ALL: &'static [ScreenOption] = &[$(ScreenOption::$variant),*];
-            pub const COUNT: usize = Self::ALL.len();
-
-            /// The Junos option name used in config, trace and events.
-            pub const fn name(self) -> &'static str {
-                match self { $(ScreenOption::$variant => $name),* }
-            }
-
-            pub fn from_name(name: &str) -> Option<ScreenOption> {
-                match name { $($name => Some(ScreenOption::$variant),)* _ => None }
-            }
-        }
-    };
-}
-
-screen_options! {
-    Land => "land",
-    SynFin => "syn-fin",
-    TcpNoFlag => "tcp-no-flag",
-    FinNoAck => "fin-no-ack",
-    Winnuke => "winnuke",
-    SynFrag => "syn-frag",
-    TearDrop => "tear-drop",
-    PingDeath => "ping-death",
-    IcmpFragment => "icmp-fragment",
-    IcmpLarge => "icmp-large",
-    BlockFrag => "block-frag",
-    SourceRouteOption => "source-route-option",
-    LooseSourceRouteOption => "loose-source-route-option",
-    StrictSourceRouteOption => "strict-source-route-option",
-    RecordRouteOption => "record-route-option",
-    TimestampOption => "timestamp-option",
-    SecurityOption => "security-option",
-    StreamOption => "stream-option",
-    BadOption => "bad-option",
-    UnknownProtocol => "unknown-protocol",
-    SynFlood => "syn-flood",
-    IcmpFlood => "icmp-flood",
-    UdpFlood => "udp-flood",
-    PortScan => "port-scan",
-    IpSweep => "ip-sweep",
-    LimitSession => "limit-session",
-}
-
-impl ScreenOption {
-    const fn bit(self) -> u32 {
-        1 << self as u32
-    }
+/// An option's bit in [`ScreenProfile`]'s set of stateless options.
+const fn bit(option: ScreenOption) -> u32 {
+    1 << option as u32
 }
 
 /// Junos flags an ICMP packet over this many bytes (IP length) as icmp-large.
@@ -129,12 +79,12 @@ impl ScreenProfile {
 
     /// Enables a stateless option (stateful ones are set through their fields).
     pub fn enable(&mut self, option: ScreenOption) -> &mut Self {
-        self.stateless |= option.bit();
+        self.stateless |= bit(option);
         self
     }
 
     pub fn enabled(&self, option: ScreenOption) -> bool {
-        self.stateless & option.bit() != 0
+        self.stateless & bit(option) != 0
     }
 }
 
@@ -173,7 +123,7 @@ fn check_stateless(
     if p.stateless == 0 {
         return None;
     }
-    let on = |o: ScreenOption| p.stateless & o.bit() != 0;
+    let on = |o: ScreenOption| p.stateless & bit(o) != 0;
     let tcp = pkt.protocol == proto::TCP && pkt.has_l4;
     let flags = pkt.tcp_flags;
     let has = |f: TcpFlags| flags.0 & f.0 != 0;
@@ -580,8 +530,8 @@ mod tests {
     fn all_stateless() -> ScreenProfile {
         let mut p = ScreenProfile::new(0, "edge");
         for o in ScreenOption::ALL {
-            if (*o as u8) < ScreenOption::SynFlood as u8 {
-                p.enable(*o);
+            if (o as u8) < ScreenOption::SynFlood as u8 {
+                p.enable(o);
             }
         }
         p
@@ -608,7 +558,7 @@ mod tests {
     fn every_stateless_attack_is_named_as_in_junos() {
         // The umbrella source-route-option off, so loose/strict show.
         let mut p = all_stateless();
-        p.stateless &= !ScreenOption::SourceRouteOption.bit();
+        p.stateless &= !bit(ScreenOption::SourceRouteOption);
         for (want, frame) in crate::traffic::screen_attacks() {
             assert_eq!(verdict(&p, &frame), Some(want), "{want}");
         }

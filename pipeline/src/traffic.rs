@@ -322,6 +322,7 @@ pub fn demo(start_ns: u64) -> Vec<Frame> {
 /// umbrella `source-route-option` when that is enabled).
 pub fn screen_attacks() -> Vec<(&'static str, Vec<u8>)> {
     use crate::flow::proto;
+    use crate::screen::ScreenOption;
     use crate::wire::build::Fragment;
     let (a, b) = (v4(198, 51, 100, 1), v4(10, 1, 0, 10));
     let frag = |l4: L4<'_>, offset: u16, more: bool, payload: &[u8]| {
@@ -353,23 +354,32 @@ pub fn screen_attacks() -> Vec<(&'static str, Vec<u8>)> {
         .expect("fits")
     };
     vec![
-        ("land", tcp(b, b, 1234, 80, TcpFlags::SYN, &[])),
         (
-            "syn-fin",
+            ScreenOption::Land.name(),
+            tcp(b, b, 1234, 80, TcpFlags::SYN, &[]),
+        ),
+        (
+            ScreenOption::SynFin.name(),
             tcp(a, b, 1234, 80, TcpFlags::SYN | TcpFlags::FIN, &[]),
         ),
-        ("tcp-no-flag", tcp(a, b, 1234, 80, TcpFlags::EMPTY, &[])),
-        ("fin-no-ack", tcp(a, b, 1234, 80, TcpFlags::FIN, &[])),
         (
-            "winnuke",
+            ScreenOption::TcpNoFlag.name(),
+            tcp(a, b, 1234, 80, TcpFlags::EMPTY, &[]),
+        ),
+        (
+            ScreenOption::FinNoAck.name(),
+            tcp(a, b, 1234, 80, TcpFlags::FIN, &[]),
+        ),
+        (
+            ScreenOption::Winnuke.name(),
             tcp(a, b, 1234, 139, TcpFlags::ACK | TcpFlags::URG, &[1; 4]),
         ),
         (
-            "syn-frag",
+            ScreenOption::SynFrag.name(),
             frag(L4::tcp(1234, 80, TcpFlags::SYN), 0, true, &[0; 16]),
         ),
         (
-            "tear-drop",
+            ScreenOption::TearDrop.name(),
             frag(
                 L4::Raw {
                     protocol: proto::UDP,
@@ -380,7 +390,7 @@ pub fn screen_attacks() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         (
-            "ping-death",
+            ScreenOption::PingDeath.name(),
             frag(
                 L4::Raw {
                     protocol: proto::ICMP,
@@ -391,7 +401,7 @@ pub fn screen_attacks() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         (
-            "icmp-fragment",
+            ScreenOption::IcmpFragment.name(),
             frag(
                 L4::Raw {
                     protocol: proto::ICMP,
@@ -401,9 +411,9 @@ pub fn screen_attacks() -> Vec<(&'static str, Vec<u8>)> {
                 &[0; 64],
             ),
         ),
-        ("icmp-large", large_ping),
+        (ScreenOption::IcmpLarge.name(), large_ping),
         (
-            "block-frag",
+            ScreenOption::BlockFrag.name(),
             frag(
                 L4::Raw {
                     protocol: proto::UDP,
@@ -414,26 +424,32 @@ pub fn screen_attacks() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         (
-            "loose-source-route-option",
+            ScreenOption::LooseSourceRouteOption.name(),
             with_options(&[131, 7, 4, 0, 0, 0, 0, 0]),
         ),
         (
-            "strict-source-route-option",
+            ScreenOption::StrictSourceRouteOption.name(),
             with_options(&[137, 7, 4, 0, 0, 0, 0, 0]),
         ),
         (
-            "record-route-option",
+            ScreenOption::RecordRouteOption.name(),
             with_options(&[7, 7, 4, 0, 0, 0, 0, 0]),
         ),
-        ("timestamp-option", with_options(&[68, 4, 5, 0])),
         (
-            "security-option",
+            ScreenOption::TimestampOption.name(),
+            with_options(&[68, 4, 5, 0]),
+        ),
+        (
+            ScreenOption::SecurityOption.name(),
             with_options(&[130, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         ),
-        ("stream-option", with_options(&[136, 4, 0, 1])),
-        ("bad-option", with_options(&[7, 40, 4, 0])),
         (
-            "unknown-protocol",
+            ScreenOption::StreamOption.name(),
+            with_options(&[136, 4, 0, 1]),
+        ),
+        (ScreenOption::BadOption.name(), with_options(&[7, 40, 4, 0])),
+        (
+            ScreenOption::UnknownProtocol.name(),
             packet_vec(
                 &Ethernet::DEFAULT,
                 &Ip::new(a, b),

@@ -7,7 +7,7 @@ mod reload;
 mod stats;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -328,12 +328,7 @@ pub fn run(
         }
     }
 
-    let stop = Arc::new(StopSignal {
-        stop: AtomicBool::new(false),
-        rx_stopped: AtomicUsize::new(0),
-        finished: AtomicUsize::new(0),
-        workers,
-    });
+    let stop = Arc::new(StopSignal::new(workers));
     let signalled = Arc::new(AtomicBool::new(false));
     let reload_requested = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_requested.clone())

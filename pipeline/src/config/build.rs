@@ -975,14 +975,6 @@ fn dataplane(ctx: &mut Ctx, root: &Tbl) -> Dataplane {
     d
 }
 
-const EVENT_TYPES: &[&str] = &[
-    "policy_deny",
-    "screen_drop",
-    "filter_log",
-    "session_open",
-    "session_close",
-];
-
 fn events(ctx: &mut Ctx, root: &Tbl) -> EventsConfig {
     let mut e = EventsConfig::default();
     let Some(v) = root.get("events") else {
@@ -1080,43 +1072,13 @@ fn events(ctx: &mut Ctx, root: &Tbl) -> EventsConfig {
     }
     if let Some(v) = t.get("rate_limit") {
         if let Some(r) = ctx.table(v, &t.span, t.field("rate_limit")) {
-            ctx.check_keys(&r, EVENT_TYPES, "[events.rate_limit]");
-            let rl = &mut e.rate_limit;
-            rl.policy_deny = ctx.opt_u32(&r, "policy_deny");
-            rl.screen_drop = ctx.opt_u32(&r, "screen_drop");
-            rl.filter_log = ctx.opt_u32(&r, "filter_log");
-            rl.session_open = ctx.opt_u32(&r, "session_open");
-            rl.session_close = ctx.opt_u32(&r, "session_close");
+            ctx.check_keys(&r, &EventType::NAMES, "[events.rate_limit]");
+            for t in EventType::ALL {
+                *e.rate_limit.get_mut(t) = ctx.opt_u32(&r, t.name());
+            }
         }
     }
     e
-}
-
-fn screen_bool<'s>(s: &'s mut Screen, option: &str) -> Option<&'s mut bool> {
-    Some(match option {
-        "land" => &mut s.land,
-        "syn-fin" => &mut s.syn_fin,
-        "tcp-no-flag" => &mut s.tcp_no_flag,
-        "fin-no-ack" => &mut s.fin_no_ack,
-        "winnuke" => &mut s.winnuke,
-        "syn-frag" => &mut s.syn_frag,
-        "tear-drop" => &mut s.tear_drop,
-        "ping-death" => &mut s.ping_death,
-        "icmp-fragment" => &mut s.icmp_fragment,
-        "icmp-large" => &mut s.icmp_large,
-        "block-frag" => &mut s.block_frag,
-        "source-route-option" => &mut s.source_route_option,
-        "loose-source-route-option" => &mut s.loose_source_route_option,
-        "strict-source-route-option" => &mut s.strict_source_route_option,
-        "record-route-option" => &mut s.record_route_option,
-        "timestamp-option" => &mut s.timestamp_option,
-        "security-option" => &mut s.security_option,
-        "stream-option" => &mut s.stream_option,
-        "bad-option" => &mut s.bad_option,
-        "unknown-protocol" => &mut s.unknown_protocol,
-        "alarm-without-drop" => &mut s.alarm_without_drop,
-        _ => return None,
-    })
 }
 
 /// A threshold option: `true` (defaults), `false` (off) or `{ threshold = n }`.
@@ -1149,7 +1111,7 @@ fn screens(ctx: &mut Ctx, root: &Tbl) -> Vec<Screen> {
     let known: Vec<&str> = SCREEN_OPTIONS
         .iter()
         .copied()
-        .chain(["alarm-without-drop"])
+        .chain([ALARM_WITHOUT_DROP])
         .collect();
     for (k, v) in all.entries {
         let path = all.field(&k.name);
@@ -1163,14 +1125,21 @@ fn screens(ctx: &mut Ctx, root: &Tbl) -> Vec<Screen> {
             for (opt, ov) in t.entries {
                 let field = t.field(&opt.name);
                 let ospan = t.vspan(ov);
-                if let Some(slot) = screen_bool(&mut s, &opt.name) {
+                let option = ScreenOption::from_name(&opt.name);
+                if let Some(slot) = option.and_then(|o| s.stateless_mut(o)) {
                     if let Some(b) = ctx.as_bool(ov, ospan, &field) {
                         *slot = b;
                     }
                     continue;
                 }
-                match opt.name.as_str() {
-                    "syn-flood" => {
+                if opt.name == ALARM_WITHOUT_DROP {
+                    if let Some(b) = ctx.as_bool(ov, ospan, &field) {
+                        s.alarm_without_drop = b;
+                    }
+                    continue;
+                }
+                match option {
+                    Some(ScreenOption::SynFlood) => {
                         s.syn_flood = match &ov.node {
                             Node::Bool(b) => b.then(SynFlood::default),
                             _ => ctx.table(ov, &ospan, field).map(|st| {
@@ -1204,23 +1173,23 @@ fn screens(ctx: &mut Ctx, root: &Tbl) -> Vec<Screen> {
                             }),
                         }
                     }
-                    "icmp-flood" => {
+                    Some(ScreenOption::IcmpFlood) => {
                         s.icmp_flood =
                             threshold_option(ctx, ov, &ospan, field, Threshold::DEFAULT_ICMP_FLOOD)
                     }
-                    "udp-flood" => {
+                    Some(ScreenOption::UdpFlood) => {
                         s.udp_flood =
                             threshold_option(ctx, ov, &ospan, field, Threshold::DEFAULT_UDP_FLOOD)
                     }
-                    "port-scan" => {
+                    Some(ScreenOption::PortScan) => {
                         s.port_scan =
                             threshold_option(ctx, ov, &ospan, field, Threshold::DEFAULT_PORT_SCAN)
                     }
-                    "ip-sweep" => {
+                    Some(ScreenOption::IpSweep) => {
                         s.ip_sweep =
                             threshold_option(ctx, ov, &ospan, field, Threshold::DEFAULT_IP_SWEEP)
                     }
-                    "limit-session" => {
+                    Some(ScreenOption::LimitSession) => {
                         s.limit_session = ctx.table(ov, &ospan, field).map(|lt| {
                             ctx.check_keys(
                                 &lt,
@@ -1233,7 +1202,9 @@ fn screens(ctx: &mut Ctx, root: &Tbl) -> Vec<Screen> {
                             }
                         })
                     }
-                    other => {
+                    // Every stateless option was handled above.
+                    Some(_) | None => {
+                        let other = &opt.name;
                         let msg = format!(
                             "unknown screen option '{other}'{}",
                             hint(other, &known, "option")

@@ -83,6 +83,7 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, ConfigErrors};
 
 use crate::flow::{proto, Addr, Prefix};
+pub use rampart_vocab::{EventType, ScreenOption};
 
 /// A validated, fully resolved config.
 #[derive(Debug, Clone, PartialEq)]
@@ -241,6 +242,24 @@ pub struct RateLimits {
     pub session_close: Option<u32>,
 }
 
+impl RateLimits {
+    /// The limit of an event type, the `[events.rate_limit]` key `t.name()`.
+    pub fn get(&self, t: EventType) -> Option<u32> {
+        let mut copy = *self;
+        *copy.get_mut(t)
+    }
+
+    pub fn get_mut(&mut self, t: EventType) -> &mut Option<u32> {
+        match t {
+            EventType::PolicyDeny => &mut self.policy_deny,
+            EventType::ScreenDrop => &mut self.screen_drop,
+            EventType::FilterLog => &mut self.filter_log,
+            EventType::SessionOpen => &mut self.session_open,
+            EventType::SessionClose => &mut self.session_close,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
     pub name: String,
@@ -277,35 +296,12 @@ pub struct Zone {
     pub interfaces: Vec<usize>,
 }
 
-/// Screen option names, as in config, `trace` reasons and events.
-pub const SCREEN_OPTIONS: &[&str] = &[
-    "land",
-    "syn-fin",
-    "tcp-no-flag",
-    "fin-no-ack",
-    "winnuke",
-    "syn-frag",
-    "tear-drop",
-    "ping-death",
-    "icmp-fragment",
-    "icmp-large",
-    "block-frag",
-    "source-route-option",
-    "loose-source-route-option",
-    "strict-source-route-option",
-    "record-route-option",
-    "timestamp-option",
-    "security-option",
-    "stream-option",
-    "bad-option",
-    "unknown-protocol",
-    "syn-flood",
-    "icmp-flood",
-    "udp-flood",
-    "port-scan",
-    "ip-sweep",
-    "limit-session",
-];
+/// Screen option names, as in config, `trace` reasons and events (the
+/// table is [`ScreenOption`]).
+pub const SCREEN_OPTIONS: &[&str] = &ScreenOption::NAMES;
+
+/// The `[screen.NAME]` key that is not an option: report, do not drop.
+pub const ALARM_WITHOUT_DROP: &str = "alarm-without-drop";
 
 /// A screen profile (Junos `security screen ids-option`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -343,6 +339,45 @@ pub struct Screen {
     pub limit_session: Option<LimitSession>,
     /// Report (alarm) instead of dropping.
     pub alarm_without_drop: bool,
+}
+
+impl Screen {
+    /// Whether a stateless (on/off) option is enabled; `None` for the
+    /// stateful options, which have fields of their own.
+    pub fn stateless(&self, option: ScreenOption) -> Option<bool> {
+        // One listing of the fields (`stateless_mut`); config path, so a
+        // clone costs nothing that matters.
+        self.clone().stateless_mut(option).map(|on| *on)
+    }
+
+    /// The flag of a stateless option, `None` for a stateful one.
+    pub fn stateless_mut(&mut self, option: ScreenOption) -> Option<&mut bool> {
+        use ScreenOption as O;
+        Some(match option {
+            O::Land => &mut self.land,
+            O::SynFin => &mut self.syn_fin,
+            O::TcpNoFlag => &mut self.tcp_no_flag,
+            O::FinNoAck => &mut self.fin_no_ack,
+            O::Winnuke => &mut self.winnuke,
+            O::SynFrag => &mut self.syn_frag,
+            O::TearDrop => &mut self.tear_drop,
+            O::PingDeath => &mut self.ping_death,
+            O::IcmpFragment => &mut self.icmp_fragment,
+            O::IcmpLarge => &mut self.icmp_large,
+            O::BlockFrag => &mut self.block_frag,
+            O::SourceRouteOption => &mut self.source_route_option,
+            O::LooseSourceRouteOption => &mut self.loose_source_route_option,
+            O::StrictSourceRouteOption => &mut self.strict_source_route_option,
+            O::RecordRouteOption => &mut self.record_route_option,
+            O::TimestampOption => &mut self.timestamp_option,
+            O::SecurityOption => &mut self.security_option,
+            O::StreamOption => &mut self.stream_option,
+            O::BadOption => &mut self.bad_option,
+            O::UnknownProtocol => &mut self.unknown_protocol,
+            O::SynFlood | O::IcmpFlood | O::UdpFlood | O::PortScan | O::IpSweep => return None,
+            O::LimitSession => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -921,3 +921,82 @@ proptest! {
         }
     }
 }
+
+/// `[screen.X]` accepts exactly the names of [`ScreenOption`] (plus
+/// `alarm-without-drop`), and each name sets its own option.
+#[test]
+fn screen_options_accepted_are_exactly_the_table() {
+    for option in ScreenOption::ALL {
+        let name = option.name();
+        let value = match option {
+            ScreenOption::LimitSession => "{ source-ip-based = 10 }",
+            _ => "true",
+        };
+        let c = load(&with_base(&format!("[screen.edge]\n{name} = {value}\n")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let s = &c.screens[0];
+        let enabled: Vec<ScreenOption> = ScreenOption::ALL
+            .into_iter()
+            .filter(|&o| match o {
+                ScreenOption::SynFlood => s.syn_flood.is_some(),
+                ScreenOption::IcmpFlood => s.icmp_flood.is_some(),
+                ScreenOption::UdpFlood => s.udp_flood.is_some(),
+                ScreenOption::PortScan => s.port_scan.is_some(),
+                ScreenOption::IpSweep => s.ip_sweep.is_some(),
+                ScreenOption::LimitSession => s.limit_session.is_some(),
+                _ => s.stateless(o).expect("stateless options have a flag"),
+            })
+            .collect();
+        assert_eq!(enabled, [option], "{name} enables itself only");
+        assert!(!s.alarm_without_drop);
+        let near_names = [
+            name.replace('-', "_"),
+            format!("{name}s"),
+            name.to_uppercase(),
+        ];
+        for near in near_names.into_iter().filter(|n| n != name) {
+            let text = with_base(&format!("[screen.edge]\n{near} = true\n"));
+            let e = expect_one(&text, &near, &format!("screen.edge.{near}"), "");
+            assert!(e.message.contains("unknown screen option"), "{near}: {e}");
+        }
+    }
+    let c = load(&with_base("[screen.edge]\nalarm-without-drop = true\n")).unwrap();
+    assert!(c.screens[0].alarm_without_drop);
+    assert!(ScreenOption::ALL
+        .into_iter()
+        .all(|o| c.screens[0].stateless(o) != Some(true)));
+    assert_eq!(SCREEN_OPTIONS, ScreenOption::NAMES);
+}
+
+/// `[events.rate_limit]` accepts exactly the names of [`EventType`], and
+/// each name limits its own type.
+#[test]
+fn rate_limit_keys_are_exactly_the_event_types() {
+    for t in EventType::ALL {
+        let name = t.name();
+        let c = load(&with_base(&format!("[events.rate_limit]\n{name} = 7\n")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for other in EventType::ALL {
+            let want = (other == t).then_some(7);
+            assert_eq!(c.events.rate_limit.get(other), want, "{name}: {other:?}");
+        }
+    }
+    let all: String = EventType::ALL
+        .into_iter()
+        .map(|t| format!("{} = {}\n", t.name(), 100 + t.index()))
+        .collect();
+    let c = load(&with_base(&format!("[events.rate_limit]\n{all}"))).unwrap();
+    let limits = EventType::ALL.map(|t| c.events.rate_limit.get(t));
+    assert_eq!(limits, [100, 101, 102, 103, 104].map(Some));
+    for near in [
+        "policy-deny",
+        "stats",
+        "loss",
+        "session_opens",
+        "Screen_drop",
+    ] {
+        let text = with_base(&format!("[events.rate_limit]\n{near} = 1\n"));
+        let e = expect_one(&text, near, &format!("events.rate_limit.{near}"), "");
+        assert!(e.message.contains("unknown key"), "{near}: {e}");
+    }
+}

@@ -23,6 +23,8 @@
 //! the tables between `<!-- bench:begin -->` and `<!-- bench:end -->` in
 //! BENCHMARKS.md.
 
+#![forbid(unsafe_code)]
+
 mod ovs;
 mod profiles;
 mod rampart;

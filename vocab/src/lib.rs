@@ -1,0 +1,148 @@
+//! One table per vocabulary: the names operators, scripts and SIEM parsers
+//! see (INTERFACES.md), each listed once. The config reads them to accept
+//! keys, the pipeline to decide, the counters to index their arrays, the
+//! renderers and `trace` to print, the benchmark harness to check stats.
+//!
+//! A table is a `#[repr(u8)]` enum whose discriminant is the wire value in
+//! `schema/events.fbs` and the index of per-type counter arrays, with
+//! `NAMES` in discriminant order, `name()` and `from_name()`. Both
+//! `rampart-pipeline` and `rampart-events` re-export these types, so there
+//! is no conversion between them. No dependencies, no `unsafe`.
+
+#![no_std]
+#![forbid(unsafe_code)]
+
+macro_rules! vocabulary {
+    (
+        $(#[$doc:meta])*
+        pub enum $ty:ident { $( $variant:ident = $name:literal, )* }
+    ) => {
+        $(#[$doc])*
+        #[repr(u8)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $ty { $( $variant, )* }
+
+        impl $ty {
+            /// Every value, in discriminant order.
+            pub const ALL: [$ty; [$( $ty::$variant, )*].len()] = [$( $ty::$variant, )*];
+            /// Number of values (length of arrays indexed by [`Self::index`]).
+            pub const COUNT: usize = Self::ALL.len();
+            /// Every name, in discriminant order (`NAMES[v.index()] == v.name()`).
+            pub const NAMES: [&'static str; Self::COUNT] = [$( $name, )*];
+
+            /// The name used in config, stats, events and `trace`.
+            pub const fn name(self) -> &'static str {
+                Self::NAMES[self as usize]
+            }
+
+            pub fn from_name(name: &str) -> Option<$ty> {
+                match name { $( $name => Some($ty::$variant), )* _ => None }
+            }
+
+            /// The value with this discriminant (the schema's wire value).
+            pub const fn from_u8(v: u8) -> Option<$ty> {
+                if (v as usize) < Self::COUNT {
+                    Some(Self::ALL[v as usize])
+                } else {
+                    None
+                }
+            }
+
+            /// The discriminant as an array index.
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// Packet event types. The discriminant indexes every per-type counter
+    /// array (`[u64; EventType::COUNT]`); the name is the one used in JSON,
+    /// stats, `--types`, `trace` and `[events.rate_limit]` keys.
+    pub enum EventType {
+        PolicyDeny = "policy_deny",
+        ScreenDrop = "screen_drop",
+        FilterLog = "filter_log",
+        SessionOpen = "session_open",
+        SessionClose = "session_close",
+    }
+}
+
+vocabulary! {
+    /// Junos screen (`security screen ids-option`) options, in the order the
+    /// stateless checks run. The name is the Junos option name used as the
+    /// `[screen.NAME]` key, the `trace` reason and in events.
+    pub enum ScreenOption {
+        Land = "land",
+        SynFin = "syn-fin",
+        TcpNoFlag = "tcp-no-flag",
+        FinNoAck = "fin-no-ack",
+        Winnuke = "winnuke",
+        SynFrag = "syn-frag",
+        TearDrop = "tear-drop",
+        PingDeath = "ping-death",
+        IcmpFragment = "icmp-fragment",
+        IcmpLarge = "icmp-large",
+        BlockFrag = "block-frag",
+        SourceRouteOption = "source-route-option",
+        LooseSourceRouteOption = "loose-source-route-option",
+        StrictSourceRouteOption = "strict-source-route-option",
+        RecordRouteOption = "record-route-option",
+        TimestampOption = "timestamp-option",
+        SecurityOption = "security-option",
+        StreamOption = "stream-option",
+        BadOption = "bad-option",
+        UnknownProtocol = "unknown-protocol",
+        SynFlood = "syn-flood",
+        IcmpFlood = "icmp-flood",
+        UdpFlood = "udp-flood",
+        PortScan = "port-scan",
+        IpSweep = "ip-sweep",
+        LimitSession = "limit-session",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_round_trip() {
+        assert_eq!(EventType::COUNT, 5);
+        for (i, t) in EventType::ALL.into_iter().enumerate() {
+            assert_eq!(t.index(), i);
+            assert_eq!(EventType::NAMES[i], t.name());
+            assert_eq!(EventType::from_name(t.name()), Some(t));
+            assert_eq!(EventType::from_u8(i as u8), Some(t));
+        }
+        assert_eq!(EventType::from_u8(EventType::COUNT as u8), None);
+        assert_eq!(EventType::from_name("policy-deny"), None);
+        assert_eq!(EventType::SessionClose.name(), "session_close");
+    }
+
+    #[test]
+    fn screen_options_round_trip() {
+        assert_eq!(ScreenOption::COUNT, 26);
+        for (i, o) in ScreenOption::ALL.into_iter().enumerate() {
+            assert_eq!(o.index(), i);
+            assert_eq!(ScreenOption::NAMES[i], o.name());
+            assert_eq!(ScreenOption::from_name(o.name()), Some(o));
+            assert_eq!(ScreenOption::from_u8(i as u8), Some(o));
+        }
+        assert_eq!(ScreenOption::from_u8(ScreenOption::COUNT as u8), None);
+        assert_eq!(ScreenOption::from_name("syn_fin"), None);
+        assert_eq!(ScreenOption::from_name("alarm-without-drop"), None);
+        assert_eq!(ScreenOption::SynFin.name(), "syn-fin");
+        assert_eq!(ScreenOption::LimitSession.name(), "limit-session");
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for names in [&EventType::NAMES[..], &ScreenOption::NAMES[..]] {
+            for (i, a) in names.iter().enumerate() {
+                assert!(!names[i + 1..].contains(a), "{a} listed twice");
+            }
+        }
+    }
+}
