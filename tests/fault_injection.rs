@@ -436,26 +436,33 @@ then = "permit"
         ),
     );
     let stats_out = dir.path("stats.json");
-    let child = start(&config, &stats_out);
+    let child = KillOnDrop::new(start(&config, &stats_out));
     let control = dir.path("control.sock");
     wait_for_socket(&control);
     let sent_to_vhost = |s: &serde_json::Value| s["ports"][1]["opackets"].as_u64().unwrap();
-    let wait_until = |what: &str, cond: &dyn Fn(&serde_json::Value) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s = stats(&control);
-            if cond(&s) {
-                return s;
+    // Waits for `cond`; a peer that exited (it could not get its memory
+    // or its vhost-user handshake on a busy machine) is started again.
+    let wait_until =
+        |what: &str, peer: &mut KillOnDrop, cond: &dyn Fn(&serde_json::Value) -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let s = stats(&control);
+                if cond(&s) {
+                    return s;
+                }
+                assert!(Instant::now() < deadline, "{what}: {s}");
+                if peer.child().try_wait().unwrap().is_some() {
+                    *peer = KillOnDrop::new(testpmd_virtio_peer(&vhost));
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
-            assert!(Instant::now() < deadline, "{what}: {s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+        };
 
-    let mut peer = testpmd_virtio_peer(&vhost);
-    let s = wait_until("sends to the first peer", &|s| sent_to_vhost(s) > 0);
-    peer.kill().unwrap();
-    peer.wait().unwrap();
+    let mut peer = KillOnDrop::new(testpmd_virtio_peer(&vhost));
+    let s = wait_until("sends to the first peer", &mut peer, &|s| {
+        sent_to_vhost(s) > 0
+    });
+    drop(peer);
     std::thread::sleep(Duration::from_millis(500));
     let gone = stats(&control);
     std::thread::sleep(Duration::from_millis(500));
@@ -467,14 +474,13 @@ then = "permit"
     );
     assert!(sent_to_vhost(&later) >= sent_to_vhost(&s));
 
-    let mut back = testpmd_virtio_peer(&vhost);
+    let mut back = KillOnDrop::new(testpmd_virtio_peer(&vhost));
     let before = sent_to_vhost(&later);
-    wait_until("sends to the peer that came back", &|s| {
+    wait_until("sends to the peer that came back", &mut back, &|s| {
         sent_to_vhost(s) > before
     });
-    back.kill().unwrap();
-    back.wait().unwrap();
-    let s = stop_and_reconcile(child, &stats_out);
+    drop(back);
+    let s = stop_and_reconcile(child.take(), &stats_out);
     let w = &s["workers"][0];
     let n = |k: &str| w[k].as_u64().unwrap();
     assert_eq!(n("rx"), n("tx") + n("dropped") + n("tx_full"), "{w}");

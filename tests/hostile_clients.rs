@@ -20,7 +20,7 @@ use rampart_pipeline::traffic::{udp, v4};
 
 /// A dataplane replaying denied UDP without end; `extra_events` goes into
 /// `[events]`.
-fn start(dir: &TempDir, test: &str, extra_events: &str) -> Child {
+fn start(dir: &TempDir, test: &str, extra_events: &str) -> KillOnDrop {
     let d = dir.0.path().display();
     let input = dir.path("in.pcap");
     let frames: Vec<Vec<u8>> = (0..16u8)
@@ -58,18 +58,20 @@ log = true
             input = input.display(),
         ),
     );
-    let child = rampart()
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--stats-out",
-            dir.path("final.json").to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = KillOnDrop::new(
+        rampart()
+            .args([
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--stats-out",
+                dir.path("final.json").to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let control = dir.path("run/control.sock");
     let deadline = Instant::now() + Duration::from_secs(20);
     while UnixStream::connect(&control).is_err() {
@@ -83,7 +85,8 @@ log = true
 
 /// SIGTERM, then the exit within `bound` (the flush deadline plus slack),
 /// the daemon's stderr and its final counters.
-fn stop_within(mut child: Child, dir: &TempDir, bound: Duration) -> (String, serde_json::Value) {
+fn stop_within(child: KillOnDrop, dir: &TempDir, bound: Duration) -> (String, serde_json::Value) {
+    let mut child = child.take();
     let t0 = Instant::now();
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

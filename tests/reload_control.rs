@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -73,13 +73,15 @@ log = true
     text
 }
 
-fn start(config: &Path, control: &Path) -> Child {
-    let child = rampart()
-        .args(["run", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+fn start(config: &Path, control: &Path) -> KillOnDrop {
+    let child = KillOnDrop::new(
+        rampart()
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while UnixStream::connect(control).is_err() {
         assert!(Instant::now() < deadline, "the dataplane did not come up");
@@ -100,7 +102,8 @@ fn reload(control: &Path) -> (bool, String) {
     )
 }
 
-fn stop(mut child: Child) {
+fn stop(child: KillOnDrop) {
+    let mut child = child.take();
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

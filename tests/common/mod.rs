@@ -121,3 +121,35 @@ impl TempDir {
         p
     }
 }
+
+/// A child process killed when dropped, so a failing test never leaves a
+/// busy-polling DPDK process behind for the tests after it.
+pub struct KillOnDrop(pub Option<std::process::Child>);
+
+impl KillOnDrop {
+    pub fn new(child: std::process::Child) -> KillOnDrop {
+        KillOnDrop(Some(child))
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, |c| c.id())
+    }
+
+    pub fn child(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("not taken")
+    }
+
+    /// Takes the child back (the caller stops it).
+    pub fn take(mut self) -> std::process::Child {
+        self.0.take().expect("not taken")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
