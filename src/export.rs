@@ -262,8 +262,12 @@ impl WorkerEvents {
         self.ring.publish();
     }
 
-    /// A new config generation: ids and names change with it.
-    pub fn adopt(&mut self, config: &Config, generation: u32) {
+    /// A new config generation from `now_ns` on: ids and names change
+    /// with it, and so do the rate limits (the token state carries over,
+    /// see [`ev::RateLimiter::set_rates`]; every event is still counted
+    /// once as generated and once as rate-limited, overflowed or drained).
+    pub fn adopt(&mut self, config: &Config, generation: u32, now_ns: u64) {
+        self.limiter.set_rates(rate_limits(config), now_ns);
         self.generation = generation;
         self.default_policy = config.policies.len() as u32;
         self.snippet_bytes = config.events.snippet_bytes as usize;

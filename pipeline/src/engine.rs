@@ -642,6 +642,14 @@ impl Worker {
         }
     }
 
+    /// Switches to a new config generation between bursts: its flow
+    /// timeouts apply from now on, to the sessions already open too (see
+    /// [`SessionTable::set_timeouts`]). Sessions, fragments and counters
+    /// stay. No allocation.
+    pub fn adopt(&mut self, rules: &Ruleset) {
+        self.sessions.set_timeouts(rules.timeouts);
+    }
+
     /// Times one packet in `every` stage by stage with `clock` (a cycle
     /// counter, e.g. the TSC). The pipeline stays free of clocks otherwise.
     pub fn measure_stages(&mut self, clock: fn() -> u64, every: u32) {
@@ -1399,6 +1407,30 @@ log = true
         match events.as_slice() {
             [Event::SessionClose(c)] => assert_eq!(c.reason, CloseReason::IdleTimeout),
             other => panic!("{other:?}"),
+        }
+        assert!(w.sessions.is_empty());
+    }
+
+    #[test]
+    fn a_reload_shortening_a_timeout_ages_sessions_already_open() {
+        let (rules, screens, mut w) = setup("[flow.timeouts]\nudp = 60\n");
+        let (c, s) = (v4(192, 0, 2, 1), v4(10, 1, 0, 53));
+        w.process(&rules, &screens, &udp(c, s, 5000, 53, &[0; 20]), UNTRUST, S);
+        let mut events = Vec::new();
+        w.expire(&rules, &screens, 10 * S, usize::MAX, &mut |e| {
+            events.push(e)
+        });
+        assert!(events.is_empty(), "9 s idle is under the first 60 s");
+
+        let (reloaded, _, _) = setup("[flow.timeouts]\nudp = 5\n");
+        w.adopt(&reloaded);
+        assert_eq!(w.sessions.timeouts().udp_ns, 5 * S);
+        w.expire(&reloaded, &screens, 10 * S, usize::MAX, &mut |e| {
+            events.push(e)
+        });
+        match events.as_slice() {
+            [Event::SessionClose(c)] => assert_eq!(c.reason, CloseReason::IdleTimeout),
+            other => panic!("the session opened under 60 s ages at 5 s: {other:?}"),
         }
         assert!(w.sessions.is_empty());
     }

@@ -384,8 +384,14 @@ impl SessionTable {
         &self.timeouts
     }
 
-    /// New timeouts (a config reload); they apply to existing sessions
-    /// from the next `expire`.
+    /// New timeouts (a config reload). They apply to every session in the
+    /// table, existing ones included, from the next `expire`: idle time is
+    /// measured from `last_seen_ns` against the timeout in force, as Junos
+    /// applies a changed inactivity timeout to the sessions it already
+    /// holds. An operator who shortens a timeout wants idle flows gone
+    /// (usually to reclaim table space) now, not after the old timeout; and
+    /// one table-wide value costs nothing per session, where a timeout
+    /// frozen at creation would cost 8 bytes in every slot.
     pub fn set_timeouts(&mut self, timeouts: Timeouts) {
         self.timeouts = timeouts;
     }
