@@ -174,16 +174,13 @@ impl WorkerEvents {
             ),
             Event::SessionOpen { session_id, policy } => (
                 ev::EventType::SessionOpen,
-                ev::Event::SessionOpen(ev::SessionOpen {
-                    session_id,
-                    policy: self.policy_id(policy),
-                }),
+                ev::Event::SessionOpen(ev::SessionOpen { session_id, policy }),
             ),
             Event::SessionClose(c) => (
                 ev::EventType::SessionClose,
                 ev::Event::SessionClose(ev::SessionClose {
                     session_id: c.session_id,
-                    policy: self.policy_id(c.policy),
+                    policy: c.policy,
                     reason: match c.reason {
                         SessionCloseReason::TcpFin => ev::CloseReason::TcpFin,
                         SessionCloseReason::TcpRst => ev::CloseReason::TcpRst,
@@ -196,6 +193,7 @@ impl WorkerEvents {
                     packets_server: c.packets_server,
                     bytes_server: c.bytes_server,
                     elapsed_ns: c.closed_ns.saturating_sub(c.created_ns),
+                    session_generation: c.generation,
                 }),
             ),
         };
@@ -271,14 +269,6 @@ impl WorkerEvents {
         self.generation = generation;
         self.default_policy = config.policies.len() as u32;
         self.snippet_bytes = config.events.snippet_bytes as usize;
-    }
-
-    fn policy_id(&self, policy: u32) -> u32 {
-        if policy == u32::MAX {
-            self.default_policy
-        } else {
-            policy
-        }
     }
 }
 

@@ -42,6 +42,22 @@ pub struct PacketEvent<'a> {
     pub snippet: &'a [u8],
 }
 
+impl PacketEvent<'_> {
+    /// The generation whose name tables resolve this event's ids: a
+    /// session close names what the session was created under (its
+    /// `session_generation`), every other event what was live at the
+    /// decision (`meta.generation`).
+    pub fn names_generation(&self) -> u32 {
+        match self.event {
+            Event::SessionClose(SessionClose {
+                session_generation: g,
+                ..
+            }) if g != 0 => g,
+            _ => self.meta.generation,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hello {
     pub schema_version: u32,
@@ -292,6 +308,7 @@ fn decode_verified(
                     packets_server: t.packets_server(),
                     bytes_server: t.bytes_server(),
                     elapsed_ns: t.elapsed_ns(),
+                    session_generation: t.session_generation(),
                 }),
                 None,
             )

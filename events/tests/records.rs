@@ -64,6 +64,7 @@ fn every_screen_option_and_reason_round_trips() {
             packets_server: 3,
             bytes_server: 4,
             elapsed_ns: 5,
+            session_generation: u32::MAX,
         });
         let bytes = enc.encode_bytes(u64::MAX, &meta, &ev, &[]).to_vec();
         let (Record::Event(pe), _) = decode_size_prefixed(&bytes).unwrap() else {
@@ -247,6 +248,7 @@ proptest! {
                 packets_server: a ^ b,
                 bytes_server: b ^ c,
                 elapsed_ns: a.wrapping_add(c),
+                session_generation: small,
             }),
         };
         let mut enc = Encoder::new();

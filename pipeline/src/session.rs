@@ -160,7 +160,13 @@ impl Timeouts {
 /// What the pipeline records about a session when it creates it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SessionMeta {
+    /// The policy that permitted it, as an id of `generation` (the
+    /// default policy is the id after the last policy, as in events).
     pub policy: u32,
+    /// The config generation the session was created in: `policy`, the
+    /// zones and the interfaces are ids of that generation, so its events
+    /// keep naming them as they were then, across reloads.
+    pub generation: u32,
     pub from_zone: u16,
     pub to_zone: u16,
     pub ingress: u16,
@@ -215,6 +221,7 @@ impl Session {
         id: 0,
         meta: SessionMeta {
             policy: 0,
+            generation: 0,
             from_zone: 0,
             to_zone: 0,
             ingress: 0,
@@ -686,6 +693,11 @@ mod tests {
     }
 
     use Direction::{ClientToServer as C2S, ServerToClient as S2C};
+
+    #[test]
+    fn a_session_fills_three_cache_lines() {
+        assert_eq!(std::mem::size_of::<Session>(), 3 * 64);
+    }
 
     #[test]
     fn both_directions_reach_one_session() {
