@@ -10,6 +10,7 @@
 //! into the consumer's ring, so for a consumer connected the whole time
 //! `drained == delivered + dropped`, per type.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -23,6 +24,11 @@ use crate::encode::EventSlot;
 use crate::types::{EventType, Names};
 
 const N: usize = EventType::COUNT;
+
+/// Name tables of earlier generations a hub keeps for consumers that
+/// connect later: one less than a consumer's [`crate::NameCache::KEEP`],
+/// so a consumer holds all of them next to the current one.
+pub const RETAINED_GENERATIONS: usize = crate::decode::NameCache::KEEP - 1;
 
 /// A worker's event ring as the hub sees it. The binary implements it over
 /// the worker's DPDK `rte_ring` (dequeue burst). Source `i` is worker `i`
@@ -423,7 +429,18 @@ pub struct Hub {
     generation: u32,
     start_time_ns: u64,
     names: Names,
+    /// Hello then the name table of `generation` (what every consumer
+    /// receives after a reload); the hello is the first `hello_len` bytes.
     names_bytes: Vec<u8>,
+    hello_len: usize,
+    /// Encoded name tables of the last [`RETAINED_GENERATIONS`] earlier
+    /// generations, oldest first. A session close names the policy, zones
+    /// and interfaces of the generation the session was created in, which
+    /// may be older than the consumer's connection: a new consumer gets
+    /// these tables between its hello and the current table. Bounded, so a
+    /// session outliving that many reloads closes with ids its consumer
+    /// may not resolve (rendered as ids, like any unknown id).
+    history: VecDeque<Vec<u8>>,
     ctl: ControlEncoder,
     /// Records taken from one source per round-robin turn.
     burst: usize,
@@ -459,6 +476,8 @@ impl Hub {
             start_time_ns: now,
             names: Names::default(),
             names_bytes: Vec::new(),
+            hello_len: 0,
+            history: VecDeque::new(),
             ctl: ControlEncoder::new(),
             burst,
             rr: 0,
@@ -533,6 +552,13 @@ impl Hub {
     /// Installs the names of a new config generation; every consumer gets a
     /// new hello and name table before its next record.
     pub fn set_names(&mut self, generation: u32, names: &Names) {
+        if self.generation != 0 && self.generation != generation {
+            let previous = self.ctl.names(self.generation, &self.names).to_vec();
+            self.history.push_back(previous);
+            while self.history.len() > RETAINED_GENERATIONS {
+                self.history.pop_front();
+            }
+        }
         self.generation = generation;
         self.names = names.clone();
         self.rebuild_names();
@@ -561,6 +587,7 @@ impl Hub {
             .ctl
             .hello(self.generation, self.start_time_ns, &self.config.producer)
             .to_vec();
+        self.hello_len = bytes.len();
         bytes.extend_from_slice(self.ctl.names(self.generation, &self.names));
         self.names_bytes = bytes;
     }
@@ -585,12 +612,18 @@ impl Hub {
             delivered: [0; N],
             dropped: [0; N],
             pending_loss: [0; N],
-            names_pending: true,
+            names_pending: false,
             notices: Vec::new(),
             notices_dropped: 0,
             dead: false,
         };
-        c.prepare(&mut self.ctl, &self.names_bytes, self.now_ns);
+        // Hello, the retained earlier tables, then the current one.
+        let (hello, current) = self.names_bytes.split_at(self.hello_len);
+        let mut first = hello.to_vec();
+        self.history.iter().for_each(|t| first.extend_from_slice(t));
+        first.extend_from_slice(current);
+        c.ring.ensure_empty_fits(first.len());
+        c.ring.push(&first);
         c.flush();
         self.consumers.push(c);
         Ok(id)

@@ -444,3 +444,30 @@ fn consume_waits_for_the_socket_and_reconnects() {
 fn count_in(log: &[String], s: &str) -> usize {
     log.iter().filter(|l| l.as_str() == s).count()
 }
+
+#[test]
+fn a_late_consumer_gets_the_retained_earlier_name_tables_after_its_hello() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut hub = Hub::new(HubConfig::default());
+    for generation in 1..=10 {
+        let mut n = names();
+        n.policies[0].name = format!("allow-web-{generation}");
+        hub.set_names(generation, &n);
+    }
+    hub.add_consumer(a).unwrap();
+    let r = reader(b);
+    hub.flush();
+    drop(hub);
+    let got = r.join().unwrap();
+    assert_eq!(got.first_types, ["hello", "names"]);
+    assert_eq!(got.hellos, vec![10]);
+    // The last RETAINED_GENERATIONS earlier tables, oldest first, then the
+    // current one: sessions opened under them still close by those names.
+    let first = 10 - rampart_events::hub::RETAINED_GENERATIONS as u32;
+    assert_eq!(got.names, (first..=10).collect::<Vec<_>>());
+    assert_eq!(
+        got.names.len(),
+        NameCache::KEEP,
+        "a consumer's cache holds them all"
+    );
+}
