@@ -413,6 +413,10 @@ impl Worker {
         pipeline.expire(rules, screens, now, EXPIRE_BUDGET, &mut |e| {
             export(counters, events, &e, None, &[], now)
         });
+        // The hub keeps name tables from here on for consumers to come.
+        events
+            .counters
+            .publish_oldest_generation(pipeline.oldest_generation(rules));
         self.publish_sessions();
     }
 

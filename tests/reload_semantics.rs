@@ -85,16 +85,7 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let consumer = rampart()
-            .args(["events", "--socket"])
-            .arg(dir.path("events.sock"))
-            .args(["--format", "json", "--types", "session_open,session_close"])
-            .arg("--once")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let consumer = std::thread::spawn(move || consumer.wait_with_output().unwrap());
+        let consumer = consume(&dir.path("events.sock"));
         wait_until("the control socket", || {
             std::os::unix::net::UnixStream::connect(&control).is_ok()
         });
@@ -154,15 +145,34 @@ impl Running {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        let consumed = self.consumer.join().unwrap();
-        let records = String::from_utf8(consumed.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect();
+        let records = records_of(self.consumer);
         let stats = std::fs::read_to_string(&self.stats_out).unwrap();
         (serde_json::from_str(&stats).unwrap(), records)
     }
+}
+
+/// A `rampart events --format json` consumer of session events, until the
+/// dataplane closes the stream.
+fn consume(socket: &Path) -> std::thread::JoinHandle<Output> {
+    let consumer = rampart()
+        .args(["events", "--socket"])
+        .arg(socket)
+        .args(["--format", "json", "--types", "session_open,session_close"])
+        .arg("--once")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::spawn(move || consumer.wait_with_output().unwrap())
+}
+
+fn records_of(consumer: std::thread::JoinHandle<Output>) -> Vec<serde_json::Value> {
+    let consumed = consumer.join().unwrap();
+    String::from_utf8(consumed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 /// Polls `cond` every 50 ms for at most 20 s.
@@ -324,9 +334,22 @@ fn a_session_opened_under_allow_closes_as_allow_after_a_reload_inserted_a_policy
     std::fs::write(&config, reloaded).unwrap();
     run.reload();
     assert_eq!(worker(&run.stats(), "sessions_active"), 3);
+    // A consumer that connects now never saw generation 1 live: the hub
+    // sends it generation 1's names, which the sessions still reference.
+    let late = consume(&dir.path("events.sock"));
+    wait_until("the late consumer", || {
+        run.stats()["consumers"].as_array().map_or(0, Vec::len) == 2
+    });
 
     // The sessions end with the run (reason shutdown), under generation 2.
     let (_, records) = run.stop();
+    let late = records_of(late);
+    let late_closes = of_type(&late, "session_close");
+    assert_eq!(late_closes.len(), 3, "{late:?}");
+    for c in late_closes {
+        assert_eq!(c["policy"], "allow", "{c}");
+        assert_eq!(c["from_zone"], "untrust", "{c}");
+    }
     let opens = of_type(&records, "session_open");
     let closes = of_type(&records, "session_close");
     assert_eq!((opens.len(), closes.len()), (3, 3), "{records:?}");

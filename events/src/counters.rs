@@ -2,7 +2,7 @@
 //! limiter. Plain arrays on the worker; published to the control plane
 //! through [`SharedCounters`] (one writer: load + store, `Relaxed`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::types::EventType;
 
@@ -68,6 +68,9 @@ pub struct SharedCounters {
     generated: [AtomicU64; N],
     rate_limited: [AtomicU64; N],
     ring_overflow: [AtomicU64; N],
+    /// The oldest config generation the worker's events may still name
+    /// (its oldest session's); 0 until the worker first publishes it.
+    oldest_generation: AtomicU32,
 }
 
 /// A snapshot of one worker's counters (`drained` is the hub's).
@@ -84,7 +87,20 @@ impl SharedCounters {
             generated: Default::default(),
             rate_limited: Default::default(),
             ring_overflow: Default::default(),
+            oldest_generation: AtomicU32::new(0),
         }
+    }
+
+    /// The oldest generation the worker's events may still name (call
+    /// from the worker only); the hub keeps name tables from it on.
+    #[inline]
+    pub fn publish_oldest_generation(&self, generation: u32) {
+        self.oldest_generation.store(generation, Ordering::Relaxed);
+    }
+
+    /// What the worker last published (0: nothing yet).
+    pub fn oldest_generation(&self) -> u32 {
+        self.oldest_generation.load(Ordering::Relaxed)
     }
 
     pub fn worker(&self) -> u16 {

@@ -64,6 +64,8 @@ pub struct Hello {
     pub generation: u32,
     pub start_time_ns: u64,
     pub producer: String,
+    /// The oldest generation records may still name (0 = not known).
+    pub oldest_generation: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -320,6 +322,7 @@ fn decode_verified(
                 generation: t.generation(),
                 start_time_ns: t.start_time_ns(),
                 producer: string_of(t.producer()),
+                oldest_generation: t.oldest_generation(),
             })
         }
         fb::Body::NameTable => {
@@ -466,9 +469,10 @@ pub fn read_frame<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Name tables by config generation, as learned from the stream. Keeps the
-/// most recent [`NameCache::KEEP`] generations (events still in flight after
-/// a reload carry the previous generation).
+/// Name tables by config generation, as learned from the stream: those a
+/// hello says records may still name (a session closes under the names of
+/// the generation that created it; events in flight after a reload carry
+/// the previous one), at most the most recent [`NameCache::KEEP`].
 #[derive(Debug, Default, Clone)]
 pub struct NameCache {
     tables: BTreeMap<u32, Names>,
@@ -477,7 +481,7 @@ pub struct NameCache {
 }
 
 impl NameCache {
-    pub const KEEP: usize = 8;
+    pub const KEEP: usize = 64;
 
     pub fn new() -> Self {
         Self::default()
@@ -486,7 +490,12 @@ impl NameCache {
     /// Learns from hello and name table records; ignores the others.
     pub fn observe(&mut self, rec: &Record<'_>) {
         match rec {
-            Record::Hello(h) => self.hello = Some(h.clone()),
+            Record::Hello(h) => {
+                if h.oldest_generation != 0 {
+                    self.tables.retain(|&g, _| g >= h.oldest_generation);
+                }
+                self.hello = Some(h.clone());
+            }
             Record::Names(t) => self.insert(t.generation, t.names.clone()),
             _ => {}
         }

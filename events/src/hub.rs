@@ -25,9 +25,10 @@ use crate::types::{EventType, Names};
 
 const N: usize = EventType::COUNT;
 
-/// Name tables of earlier generations a hub keeps for consumers that
-/// connect later: one less than a consumer's [`crate::NameCache::KEEP`],
-/// so a consumer holds all of them next to the current one.
+/// At most this many name tables of earlier generations are kept for
+/// consumers that connect later: one less than a consumer's
+/// [`crate::NameCache::KEEP`], so a consumer holds all of them next to the
+/// current one.
 pub const RETAINED_GENERATIONS: usize = crate::decode::NameCache::KEEP - 1;
 
 /// A worker's event ring as the hub sees it. The binary implements it over
@@ -433,14 +434,16 @@ pub struct Hub {
     /// receives after a reload); the hello is the first `hello_len` bytes.
     names_bytes: Vec<u8>,
     hello_len: usize,
-    /// Encoded name tables of the last [`RETAINED_GENERATIONS`] earlier
-    /// generations, oldest first. A session close names the policy, zones
-    /// and interfaces of the generation the session was created in, which
-    /// may be older than the consumer's connection: a new consumer gets
-    /// these tables between its hello and the current table. Bounded, so a
-    /// session outliving that many reloads closes with ids its consumer
-    /// may not resolve (rendered as ids, like any unknown id).
-    history: VecDeque<Vec<u8>>,
+    /// Encoded name tables of earlier generations still referenced, oldest
+    /// first, by generation. A session close names the policy, zones and
+    /// interfaces of the generation the session was created in, which may
+    /// be older than the consumer's connection: a new consumer gets these
+    /// tables between its hello and the current table. Kept from the
+    /// oldest generation the workers' sessions still hold (see
+    /// [`Hub::oldest_referenced`]), and at most [`RETAINED_GENERATIONS`]
+    /// of them: a session outliving that many reloads closes with ids its
+    /// consumer may not resolve (rendered as ids, like any unknown id).
+    history: VecDeque<(u32, Vec<u8>)>,
     ctl: ControlEncoder,
     /// Records taken from one source per round-robin turn.
     burst: usize,
@@ -554,11 +557,12 @@ impl Hub {
     pub fn set_names(&mut self, generation: u32, names: &Names) {
         if self.generation != 0 && self.generation != generation {
             let previous = self.ctl.names(self.generation, &self.names).to_vec();
-            self.history.push_back(previous);
+            self.history.push_back((self.generation, previous));
             while self.history.len() > RETAINED_GENERATIONS {
                 self.history.pop_front();
             }
         }
+        self.prune_history();
         self.generation = generation;
         self.names = names.clone();
         self.rebuild_names();
@@ -582,10 +586,35 @@ impl Hub {
         }
     }
 
+    /// The oldest generation any worker's events may still name (0: not
+    /// known, when a worker has not said yet or none is registered).
+    pub fn oldest_referenced(&self) -> u32 {
+        self.workers
+            .iter()
+            .map(|w| w.oldest_generation())
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Drops the retained tables no session references any more.
+    fn prune_history(&mut self) {
+        let oldest = self.oldest_referenced();
+        self.history.retain(|(g, _)| *g >= oldest);
+    }
+
     fn rebuild_names(&mut self) {
+        let oldest = match self.oldest_referenced() {
+            0 => 0,
+            g => g.min(self.generation),
+        };
         let mut bytes = self
             .ctl
-            .hello(self.generation, self.start_time_ns, &self.config.producer)
+            .hello_referencing(
+                self.generation,
+                oldest,
+                self.start_time_ns,
+                &self.config.producer,
+            )
             .to_vec();
         self.hello_len = bytes.len();
         bytes.extend_from_slice(self.ctl.names(self.generation, &self.names));
@@ -618,9 +647,12 @@ impl Hub {
             dead: false,
         };
         // Hello, the retained earlier tables, then the current one.
+        self.prune_history();
         let (hello, current) = self.names_bytes.split_at(self.hello_len);
         let mut first = hello.to_vec();
-        self.history.iter().for_each(|t| first.extend_from_slice(t));
+        self.history
+            .iter()
+            .for_each(|(_, t)| first.extend_from_slice(t));
         first.extend_from_slice(current);
         c.ring.ensure_empty_fits(first.len());
         c.ring.push(&first);

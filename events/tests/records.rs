@@ -120,9 +120,15 @@ fn control_records_round_trip() {
             schema_version: SCHEMA_VERSION,
             generation: 3,
             start_time_ns: TS,
-            producer: "rampart test".into()
+            producer: "rampart test".into(),
+            oldest_generation: 0,
         })
     );
+    let bytes = ctl.hello_referencing(5, 2, TS, "rampart test").to_vec();
+    let (Record::Hello(h), _) = decode_size_prefixed(&bytes).unwrap() else {
+        panic!("a hello")
+    };
+    assert_eq!((h.generation, h.oldest_generation), (5, 2));
     let bytes = ctl.names(3, &names()).to_vec();
     let (rec, _) = decode_size_prefixed(&bytes).unwrap();
     assert_eq!(

@@ -671,6 +671,15 @@ impl Worker {
         self.sessions.set_timeouts(rules.timeouts);
     }
 
+    /// The oldest config generation this worker's events may still name:
+    /// that of its oldest session, or `rules`' (the one it runs) when it
+    /// holds none older. Names of older generations are no longer needed.
+    pub fn oldest_generation(&self, rules: &Ruleset) -> u32 {
+        self.sessions
+            .oldest_generation()
+            .map_or(rules.generation, |g| g.min(rules.generation))
+    }
+
     /// Times one packet in `every` stage by stage with `clock` (a cycle
     /// counter, e.g. the TSC). The pipeline stays free of clocks otherwise.
     pub fn measure_stages(&mut self, clock: fn() -> u64, every: u32) {
