@@ -164,16 +164,13 @@ impl WorkerEvents {
             ),
             Event::SessionOpen { session_id, policy } => (
                 ev::EventType::SessionOpen,
-                ev::Event::SessionOpen(ev::SessionOpen {
-                    session_id,
-                    policy: self.policy_id(policy),
-                }),
+                ev::Event::SessionOpen(ev::SessionOpen { session_id, policy }),
             ),
             Event::SessionClose(c) => (
                 ev::EventType::SessionClose,
                 ev::Event::SessionClose(ev::SessionClose {
                     session_id: c.session_id,
-                    policy: self.policy_id(c.policy),
+                    policy: c.policy,
                     reason: match c.reason {
                         SessionCloseReason::TcpFin => ev::CloseReason::TcpFin,
                         SessionCloseReason::TcpRst => ev::CloseReason::TcpRst,
@@ -186,6 +183,7 @@ impl WorkerEvents {
                     packets_server: c.packets_server,
                     bytes_server: c.bytes_server,
                     elapsed_ns: c.closed_ns.saturating_sub(c.created_ns),
+                    session_generation: c.generation,
                 }),
             ),
         };
@@ -252,19 +250,15 @@ impl WorkerEvents {
         self.ring.publish();
     }
 
-    /// A new config generation: ids and names change with it.
-    pub fn adopt(&mut self, config: &Config, generation: u32) {
+    /// A new config generation from `now_ns` on: ids and names change
+    /// with it, and so do the rate limits (the token state carries over,
+    /// see [`ev::RateLimiter::set_rates`]; every event is still counted
+    /// once as generated and once as rate-limited, overflowed or drained).
+    pub fn adopt(&mut self, config: &Config, generation: u32, now_ns: u64) {
+        self.limiter.set_rates(rate_limits(config), now_ns);
         self.generation = generation;
         self.default_policy = config.policies.len() as u32;
         self.snippet_bytes = config.events.snippet_bytes as usize;
-    }
-
-    fn policy_id(&self, policy: u32) -> u32 {
-        if policy == u32::MAX {
-            self.default_policy
-        } else {
-            policy
-        }
     }
 }
 

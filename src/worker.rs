@@ -250,7 +250,7 @@ impl Worker {
         while !stop.stop.load(Ordering::Relaxed) {
             let start = tsc_cycles();
             let now = self.clock.now_ns(start);
-            self.adopt_new_rules();
+            self.adopt_new_rules(now);
             let mut work = self.retry_stalled();
             let rx_paused = !self.stalled.is_empty();
             for i in 0..self.rx.len() {
@@ -332,11 +332,13 @@ impl Worker {
     }
 
     /// Between bursts (a quiescent point): switch to a new config
-    /// generation if the control plane published one. Sessions stay.
+    /// generation if the control plane published one. Sessions stay; the
+    /// new flow timeouts and event rate limits apply from here on.
     #[inline(always)]
-    fn adopt_new_rules(&mut self) {
+    fn adopt_new_rules(&mut self, now: u64) {
         if let Some(new) = self.rules_in.recv() {
-            self.events.adopt(&new.config, new.generation);
+            self.pipeline.adopt(&new);
+            self.events.adopt(&new.config, new.generation, now);
             let old = std::mem::replace(&mut self.rules, new);
             // The control plane frees it; if its ring were full we would
             // free it here, which only costs time on this one burst.
@@ -463,6 +465,10 @@ impl Worker {
         pipeline.expire(rules, screens, now, EXPIRE_BUDGET, &mut |e| {
             export(counters, events, &e, None, &[], now)
         });
+        // The hub keeps name tables from here on for consumers to come.
+        events
+            .counters
+            .publish_oldest_generation(pipeline.oldest_generation(rules));
         self.publish_sessions();
     }
 

@@ -65,6 +65,7 @@ fn bench_encode(n: u64) {
                 packets_server: 10,
                 bytes_server: 10000,
                 elapsed_ns: 1,
+                session_generation: 0,
             }),
             &[],
         ),

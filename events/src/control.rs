@@ -57,6 +57,18 @@ impl ControlEncoder {
     }
 
     pub fn hello(&mut self, generation: u32, start_time_ns: u64, producer: &str) -> &[u8] {
+        self.hello_referencing(generation, 0, start_time_ns, producer)
+    }
+
+    /// A hello that also says which earlier generations records may still
+    /// name (`oldest_generation`, 0 = not known).
+    pub fn hello_referencing(
+        &mut self,
+        generation: u32,
+        oldest_generation: u32,
+        start_time_ns: u64,
+        producer: &str,
+    ) -> &[u8] {
         self.fbb.reset();
         let producer = self.fbb.create_string(producer);
         let t = fb::Hello::create(
@@ -66,6 +78,7 @@ impl ControlEncoder {
                 generation,
                 start_time_ns,
                 producer: Some(producer),
+                oldest_generation,
             },
         );
         self.finish(fb::Body::Hello, t.as_union_value())

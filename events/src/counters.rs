@@ -2,7 +2,7 @@
 //! limiter. Plain arrays on the worker; published to the control plane
 //! through [`SharedCounters`] (one writer: load + store, `Relaxed`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::types::EventType;
 
@@ -68,6 +68,9 @@ pub struct SharedCounters {
     generated: [AtomicU64; N],
     rate_limited: [AtomicU64; N],
     ring_overflow: [AtomicU64; N],
+    /// The oldest config generation the worker's events may still name
+    /// (its oldest session's); 0 until the worker first publishes it.
+    oldest_generation: AtomicU32,
 }
 
 /// A snapshot of one worker's counters (`drained` is the hub's).
@@ -84,7 +87,20 @@ impl SharedCounters {
             generated: Default::default(),
             rate_limited: Default::default(),
             ring_overflow: Default::default(),
+            oldest_generation: AtomicU32::new(0),
         }
+    }
+
+    /// The oldest generation the worker's events may still name (call
+    /// from the worker only); the hub keeps name tables from it on.
+    #[inline]
+    pub fn publish_oldest_generation(&self, generation: u32) {
+        self.oldest_generation.store(generation, Ordering::Relaxed);
+    }
+
+    /// What the worker last published (0: nothing yet).
+    pub fn oldest_generation(&self) -> u32 {
+        self.oldest_generation.load(Ordering::Relaxed)
     }
 
     pub fn worker(&self) -> u16 {
@@ -177,6 +193,42 @@ impl RateLimiter {
         RateLimiter { hz, buckets }
     }
 
+    /// New rates (a config reload), from time `now` on; burst is one
+    /// second's worth, as in [`RateLimiter::new`]. The token state carries
+    /// over: a bucket first banks what it earned at its old rate up to
+    /// `now`, then keeps those tokens up to its new capacity. So a lowered
+    /// limit holds at once (no fresh burst on top of what was left), a
+    /// raised one refills at the new rate from what was left, a type that
+    /// becomes limited starts with a full burst (as at start-up), and one
+    /// that becomes unlimited passes everything. No allocation.
+    pub fn set_rates(&mut self, rates: [Option<u64>; N], now: u64) {
+        let hz = self.hz;
+        for (b, rate) in self.buckets.iter_mut().zip(rates) {
+            let Some(rate) = rate else {
+                *b = Bucket::default();
+                continue;
+            };
+            let cap = rate.max(1).saturating_mul(hz);
+            if b.cap == 0 {
+                *b = Bucket {
+                    rate,
+                    cap,
+                    tokens: cap,
+                    last: now,
+                };
+                continue;
+            }
+            if now > b.last {
+                let earned = (now - b.last).saturating_mul(b.rate);
+                b.tokens = b.tokens.saturating_add(earned).min(b.cap);
+                b.last = now;
+            }
+            b.rate = rate;
+            b.cap = cap;
+            b.tokens = b.tokens.min(cap);
+        }
+    }
+
     /// An unlimited limiter.
     pub fn unlimited() -> Self {
         Self::new(1, [None; N])
@@ -256,5 +308,42 @@ mod tests {
         assert!((95..=111).contains(&n), "{n}");
         // Very long idle does not overflow.
         assert!(rl.allow(EventType::PolicyDeny, u64::MAX));
+    }
+
+    #[test]
+    fn new_rates_carry_the_token_state_over() {
+        let hz = 1_000_000_000;
+        let deny = EventType::PolicyDeny;
+        let open = EventType::SessionOpen;
+        let mut rates = [None; N];
+        rates[deny.index()] = Some(100);
+        let mut rl = RateLimiter::new(hz, rates);
+        let t0 = 5 * hz;
+        // 40 of the 100-event burst spent; 60 left.
+        assert_eq!((0..40).filter(|_| rl.allow(deny, t0)).count(), 40);
+
+        // Lowered to 10/s: the 60 left are clamped to the new burst of 10,
+        // and no fresh burst comes with the reload.
+        rates[deny.index()] = Some(10);
+        rates[open.index()] = Some(3);
+        rl.set_rates(rates, t0);
+        assert_eq!((0..100).filter(|_| rl.allow(deny, t0)).count(), 10);
+        // It refills at the new rate: 100 ms is one event.
+        assert!(rl.allow(deny, t0 + hz / 10));
+        assert!(!rl.allow(deny, t0 + hz / 10));
+        // A type that becomes limited starts with a full burst.
+        assert_eq!((0..10).filter(|_| rl.allow(open, t0)).count(), 3);
+
+        // Tokens earned at the old rate before the switch are kept: 50 ms
+        // at 10/s is half an event, the next 50 ms at 1000/s are 50 more.
+        rates[deny.index()] = Some(1000);
+        rl.set_rates(rates, t0 + hz / 10 + hz / 20);
+        let at = t0 + hz / 10 + hz / 10;
+        assert_eq!((0..1000).filter(|_| rl.allow(deny, at)).count(), 50);
+
+        // Unlimited again: everything passes.
+        rl.set_rates([None; N], at);
+        assert!((0..10_000).all(|_| rl.allow(deny, at) && rl.allow(open, at)));
+        assert!(!rl.is_limited(deny));
     }
 }

@@ -42,12 +42,30 @@ pub struct PacketEvent<'a> {
     pub snippet: &'a [u8],
 }
 
+impl PacketEvent<'_> {
+    /// The generation whose name tables resolve this event's ids: a
+    /// session close names what the session was created under (its
+    /// `session_generation`), every other event what was live at the
+    /// decision (`meta.generation`).
+    pub fn names_generation(&self) -> u32 {
+        match self.event {
+            Event::SessionClose(SessionClose {
+                session_generation: g,
+                ..
+            }) if g != 0 => g,
+            _ => self.meta.generation,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hello {
     pub schema_version: u32,
     pub generation: u32,
     pub start_time_ns: u64,
     pub producer: String,
+    /// The oldest generation records may still name (0 = not known).
+    pub oldest_generation: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -292,6 +310,7 @@ fn decode_verified(
                     packets_server: t.packets_server(),
                     bytes_server: t.bytes_server(),
                     elapsed_ns: t.elapsed_ns(),
+                    session_generation: t.session_generation(),
                 }),
                 None,
             )
@@ -303,6 +322,7 @@ fn decode_verified(
                 generation: t.generation(),
                 start_time_ns: t.start_time_ns(),
                 producer: string_of(t.producer()),
+                oldest_generation: t.oldest_generation(),
             })
         }
         fb::Body::NameTable => {
@@ -449,9 +469,10 @@ pub fn read_frame<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Name tables by config generation, as learned from the stream. Keeps the
-/// most recent [`NameCache::KEEP`] generations (events still in flight after
-/// a reload carry the previous generation).
+/// Name tables by config generation, as learned from the stream: those a
+/// hello says records may still name (a session closes under the names of
+/// the generation that created it; events in flight after a reload carry
+/// the previous one), at most the most recent [`NameCache::KEEP`].
 #[derive(Debug, Default, Clone)]
 pub struct NameCache {
     tables: BTreeMap<u32, Names>,
@@ -460,7 +481,7 @@ pub struct NameCache {
 }
 
 impl NameCache {
-    pub const KEEP: usize = 8;
+    pub const KEEP: usize = 64;
 
     pub fn new() -> Self {
         Self::default()
@@ -469,7 +490,12 @@ impl NameCache {
     /// Learns from hello and name table records; ignores the others.
     pub fn observe(&mut self, rec: &Record<'_>) {
         match rec {
-            Record::Hello(h) => self.hello = Some(h.clone()),
+            Record::Hello(h) => {
+                if h.oldest_generation != 0 {
+                    self.tables.retain(|&g, _| g >= h.oldest_generation);
+                }
+                self.hello = Some(h.clone());
+            }
             Record::Names(t) => self.insert(t.generation, t.names.clone()),
             _ => {}
         }

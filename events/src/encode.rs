@@ -360,6 +360,7 @@ impl Encoder {
                         scalar(T::VT_BYTES_SERVER, 8, e.bytes_server),
                         scalar(T::VT_ELAPSED_NS, 8, e.elapsed_ns),
                         scalar(T::VT_POLICY, 4, e.policy.into()),
+                        scalar(T::VT_SESSION_GENERATION, 4, e.session_generation.into()),
                         scalar(T::VT_REASON, 1, e.reason as u64),
                     ],
                     None,

@@ -10,6 +10,7 @@
 //! into the consumer's ring, so for a consumer connected the whole time
 //! `drained == delivered + dropped`, per type.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -23,6 +24,12 @@ use crate::sockfile::{SockFileError, SocketFile};
 use crate::types::{EventType, Names};
 
 const N: usize = EventType::COUNT;
+
+/// At most this many name tables of earlier generations are kept for
+/// consumers that connect later: one less than a consumer's
+/// [`crate::NameCache::KEEP`], so a consumer holds all of them next to the
+/// current one.
+pub const RETAINED_GENERATIONS: usize = crate::decode::NameCache::KEEP - 1;
 
 /// A worker's event ring as the hub sees it. The binary implements it over
 /// the worker's DPDK `rte_ring` (dequeue burst). Source `i` is worker `i`
@@ -514,7 +521,20 @@ pub struct Hub {
     generation: u32,
     start_time_ns: u64,
     names: Names,
+    /// Hello then the name table of `generation` (what every consumer
+    /// receives after a reload); the hello is the first `hello_len` bytes.
     names_bytes: Vec<u8>,
+    hello_len: usize,
+    /// Encoded name tables of earlier generations still referenced, oldest
+    /// first, by generation. A session close names the policy, zones and
+    /// interfaces of the generation the session was created in, which may
+    /// be older than the consumer's connection: a new consumer gets these
+    /// tables between its hello and the current table. Kept from the
+    /// oldest generation the workers' sessions still hold (see
+    /// [`Hub::oldest_referenced`]), and at most [`RETAINED_GENERATIONS`]
+    /// of them: a session outliving that many reloads closes with ids its
+    /// consumer may not resolve (rendered as ids, like any unknown id).
+    history: VecDeque<(u32, Vec<u8>)>,
     ctl: ControlEncoder,
     /// Records taken from one source per round-robin turn.
     burst: usize,
@@ -545,6 +565,8 @@ impl Hub {
             start_time_ns: now,
             names: Names::default(),
             names_bytes: Vec::new(),
+            hello_len: 0,
+            history: VecDeque::new(),
             ctl: ControlEncoder::new(),
             burst,
             rr: 0,
@@ -623,6 +645,14 @@ impl Hub {
     /// Installs the names of a new config generation; every consumer gets a
     /// new hello and name table before its next record.
     pub fn set_names(&mut self, generation: u32, names: &Names) {
+        if self.generation != 0 && self.generation != generation {
+            let previous = self.ctl.names(self.generation, &self.names).to_vec();
+            self.history.push_back((self.generation, previous));
+            while self.history.len() > RETAINED_GENERATIONS {
+                self.history.pop_front();
+            }
+        }
+        self.prune_history();
         self.generation = generation;
         self.names = names.clone();
         self.rebuild_names();
@@ -646,11 +676,37 @@ impl Hub {
         }
     }
 
+    /// The oldest generation any worker's events may still name (0: not
+    /// known, when a worker has not said yet or none is registered).
+    pub fn oldest_referenced(&self) -> u32 {
+        self.workers
+            .iter()
+            .map(|w| w.oldest_generation())
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Drops the retained tables no session references any more.
+    fn prune_history(&mut self) {
+        let oldest = self.oldest_referenced();
+        self.history.retain(|(g, _)| *g >= oldest);
+    }
+
     fn rebuild_names(&mut self) {
+        let oldest = match self.oldest_referenced() {
+            0 => 0,
+            g => g.min(self.generation),
+        };
         let mut bytes = self
             .ctl
-            .hello(self.generation, self.start_time_ns, &self.config.producer)
+            .hello_referencing(
+                self.generation,
+                oldest,
+                self.start_time_ns,
+                &self.config.producer,
+            )
             .to_vec();
+        self.hello_len = bytes.len();
         bytes.extend_from_slice(self.ctl.names(self.generation, &self.names));
         self.names_bytes = bytes;
     }
@@ -675,7 +731,7 @@ impl Hub {
             delivered: [0; N],
             dropped: [0; N],
             pending_loss: [0; N],
-            names_pending: true,
+            names_pending: false,
             notices: Vec::new(),
             notices_dropped: 0,
             dead: false,
@@ -684,7 +740,16 @@ impl Hub {
             wrote_after_full: false,
             progress_ns: self.now_ns,
         };
-        c.prepare(&mut self.ctl, &self.names_bytes, self.now_ns);
+        // Hello, the retained earlier tables, then the current one.
+        self.prune_history();
+        let (hello, current) = self.names_bytes.split_at(self.hello_len);
+        let mut first = hello.to_vec();
+        self.history
+            .iter()
+            .for_each(|(_, t)| first.extend_from_slice(t));
+        first.extend_from_slice(current);
+        c.ring.ensure_empty_fits(first.len());
+        c.ring.push(&first);
         c.flush();
         self.consumers.push(c);
         Ok(id)

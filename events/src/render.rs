@@ -183,7 +183,7 @@ pub fn write_json(rec: &Record<'_>, cache: &NameCache, out: &mut String) {
     out.push_str("{\"type\":");
     json_str(out, rec.type_name());
     match rec {
-        Record::Event(e) => json_event(e, cache.names(e.meta.generation), out),
+        Record::Event(e) => json_event(e, cache.names(e.names_generation()), out),
         Record::Hello(h) => {
             json_key(out, "ts");
             out.push('"');
@@ -395,7 +395,12 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             zones(out);
         }
         Event::SessionClose(s) => {
-            let _ = write!(out, ",\"session_id\":{}", s.session_id);
+            let _ = write!(
+                out,
+                ",\"session_id\":{},\"session_generation\":{}",
+                s.session_id,
+                e.names_generation()
+            );
             json_key(out, "policy");
             json_name(out, names.policy(s.policy), s.policy.into(), NO_ID32.into());
             zones(out);
@@ -705,7 +710,7 @@ pub fn write_junos_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
 pub fn write_junos(rec: &Record<'_>, cache: &NameCache, out: &mut String) -> bool {
     match rec {
         Record::Event(e) => {
-            write_junos_event(e, cache.names(e.meta.generation), out);
+            write_junos_event(e, cache.names(e.names_generation()), out);
             true
         }
         _ => false,
@@ -893,7 +898,7 @@ fn proto_label(p: u8) -> String {
 /// filter discard/reject), decoded from the snippet when there is one.
 pub fn write_droplog(rec: &Record<'_>, cache: &NameCache, out: &mut String) -> bool {
     let Record::Event(e) = rec else { return false };
-    let names = cache.names(e.meta.generation);
+    let names = cache.names(e.names_generation());
     let m = &e.meta;
     let (action, rule) = match &e.event {
         Event::PolicyDeny(d) => {

@@ -276,7 +276,7 @@ pub fn write_junos_sd(
     let Record::Event(e) = rec else { return false };
     let (app, msgid) = junos_tag(e);
     write_header(out, opts, severity_of(rec), e.meta.ts_ns, app, msgid);
-    write_junos_sd_params(e, cache.names(e.meta.generation), out);
+    write_junos_sd_params(e, cache.names(e.names_generation()), out);
     true
 }
 
@@ -297,7 +297,7 @@ pub fn write_syslog_message(
             let (app, msgid) = junos_tag(e);
             write_header(out, opts, severity_of(rec), e.meta.ts_ns, app, msgid);
             out.push_str("- ");
-            write_junos_event(e, cache.names(e.meta.generation), out);
+            write_junos_event(e, cache.names(e.names_generation()), out);
             true
         }
         Format::Json | Format::Droplog => {

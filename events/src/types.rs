@@ -262,6 +262,10 @@ pub struct SessionClose {
     pub packets_server: u64,
     pub bytes_server: u64,
     pub elapsed_ns: u64,
+    /// The config generation the session was created in: the record's ids
+    /// (policy, zones, interfaces) index that generation's name tables.
+    /// 0 = the record's own generation (older producers).
+    pub session_generation: u32,
 }
 
 /// One packet event of any type.

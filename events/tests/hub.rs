@@ -24,6 +24,8 @@ struct Received {
     events: [u64; N],
     loss: [u64; N],
     hellos: Vec<u32>,
+    /// `oldest_generation` of each hello.
+    hello_oldest: Vec<u32>,
     names: Vec<u32>,
     stats: usize,
     last_seq: Vec<Option<u64>>,
@@ -59,7 +61,10 @@ fn reader(stream: UnixStream) -> thread::JoinHandle<Received> {
                         got.loss[i] += l.dropped[i];
                     }
                 }
-                Record::Hello(h) => got.hellos.push(h.generation),
+                Record::Hello(h) => {
+                    got.hellos.push(h.generation);
+                    got.hello_oldest.push(h.oldest_generation);
+                }
                 Record::Names(n) => got.names.push(n.generation),
                 Record::Stats(_) => got.stats += 1,
                 Record::ConfigReject(r) => got.rejects.push((got.events.iter().sum(), r)),
@@ -446,4 +451,64 @@ fn consume_waits_for_the_socket_and_reconnects() {
 
 fn count_in(log: &[String], s: &str) -> usize {
     log.iter().filter(|l| l.as_str() == s).count()
+}
+
+#[test]
+fn a_late_consumer_gets_the_earlier_name_tables_sessions_still_reference() {
+    let late_consumer = |hub: &mut Hub| {
+        let (a, b) = UnixStream::pair().unwrap();
+        hub.add_consumer(a).unwrap();
+        let r = reader(b);
+        hub.flush();
+        r
+    };
+    let set = |hub: &mut Hub, generations: std::ops::RangeInclusive<u32>| {
+        for generation in generations {
+            let mut n = names();
+            n.policies[0].name = format!("allow-web-{generation}");
+            hub.set_names(generation, &n);
+        }
+    };
+
+    // No worker has said which generations its sessions hold: the last
+    // RETAINED_GENERATIONS earlier tables, oldest first, then the current.
+    let mut hub = Hub::new(HubConfig::default());
+    set(&mut hub, 1..=70);
+    let r = late_consumer(&mut hub);
+    drop(hub);
+    let got = r.join().unwrap();
+    assert_eq!(got.first_types, ["hello", "names"]);
+    assert_eq!((got.hellos.clone(), got.hello_oldest), (vec![70], vec![0]));
+    let first = 70 - hub::RETAINED_GENERATIONS as u32;
+    assert_eq!(got.names, (first..=70).collect::<Vec<_>>());
+    assert_eq!(got.names.len(), NameCache::KEEP, "a cache holds them all");
+
+    // The worker's oldest session is of generation 8: older tables go, and
+    // the hello tells consumers they may drop theirs.
+    let mut hub = Hub::new(HubConfig::default());
+    let worker = Arc::new(SharedCounters::new(0));
+    hub.register_worker(worker.clone());
+    worker.publish_oldest_generation(8);
+    set(&mut hub, 1..=10);
+    let r = late_consumer(&mut hub);
+    drop(hub);
+    let got = r.join().unwrap();
+    assert_eq!((got.hellos, got.hello_oldest), (vec![10], vec![8]));
+    assert_eq!(got.names, [8, 9, 10]);
+}
+
+#[test]
+fn a_name_cache_drops_the_tables_a_hello_says_no_record_names() {
+    let mut cache = NameCache::new();
+    for g in 1..=5 {
+        cache.insert(g, names());
+    }
+    let mut ctl = ControlEncoder::new();
+    let hello = ctl.hello_referencing(6, 4, 0, "test").to_vec();
+    cache.observe(&decode(&hello).unwrap());
+    assert_eq!(cache.generations().collect::<Vec<_>>(), [4, 5]);
+    // 0: not known, nothing is dropped.
+    let hello = ctl.hello(6, 0, "test").to_vec();
+    cache.observe(&decode(&hello).unwrap());
+    assert_eq!(cache.generations().collect::<Vec<_>>(), [4, 5]);
 }

@@ -64,6 +64,7 @@ fn every_screen_option_and_reason_round_trips() {
             packets_server: 3,
             bytes_server: 4,
             elapsed_ns: 5,
+            session_generation: u32::MAX,
         });
         let bytes = enc.encode_bytes(u64::MAX, &meta, &ev, &[]).to_vec();
         let (Record::Event(pe), _) = decode_size_prefixed(&bytes).unwrap() else {
@@ -119,9 +120,15 @@ fn control_records_round_trip() {
             schema_version: SCHEMA_VERSION,
             generation: 3,
             start_time_ns: TS,
-            producer: "rampart test".into()
+            producer: "rampart test".into(),
+            oldest_generation: 0,
         })
     );
+    let bytes = ctl.hello_referencing(5, 2, TS, "rampart test").to_vec();
+    let (Record::Hello(h), _) = decode_size_prefixed(&bytes).unwrap() else {
+        panic!("a hello")
+    };
+    assert_eq!((h.generation, h.oldest_generation), (5, 2));
     let bytes = ctl.names(3, &names()).to_vec();
     let (rec, _) = decode_size_prefixed(&bytes).unwrap();
     assert_eq!(
@@ -247,6 +254,7 @@ proptest! {
                 packets_server: a ^ b,
                 bytes_server: b ^ c,
                 elapsed_ns: a.wrapping_add(c),
+                session_generation: small,
             }),
         };
         let mut enc = Encoder::new();

@@ -577,3 +577,65 @@ fn droplog_lines() {
         line(Format::Droplog, &decoded(&ev[0].0, &ev[0].1, &ev[0].2[..n])).unwrap();
     }
 }
+
+#[test]
+fn session_close_names_the_policy_and_zones_of_the_generation_that_opened_it() {
+    // Generation 2 opened the session under policy 0, `allow-web`. A
+    // reload to generation 3 inserted a policy ahead of it (now id 0) and
+    // renamed the zones; the session closes under generation 3.
+    let opened = names();
+    let mut reloaded = names();
+    reloaded.policies.insert(
+        0,
+        PolicyName {
+            name: "blocker-inserted-later".into(),
+            from_zone: 0,
+            to_zone: 1,
+        },
+    );
+    reloaded.zones[0].name = "outside".into();
+    let mut cache = NameCache::new();
+    cache.insert(2, opened);
+    cache.insert(3, reloaded);
+    let (meta, _, _) = &all_events()[4];
+    assert_eq!(meta.generation, 3);
+    let close = |session_generation| {
+        Event::SessionClose(SessionClose {
+            session_id: 42,
+            policy: 0,
+            reason: CloseReason::IdleTimeout,
+            packets_client: 1,
+            bytes_client: 60,
+            packets_server: 0,
+            bytes_server: 0,
+            elapsed_ns: 1,
+            session_generation,
+        })
+    };
+    let render_with = |format, ev: &Event| {
+        let bytes = decoded(meta, ev, &[]);
+        let mut s = String::new();
+        assert!(render(format, &decode(&bytes).unwrap(), &cache, &mut s));
+        s
+    };
+
+    let json = render_with(Format::Json, &close(2));
+    assert!(json.contains("\"generation\":3,"), "closed under 3: {json}");
+    assert!(json.contains("\"session_generation\":2,"), "{json}");
+    assert!(json.contains("\"policy\":\"allow-web\""), "{json}");
+    assert!(json.contains("\"from_zone\":\"untrust\""), "{json}");
+    let junos = render_with(Format::Junos, &close(2));
+    assert!(junos.contains(" allow-web untrust trust 42 "), "{junos}");
+    let sd = render_with(Format::JunosSd, &close(2));
+    assert!(sd.contains("policy-name=\"allow-web\""), "{sd}");
+    assert!(!sd.contains("blocker"), "{sd}");
+
+    // A record from an older producer (no session generation) resolves in
+    // its own generation.
+    let json = render_with(Format::Json, &close(0));
+    assert!(json.contains("\"session_generation\":3,"), "{json}");
+    assert!(
+        json.contains("\"policy\":\"blocker-inserted-later\""),
+        "{json}"
+    );
+}

@@ -361,6 +361,7 @@ pub fn records() -> Vec<Vec<u8>> {
                 packets_server: 2,
                 bytes_server: 2000,
                 elapsed_ns: 1_500_000_000,
+                session_generation: 0,
             }),
         ),
     ];

@@ -177,6 +177,8 @@ pub enum Event {
         action: FilterAction,
         direction: FilterDirection,
     },
+    /// `policy` is an id of the generation live at the decision (the
+    /// default policy is the id after the last policy).
     SessionOpen {
         session_id: u64,
         policy: u32,
@@ -205,7 +207,11 @@ impl Event {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionClosed {
     pub session_id: u64,
+    /// The policy (an id of `generation`) that permitted the session.
     pub policy: u32,
+    /// The generation the session was created in: every id here is one
+    /// of its ids (see [`SessionMeta::generation`]).
+    pub generation: u32,
     /// The initiator's 5-tuple.
     pub key: FlowKey,
     pub from_zone: u16,
@@ -337,6 +343,21 @@ impl Ruleset {
             zone_screen,
             screens,
             timeouts,
+        }
+    }
+
+    /// The id events give the default policy: the one after the last
+    /// policy (as in the name tables).
+    pub fn default_policy_id(&self) -> u32 {
+        self.config.policies.len() as u32
+    }
+
+    /// The rule a policy id of this generation names.
+    pub fn policy_rule(&self, id: u32) -> RuleRef {
+        if id < self.default_policy_id() {
+            RuleRef::Policy(id)
+        } else {
+            RuleRef::DefaultPolicy
         }
     }
 
@@ -621,6 +642,23 @@ impl Worker {
         }
     }
 
+    /// Switches to a new config generation between bursts: its flow
+    /// timeouts apply from now on, to the sessions already open too (see
+    /// [`SessionTable::set_timeouts`]). Sessions, fragments and counters
+    /// stay. No allocation.
+    pub fn adopt(&mut self, rules: &Ruleset) {
+        self.sessions.set_timeouts(rules.timeouts);
+    }
+
+    /// The oldest config generation this worker's events may still name:
+    /// that of its oldest session, or `rules`' (the one it runs) when it
+    /// holds none older. Names of older generations are no longer needed.
+    pub fn oldest_generation(&self, rules: &Ruleset) -> u32 {
+        self.sessions
+            .oldest_generation()
+            .map_or(rules.generation, |g| g.min(rules.generation))
+    }
+
     /// Times one packet in `every` stage by stage with `clock` (a cycle
     /// counter, e.g. the TSC). The pipeline stays free of clocks otherwise.
     pub fn measure_stages(&mut self, clock: fn() -> u64, every: u32) {
@@ -838,7 +876,9 @@ impl Worker {
                 // match it; aging removes it without a second close event.
                 self.close_session(rules, screens, &s, reason, now_ns, &mut |e| d.push(e));
             }
-            d.rule = RuleRef::Policy(self.sessions.get_policy(handle));
+            // Named in this generation: exact for sessions it created;
+            // events name older sessions through their own generation.
+            d.rule = rules.policy_rule(self.sessions.get_policy(handle));
             return self.output(rules, d, egress, &pkt, Reason::Session);
         }
 
@@ -903,7 +943,8 @@ impl Worker {
                     }
                 }
                 let meta = SessionMeta {
-                    policy: policy_id.unwrap_or(u32::MAX),
+                    policy: policy_id.unwrap_or(rules.default_policy_id()),
+                    generation: rules.generation,
                     from_zone: port.zone,
                     to_zone,
                     ingress,
@@ -1005,6 +1046,7 @@ impl Worker {
             emit(Event::SessionClose(SessionClosed {
                 session_id: s.id,
                 policy: s.meta.policy,
+                generation: s.meta.generation,
                 key: s.key,
                 from_zone: s.meta.from_zone,
                 to_zone: s.meta.to_zone,
@@ -1380,6 +1422,99 @@ log = true
             other => panic!("{other:?}"),
         }
         assert!(w.sessions.is_empty());
+    }
+
+    #[test]
+    fn a_reload_shortening_a_timeout_ages_sessions_already_open() {
+        let (rules, screens, mut w) = setup("[flow.timeouts]\nudp = 60\n");
+        let (c, s) = (v4(192, 0, 2, 1), v4(10, 1, 0, 53));
+        w.process(&rules, &screens, &udp(c, s, 5000, 53, &[0; 20]), UNTRUST, S);
+        let mut events = Vec::new();
+        w.expire(&rules, &screens, 10 * S, usize::MAX, &mut |e| {
+            events.push(e)
+        });
+        assert!(events.is_empty(), "9 s idle is under the first 60 s");
+
+        let (reloaded, _, _) = setup("[flow.timeouts]\nudp = 5\n");
+        w.adopt(&reloaded);
+        assert_eq!(w.sessions.timeouts().udp_ns, 5 * S);
+        w.expire(&reloaded, &screens, 10 * S, usize::MAX, &mut |e| {
+            events.push(e)
+        });
+        match events.as_slice() {
+            [Event::SessionClose(c)] => assert_eq!(c.reason, CloseReason::IdleTimeout),
+            other => panic!("the session opened under 60 s ages at 5 s: {other:?}"),
+        }
+        assert!(w.sessions.is_empty());
+    }
+
+    #[test]
+    fn sessions_keep_the_policy_and_generation_they_were_created_under() {
+        let (rules, screens, mut w) = setup("");
+        let flow = |host: u8| udp(v4(192, 0, 2, host), v4(10, 1, 0, 53), 5000, 53, &[0; 20]);
+        let d = w.process(&rules, &screens, &flow(1), UNTRUST, S);
+        assert_eq!(
+            d.rule,
+            RuleRef::Policy(0),
+            "allow-web is policy 0 in generation 1"
+        );
+
+        // Generation 2 inserts a policy ahead: allow-web becomes policy 1.
+        let blocker = "[[policy]]\nname = \"blocker-inserted-later\"\nfrom-zone = \"untrust\"\n\
+                       to-zone = \"trust\"\nsource-address = [\"any\"]\n\
+                       destination-address = [\"any\"]\napplication = [\"junos-telnet\"]\n\
+                       then = \"deny\"\n";
+        let config = Config::from_str_named(&format!("{blocker}{CONFIG}"), "test").unwrap();
+        let reloaded = Ruleset::compile(Arc::new(config), 2);
+        assert_eq!(reloaded.config.policies[0].name, "blocker-inserted-later");
+        w.adopt(&reloaded);
+        let d = w.process(&reloaded, &screens, &flow(2), UNTRUST, 2 * S);
+        assert_eq!(
+            d.rule,
+            RuleRef::Policy(1),
+            "allow-web is policy 1 in generation 2"
+        );
+
+        let mut closed = Vec::new();
+        w.expire(&reloaded, &screens, 1000 * S, usize::MAX, &mut |e| {
+            if let Event::SessionClose(c) = e {
+                closed.push((c.key.src, c.policy, c.generation));
+            }
+        });
+        closed.sort();
+        assert_eq!(
+            closed,
+            [
+                (v4(192, 0, 2, 1), 0, 1), // allow-web as generation 1 numbered it
+                (v4(192, 0, 2, 2), 1, 2), // allow-web as generation 2 numbers it
+            ]
+        );
+    }
+
+    #[test]
+    fn sessions_of_the_default_policy_carry_its_event_id() {
+        let text = CONFIG.replace(
+            "[default-policy]\nthen = \"deny\"",
+            "[default-policy]\nthen = \"permit\"",
+        );
+        let config = Config::from_str_named(&text, "test").unwrap();
+        let rules = Ruleset::compile(Arc::new(config), 1);
+        let (screens, mut w) = (ScreenState::new(1024), Worker::new(0, &rules));
+        let frame = udp(v4(192, 0, 2, 7), v4(198, 51, 100, 7), 4000, 9999, &[0; 8]);
+        let first = w.process(&rules, &screens, &frame, UNTRUST, S);
+        assert_eq!(first.rule, RuleRef::DefaultPolicy);
+        // The second packet hits the session: still the default policy
+        // (it named no policy at all before, and `policy_name` panicked).
+        let second = w.process(&rules, &screens, &frame, UNTRUST, 2 * S);
+        assert_eq!(second.stage, Stage::Session);
+        assert_eq!(second.rule, RuleRef::DefaultPolicy);
+        assert_eq!(rules.policy_name(second.rule), "default-policy");
+        let (_, s) = w.sessions.iter().next().expect("one session");
+        assert_eq!(s.meta.policy, rules.default_policy_id());
+        assert_eq!(
+            rules.default_policy_id() as usize,
+            rules.config.policies.len()
+        );
     }
 
     #[test]

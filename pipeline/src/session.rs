@@ -160,7 +160,13 @@ impl Timeouts {
 /// What the pipeline records about a session when it creates it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SessionMeta {
+    /// The policy that permitted it, as an id of `generation` (the
+    /// default policy is the id after the last policy, as in events).
     pub policy: u32,
+    /// The config generation the session was created in: `policy`, the
+    /// zones and the interfaces are ids of that generation, so its events
+    /// keep naming them as they were then, across reloads.
+    pub generation: u32,
     pub from_zone: u16,
     pub to_zone: u16,
     pub ingress: u16,
@@ -215,6 +221,7 @@ impl Session {
         id: 0,
         meta: SessionMeta {
             policy: 0,
+            generation: 0,
             from_zone: 0,
             to_zone: 0,
             ingress: 0,
@@ -339,6 +346,13 @@ pub struct SessionTable {
     worker: u16,
     timeouts: Timeouts,
     sweep: usize,
+    /// The oldest creation generation among the sessions the running
+    /// sweep has passed, and those inserted since it began (`u32::MAX`:
+    /// none).
+    sweep_oldest: u32,
+    /// `sweep_oldest` of the last complete sweep, lowered by every insert
+    /// since: at or below the generation of every session in the table.
+    oldest: u32,
     /// Insertions refused because the table was full.
     pub refused: u64,
 }
@@ -359,6 +373,8 @@ impl SessionTable {
             worker,
             timeouts,
             sweep: 0,
+            sweep_oldest: u32::MAX,
+            oldest: u32::MAX,
             refused: 0,
         }
     }
@@ -384,8 +400,14 @@ impl SessionTable {
         &self.timeouts
     }
 
-    /// New timeouts (a config reload); they apply to existing sessions
-    /// from the next `expire`.
+    /// New timeouts (a config reload). They apply to every session in the
+    /// table, existing ones included, from the next `expire`: idle time is
+    /// measured from `last_seen_ns` against the timeout in force, as Junos
+    /// applies a changed inactivity timeout to the sessions it already
+    /// holds. An operator who shortens a timeout wants idle flows gone
+    /// (usually to reclaim table space) now, not after the old timeout; and
+    /// one table-wide value costs nothing per session, where a timeout
+    /// frozen at creation would cost 8 bytes in every slot.
     pub fn set_timeouts(&mut self, timeouts: Timeouts) {
         self.timeouts = timeouts;
     }
@@ -444,6 +466,8 @@ impl SessionTable {
         };
         let (ck, low) = canonical(&key);
         let id = ((self.worker as u64) << 48) | (self.next_id & ((1 << 48) - 1));
+        self.sweep_oldest = self.sweep_oldest.min(meta.generation);
+        self.oldest = self.oldest.min(meta.generation);
         self.next_id += 1;
         self.slab[slot as usize] = Session {
             id,
@@ -579,23 +603,38 @@ impl SessionTable {
     /// slab slots per call (a sweep cursor spreads the work over calls), so
     /// `out` runs at most `max` times. `out` sees each session that was
     /// still open with [`CloseReason::IdleTimeout`]; sessions already closed
-    /// by FIN/RST (reported by `update`) leave silently.
+    /// by FIN/RST (reported by `update`) leave silently. The sweep also
+    /// notes the generations of the sessions that stay (see
+    /// [`SessionTable::oldest_generation`]).
     pub fn expire(&mut self, now_ns: u64, max: usize, out: &mut impl FnMut(&Session, CloseReason)) {
         let n = self.slab.len();
         for _ in 0..max.min(n) {
             let i = self.sweep;
             self.sweep = if i + 1 == n { 0 } else { i + 1 };
-            if !self.used[i] {
-                continue;
-            }
-            let s = &self.slab[i];
-            if now_ns.saturating_sub(s.last_seen_ns) >= self.timeouts.for_session(s) {
-                if s.closed.is_none() {
-                    out(s, CloseReason::IdleTimeout);
+            if self.used[i] {
+                let s = &self.slab[i];
+                if now_ns.saturating_sub(s.last_seen_ns) >= self.timeouts.for_session(s) {
+                    if s.closed.is_none() {
+                        out(s, CloseReason::IdleTimeout);
+                    }
+                    self.remove(SessionHandle(i as u32));
+                } else {
+                    self.sweep_oldest = self.sweep_oldest.min(s.meta.generation);
                 }
-                self.remove(SessionHandle(i as u32));
+            }
+            if self.sweep == 0 {
+                self.oldest = std::mem::replace(&mut self.sweep_oldest, u32::MAX);
             }
         }
+    }
+
+    /// At or below the creation generation of every session in the table
+    /// (`None`: none since the last complete sweep). Exact once a full
+    /// aging sweep has passed since the oldest session left; until then it
+    /// may name an older generation, never a newer one: a session in the
+    /// table was either passed by the last complete sweep or inserted since.
+    pub fn oldest_generation(&self) -> Option<u32> {
+        (self.oldest != u32::MAX).then_some(self.oldest)
     }
 
     /// Removes every session, reporting each one still open with `reason`
@@ -621,6 +660,8 @@ impl SessionTable {
         self.free.clear();
         self.free.extend((0..self.slab.len() as u32).rev());
         self.sweep = 0;
+        self.sweep_oldest = u32::MAX;
+        self.oldest = u32::MAX;
     }
 
     /// Every session in the table (open ones, and closed ones still
@@ -680,6 +721,41 @@ mod tests {
     }
 
     use Direction::{ClientToServer as C2S, ServerToClient as S2C};
+
+    #[test]
+    fn the_oldest_generation_is_a_lower_bound_that_a_sweep_makes_exact() {
+        let mut t = SessionTable::new(8, 0, Timeouts::default());
+        assert_eq!(t.oldest_generation(), None);
+        let in_gen = |generation| SessionMeta {
+            generation,
+            ..meta()
+        };
+        let udp = |host| key(proto::UDP, [192, 0, 2, host], 5000, [198, 51, 100, 1], 53);
+        t.insert(udp(1), in_gen(1), 0).unwrap();
+        t.insert(udp(2), in_gen(2), 30 * S).unwrap();
+        assert_eq!(t.oldest_generation(), Some(1));
+        // The generation-1 session ages out in the first sweep; as both
+        // were inserted while it ran, generation 2 is known to be the
+        // oldest after the next complete sweep, and half a sweep is not one.
+        let mut closed = 0;
+        t.expire(61 * S, 8, &mut |_, _| closed += 1);
+        assert_eq!((closed, t.oldest_generation()), (1, Some(1)));
+        t.expire(61 * S, 4, &mut |_, _| closed += 1);
+        assert_eq!(t.oldest_generation(), Some(1));
+        t.expire(61 * S, 4, &mut |_, _| closed += 1);
+        assert_eq!((closed, t.oldest_generation()), (1, Some(2)));
+        // An insert lowers it at once (a reload's sessions keep coming
+        // from a worker that has not switched yet, for one).
+        t.insert(udp(3), in_gen(1), 62 * S).unwrap();
+        assert_eq!(t.oldest_generation(), Some(1));
+        t.close_all(CloseReason::Shutdown, &mut |_, _| {});
+        assert_eq!(t.oldest_generation(), None);
+    }
+
+    #[test]
+    fn a_session_fills_three_cache_lines() {
+        assert_eq!(std::mem::size_of::<Session>(), 3 * 64);
+    }
 
     #[test]
     fn both_directions_reach_one_session() {

@@ -144,6 +144,7 @@ pub fn all_events() -> Vec<(PacketMeta, Event, Vec<u8>)> {
                 packets_server: 4,
                 bytes_server: 3000,
                 elapsed_ns: 12_500_000_000,
+                session_generation: 0,
             }),
             vec![],
         ),
