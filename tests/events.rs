@@ -220,12 +220,31 @@ fn overload_small_ring_stalled_consumer_accounting_is_exact() {
     let events = &stats["events"];
     let consumers = stats["consumers"].as_array().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(consumers.len(), 1, "only the reader is left: {summary}");
-    assert_eq!(
-        stats["consumer_connections"]["cut_off"], 1,
-        "the consumer that never read was cut off: {log}"
-    );
-    assert!(log.contains("cut off"), "and logged: {log}");
+    // The one that never reads is cut off once silent for 3 s, if the run
+    // lasts that long after it connected (its losses until then were
+    // counted); otherwise it is still listed, having lost events.
+    let cut_off = stats["consumer_connections"]["cut_off"].as_u64().unwrap();
+    match consumers.len() {
+        1 => {
+            assert_eq!(cut_off, 1, "{summary}");
+            assert!(log.contains("cut off"), "and logged: {log}");
+        }
+        2 => {
+            assert_eq!(cut_off, 0, "{summary}");
+            let lost: u64 = consumers[0]["dropped"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_u64().unwrap())
+                .sum();
+            assert!(
+                lost > 0,
+                "the stalled consumer lost events, counted: {}",
+                consumers[0]
+            );
+        }
+        n => panic!("{n} consumers: {summary}"),
+    }
     let n = |v: &serde_json::Value| v.as_u64().unwrap();
     let mut drained_total = 0;
     for t in [
@@ -259,7 +278,7 @@ fn overload_small_ring_stalled_consumer_accounting_is_exact() {
         summary.contains(&format!("policy_deny={}", sent.len())),
         "every packet was dropped by policy:\n{summary}"
     );
-    let reading = &consumers[0];
+    let reading = consumers.last().unwrap();
     let dropped = |c: &serde_json::Value| {
         c["dropped"]
             .as_object()
