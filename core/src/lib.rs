@@ -95,6 +95,18 @@ pub fn set_umask(mask: u32) -> u32 {
     unsafe { libc::umask(mask as libc::mode_t) as u32 }
 }
 
+/// Gives the heap's free memory back to the system (glibc `malloc_trim`,
+/// every arena). Called after a retired config generation is freed: a
+/// large ruleset is compiled on a thread of its own, and without the trim
+/// the freed generations linger in the allocator's arenas.
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only walks and releases the allocator's own free
+    // memory; it takes no pointers and is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Bytes written to a connected socket that its peer has not read yet
 /// (Linux `SIOCOUTQ`; for a Unix stream socket the kernel's accounting of
 /// the queued buffers, which falls as the peer reads). The event hub tells

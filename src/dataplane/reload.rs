@@ -134,10 +134,18 @@ impl Reloader {
         self.current = rules;
     }
 
-    /// Frees the rulesets the workers are done with.
+    /// Frees the rulesets the workers are done with, and gives the memory
+    /// back to the system (so memory stays flat however many reloads).
     pub fn collect_retired(&mut self) {
+        let mut freed = false;
         for retired in &mut self.from_workers {
-            while retired.recv().is_some() {}
+            while let Some(rules) = retired.recv() {
+                drop(rules);
+                freed = true;
+            }
+        }
+        if freed {
+            rampart_core::trim_heap();
         }
     }
 }
