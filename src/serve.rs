@@ -6,7 +6,8 @@
 //! request (a client sending a byte every 90 ms is cut off like one that
 //! sends nothing) and one for its reply. At most `max_connections` are
 //! open; beyond that the one that has waited longest without sending a
-//! whole request is closed to make room (evicted), and accepts per poll are
+//! whole request is closed to make room (evicted), or, when every one has
+//! sent its request, the newcomer is refused; accepts per poll are
 //! bounded, so a flood of connections neither stalls the drain nor locks
 //! out a client that sends its request at once. Every refusal, eviction
 //! and timeout is counted; the caller logs them.
@@ -78,6 +79,8 @@ pub struct ServeCounters {
     pub answered: u64,
     /// Closed to make room for a new connection before sending a request.
     pub evicted: u64,
+    /// Closed at once: every slot held a request being answered.
+    pub refused: u64,
     /// Request or reply not done by its deadline.
     pub timed_out: u64,
     /// Request longer than `max_request_bytes`, or the client went away.
@@ -151,8 +154,12 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
             match self.listener.accept_nonblocking() {
                 Ok(stream) => {
                     self.counters.accepted += 1;
-                    if self.conns.len() >= self.limits.max_connections {
-                        self.evict_oldest_reader();
+                    if self.conns.len() >= self.limits.max_connections
+                        && !self.evict_oldest_reader()
+                    {
+                        // Every slot holds a request being answered.
+                        self.counters.refused += 1;
+                        continue;
                     }
                     self.conns.push(Conn {
                         stream,
@@ -208,7 +215,9 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
         self.poll(now, |_| Answer::Reply(String::new()));
     }
 
-    fn evict_oldest_reader(&mut self) {
+    /// Closes the connection that has waited longest without sending a
+    /// whole request; false if every connection has sent one.
+    fn evict_oldest_reader(&mut self) -> bool {
         let oldest = self
             .conns
             .iter()
@@ -216,12 +225,11 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
             .filter(|(_, c)| matches!(c.state, State::Reading(_)))
             .min_by_key(|(_, c)| c.opened)
             .map(|(i, _)| i);
-        // With every slot holding a request being answered, the newcomer
-        // still gets in (the slots free as soon as replies are written).
         if let Some(i) = oldest {
             self.conns.swap_remove(i);
             self.counters.evicted += 1;
         }
+        oldest.is_some()
     }
 
     /// Advances connection `i`; false when it is finished (closed).
@@ -237,33 +245,17 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
         if let State::Reading(buf) = &mut c.state {
             let mut chunk = [0u8; 512];
             loop {
-                match c.stream.read(&mut chunk) {
-                    Ok(0) => {
-                        self.counters.failed += 1;
-                        return false;
-                    }
-                    Ok(n) => {
+                let r = c.stream.read(&mut chunk);
+                match outcome(r, now, c.deadline, &mut self.counters) {
+                    Io::Did(n) => {
                         buf.extend_from_slice(&chunk[..n]);
-                        if complete(buf) {
-                            break;
-                        }
-                        if buf.len() > limits.max_request_bytes {
-                            // Answered by the handler as a malformed request.
+                        // Too long: answered by the handler as malformed.
+                        if complete(buf) || buf.len() > limits.max_request_bytes {
                             break;
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if now >= c.deadline {
-                            self.counters.timed_out += 1;
-                            return false;
-                        }
-                        return true;
-                    }
-                    Err(_) => {
-                        self.counters.failed += 1;
-                        return false;
-                    }
+                    Io::Later => return true,
+                    Io::Closed => return false,
                 }
             }
             let request = std::mem::take(buf);
@@ -283,29 +275,53 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
             State::Waiting(_) => true,
             State::Writing { reply, written } => {
                 while *written < reply.len() {
-                    match c.stream.write(&reply[*written..]) {
-                        Ok(0) => {
-                            self.counters.failed += 1;
-                            return false;
-                        }
-                        Ok(n) => *written += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            if now >= c.deadline {
-                                self.counters.timed_out += 1;
-                                return false;
-                            }
-                            return true;
-                        }
-                        Err(_) => {
-                            self.counters.failed += 1;
-                            return false;
-                        }
+                    let r = c.stream.write(&reply[*written..]);
+                    match outcome(r, now, c.deadline, &mut self.counters) {
+                        Io::Did(n) => *written += n,
+                        Io::Later => return true,
+                        Io::Closed => return false,
                     }
                 }
                 self.counters.answered += 1;
                 false
             }
+        }
+    }
+}
+
+/// What a non-blocking read or write means for its connection.
+enum Io {
+    Did(usize),
+    /// Nothing now; try again next poll.
+    Later,
+    Closed,
+}
+
+fn outcome(
+    r: io::Result<usize>,
+    now: Instant,
+    deadline: Instant,
+    counters: &mut ServeCounters,
+) -> Io {
+    match r {
+        Ok(0) => {
+            // The client went away (or a zero-length read at end of stream).
+            counters.failed += 1;
+            Io::Closed
+        }
+        Ok(n) => Io::Did(n),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Io::Did(0),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            if now >= deadline {
+                counters.timed_out += 1;
+                Io::Closed
+            } else {
+                Io::Later
+            }
+        }
+        Err(_) => {
+            counters.failed += 1;
+            Io::Closed
         }
     }
 }
@@ -399,6 +415,34 @@ mod tests {
         assert_eq!(read_all(&real), "STATS\n");
         // The evicted ones were closed: they read end of stream.
         assert_eq!(read_all(&idle[0]), "");
+    }
+
+    #[test]
+    fn with_every_slot_waiting_on_a_reload_a_newcomer_is_refused() {
+        let limits = Limits {
+            max_connections: 2,
+            ..Limits::default()
+        };
+        let (mut srv, path, _d) = server(limits);
+        let now = Instant::now();
+        let waiting: Vec<UnixStream> = (0..2)
+            .map(|_| {
+                let mut c = UnixStream::connect(&path).unwrap();
+                c.write_all(b"later\n").unwrap();
+                srv.poll(now, echo);
+                c
+            })
+            .collect();
+        let mut extra = UnixStream::connect(&path).unwrap();
+        extra.write_all(b"later\n").unwrap();
+        srv.poll(now, echo);
+        assert_eq!((srv.open_connections(), srv.counters.refused), (2, 1));
+        assert_eq!(read_all(&extra), "");
+        srv.complete(&7, "done", now);
+        srv.poll(now, echo);
+        for c in &waiting {
+            assert_eq!(read_all(c), "done");
+        }
     }
 
     #[test]

@@ -16,71 +16,23 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rampart_pipeline::traffic::{udp, v4};
 
-/// A dataplane replaying denied UDP without end; `extra_events` goes into
-/// `[events]`.
+/// A dataplane replaying denied UDP without end, sockets in `run/`;
+/// `extra_events` goes into `[events]`.
 fn start(dir: &TempDir, test: &str, extra_events: &str) -> KillOnDrop {
-    let d = dir.0.path().display();
-    let input = dir.path("in.pcap");
-    let frames: Vec<Vec<u8>> = (0..16u8)
-        .map(|i| udp(v4(192, 0, 2, i + 1), v4(198, 51, 100, 7), 4000, 9, &[0; 32]))
-        .collect();
-    write_pcap(&input, &frames);
+    let events =
+        format!("ring_size = 65536\n{extra_events}\n[events.rate_limit]\npolicy_deny = 20000");
     let config = dir.write(
         "rampart.toml",
-        &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/run/events.sock"
-control_socket = "{d}/run/control.sock"
-ring_size = 65536
-{extra_events}
-[events.rate_limit]
-policy_deny = 20000
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={input},infinite_rx=1"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_null0"
-zone = "trust"
-[zone.untrust]
-[zone.trust]
-[default-policy]
-then = "deny"
-log = true
-"#,
-            eal = test_eal(test),
-            input = input.display(),
-        ),
+        &deny_stream_config(dir, test, &dir.path("run"), &events),
     );
-    let child = KillOnDrop::new(
-        rampart()
-            .args([
-                "run",
-                "--config",
-                config.to_str().unwrap(),
-                "--stats-out",
-                dir.path("final.json").to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let control = dir.path("run/control.sock");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while UnixStream::connect(&control).is_err() {
-        assert!(Instant::now() < deadline, "the dataplane did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // Answered once bring-up is done and the control plane serves.
-    assert_eq!(stats(&control)["generation"], 1);
-    child
+    let stats_out = dir.path("final.json");
+    start_dataplane(
+        &config,
+        &dir.path("run/control.sock"),
+        &["--stats-out", stats_out.to_str().unwrap()],
+        Stdio::piped(),
+    )
 }
 
 /// SIGTERM, then the exit within `bound` (the flush deadline plus slack),

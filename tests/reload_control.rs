@@ -9,50 +9,16 @@ mod common;
 
 use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rampart_pipeline::traffic::{udp, v4};
 
-/// A config replaying denied, logged UDP; `events` and `policies` are
-/// spliced in.
+/// The deny stream of [`deny_stream_config`] with `policies` permit
+/// policies (each to its own 2001:db8::/64) appended.
 fn config_text(dir: &TempDir, test: &str, events: &str, policies: usize) -> String {
-    let d = dir.0.path().display();
-    let input = dir.path("in.pcap");
-    if !input.exists() {
-        let frames: Vec<Vec<u8>> = (0..16u8)
-            .map(|i| udp(v4(192, 0, 2, i + 1), v4(198, 51, 100, 7), 4000, 9, &[0; 32]))
-            .collect();
-        write_pcap(&input, &frames);
-    }
-    let mut text = format!(
-        r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-{events}
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={input},infinite_rx=1"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_null0"
-zone = "trust"
-[zone.untrust]
-[zone.trust]
-[default-policy]
-then = "deny"
-log = true
-"#,
-        eal = test_eal(test),
-        input = input.display(),
-    );
+    let mut text = deny_stream_config(dir, test, dir.0.path(), events);
     if policies > 0 {
         text.push_str("[address-book]\n");
         for i in 0..policies {
@@ -74,21 +40,7 @@ log = true
 }
 
 fn start(config: &Path, control: &Path) -> KillOnDrop {
-    let child = KillOnDrop::new(
-        rampart()
-            .args(["run", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while UnixStream::connect(control).is_err() {
-        assert!(Instant::now() < deadline, "the dataplane did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(stats(control)["generation"], 1);
-    child
+    start_dataplane(config, control, &[], Stdio::null())
 }
 
 fn reload(control: &Path) -> (bool, String) {

@@ -244,11 +244,12 @@ impl<'a> ControlPlane<'a> {
         }
         let c = ep.control.counters();
         let was = self.logged.control;
-        if c.evicted > was.evicted || c.timed_out > was.timed_out {
+        if c.evicted > was.evicted || c.timed_out > was.timed_out || c.refused > was.refused {
             log::warning!(
-                "control socket: {} client(s) closed for not sending a request within the deadline, {} evicted to make room",
+                "control socket: {} client(s) closed for not sending a request within the deadline, {} evicted to make room, {} refused (every slot busy)",
                 c.timed_out - was.timed_out,
-                c.evicted - was.evicted
+                c.evicted - was.evicted,
+                c.refused - was.refused
             );
         }
         self.logged.control = c;

@@ -408,7 +408,8 @@ impl ControlPlane<'_> {
             // off for not reading) and to the control socket.
             "consumer_connections": hub.get("consumer_connections").cloned().unwrap_or_default(),
             "control_connections": {"accepted": control.accepted, "answered": control.answered,
-                                    "evicted": control.evicted, "timed_out": control.timed_out,
+                                    "evicted": control.evicted, "refused": control.refused,
+                                    "timed_out": control.timed_out,
                                     "failed": control.failed},
             "workers": workers,
             "ports": ports,

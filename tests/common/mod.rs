@@ -153,3 +153,72 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// A config replaying denied, logged UDP (192.0.2.x -> 198.51.100.7)
+/// without end, `net_pcap` (infinite_rx) -> `net_null`; its sockets are
+/// `events.sock` and `control.sock` in `sockets`, and `events` is spliced
+/// into `[events]` (it may open `[events.rate_limit]`). Policies can be
+/// appended.
+pub fn deny_stream_config(dir: &TempDir, test: &str, sockets: &Path, events: &str) -> String {
+    use rampart_pipeline::traffic::{udp, v4};
+    let input = dir.path("in.pcap");
+    if !input.exists() {
+        let frames: Vec<Vec<u8>> = (0..16u8)
+            .map(|i| udp(v4(192, 0, 2, i + 1), v4(198, 51, 100, 7), 4000, 9, &[0; 32]))
+            .collect();
+        write_pcap(&input, &frames);
+    }
+    format!(
+        r#"[dataplane]
+eal = {eal}
+[default-policy]
+then = "deny"
+log = true
+[[interface]]
+name = "ge-0/0/0"
+device = "net_pcap0,rx_pcap={input},infinite_rx=1"
+zone = "untrust"
+peer = "ge-0/0/1"
+[[interface]]
+name = "ge-0/0/1"
+device = "net_null0"
+zone = "trust"
+[zone.untrust]
+[zone.trust]
+[events]
+socket = "{s}/events.sock"
+control_socket = "{s}/control.sock"
+{events}
+"#,
+        eal = test_eal(test),
+        input = input.display(),
+        s = sockets.display(),
+    )
+}
+
+/// `rampart run --config CONFIG ARGS...`, returned once its control socket
+/// answers `stats` (bring-up done, the control plane serving).
+pub fn start_dataplane(
+    config: &Path,
+    control: &Path,
+    args: &[&str],
+    stderr: std::process::Stdio,
+) -> KillOnDrop {
+    use std::time::{Duration, Instant};
+    let child = KillOnDrop::new(
+        rampart()
+            .args(["run", "--config", config.to_str().unwrap()])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::os::unix::net::UnixStream::connect(control).is_err() {
+        assert!(Instant::now() < deadline, "the dataplane did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(stats(control)["generation"], 1);
+    child
+}
