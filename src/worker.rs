@@ -49,6 +49,8 @@ pub struct WorkerCounters {
     pub drops: [AtomicU64; DROP_COUNTERS.len()],
     /// Frames that did not parse (dropped or forwarded per `flow.malformed`).
     pub malformed: AtomicU64,
+    /// IPv6 neighbour discovery and MLD passed like ARP (`flow.ipv6-nd`).
+    pub neighbor_discovery: AtomicU64,
     /// Reject answers sent (TCP RST / ICMP unreachable).
     pub rejects_sent: AtomicU64,
     /// Packets the device did not accept at TX (freed, counted).
@@ -394,11 +396,12 @@ impl Worker {
             self.export_events(&m, now);
         }
         let d = &self.decision;
-        if matches!(
-            d.reason,
-            engine::Reason::Malformed(_) | engine::Reason::MalformedForwarded(_)
-        ) {
-            bump(&self.counters.malformed, 1);
+        match d.reason {
+            engine::Reason::Malformed(_) | engine::Reason::MalformedForwarded(_) => {
+                bump(&self.counters.malformed, 1)
+            }
+            engine::Reason::NeighborDiscovery => bump(&self.counters.neighbor_discovery, 1),
+            _ => {}
         }
         match d.verdict {
             Verdict::Forward { egress } => self.stage(egress as usize, m),

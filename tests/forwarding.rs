@@ -268,3 +268,59 @@ then = "permit"
     );
     assert!(!control.exists(), "the control socket is removed on exit");
 }
+
+/// IPv6 neighbour discovery crosses a deny-all dataplane like ARP does
+/// (counted, no session, no event), while other ICMPv6 is denied.
+#[test]
+fn ipv6_neighbour_discovery_crosses_a_deny_all_dataplane() {
+    use rampart_pipeline::wire::build::{packet_vec, Ethernet, Ip, L4};
+    let dir = TempDir::new();
+    let icmpv6 = |src: &str, dst: &str, msg_type: u8, hops: u8| {
+        let ip = Ip {
+            ttl: hops,
+            ..Ip::new(traffic::v6(src), traffic::v6(dst))
+        };
+        let l4 = L4::Icmp {
+            msg_type,
+            code: 0,
+            rest: [0; 4],
+        };
+        packet_vec(&Ethernet::DEFAULT, &ip, &l4, &[0; 24]).unwrap()
+    };
+    let nd = vec![
+        icmpv6("fe80::1", "ff02::1:ff00:2", 135, 255),
+        icmpv6("fe80::1", "ff02::2", 133, 255),
+        icmpv6("fe80::1", "ff02::16", 143, 1),
+    ];
+    let mut frames = nd.clone();
+    frames.push(traffic::ping(
+        traffic::v6("2001:db8::1"),
+        traffic::v6("2001:db8:1::1"),
+        1,
+        1,
+    ));
+    let input = dir.path("in.pcap");
+    write_pcap(&input, &frames);
+    let config = pcap_pair_config(&dir, "ipv6-nd", 1, input.to_str().unwrap());
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("then = \"permit\"", "then = \"deny\"\nlog = true");
+    std::fs::write(&config, text).unwrap();
+    let stats_out = dir.path("stats.json");
+    run_ok(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--idle-exit",
+        "0.5",
+        "--stats-out",
+        stats_out.to_str().unwrap(),
+    ]);
+    assert_eq!(read_pcap(&dir.path("out1.pcap")), nd, "ND forwarded as is");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats_out).unwrap()).unwrap();
+    let w = &s["workers"][0];
+    assert_eq!(w["neighbor_discovery"], 3, "{w}");
+    assert_eq!(w["sessions_created"], 0);
+    assert_eq!(w["drops"]["policy_deny"], 1, "the echo request is denied");
+    assert_eq!(s["events"]["policy_deny"]["generated"], 1);
+}

@@ -51,6 +51,9 @@ pub enum Reason {
     PolicyPermit,
     /// Forwarded without inspection (ARP and other non-IP frames).
     NonIp,
+    /// IPv6 neighbour discovery or multicast listener message, passed like
+    /// ARP (`flow.ipv6-nd = "permit"`).
+    NeighborDiscovery,
     Malformed(Malformed),
     /// Forwarded under `flow.malformed = "forward"`.
     MalformedForwarded(Malformed),
@@ -74,6 +77,7 @@ impl Reason {
             Reason::Session => "session",
             Reason::PolicyPermit => "policy-permit",
             Reason::NonIp => "non-ip",
+            Reason::NeighborDiscovery => "neighbor-discovery",
             Reason::Malformed(m) | Reason::MalformedForwarded(m) => m.name(),
             Reason::FilterDiscard => "filter-discard",
             Reason::FilterReject => "filter-reject",
@@ -410,6 +414,8 @@ pub struct Counters {
     pub malformed: [u64; Malformed::COUNT],
     pub screen: [u64; ScreenOption::COUNT],
     pub non_ip: u64,
+    /// IPv6 neighbour discovery and multicast listener messages passed.
+    pub neighbor_discovery: u64,
     pub sessions_created: u64,
     pub sessions_closed: u64,
 }
@@ -864,6 +870,12 @@ impl Worker {
         };
         let to_zone = rules.ports[egress as usize].zone;
 
+        if rules.config.flow.ipv6_nd_permit && is_link_local_control(&pkt) {
+            self.counters.neighbor_discovery += 1;
+            d.stage = Stage::Policy;
+            return self.output(rules, d, egress, &pkt, Reason::NeighborDiscovery);
+        }
+
         self.enter(CostStage::Session);
         if let Some((handle, dir)) = self.sessions.lookup(&key) {
             let update =
@@ -1148,6 +1160,23 @@ impl Worker {
     }
 }
 
+/// IPv6 neighbour discovery (router and neighbour solicitation and
+/// advertisement, redirect; RFC 4861) and multicast listener messages
+/// (MLD, MLDv2; RFC 2710, 3810): what IPv6 needs on a link, as IPv4 needs
+/// ARP. Only as they are sent on a link: neighbour discovery with hop
+/// limit 255 and MLD with hop limit 1 from a link-local source, so a routed
+/// (or forged from afar) copy goes through policy like other ICMPv6.
+fn is_link_local_control(pkt: &ParsedPacket) -> bool {
+    if pkt.protocol != proto::ICMPV6 || pkt.frag.is_fragment {
+        return false;
+    }
+    match pkt.icmp_type {
+        133..=137 => pkt.ttl == 255,
+        130..=132 | 143 => pkt.ttl == 1 && pkt.src.is_ipv6_link_local(),
+        _ => false,
+    }
+}
+
 /// A TCP segment that may open a session: SYN without ACK.
 fn is_initial_syn(pkt: &ParsedPacket) -> bool {
     pkt.has_l4
@@ -1190,7 +1219,7 @@ fn symmetric_hash(a: Addr, b: Addr) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::traffic::{ping, tcp, udp, v4, Rng};
+    use crate::traffic::{ping, tcp, udp, v4, v6, Rng};
     use crate::wire::{parse, Parsed};
 
     const CONFIG: &str = r#"
@@ -1373,6 +1402,65 @@ log = true
             "TCP hit the end of the filter"
         );
         assert_eq!(rules.hits.policy(PolicyMatch::Default), 0);
+    }
+
+    /// An ICMPv6 message of `msg_type` with hop limit `hops`.
+    fn icmpv6(src: &str, dst: &str, msg_type: u8, hops: u8) -> Vec<u8> {
+        use crate::wire::build::{packet_vec, Ethernet, Ip, L4};
+        let ip = Ip {
+            ttl: hops,
+            ..Ip::new(v6(src), v6(dst))
+        };
+        let l4 = L4::Icmp {
+            msg_type,
+            code: 0,
+            rest: [0; 4],
+        };
+        packet_vec(&Ethernet::DEFAULT, &ip, &l4, &[0; 24]).unwrap()
+    }
+
+    #[test]
+    fn ipv6_neighbour_discovery_passes_like_arp_unless_the_config_says_policy() {
+        let (rules, screens, mut w) = setup("");
+        let ns = icmpv6("fe80::1", "ff02::1:ff00:2", 135, 255);
+        let na = icmpv6("fe80::2", "fe80::1", 136, 255);
+        let rs = icmpv6("fe80::1", "ff02::2", 133, 255);
+        let mld = icmpv6("fe80::1", "ff02::16", 143, 1);
+        for (frame, iface) in [
+            (&ns, UNTRUST),
+            (&na, TRUST),
+            (&rs, UNTRUST),
+            (&mld, UNTRUST),
+        ] {
+            let d = w.process(&rules, &screens, frame, iface, S);
+            assert_eq!(
+                (d.verdict, d.reason, d.stage, d.events().count()),
+                (
+                    Verdict::Forward { egress: 1 - iface },
+                    Reason::NeighborDiscovery,
+                    Stage::Policy,
+                    0
+                ),
+                "no session, no policy, no event"
+            );
+        }
+        assert_eq!(w.counters.neighbor_discovery, 4);
+        assert_eq!(w.sessions.len(), 0);
+        // Not as sent on a link (routed, or MLD from a global address), or
+        // not a link message at all: policy decides, as for other ICMPv6.
+        for frame in [
+            icmpv6("fe80::1", "ff02::1:ff00:2", 135, 64),
+            icmpv6("2001:db8::1", "ff02::16", 143, 1),
+            icmpv6("2001:db8::1", "2001:db8:1::1", 128, 64),
+        ] {
+            let d = w.process(&rules, &screens, &frame, UNTRUST, S);
+            assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::PolicyDeny));
+        }
+        // `ipv6-nd = "policy"`: the deny-all default policy drops them too.
+        let (rules, screens, mut w) = setup("[flow]\nipv6-nd = \"policy\"\n");
+        let d = w.process(&rules, &screens, &ns, UNTRUST, S);
+        assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::PolicyDeny));
+        assert_eq!(w.counters.neighbor_discovery, 0);
     }
 
     #[test]

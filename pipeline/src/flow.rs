@@ -29,6 +29,11 @@ impl Addr {
         self.0 & V4_MAPPED_MASK == V4_MAPPED
     }
 
+    /// An IPv6 link-local unicast address (fe80::/10).
+    pub const fn is_ipv6_link_local(self) -> bool {
+        self.0 >> 118 == 0xfe80 >> 6
+    }
+
     /// The low 32 bits as IPv4 octets (meaningful when `is_ipv4`).
     pub const fn ipv4_octets(self) -> [u8; 4] {
         (self.0 as u32).to_be_bytes()

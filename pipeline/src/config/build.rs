@@ -898,9 +898,26 @@ fn flow(ctx: &mut Ctx, root: &Tbl) -> Flow {
     };
     ctx.check_keys(
         &t,
-        &["tcp-syn-check", "malformed", "session-capacity", "timeouts"],
+        &[
+            "tcp-syn-check",
+            "malformed",
+            "session-capacity",
+            "timeouts",
+            "ipv6-nd",
+        ],
         "[flow]",
     );
+    if let Some(m) = ctx.opt_str(&t, "ipv6-nd") {
+        match m.s {
+            "permit" => f.ipv6_nd_permit = true,
+            "policy" => f.ipv6_nd_permit = false,
+            other => ctx.err(
+                &m.span,
+                &t.field("ipv6-nd"),
+                format!("must be \"permit\" or \"policy\", found {other:?}"),
+            ),
+        }
+    }
     if let Some(b) = ctx.opt_bool(&t, "tcp-syn-check") {
         f.tcp_syn_check = b;
     }

@@ -121,6 +121,12 @@ pub struct Flow {
     pub tcp_syn_check: bool,
     /// What to do with frames that do not parse: drop (default) or forward.
     pub malformed_forward: bool,
+    /// IPv6 neighbour discovery and multicast listener messages pass
+    /// without a session or a policy, as ARP does (`ipv6-nd = "permit"`,
+    /// the default), or go through policy like any ICMPv6 (`"policy"`).
+    /// IPv6 does not work without them, and a deny-all last rule would
+    /// otherwise drop them.
+    pub ipv6_nd_permit: bool,
     /// Sessions per worker (preallocated; a full table refuses and counts).
     pub session_capacity: u32,
     /// Idle timeouts in seconds.
@@ -136,6 +142,7 @@ impl Default for Flow {
         Flow {
             tcp_syn_check: true,
             malformed_forward: false,
+            ipv6_nd_permit: true,
             session_capacity: Flow::DEFAULT_SESSION_CAPACITY,
             timeouts: FlowTimeouts::default(),
         }
