@@ -51,6 +51,8 @@ pub struct WorkerCounters {
     pub malformed: AtomicU64,
     /// IPv6 neighbour discovery and MLD passed like ARP (`flow.ipv6-nd`).
     pub neighbor_discovery: AtomicU64,
+    /// ICMP errors passed because the flow they quote has a session.
+    pub related_icmp: AtomicU64,
     /// Reject answers sent (TCP RST / ICMP unreachable).
     pub rejects_sent: AtomicU64,
     /// Packets the device did not accept at TX (freed, counted).
@@ -401,6 +403,7 @@ impl Worker {
                 bump(&self.counters.malformed, 1)
             }
             engine::Reason::NeighborDiscovery => bump(&self.counters.neighbor_discovery, 1),
+            engine::Reason::RelatedIcmp => bump(&self.counters.related_icmp, 1),
             _ => {}
         }
         match d.verdict {

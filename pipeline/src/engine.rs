@@ -54,6 +54,8 @@ pub enum Reason {
     /// IPv6 neighbour discovery or multicast listener message, passed like
     /// ARP (`flow.ipv6-nd = "permit"`).
     NeighborDiscovery,
+    /// An ICMP or ICMPv6 error about a flow with a session.
+    RelatedIcmp,
     Malformed(Malformed),
     /// Forwarded under `flow.malformed = "forward"`.
     MalformedForwarded(Malformed),
@@ -78,6 +80,7 @@ impl Reason {
             Reason::PolicyPermit => "policy-permit",
             Reason::NonIp => "non-ip",
             Reason::NeighborDiscovery => "neighbor-discovery",
+            Reason::RelatedIcmp => "related-icmp",
             Reason::Malformed(m) | Reason::MalformedForwarded(m) => m.name(),
             Reason::FilterDiscard => "filter-discard",
             Reason::FilterReject => "filter-reject",
@@ -416,6 +419,8 @@ pub struct Counters {
     pub non_ip: u64,
     /// IPv6 neighbour discovery and multicast listener messages passed.
     pub neighbor_discovery: u64,
+    /// ICMP errors passed because the flow they quote has a session.
+    pub related_icmp: u64,
     pub sessions_created: u64,
     pub sessions_closed: u64,
 }
@@ -892,6 +897,18 @@ impl Worker {
             // events name older sessions through their own generation.
             d.rule = rules.policy_rule(self.sessions.get_policy(handle));
             return self.output(rules, d, egress, &pkt, Reason::Session);
+        }
+
+        // An ICMP error about a flow with a session belongs to it, whichever
+        // side (or router on the path) sends it; one about no session goes
+        // through policy like any ICMP.
+        if let Some(quoted) = crate::wire::related::quoted_flow(frame, &pkt) {
+            if let Some((handle, _)) = self.sessions.lookup(&quoted) {
+                self.counters.related_icmp += 1;
+                d.stage = Stage::Session;
+                d.rule = rules.policy_rule(self.sessions.get_policy(handle));
+                return self.output(rules, d, egress, &pkt, Reason::RelatedIcmp);
+            }
         }
 
         if rules.config.flow.tcp_syn_check && pkt.protocol == proto::TCP && !is_initial_syn(&pkt) {
@@ -1461,6 +1478,106 @@ log = true
         let d = w.process(&rules, &screens, &ns, UNTRUST, S);
         assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::PolicyDeny));
         assert_eq!(w.counters.neighbor_discovery, 0);
+    }
+
+    /// An ICMP (IPv4) or ICMPv6 error from `from` to `to` quoting `original`.
+    fn icmp_error(
+        from: Addr,
+        to: Addr,
+        msg_type: u8,
+        code: u8,
+        rest: [u8; 4],
+        original: &[u8],
+    ) -> Vec<u8> {
+        use crate::wire::build::{packet_vec, Ethernet, Ip, L4};
+        let l4 = L4::Icmp {
+            msg_type,
+            code,
+            rest,
+        };
+        packet_vec(&Ethernet::DEFAULT, &Ip::new(from, to), &l4, &original[14..]).unwrap()
+    }
+
+    #[test]
+    fn icmp_errors_about_a_session_pass_and_others_follow_policy() {
+        let (rules, screens, mut w) = setup("");
+        let (c, dns, web) = (v4(192, 0, 2, 1), v4(10, 1, 0, 53), v4(10, 1, 0, 10));
+        let router = v4(198, 51, 100, 1);
+        let query = udp(c, dns, 5353, 53, &[0; 16]);
+        let syn = tcp(c, web, 40000, 80, TcpFlags::SYN, &[]);
+        for f in [&query, &syn] {
+            let d = w.process(&rules, &screens, f, UNTRUST, S);
+            assert_eq!(d.reason, Reason::PolicyPermit);
+        }
+        // Port unreachable from the server, fragmentation needed (MTU
+        // 1400) from a router on the path, time exceeded: all pass.
+        for (from, msg_type, code, rest, original) in [
+            (dns, 3, 3, [0; 4], &query),
+            (router, 3, 4, [0, 0, 0x05, 0x78], &syn),
+            (router, 11, 0, [0; 4], &syn),
+        ] {
+            let e = icmp_error(from, c, msg_type, code, rest, original);
+            let d = w.process(&rules, &screens, &e, TRUST, S + 1);
+            assert_eq!(
+                (d.verdict, d.reason, d.rule, d.events().count()),
+                (
+                    Verdict::Forward { egress: UNTRUST },
+                    Reason::RelatedIcmp,
+                    RuleRef::Policy(0),
+                    0
+                ),
+                "type {msg_type} code {code}"
+            );
+        }
+        assert_eq!(w.counters.related_icmp, 3);
+        // About a flow with no session, or sent to someone other than the
+        // quoted packet's sender: policy, as before (denied here).
+        let stranger = udp(c, dns, 5354, 53, &[0; 16]);
+        for e in [
+            icmp_error(dns, c, 3, 3, [0; 4], &stranger),
+            icmp_error(dns, v4(192, 0, 2, 99), 3, 3, [0; 4], &query),
+        ] {
+            let d = w.process(&rules, &screens, &e, TRUST, S + 2);
+            assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::PolicyDeny));
+        }
+        // The quoted packet cut short: policy, never a panic.
+        let e = icmp_error(dns, c, 3, 3, [0; 4], &query);
+        for cut in 14 + 20 + 8..e.len() {
+            let _ = w.process(&rules, &screens, &e[..cut], TRUST, S + 3);
+        }
+    }
+
+    #[test]
+    fn icmpv6_packet_too_big_about_a_session_passes() {
+        let v6_policy = "[[policy]]\nname = \"allow-web6\"\nfrom-zone = \"untrust\"\nto-zone = \"trust\"\nsource-address = [\"any\"]\ndestination-address = [\"any\"]\napplication = [\"junos-http\"]\nthen = \"permit\"\n";
+        let config = Config::from_str_named(
+            &CONFIG.replacen("[[policy]]", &format!("{v6_policy}[[policy]]"), 1),
+            "test",
+        )
+        .unwrap();
+        let rules = Ruleset::compile(Arc::new(config), 1);
+        let screens = ScreenState::new(64);
+        let mut w = Worker::new(0, &rules);
+        let (c, web, router) = (
+            v6("2001:db8::1"),
+            v6("2001:db8:1::10"),
+            v6("2001:db8:ff::1"),
+        );
+        let syn = tcp(c, web, 40000, 80, TcpFlags::SYN, &[]);
+        assert_eq!(
+            w.process(&rules, &screens, &syn, UNTRUST, S).reason,
+            Reason::PolicyPermit
+        );
+        let ptb = icmp_error(router, c, 2, 0, [0, 0, 0x05, 0x00], &syn);
+        let d = w.process(&rules, &screens, &ptb, TRUST, S + 1);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::Forward { egress: UNTRUST }, Reason::RelatedIcmp)
+        );
+        let other = tcp(c, web, 40001, 80, TcpFlags::SYN, &[]);
+        let ptb = icmp_error(router, c, 2, 0, [0, 0, 0x05, 0x00], &other);
+        let d = w.process(&rules, &screens, &ptb, TRUST, S + 1);
+        assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::PolicyDeny));
     }
 
     #[test]

@@ -381,6 +381,7 @@ impl ControlPlane<'_> {
                     "handoff_full": load(&c.handoff_full),
                     "rejects_sent": load(&c.rejects_sent),
                     "neighbor_discovery": load(&c.neighbor_discovery),
+                    "related_icmp": load(&c.related_icmp),
                     "sessions_created": load(&c.sessions_created),
                     "sessions_closed": load(&c.sessions_closed),
                     "sessions_active": load(&c.sessions_active),
@@ -546,13 +547,14 @@ impl fmt::Display for Summary {
         writeln!(f, "events generated: {}", events.join(" "))?;
         writeln!(
             f,
-            "sessions: created={} closed={} active={}; rejects sent={}; malformed={}; ipv6 neighbor discovery passed={}",
+            "sessions: created={} closed={} active={}; rejects sent={}; malformed={}; ipv6 neighbor discovery passed={}; related icmp errors passed={}",
             total(&|c| &c.sessions_created),
             total(&|c| &c.sessions_closed),
             total(&|c| &c.sessions_active),
             total(&|c| &c.rejects_sent),
             total(&|c| &c.malformed),
             total(&|c| &c.neighbor_discovery),
+            total(&|c| &c.related_icmp),
         )?;
         writeln!(
             f,

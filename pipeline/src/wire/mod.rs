@@ -53,6 +53,7 @@ pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 mod parse;
+pub mod related;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;
