@@ -13,7 +13,9 @@ use crate::flow::{proto, Addr, FlowKey};
 use crate::frag::FragTable;
 use crate::policy::{PolicyMatch, PolicyTable};
 use crate::screen::{self, ScreenOption, ScreenProfile, ScreenState};
-use crate::session::{CloseReason, Direction, Session, SessionMeta, SessionTable, Timeouts};
+use crate::session::{
+    CloseReason, Direction, Session, SessionHandle, SessionMeta, SessionTable, TcpState, Timeouts,
+};
 use crate::wire::{self, Malformed, Parsed, ParsedPacket, TcpFlags};
 pub use rampart_vocab::EventType;
 
@@ -421,6 +423,8 @@ pub struct Counters {
     pub neighbor_discovery: u64,
     /// ICMP errors passed because the flow they quote has a session.
     pub related_icmp: u64,
+    /// Sessions of ended TCP connections replaced by a new connection's SYN.
+    pub sessions_reopened: u64,
     pub sessions_created: u64,
     pub sessions_closed: u64,
 }
@@ -882,7 +886,13 @@ impl Worker {
         }
 
         self.enter(CostStage::Session);
-        if let Some((handle, dir)) = self.sessions.lookup(&key) {
+        let mut hit = self.sessions.lookup(&key);
+        if let Some(found) = hit {
+            if pkt.protocol == proto::TCP && is_initial_syn(&pkt) {
+                hit = self.end_for_new_connection(rules, screens, found, now_ns, d);
+            }
+        }
+        if let Some((handle, dir)) = hit {
             let update =
                 self.sessions
                     .update(handle, dir, frame.len() as u32, pkt.tcp_flags, now_ns);
@@ -1052,6 +1062,38 @@ impl Worker {
         for s in &all {
             self.close_session(rules, screens, s, reason, now_ns, emit);
         }
+    }
+
+    /// A SYN on the 5-tuple of a connection that has ended (RST, or both
+    /// FINs seen) starts a new connection, as Junos and netfilter treat it:
+    /// the old session goes (its close reported if it was not yet) and the
+    /// SYN goes through policy, which opens and logs a new one. Otherwise
+    /// the session stays and the SYN is one of its packets.
+    fn end_for_new_connection(
+        &mut self,
+        rules: &Ruleset,
+        screens: &ScreenState,
+        found: (SessionHandle, Direction),
+        now_ns: u64,
+        d: &mut Decision,
+    ) -> Option<(SessionHandle, Direction)> {
+        let s = self.sessions.get(found.0);
+        let ended = match (s.closed(), s.tcp) {
+            (Some(_), _) => true,
+            (None, TcpState::Closing) => {
+                self.close_session(rules, screens, &s, CloseReason::TcpFin, now_ns, &mut |e| {
+                    d.push(e)
+                });
+                true
+            }
+            _ => false,
+        };
+        if !ended {
+            return Some(found);
+        }
+        self.sessions.remove(found.0);
+        self.counters.sessions_reopened += 1;
+        None
     }
 
     fn close_session(
@@ -1578,6 +1620,75 @@ log = true
         let ptb = icmp_error(router, c, 2, 0, [0, 0, 0x05, 0x00], &other);
         let d = w.process(&rules, &screens, &ptb, TRUST, S + 1);
         assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::PolicyDeny));
+    }
+
+    #[test]
+    fn a_syn_after_a_connection_ended_opens_a_new_logged_session_through_policy() {
+        let (rules, screens, mut w) = setup("");
+        let (c, s) = (v4(192, 0, 2, 1), v4(10, 1, 0, 10));
+        let syn = tcp(c, s, 40000, 80, TcpFlags::SYN, &[]);
+        let d = w.process(&rules, &screens, &syn, UNTRUST, S);
+        assert_eq!(names(&d), ["session_open"]);
+        // Ended by RST: the entry lingers, and a retransmitted SYN would
+        // ride it; a new connection on the same ports must not.
+        let d = w.process(
+            &rules,
+            &screens,
+            &tcp(s, c, 80, 40000, TcpFlags::RST, &[]),
+            TRUST,
+            S + 1,
+        );
+        assert_eq!(names(&d), ["session_close"]);
+        let d = w.process(&rules, &screens, &syn, UNTRUST, S + 2);
+        assert_eq!(
+            (d.reason, names(&d)),
+            (Reason::PolicyPermit, vec!["session_open"]),
+            "the second connection is seen by policy and logged"
+        );
+        assert_eq!((w.counters.sessions_reopened, w.sessions.len()), (1, 1));
+        // Both FINs seen, the last ACK not yet: the SYN ends it (reported
+        // once) and opens the next.
+        let fin = TcpFlags::FIN | TcpFlags::ACK;
+        w.process(
+            &rules,
+            &screens,
+            &tcp(s, c, 80, 40000, TcpFlags::SYN | TcpFlags::ACK, &[]),
+            TRUST,
+            S + 3,
+        );
+        w.process(
+            &rules,
+            &screens,
+            &tcp(c, s, 40000, 80, TcpFlags::ACK, &[]),
+            UNTRUST,
+            S + 3,
+        );
+        w.process(
+            &rules,
+            &screens,
+            &tcp(c, s, 40000, 80, fin, &[]),
+            UNTRUST,
+            S + 4,
+        );
+        let d = w.process(
+            &rules,
+            &screens,
+            &tcp(s, c, 80, 40000, fin, &[]),
+            TRUST,
+            S + 4,
+        );
+        assert_eq!(names(&d), Vec::<&str>::new(), "closing, not closed yet");
+        let d = w.process(&rules, &screens, &syn, UNTRUST, S + 5);
+        assert_eq!(
+            (d.reason, names(&d)),
+            (Reason::PolicyPermit, vec!["session_close", "session_open"])
+        );
+        assert_eq!(w.counters.sessions_reopened, 2);
+        // An open connection keeps its session: a SYN on it is one of its
+        // packets (a retransmission), not a new connection.
+        let d = w.process(&rules, &screens, &syn, UNTRUST, S + 6);
+        assert_eq!((d.reason, names(&d)), (Reason::Session, vec![]));
+        assert_eq!(w.counters.sessions_reopened, 2);
     }
 
     #[test]
