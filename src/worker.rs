@@ -65,6 +65,8 @@ pub struct WorkerCounters {
     pub events: [AtomicU64; EventType::COUNT],
     pub sessions_created: AtomicU64,
     pub sessions_closed: AtomicU64,
+    /// Ended TCP sessions a new connection's SYN replaced.
+    pub sessions_reopened: AtomicU64,
     pub sessions_active: AtomicU64,
     /// TSC cycles spent in loop iterations that did work.
     pub busy_cycles: AtomicU64,
@@ -507,6 +509,9 @@ impl Worker {
         self.counters
             .sessions_active
             .store(self.pipeline.sessions.len() as u64, Ordering::Relaxed);
+        self.counters
+            .sessions_reopened
+            .store(c.sessions_reopened, Ordering::Relaxed);
     }
 
     #[inline(always)]

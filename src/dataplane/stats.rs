@@ -382,6 +382,7 @@ impl ControlPlane<'_> {
                     "rejects_sent": load(&c.rejects_sent),
                     "neighbor_discovery": load(&c.neighbor_discovery),
                     "related_icmp": load(&c.related_icmp),
+                    "sessions_reopened": load(&c.sessions_reopened),
                     "sessions_created": load(&c.sessions_created),
                     "sessions_closed": load(&c.sessions_closed),
                     "sessions_active": load(&c.sessions_active),
