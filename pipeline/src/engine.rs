@@ -849,7 +849,7 @@ impl Worker {
         let mut key = pkt.flow_key();
         let mut overlap = false;
         if pkt.frag.is_fragment {
-            let view = self.frags.observe(&pkt, now_ns);
+            let view = self.frags.observe(&pkt, frame, now_ns);
             overlap = view.overlap;
             if let Some(k) = view.key {
                 key = k;
