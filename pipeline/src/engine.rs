@@ -1223,7 +1223,8 @@ impl Worker {
 /// advertisement, redirect; RFC 4861) and multicast listener messages
 /// (MLD, MLDv2; RFC 2710, 3810): what IPv6 needs on a link, as IPv4 needs
 /// ARP. Only as they are sent on a link: neighbour discovery with hop
-/// limit 255 and MLD with hop limit 1 from a link-local source, so a routed
+/// limit 255 and MLD with hop limit 1 from a link-local (or the unspecified)
+/// source, so a routed
 /// (or forged from afar) copy goes through policy like other ICMPv6.
 fn is_link_local_control(pkt: &ParsedPacket) -> bool {
     if pkt.protocol != proto::ICMPV6 || pkt.frag.is_fragment {
@@ -1231,7 +1232,9 @@ fn is_link_local_control(pkt: &ParsedPacket) -> bool {
     }
     match pkt.icmp_type {
         133..=137 => pkt.ttl == 255,
-        130..=132 | 143 => pkt.ttl == 1 && pkt.src.is_ipv6_link_local(),
+        // MLD reports go out from `::` before the link-local address is
+        // ready (RFC 3810 5.2.13).
+        130..=132 | 143 => pkt.ttl == 1 && (pkt.src.is_ipv6_link_local() || pkt.src.0 == 0),
         _ => false,
     }
 }
@@ -1505,6 +1508,13 @@ log = true
         }
         assert_eq!(w.counters.neighbor_discovery, 4);
         assert_eq!(w.sessions.len(), 0);
+        let early_mld = icmpv6("::", "ff02::16", 143, 1);
+        let d = w.process(&rules, &screens, &early_mld, UNTRUST, S);
+        assert_eq!(
+            d.reason,
+            Reason::NeighborDiscovery,
+            "MLD before the link-local address"
+        );
         // Not as sent on a link (routed, or MLD from a global address), or
         // not a link message at all: policy decides, as for other ICMPv6.
         for frame in [
