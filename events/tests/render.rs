@@ -308,7 +308,7 @@ fn junos_sd_lines_are_rfc5424_with_junos_parameter_order() {
         (
             "RT_FLOW",
             "RT_FLOW_SESSION_DENY",
-            12,
+            14, // user.info, as a real SRX sends every RT_FLOW message
             &[
                 "source-address",
                 "source-port",
@@ -334,7 +334,7 @@ fn junos_sd_lines_are_rfc5424_with_junos_parameter_order() {
         (
             "RT_IDS",
             "RT_SCREEN_TCP",
-            12,
+            11, // user.err, as a real SRX sends RT_SCREEN
             &[
                 "attack-name",
                 "source-address",
@@ -498,7 +498,7 @@ fn syslog_wrapping_of_other_formats_and_escaping() {
         let mut s = String::new();
         assert!(write_syslog_message(f, &rec, &cache(), &opts, &mut s));
         let c = rfc5424().captures(&s).unwrap_or_else(|| panic!("{s}"));
-        assert_eq!(&c["pri"], "132"); // local0.warning
+        assert_eq!(&c["pri"], "134"); // local0.info: a deny, RT_FLOW
         assert_eq!(&c["sd"], "-");
         assert!(c.name("msg").is_some());
     }
