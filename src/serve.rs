@@ -178,9 +178,14 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
                 Err(_) => break,
             }
         }
+        self.step_all(now, &mut handle);
+    }
+
+    /// Reads, answers and writes every open connection once.
+    fn step_all(&mut self, now: Instant, handle: &mut impl FnMut(&[u8]) -> Answer<T>) {
         let mut i = 0;
         while i < self.conns.len() {
-            if self.step(i, now, &mut handle) {
+            if self.step(i, now, handle) {
                 i += 1;
             } else {
                 self.conns.swap_remove(i);
@@ -190,8 +195,19 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
 
     /// Gives the deferred reply of `ticket` to every connection waiting on it.
     pub fn complete(&mut self, ticket: &T, reply: &str, now: Instant) {
+        self.reply_waiting(|t| t == ticket, reply, now);
+    }
+
+    /// At shutdown: answers every open request (deferred, or arriving now)
+    /// with `reply`, accepts no one new, and writes what the sockets take.
+    pub fn complete_all(&mut self, reply: &str, now: Instant) {
+        self.reply_waiting(|_| true, reply, now);
+        self.step_all(now, &mut |_| Answer::Reply(reply.to_owned()));
+    }
+
+    fn reply_waiting(&mut self, which: impl Fn(&T) -> bool, reply: &str, now: Instant) {
         for c in &mut self.conns {
-            if matches!(&c.state, State::Waiting(t) if t == ticket) {
+            if matches!(&c.state, State::Waiting(t) if which(t)) {
                 c.state = State::Writing {
                     reply: reply.as_bytes().to_vec(),
                     written: 0,
@@ -199,20 +215,6 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
                 c.deadline = now + self.limits.reply_deadline;
             }
         }
-    }
-
-    /// Answers every deferred request with `reply` (at shutdown) and
-    /// writes what the sockets take now.
-    pub fn complete_all(&mut self, reply: &str, now: Instant) {
-        for c in &mut self.conns {
-            if matches!(c.state, State::Waiting(_)) {
-                c.state = State::Writing {
-                    reply: reply.as_bytes().to_vec(),
-                    written: 0,
-                };
-            }
-        }
-        self.poll(now, |_| Answer::Reply(String::new()));
     }
 
     /// Closes the connection that has waited longest without sending a

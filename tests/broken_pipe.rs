@@ -128,23 +128,7 @@ then = "permit"
         ),
     );
     let control = dir.path("control.sock");
-    let mut run = rampart()
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--duration",
-            "60",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::os::unix::net::UnixStream::connect(&control).is_err() {
-        assert!(std::time::Instant::now() < deadline, "no control socket");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let run = start_dataplane(&config, &control, &["--duration", "60"], Stdio::null());
     for extra in [&[][..], &["--json"], &["--rules"], &["--rules", "--json"]] {
         let mut child = rampart()
             .args(["stats", "--socket", control.to_str().unwrap()])
@@ -159,6 +143,7 @@ then = "permit"
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_quiet_sigpipe_status(out.status, &stderr);
     }
+    let mut run = run.take();
     std::process::Command::new("kill")
         .args(["-TERM", &run.id().to_string()])
         .status()

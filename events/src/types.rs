@@ -380,21 +380,23 @@ mod tests {
         assert_eq!(ScreenOption::LimitSession.name(), "limit-session");
     }
 
+    /// `syn-fin` -> `SynFin`: how flatc names the schema's enum variants.
+    fn camel(name: &str, separator: char) -> String {
+        name.split(separator)
+            .map(|w| {
+                let mut c = w.chars();
+                let first = c.next().unwrap().to_ascii_uppercase();
+                std::iter::once(first).chain(c).collect::<String>()
+            })
+            .collect()
+    }
+
     #[test]
     fn event_type_names_match_schema_enum() {
         use rampart_schema::fb;
         for t in EventType::ALL {
             let generated = fb::EventType(t as u8).variant_name().unwrap();
-            let camel: String = t
-                .name()
-                .split('_')
-                .map(|w| {
-                    let mut c = w.chars();
-                    let first = c.next().unwrap().to_ascii_uppercase();
-                    std::iter::once(first).chain(c).collect::<String>()
-                })
-                .collect();
-            assert_eq!(generated, camel);
+            assert_eq!(generated, camel(t.name(), '_'));
         }
         assert_eq!(fb::EventType(EventType::COUNT as u8).variant_name(), None);
     }
@@ -404,16 +406,7 @@ mod tests {
         use rampart_schema::fb;
         for o in ScreenOption::ALL {
             let generated = fb::ScreenOption(o as u8).variant_name().unwrap();
-            let camel: String = o
-                .name()
-                .split('-')
-                .map(|w| {
-                    let mut c = w.chars();
-                    let first = c.next().unwrap().to_ascii_uppercase();
-                    std::iter::once(first).chain(c).collect::<String>()
-                })
-                .collect();
-            assert_eq!(generated, camel);
+            assert_eq!(generated, camel(o.name(), '-'));
         }
     }
 }

@@ -186,12 +186,14 @@ impl<'a> ControlPlane<'a> {
             None
         };
         let (oe, ne) = (&old.events, &new.events);
-        let old_gids = (self.hub_gid(), ep.control.gid());
+        let old_control_gid = ep.control.gid();
         ep.control
             .set_access(ne.control_socket_mode, p.control_gid)
             .map_err(|e| format!("events.control_socket_mode/group: {e:#}"))?;
         if let Err(e) = self.hub.set_socket_access(ne.socket_mode, p.events_gid) {
-            let _ = ep.control.set_access(oe.control_socket_mode, old_gids.1);
+            let _ = ep
+                .control
+                .set_access(oe.control_socket_mode, old_control_gid);
             return Err(format!("events.socket_mode/group: {e}"));
         }
         if let Some(m) = metrics {
@@ -205,10 +207,6 @@ impl<'a> ControlPlane<'a> {
         self.hub.set_names(generation, &p.names);
         self.reload.publish(p.rules);
         Ok(generation)
-    }
-
-    fn hub_gid(&self) -> Option<u32> {
-        self.hub.socket_gid()
     }
 
     /// Logs consumers cut off, and once a second what the sockets refused.

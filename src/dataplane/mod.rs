@@ -437,13 +437,7 @@ fn wall_ns() -> u64 {
 /// symlinks. A directory Rampart creates is reachable by the groups.
 fn open_sockets(config: &Config) -> anyhow::Result<(Hub, ControlSocket)> {
     let e = &config.events;
-    let gid = |key: &str, spec: &Option<String>| -> anyhow::Result<Option<u32>> {
-        spec.as_deref()
-            .map(|g| rampart_events::resolve_group(g).with_context(|| format!("events.{key}")))
-            .transpose()
-    };
-    let events_gid = gid("socket_group", &e.socket_group)?;
-    let control_gid = gid("control_socket_group", &e.control_socket_group)?;
+    let (events_gid, control_gid) = reload::socket_groups(e).map_err(anyhow::Error::msg)?;
     let group_access = events_gid.is_some() || control_gid.is_some();
     let socket = SocketFile::bind(
         "events socket",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rampart_core::{ArcReceiver, ArcSender};
 use rampart_events::Names;
-use rampart_pipeline::config::Config;
+use rampart_pipeline::config::{Config, EventsConfig};
 use rampart_pipeline::engine::Ruleset;
 
 use crate::control::ReloadTicket;
@@ -25,6 +25,13 @@ pub struct Prepared {
     pub control_gid: Option<u32>,
 }
 
+/// A reload in progress.
+enum Job {
+    Compiling(JoinHandle<Result<Prepared, String>>),
+    /// The thread could not start.
+    Failed(String),
+}
+
 /// The config generations: the one running, the reload being compiled,
 /// and the mailboxes to the workers.
 pub struct Reloader {
@@ -36,7 +43,7 @@ pub struct Reloader {
     to_workers: Vec<ArcSender<Ruleset>>,
     /// Rulesets the workers retired, freed here.
     from_workers: Vec<ArcReceiver<Ruleset>>,
-    job: Option<(ReloadTicket, JoinHandle<Result<Prepared, String>>)>,
+    job: Option<(ReloadTicket, Job)>,
     /// A request arrived while a job ran: it gets the next job (the file
     /// may have changed since the running job read it).
     queued: bool,
@@ -87,27 +94,27 @@ impl Reloader {
         let spawned = std::thread::Builder::new()
             .name("rampart-reload".into())
             .spawn(move || prepare(path, &running, generation));
-        match spawned {
-            Ok(handle) => self.job = Some((ticket, handle)),
-            Err(e) => {
-                // No thread, no reload: answered at the next poll.
-                let failed =
-                    std::thread::spawn(move || Err(format!("starting the reload thread: {e}")));
-                self.job = Some((ticket, failed));
-            }
-        }
+        let job = match spawned {
+            Ok(handle) => Job::Compiling(handle),
+            // No thread, no reload: answered at the next poll.
+            Err(e) => Job::Failed(format!("starting the reload thread: {e}")),
+        };
+        self.job = Some((ticket, job));
     }
 
     /// The job that finished since the last call, if any (and the queued
     /// request's job started). The generation it compiled is `generation + 1`.
     pub fn finished(&mut self) -> Option<(ReloadTicket, Result<Prepared, String>)> {
-        if !self.job.as_ref()?.1.is_finished() {
+        if matches!(&self.job.as_ref()?.1, Job::Compiling(h) if !h.is_finished()) {
             return None;
         }
-        let (ticket, handle) = self.job.take()?;
-        let result = handle
-            .join()
-            .unwrap_or_else(|_| Err("the reload thread panicked; nothing changed".into()));
+        let (ticket, job) = self.job.take()?;
+        let result = match job {
+            Job::Compiling(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err("the reload thread panicked; nothing changed".into())),
+            Job::Failed(e) => Err(e),
+        };
         Some((ticket, result))
     }
 
@@ -162,13 +169,7 @@ fn prepare(path: Option<PathBuf>, running: &Config, generation: u32) -> Result<P
             restart.join("; ")
         ));
     }
-    let group = |key: &str, spec: &Option<String>| {
-        spec.as_deref()
-            .map(|g| rampart_events::resolve_group(g).map_err(|e| format!("events.{key}: {e}")))
-            .transpose()
-    };
-    let events_gid = group("socket_group", &new.events.socket_group)?;
-    let control_gid = group("control_socket_group", &new.events.control_socket_group)?;
+    let (events_gid, control_gid) = socket_groups(&new.events)?;
     let names = export::names(&new);
     let rules = Arc::new(Ruleset::compile(Arc::new(new), generation));
     Ok(Prepared {
@@ -177,6 +178,20 @@ fn prepare(path: Option<PathBuf>, running: &Config, generation: u32) -> Result<P
         events_gid,
         control_gid,
     })
+}
+
+/// `events.socket_group` and `events.control_socket_group`, resolved
+/// through NSS (at start and at every reload).
+pub fn socket_groups(events: &EventsConfig) -> Result<(Option<u32>, Option<u32>), String> {
+    let gid = |key: &str, spec: &Option<String>| {
+        spec.as_deref()
+            .map(|g| rampart_events::resolve_group(g).map_err(|e| format!("events.{key}: {e}")))
+            .transpose()
+    };
+    Ok((
+        gid("socket_group", &events.socket_group)?,
+        gid("control_socket_group", &events.control_socket_group)?,
+    ))
 }
 
 /// Every setting that differs and that a running dataplane cannot change
