@@ -1,12 +1,17 @@
 //! `rampart trace`: the same pipeline, offline, over a capture; one line
 //! per packet saying what happened and why. Capture timestamps are the clock.
+//! A fragment that came before its first fragment gets a `hold` line when
+//! it arrives and a second line, with the same packet number, when it is
+//! decided.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use rampart_pipeline::config::Config;
-use rampart_pipeline::engine::{Decision, Event, Ruleset, Worker};
+use rampart_pipeline::engine::{Decision, Event, Ruleset, Verdict, Worker};
+use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::pcap;
 use rampart_pipeline::screen::ScreenState;
 use serde_json::json;
@@ -34,8 +39,22 @@ pub fn run(
     let screens = ScreenState::default();
     let mut worker = Worker::new(0, &rules);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    use std::io::Write;
     let mut last_sweep_s = u64::MAX;
+    // Fragments ahead of their first fragment: the capture index and the
+    // decision that held them (reported again when they are decided).
+    let mut held: FragHold<(usize, Decision)> = FragHold::new(FragHold::<()>::DEFAULT_CAPACITY);
+    let print = |out: &mut dyn Write, i: usize, d: &Decision, events: &[&str]| {
+        if as_json {
+            writeln!(out, "{}", to_json(&rules, i, d, events))
+        } else {
+            writeln!(out, "{}", to_text(&rules, i, d, events))
+        }
+    };
+    let give_up = |worker: &mut Worker, out: &mut dyn Write, (i, mut d): (usize, Decision), why| {
+        d.verdict = Verdict::Drop;
+        d.reason = worker.give_up_held(why);
+        print(out, i, &d, &[])
+    };
     for (i, rec) in records.iter().enumerate() {
         // Age sessions once per second of capture time (a full sweep), as
         // the dataplane does continuously in small steps.
@@ -46,14 +65,30 @@ pub fn run(
                 aged.push(e)
             });
         }
+        while let Some((item, _)) = held.take_expired(rec.ts_ns) {
+            give_up(&mut worker, &mut out, item, GaveUp::Timeout)?;
+        }
         let d = worker.process(&rules, &screens, &rec.data, ingress as u16, rec.ts_ns);
         let mut events: Vec<&'static str> = aged.iter().map(Event::type_name).collect();
         events.extend(d.events().map(Event::type_name));
-        if as_json {
-            writeln!(out, "{}", to_json(&rules, i, &d, &events))?;
-        } else {
-            writeln!(out, "{}", to_text(&rules, i, &d, &events))?;
+        print(&mut out, i, &d, &events)?;
+        if let (Verdict::Hold, Some(pkt)) = (d.verdict, d.packet) {
+            if let Some((item, _)) = held.hold((i, d), ingress as u16, &pkt, rec.ts_ns) {
+                give_up(&mut worker, &mut out, item, GaveUp::HoldFull)?;
+            }
         }
+        if let Some(first) = d.packet.filter(|p| p.frag.is_first_fragment) {
+            while let Some(((j, _), port)) = held.take_released(DatagramKey::of(&first)) {
+                let mut d = Decision::BLANK;
+                worker.resume_held(&rules, &screens, &records[j].data, port, rec.ts_ns, &mut d);
+                let events: Vec<&str> = d.events().map(Event::type_name).collect();
+                print(&mut out, j, &d, &events)?;
+            }
+        }
+    }
+    // The capture ended before their first fragments came.
+    while let Some((item, _)) = held.take_any() {
+        give_up(&mut worker, &mut out, item, GaveUp::Timeout)?;
     }
     out.flush()?;
     Ok(())

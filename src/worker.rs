@@ -10,6 +10,7 @@ use rampart_core::{
     Mempool, RxQueue, TxQueue, MAX_BURST,
 };
 use rampart_pipeline::engine::{self, Event, EventType, Ruleset, Verdict, DROP_COUNTERS};
+use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::screen::ScreenState;
 
 use crate::export::WorkerEvents;
@@ -67,6 +68,11 @@ pub struct WorkerCounters {
     pub sessions_closed: AtomicU64,
     /// Ended TCP sessions a new connection's SYN replaced.
     pub sessions_reopened: AtomicU64,
+    /// RSTs inside a session's window but off the expected sequence
+    /// number: forwarded, the session kept.
+    pub tcp_rst_unconfirmed: AtomicU64,
+    /// Fragments held because they came before their first fragment.
+    pub fragments_held: AtomicU64,
     pub sessions_active: AtomicU64,
     /// TSC cycles spent in loop iterations that did work.
     pub busy_cycles: AtomicU64,
@@ -171,6 +177,9 @@ pub struct Worker {
     /// The RX burst being processed, packet by packet: parsed ahead here,
     /// or handed to the worker that owns its flow.
     pub routes: [Route; MAX_BURST],
+    /// Fragments that came before their first fragment, until it decides
+    /// their flow (bounded; what it gives up is counted as drops).
+    pub held: FragHold<Mbuf>,
 }
 
 /// What a worker does with one packet of its RX burst.
@@ -312,6 +321,10 @@ impl Worker {
                 std::thread::yield_now();
             }
         }
+        // Fragments still waiting for their first fragment will not get it.
+        while let Some((m, _)) = self.held.take_any() {
+            self.give_up_held(m, GaveUp::Timeout);
+        }
         // Sessions still open end with the run: their close events (for
         // policies that log session-close) reach the consumers, as on an
         // SRX that is shut down.
@@ -392,6 +405,13 @@ impl Worker {
             now,
             &mut self.decision,
         );
+        self.act(m, iface, now);
+    }
+
+    /// Carries out the decision just made for `m`: events, counters, then
+    /// forward, drop, reject or hold.
+    #[inline(always)]
+    fn act(&mut self, m: Mbuf, iface: usize, now: u64) {
         if self.pipeline.last_sampled() {
             let before = tsc_cycles();
             self.export_events(&m, now);
@@ -408,6 +428,7 @@ impl Worker {
             engine::Reason::RelatedIcmp => bump(&self.counters.related_icmp, 1),
             _ => {}
         }
+        let first_fragment = d.packet.filter(|p| p.frag.is_first_fragment);
         match d.verdict {
             Verdict::Forward { egress } => self.stage(egress as usize, m),
             Verdict::Drop => self.count_drop(d.reason),
@@ -417,7 +438,41 @@ impl Worker {
                     self.send_reject(&m, &pkt, iface);
                 }
             }
+            Verdict::Hold => {
+                let Some(pkt) = d.packet else { return };
+                bump(&self.counters.fragments_held, 1);
+                if let Some((oldest, _)) = self.held.hold(m, iface as u16, &pkt, now) {
+                    self.give_up_held(oldest, GaveUp::HoldFull);
+                }
+            }
         }
+        if let Some(first) = first_fragment {
+            let datagram = DatagramKey::of(&first);
+            while let Some((m, ingress)) = self.held.take_released(datagram) {
+                self.resume_held(m, ingress as usize, now);
+            }
+        }
+    }
+
+    /// A held fragment whose first fragment has been decided: its flow
+    /// is known now.
+    fn resume_held(&mut self, m: Mbuf, iface: usize, now: u64) {
+        self.pipeline.resume_held(
+            &self.rules,
+            &self.screens,
+            m.data(),
+            iface as u16,
+            now,
+            &mut self.decision,
+        );
+        self.act(m, iface, now);
+    }
+
+    /// Drops a held fragment without a decision, counted by why.
+    fn give_up_held(&mut self, m: Mbuf, why: GaveUp) {
+        let reason = self.pipeline.give_up_held(why);
+        self.count_drop(reason);
+        drop(m);
     }
 
     /// Counts and exports the events of the decision just made.
@@ -462,6 +517,9 @@ impl Worker {
     }
 
     fn age(&mut self, now: u64) {
+        while let Some((m, _)) = self.held.take_expired(now) {
+            self.give_up_held(m, GaveUp::Timeout);
+        }
         let Worker {
             pipeline,
             rules,
@@ -512,6 +570,9 @@ impl Worker {
         self.counters
             .sessions_reopened
             .store(c.sessions_reopened, Ordering::Relaxed);
+        self.counters
+            .tcp_rst_unconfirmed
+            .store(c.tcp_rst_unconfirmed, Ordering::Relaxed);
     }
 
     #[inline(always)]

@@ -324,3 +324,127 @@ fn ipv6_neighbour_discovery_crosses_a_deny_all_dataplane() {
     assert_eq!(w["drops"]["policy_deny"], 1, "the echo request is denied");
     assert_eq!(s["events"]["policy_deny"]["generated"], 1);
 }
+
+/// UDP datagrams whose last fragment comes before the first (reordered on
+/// the path, IPv4 and IPv6): each is held until its first fragment has
+/// opened the session, then forwarded after it, on two workers; a fragment
+/// whose first never comes is dropped and counted. `trace` tells the same.
+#[test]
+fn reordered_fragments_are_held_until_their_first_then_forwarded() {
+    use rampart_pipeline::flow::proto;
+    use rampart_pipeline::traffic::{v4, v6};
+    use rampart_pipeline::wire::build::{packet_vec, Ethernet, Fragment, Ip, L4};
+    let frag = |src, dst, id: u32, offset: u16, l4: L4<'_>, len: usize| {
+        let mut ip = Ip::new(src, dst);
+        ip.fragment = Some(Fragment {
+            offset,
+            more: offset == 0,
+            id,
+        });
+        packet_vec(&Ethernet::DEFAULT, &ip, &l4, &vec![id as u8; len]).unwrap()
+    };
+    let mut frames = Vec::new();
+    let mut want = Vec::new();
+    for id in 1..=6u32 {
+        let (c, s) = if id % 2 == 0 {
+            (v4(192, 0, 2, id as u8), v4(198, 51, 100, 53))
+        } else {
+            (v6(&format!("2001:db8:ff::{id}")), v6("2001:db8:1::53"))
+        };
+        let first = frag(c, s, id, 0, L4::udp(5000 + id as u16, 53), 1000);
+        let last = frag(
+            c,
+            s,
+            id,
+            1008,
+            L4::Raw {
+                protocol: proto::UDP,
+            },
+            300,
+        );
+        frames.push(last.clone());
+        frames.push(first.clone());
+        want.push(first);
+        want.push(last);
+    }
+    // The first fragment of this one never comes.
+    let c = v4(192, 0, 2, 99);
+    frames.push(frag(
+        c,
+        v4(198, 51, 100, 53),
+        99,
+        1008,
+        L4::Raw {
+            protocol: proto::UDP,
+        },
+        300,
+    ));
+
+    let dir = TempDir::new();
+    let input = dir.path("in.pcap");
+    write_pcap(&input, &frames);
+    let config = pcap_pair_config(&dir, "reorder", 2, &input.display().to_string());
+    let stats_out = dir.path("stats.json");
+    let out = run_ok(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--idle-exit",
+        "1",
+        "--stats-out",
+        stats_out.to_str().unwrap(),
+    ]);
+    let forwarded = read_pcap(&dir.path("out1.pcap"));
+    // Each datagram's fragments leave first fragment first; datagrams on
+    // different workers may interleave.
+    for pair in want.chunks(2) {
+        let at = |f: &Vec<u8>| forwarded.iter().position(|g| g == f);
+        let (first, last) = (at(&pair[0]), at(&pair[1]));
+        assert!(
+            first.is_some() && last.is_some() && first < last,
+            "{first:?} {last:?}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert_eq!(forwarded.len(), want.len());
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats_out).unwrap()).unwrap();
+    let sum = |f: &dyn Fn(&serde_json::Value) -> u64| -> u64 {
+        stats["workers"].as_array().unwrap().iter().map(f).sum()
+    };
+    assert_eq!(sum(&|w| w["fragments_held"].as_u64().unwrap()), 7);
+    assert_eq!(
+        sum(&|w| w["drops"]["fragment_timeout"].as_u64().unwrap()),
+        1
+    );
+
+    let trace = rampart()
+        .args(["trace", "--config", config.to_str().unwrap()])
+        .args(["--pcap", input.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(trace.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(trace.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |packet: u64| -> Vec<(String, String)> {
+        lines
+            .iter()
+            .filter(|l| l["packet"] == packet)
+            .map(|l| {
+                (
+                    l["verdict"].as_str().unwrap().into(),
+                    l["reason"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(of(0), [s("hold", "fragment-held"), s("forward", "session")]);
+    assert_eq!(of(1), [s("forward", "policy-permit")]);
+    assert_eq!(
+        of(12),
+        [s("hold", "fragment-held"), s("drop", "fragment-timeout")]
+    );
+}

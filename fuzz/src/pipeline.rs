@@ -22,6 +22,7 @@ use rampart_pipeline::config::Config;
 use rampart_pipeline::engine::{
     build_reject, owner_worker, Decision, Event, Ruleset, Verdict, Worker,
 };
+use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::screen::ScreenState;
 use rampart_pipeline::session::CloseReason;
 use rampart_pipeline::wire::{self, Parsed};
@@ -141,6 +142,9 @@ pub fn pipeline(data: &[u8]) {
     // Made when a packet first reaches them: a worker's fragment table is
     // half a megabyte, the largest cost of a short input.
     let mut workers: Vec<Option<Worker>> = (0..nworkers).map(|_| None).collect();
+    // Each worker's fragments ahead of their first fragment (small, so
+    // the hold fills and gives up).
+    let mut holds: Vec<FragHold<Vec<u8>>> = (0..nworkers).map(|_| FragHold::new(3)).collect();
     let timed = which & 2 != 0;
     let mut d = Decision::BLANK;
     let capacity = config.flow.session_capacity as usize;
@@ -163,11 +167,15 @@ pub fn pipeline(data: &[u8]) {
             }
             worker
         });
+        let held = &mut holds[w];
         if step.expire {
             worker.expire(rules, &screens, now, usize::MAX, &mut |e| {
                 check_event(rules, &e);
                 events += 1;
             });
+            while held.take_expired(now).is_some() {
+                worker.give_up_held(GaveUp::Timeout);
+            }
         }
         let prepared = worker.prepare(frame);
         let _ = worker.session_hint(&prepared);
@@ -212,6 +220,24 @@ pub fn pipeline(data: &[u8]) {
                 }
             }
             Verdict::Drop => {}
+            Verdict::Hold => {
+                let p = d.packet.expect("only a parsed fragment is held");
+                assert!(p.frag.is_fragment && !p.frag.is_first_fragment);
+                if held.hold(frame.to_vec(), ingress as u16, &p, now).is_some() {
+                    worker.give_up_held(GaveUp::HoldFull);
+                }
+            }
+        }
+        if let Some(first) = d.packet.filter(|p| p.frag.is_first_fragment) {
+            let mut resumed = Decision::BLANK;
+            while let Some((f, port)) = held.take_released(DatagramKey::of(&first)) {
+                worker.resume_held(rules, &screens, &f, port, now, &mut resumed);
+                assert_ne!(resumed.verdict, Verdict::Hold, "a resumed fragment is decided");
+                for e in resumed.events() {
+                    check_event(rules, e);
+                    events += 1;
+                }
+            }
         }
         // Nothing of the previous packet is left in the reused decision.
         assert_eq!(usize::from(d.ingress), ingress);
@@ -223,8 +249,8 @@ pub fn pipeline(data: &[u8]) {
         let c = &worker.counters;
         assert_eq!(
             c.packets,
-            c.forwarded + c.dropped.iter().sum::<u64>(),
-            "every packet is forwarded or dropped, once"
+            c.forwarded + c.dropped.iter().sum::<u64>() + held.len() as u64,
+            "every packet is forwarded, dropped or held, once"
         );
         assert!(
             worker.sessions.len() <= capacity,

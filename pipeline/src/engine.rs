@@ -16,6 +16,7 @@ use crate::screen::{self, ScreenOption, ScreenProfile, ScreenState};
 use crate::session::{
     CloseReason, Direction, Session, SessionHandle, SessionMeta, SessionTable, TcpState, Timeouts,
 };
+use crate::tcp_window::Segment;
 use crate::wire::{self, Malformed, Parsed, ParsedPacket, TcpFlags};
 pub use rampart_vocab::EventType;
 
@@ -68,6 +69,14 @@ pub enum Reason {
     /// Screen alarm only (`alarm-without-drop`); the packet went on.
     ScreenAlarm(ScreenOption),
     TcpSynCheck,
+    /// A TCP segment outside its session's window (`flow.tcp-sequence-check`).
+    TcpOutOfWindow,
+    /// A fragment held until its datagram's first fragment arrives.
+    FragmentHeld,
+    /// A held fragment whose first fragment did not arrive in time.
+    FragmentTimeout,
+    /// A held fragment given up to make room (the hold was full).
+    FragmentHoldFull,
     PolicyDeny,
     PolicyReject,
     SessionTableFull,
@@ -89,6 +98,10 @@ impl Reason {
             Reason::FilterImplicitDiscard => "filter-implicit-discard",
             Reason::Screen(o) | Reason::ScreenAlarm(o) => o.name(),
             Reason::TcpSynCheck => "tcp-syn-check",
+            Reason::TcpOutOfWindow => "tcp-out-of-window",
+            Reason::FragmentHeld => "fragment-held",
+            Reason::FragmentTimeout => "fragment-timeout",
+            Reason::FragmentHoldFull => "fragment-hold-full",
             Reason::PolicyDeny => "policy-deny",
             Reason::PolicyReject => "policy-reject",
             Reason::SessionTableFull => "session-table-full",
@@ -109,13 +122,16 @@ impl Reason {
             Reason::PolicyReject => 7,
             Reason::SessionTableFull => 8,
             Reason::NoEgress => 9,
-            _ => 10,
+            Reason::TcpOutOfWindow => 10,
+            Reason::FragmentTimeout => 11,
+            Reason::FragmentHoldFull => 12,
+            _ => DROP_COUNTERS.len(),
         }
     }
 }
 
 /// Names of the drop counters, by [`Reason::drop_index`].
-pub const DROP_COUNTERS: [&str; 10] = [
+pub const DROP_COUNTERS: [&str; 13] = [
     "malformed",
     "filter_discard",
     "filter_reject",
@@ -126,6 +142,9 @@ pub const DROP_COUNTERS: [&str; 10] = [
     "policy_reject",
     "session_table_full",
     "no_egress",
+    "tcp_out_of_window",
+    "fragment_timeout",
+    "fragment_hold_full",
 ];
 
 /// What to do with the packet.
@@ -138,6 +157,10 @@ pub enum Verdict {
     /// Drop and answer out of the ingress interface (TCP RST or ICMP
     /// unreachable, see [`build_reject`]).
     Reject,
+    /// A fragment that arrived before its datagram's first fragment: the
+    /// caller keeps it in a [`crate::frag::FragHold`] and runs it again
+    /// with [`Worker::resume_held`] once the first fragment is decided.
+    Hold,
 }
 
 impl Verdict {
@@ -146,6 +169,7 @@ impl Verdict {
             Verdict::Forward { .. } => "forward",
             Verdict::Drop => "drop",
             Verdict::Reject => "reject",
+            Verdict::Hold => "hold",
         }
     }
 }
@@ -425,6 +449,11 @@ pub struct Counters {
     pub related_icmp: u64,
     /// Sessions of ended TCP connections replaced by a new connection's SYN.
     pub sessions_reopened: u64,
+    /// RSTs inside the window but not at the expected sequence number:
+    /// forwarded for the endpoint to challenge, the session kept.
+    pub tcp_rst_unconfirmed: u64,
+    /// Fragments held because they arrived before their first fragment.
+    pub fragments_held: u64,
     pub sessions_created: u64,
     pub sessions_closed: u64,
 }
@@ -808,18 +837,7 @@ impl Worker {
     ) {
         self.counters.packets += 1;
         let port = rules.ports[ingress as usize];
-        *d = Decision {
-            verdict: Verdict::Drop,
-            stage: Stage::Parse,
-            reason: Reason::NonIp,
-            rule: RuleRef::None,
-            ingress,
-            egress: port.peer,
-            from_zone: port.zone,
-            to_zone: port.peer.map(|p| rules.ports[p as usize].zone),
-            packet: None,
-            events: [None; MAX_EVENTS],
-        };
+        begin(rules, ingress, d);
         let pkt = match parsed {
             Ok(Parsed::Ip(p)) => p,
             Ok(Parsed::NonIp(_)) => {
@@ -848,11 +866,13 @@ impl Worker {
         self.enter(CostStage::Screen);
         let mut key = pkt.flow_key();
         let mut overlap = false;
+        let mut ports_unknown = false;
         if pkt.frag.is_fragment {
             let view = self.frags.observe(&pkt, frame, now_ns);
             overlap = view.overlap;
-            if let Some(k) = view.key {
-                key = k;
+            match view.key {
+                Some(k) => key = k,
+                None => ports_unknown = pkt.is_non_first_fragment() && carries_ports(&pkt),
             }
         }
 
@@ -874,6 +894,72 @@ impl Worker {
             }
         }
 
+        // Reordered: the first fragment has not told the ports yet.
+        if ports_unknown {
+            self.counters.fragments_held += 1;
+            d.verdict = Verdict::Hold;
+            d.stage = Stage::Screen;
+            d.reason = Reason::FragmentHeld;
+            return;
+        }
+        self.decide_flow(rules, screens, frame, &pkt, key, ingress, now_ns, d);
+    }
+
+    /// Runs a fragment held with [`Verdict::Hold`] again, now that its
+    /// first fragment has been decided (or, if that never came, with what
+    /// is known: no ports). It was counted, filtered and screened when it
+    /// arrived; this decides its flow.
+    pub fn resume_held(
+        &mut self,
+        rules: &Ruleset,
+        screens: &ScreenState,
+        frame: &[u8],
+        ingress: u16,
+        now_ns: u64,
+        d: &mut Decision,
+    ) {
+        begin(rules, ingress, d);
+        let Ok(Parsed::Ip(pkt)) = wire::parse(frame) else {
+            // It parsed when it was held; a frame does not change.
+            return self.drop(d, Stage::Parse, Reason::FragmentTimeout, Verdict::Drop);
+        };
+        d.packet = Some(pkt);
+        let key = self
+            .frags
+            .key_of(&pkt, now_ns)
+            .unwrap_or_else(|| pkt.flow_key());
+        self.decide_flow(rules, screens, frame, &pkt, key, ingress, now_ns, d);
+    }
+
+    /// Counts a held fragment given up without a decision (see
+    /// [`crate::frag::GaveUp`]) as a drop.
+    pub fn give_up_held(&mut self, why: crate::frag::GaveUp) -> Reason {
+        let reason = match why {
+            crate::frag::GaveUp::Timeout => Reason::FragmentTimeout,
+            crate::frag::GaveUp::HoldFull => Reason::FragmentHoldFull,
+        };
+        self.counters.dropped[reason.drop_index()] += 1;
+        reason
+    }
+
+    /// The stages from the session on: egress, neighbour discovery, the
+    /// session table, related ICMP errors, policy and the output filter.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decide_flow(
+        &mut self,
+        rules: &Ruleset,
+        screens: &ScreenState,
+        frame: &[u8],
+        pkt: &ParsedPacket,
+        key: FlowKey,
+        ingress: u16,
+        now_ns: u64,
+        d: &mut Decision,
+    ) {
+        let pkt = *pkt;
+        let port = rules.ports[ingress as usize];
+        let profile = rules.zone_screen[port.zone as usize].map(|p| &rules.screens[p as usize]);
         let Some(egress) = port.peer else {
             return self.drop(d, Stage::Session, Reason::NoEgress, Verdict::Drop);
         };
@@ -892,11 +978,17 @@ impl Worker {
                 hit = self.end_for_new_connection(rules, screens, found, now_ns, d);
             }
         }
+        let seg = tcp_segment(rules, frame, &pkt);
         if let Some((handle, dir)) = hit {
-            let update =
-                self.sessions
-                    .update(handle, dir, frame.len() as u32, pkt.tcp_flags, now_ns);
+            let update = self
+                .sessions
+                .update(handle, dir, frame.len() as u32, seg, now_ns);
             d.stage = Stage::Session;
+            if update.out_of_window {
+                d.rule = rules.policy_rule(self.sessions.get_policy(handle));
+                return self.drop(d, Stage::Session, Reason::TcpOutOfWindow, Verdict::Drop);
+            }
+            self.counters.tcp_rst_unconfirmed += u64::from(update.rst_unconfirmed);
             if let Some(reason) = update.closed {
                 let s = self.sessions.get(handle);
                 // The entry lingers (closing timeout) so late segments still
@@ -997,7 +1089,7 @@ impl Worker {
                             handle,
                             Direction::ClientToServer,
                             frame.len() as u32,
-                            pkt.tcp_flags,
+                            seg,
                             now_ns,
                         );
                         self.counters.sessions_created += 1;
@@ -1111,14 +1203,15 @@ impl Worker {
             .screen_profile
             .and_then(|p| rules.screens.get(p as usize))
         {
-            screen::session_closed(p, screens, s.key.src, s.key.dst);
+            let key = s.key();
+            screen::session_closed(p, screens, key.src, key.dst);
         }
         if s.meta.log_close {
             emit(Event::SessionClose(SessionClosed {
                 session_id: s.id,
                 policy: s.meta.policy,
                 generation: s.meta.generation,
-                key: s.key,
+                key: s.key(),
                 from_zone: s.meta.from_zone,
                 to_zone: s.meta.to_zone,
                 ingress: s.meta.ingress,
@@ -1239,6 +1332,55 @@ fn is_link_local_control(pkt: &ParsedPacket) -> bool {
     }
 }
 
+/// A fresh decision for a packet entering on `ingress`: dropped at parse
+/// until a stage says otherwise.
+#[inline(always)]
+fn begin(rules: &Ruleset, ingress: u16, d: &mut Decision) {
+    let port = rules.ports[ingress as usize];
+    *d = Decision {
+        verdict: Verdict::Drop,
+        stage: Stage::Parse,
+        reason: Reason::NonIp,
+        rule: RuleRef::None,
+        ingress,
+        egress: port.peer,
+        from_zone: port.zone,
+        to_zone: port.peer.map(|p| rules.ports[p as usize].zone),
+        packet: None,
+        events: [None; MAX_EVENTS],
+    };
+}
+
+/// Whether a datagram's first fragment tells ports the flow needs (TCP,
+/// UDP, ICMP and ICMPv6 echo identifiers); other protocols' fragments
+/// are judged as they come.
+fn carries_ports(pkt: &ParsedPacket) -> bool {
+    matches!(
+        (pkt.protocol, pkt.version),
+        (proto::TCP | proto::UDP, _)
+            | (proto::ICMP, wire::IpVersion::V4)
+            | (proto::ICMPV6, wire::IpVersion::V6)
+    )
+}
+
+/// What the session table reads of a TCP segment: the flags, and the
+/// sequence fields when `flow.tcp-sequence-check` is on and the packet
+/// carries a whole TCP header (a fragment of a segment is not checked).
+#[inline]
+fn tcp_segment(rules: &Ruleset, frame: &[u8], pkt: &ParsedPacket) -> Segment {
+    if rules.config.flow.tcp_sequence_check
+        && pkt.protocol == proto::TCP
+        && pkt.has_l4
+        && !pkt.frag.is_fragment
+    {
+        let l4 = frame.get(usize::from(pkt.l4_offset)..pkt.ip_end());
+        if let Some(seg) = l4.and_then(Segment::read) {
+            return seg;
+        }
+    }
+    pkt.tcp_flags.into()
+}
+
 /// A TCP segment that may open a session: SYN without ACK.
 fn is_initial_syn(pkt: &ParsedPacket) -> bool {
     pkt.has_l4
@@ -1281,7 +1423,7 @@ fn symmetric_hash(a: Addr, b: Addr) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::traffic::{ping, tcp, udp, v4, v6, Rng};
+    use crate::traffic::{ping, tcp, tcp_seq, udp, v4, v6, Rng};
     use crate::wire::{parse, Parsed};
 
     const CONFIG: &str = r#"
@@ -1639,15 +1781,19 @@ log = true
         let syn = tcp(c, s, 40000, 80, TcpFlags::SYN, &[]);
         let d = w.process(&rules, &screens, &syn, UNTRUST, S);
         assert_eq!(names(&d), ["session_open"]);
-        // Ended by RST: the entry lingers, and a retransmitted SYN would
-        // ride it; a new connection on the same ports must not.
-        let d = w.process(
-            &rules,
-            &screens,
-            &tcp(s, c, 80, 40000, TcpFlags::RST, &[]),
-            TRUST,
-            S + 1,
+        // Ended by RST (the answer to the SYN): the entry lingers, and a
+        // retransmitted SYN would ride it; a new connection on the same
+        // ports must not.
+        let refused = tcp_seq(
+            (s, 80),
+            (c, 40000),
+            TcpFlags::RST | TcpFlags::ACK,
+            0,
+            1001,
+            0,
+            &[],
         );
+        let d = w.process(&rules, &screens, &refused, TRUST, S + 1);
         assert_eq!(names(&d), ["session_close"]);
         let d = w.process(&rules, &screens, &syn, UNTRUST, S + 2);
         assert_eq!(
@@ -1699,6 +1845,167 @@ log = true
         let d = w.process(&rules, &screens, &syn, UNTRUST, S + 6);
         assert_eq!((d.reason, names(&d)), (Reason::Session, vec![]));
         assert_eq!(w.counters.sessions_reopened, 2);
+    }
+
+    /// A web session from 192.0.2.1:40000 through its handshake (client
+    /// ISN 1000, server ISN 5000, windows 64 kB unscaled).
+    fn handshake(w: &mut Worker, rules: &Ruleset, screens: &ScreenState) -> (Addr, Addr) {
+        let (c, s) = (v4(192, 0, 2, 1), v4(10, 1, 0, 10));
+        let (syn, synack, ack) = (TcpFlags::SYN, TcpFlags::SYN | TcpFlags::ACK, TcpFlags::ACK);
+        for (frame, port) in [
+            (
+                tcp_seq((c, 40000), (s, 80), syn, 1000, 0, 65535, &[]),
+                UNTRUST,
+            ),
+            (
+                tcp_seq((s, 80), (c, 40000), synack, 5000, 1001, 65535, &[]),
+                TRUST,
+            ),
+            (
+                tcp_seq((c, 40000), (s, 80), ack, 1001, 5001, 65535, &[]),
+                UNTRUST,
+            ),
+        ] {
+            let d = w.process(rules, screens, &frame, port, S);
+            assert!(matches!(d.verdict, Verdict::Forward { .. }), "{d:?}");
+        }
+        (c, s)
+    }
+
+    #[test]
+    fn segments_outside_the_window_are_dropped_and_only_an_exact_rst_closes() {
+        let (rules, screens, mut w) = setup("");
+        let (c, s) = handshake(&mut w, &rules, &screens);
+        let ack = TcpFlags::ACK;
+        let rst = TcpFlags::RST;
+        let data = tcp_seq((s, 80), (c, 40000), ack, 5001, 1001, 65535, &[7; 100]);
+        assert_eq!(
+            w.process(&rules, &screens, &data, TRUST, S).reason,
+            Reason::Session
+        );
+        let far = tcp_seq(
+            (s, 80),
+            (c, 40000),
+            ack,
+            5001 + 10_000_000,
+            1001,
+            65535,
+            &[7; 100],
+        );
+        let blind_rst = tcp_seq((s, 80), (c, 40000), rst, 3_000_000_000, 0, 0, &[]);
+        let bad_ack = tcp_seq(
+            (c, 40000),
+            (s, 80),
+            ack,
+            1001,
+            5101 + 10_000_000,
+            65535,
+            &[],
+        );
+        for frame in [&far, &blind_rst, &bad_ack] {
+            let d = w.process(&rules, &screens, frame, TRUST, S);
+            assert_eq!(
+                (d.verdict, d.reason),
+                (Verdict::Drop, Reason::TcpOutOfWindow)
+            );
+            assert_eq!(names(&d), Vec::<&str>::new(), "counted, not logged");
+        }
+        assert_eq!(w.counters.dropped[Reason::TcpOutOfWindow.drop_index()], 3);
+        // Inside the window but not where the client expects it: it goes
+        // on (the client challenges it) and the session stays.
+        let guessed = tcp_seq((s, 80), (c, 40000), rst, 5101 + 3000, 0, 0, &[]);
+        let d = w.process(&rules, &screens, &guessed, TRUST, S);
+        assert_eq!((d.reason, names(&d)), (Reason::Session, vec![]));
+        assert_eq!(w.counters.tcp_rst_unconfirmed, 1);
+        let d = w.process(&rules, &screens, &data, TRUST, S);
+        assert_eq!(d.reason, Reason::Session, "the session is still open");
+        // The server's next sequence number: the real reset.
+        let real = tcp_seq((s, 80), (c, 40000), rst, 5101, 0, 0, &[]);
+        let d = w.process(&rules, &screens, &real, TRUST, S);
+        assert_eq!(
+            (d.reason, names(&d)),
+            (Reason::Session, vec!["session_close"])
+        );
+    }
+
+    #[test]
+    fn without_the_sequence_check_any_rst_closes() {
+        let (rules, screens, mut w) = setup("[flow]\ntcp-sequence-check = false\n");
+        let (c, s) = handshake(&mut w, &rules, &screens);
+        let blind_rst = tcp_seq((s, 80), (c, 40000), TcpFlags::RST, 3_000_000_000, 0, 0, &[]);
+        let d = w.process(&rules, &screens, &blind_rst, TRUST, S);
+        assert_eq!(
+            (d.reason, names(&d)),
+            (Reason::Session, vec!["session_close"])
+        );
+    }
+
+    #[test]
+    fn fragments_ahead_of_their_first_are_held_then_follow_its_decision() {
+        use crate::frag::{DatagramKey, FragHold, GaveUp};
+        use crate::wire::build::{packet_vec, Ethernet, Fragment, Ip, L4};
+        let frag = |src: Addr, dst: Addr, id: u32, offset: u16, l4: L4<'_>, len: usize| {
+            let mut ip = Ip::new(src, dst);
+            ip.fragment = Some(Fragment {
+                offset,
+                more: offset == 0,
+                id,
+            });
+            packet_vec(&Ethernet::DEFAULT, &ip, &l4, &vec![9; len]).unwrap()
+        };
+        let raw = |protocol| L4::Raw { protocol };
+        let (rules, screens, mut w) = setup("");
+        let mut held: FragHold<Vec<u8>> = FragHold::new(4);
+        let families = [
+            (v4(192, 0, 2, 1), v4(10, 1, 0, 53)),
+            (v6("2001:db8:ff::1"), v6("2001:db8:1::53")),
+        ];
+        // Not in the address book's web range over IPv6: denied there,
+        // so the held fragment follows the first fragment's deny.
+        for (n, (c, s)) in families.into_iter().enumerate() {
+            let second = frag(c, s, 7, 40, raw(proto::UDP), 24);
+            let first = frag(c, s, 7, 0, L4::udp(5353, 53), 32);
+            let d = w.process(&rules, &screens, &second, UNTRUST, S);
+            assert_eq!((d.verdict, d.reason), (Verdict::Hold, Reason::FragmentHeld));
+            let pkt = d.packet.unwrap();
+            assert!(held.hold(second.clone(), UNTRUST, &pkt, S).is_none());
+            let d = w.process(&rules, &screens, &first, UNTRUST, S + 1);
+            let first_pkt = d.packet.unwrap();
+            let (want, reason) = if n == 0 {
+                (Verdict::Forward { egress: TRUST }, Reason::Session)
+            } else {
+                (Verdict::Drop, Reason::PolicyDeny)
+            };
+            assert_eq!(d.verdict, want);
+            let (frame, port) = held.take_released(DatagramKey::of(&first_pkt)).unwrap();
+            assert_eq!((frame.as_slice(), port), (second.as_slice(), UNTRUST));
+            assert!(held.take_released(DatagramKey::of(&first_pkt)).is_none());
+            let mut d = Decision::BLANK;
+            w.resume_held(&rules, &screens, &frame, port, S + 1, &mut d);
+            assert_eq!((d.verdict, d.reason), (want, reason), "family {n}");
+            let (src_port, dst_port) = (d.packet.unwrap().src_port, d.packet.unwrap().dst_port);
+            assert_eq!((src_port, dst_port), (0, 0), "the packet itself has none");
+        }
+        assert_eq!(w.counters.fragments_held, 2);
+        assert_eq!(w.counters.packets, 4, "a held fragment counts once");
+        // A first fragment that never comes: given up after the timeout.
+        let (c, s) = families[0];
+        let lone = frag(c, s, 8, 40, raw(proto::UDP), 24);
+        let d = w.process(&rules, &screens, &lone, UNTRUST, 2 * S);
+        assert_eq!(d.verdict, Verdict::Hold);
+        held.hold(lone, UNTRUST, &d.packet.unwrap(), 2 * S);
+        assert!(held
+            .take_expired(2 * S + crate::frag::FRAG_TIMEOUT_NS - 1)
+            .is_none());
+        assert!(held
+            .take_expired(2 * S + crate::frag::FRAG_TIMEOUT_NS)
+            .is_some());
+        assert_eq!(w.give_up_held(GaveUp::Timeout), Reason::FragmentTimeout);
+        assert_eq!(w.counters.dropped[Reason::FragmentTimeout.drop_index()], 1);
+        // Protocols without ports are judged as they come.
+        let gre = frag(c, s, 9, 40, raw(47), 24);
+        let d = w.process(&rules, &screens, &gre, UNTRUST, 3 * S);
+        assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::PolicyDeny));
     }
 
     #[test]

@@ -12,5 +12,6 @@ pub mod pcap;
 pub mod policy;
 pub mod screen;
 pub mod session;
+pub mod tcp_window;
 pub mod traffic;
 pub mod wire;

@@ -32,8 +32,10 @@
 //! [`SessionTable::update`] reports the close once; the entry then lingers
 //! for the closing timeout (each late packet restarts it), so stray
 //! segments keep matching the session instead of hitting policy again, and
-//! aging removes it without a second report. This is a firewall's view of
-//! the flags, not a TCP stack: sequence numbers are not checked.
+//! aging removes it without a second report. Sequence numbers and windows
+//! are checked when the caller passes them (see [`crate::tcp_window`]): a
+//! segment outside the window changes nothing and is reported for a drop,
+//! and only a RST at the exact expected sequence number closes.
 //!
 //! # Aging
 //!
@@ -44,6 +46,7 @@
 //! calls.
 
 use crate::flow::{proto, FlowKey};
+use crate::tcp_window::{Check, Segment, Windows};
 use crate::wire::TcpFlags;
 
 /// Which way a packet travels relative to the session's first packet.
@@ -145,7 +148,7 @@ impl Timeouts {
     /// The idle timeout of a session in its current state.
     pub fn for_session(&self, s: &Session) -> u64 {
         match s.tcp {
-            TcpState::None => match s.key.protocol {
+            TcpState::None => match s.canon.protocol {
                 proto::UDP => self.udp_ns,
                 proto::ICMP | proto::ICMPV6 => self.icmp_ns,
                 _ => self.other_ns,
@@ -203,8 +206,8 @@ pub struct Session {
     pub id: u64,
     pub meta: SessionMeta,
     pub created_ns: u64,
-    /// The initiator's 5-tuple.
-    pub key: FlowKey,
+    /// Sequence and window tracking (TCP with sequence checking).
+    windows: Windows,
 }
 
 impl Session {
@@ -230,7 +233,7 @@ impl Session {
             log_close: false,
         },
         created_ns: 0,
-        key: Session::BLANK_KEY,
+        windows: Windows::DEFAULT,
     };
 
     const BLANK_KEY: FlowKey = FlowKey {
@@ -247,11 +250,21 @@ impl Session {
         self.closed
     }
 
+    /// The initiator's 5-tuple.
+    #[inline]
+    pub fn key(&self) -> FlowKey {
+        if self.client_is_low {
+            self.canon
+        } else {
+            self.canon.reversed()
+        }
+    }
+
     /// The 5-tuple of packets in direction `dir`.
     pub fn key_for(&self, dir: Direction) -> FlowKey {
         match dir {
-            Direction::ClientToServer => self.key,
-            Direction::ServerToClient => self.key.reversed(),
+            Direction::ClientToServer => self.key(),
+            Direction::ServerToClient => self.key().reversed(),
         }
     }
 }
@@ -280,6 +293,12 @@ pub struct Update {
     /// The session just closed (RST, or the ACK of the last FIN); reported
     /// once, on the packet that closed it.
     pub closed: Option<CloseReason>,
+    /// The segment lies outside the session's window: nothing was counted
+    /// or changed, the caller drops it.
+    pub out_of_window: bool,
+    /// A RST inside the window but not at the expected sequence number:
+    /// forwarded (the endpoint challenges it, RFC 5961), the session stays.
+    pub rst_unconfirmed: bool,
 }
 
 /// Vacant index slot.
@@ -471,7 +490,6 @@ impl SessionTable {
         self.next_id += 1;
         self.slab[slot as usize] = Session {
             id,
-            key,
             meta,
             created_ns: now_ns,
             last_seen_ns: now_ns,
@@ -512,29 +530,57 @@ impl SessionTable {
     }
 
     /// Counts a packet of `bytes` in direction `dir`, refreshes the idle
-    /// time and advances the TCP state from `flags` (ignored for non-TCP).
+    /// time and advances the TCP state from `seg` (ignored for non-TCP);
+    /// a segment with sequence fields is first checked against the window
+    /// (see [`Update`]).
     #[inline]
     pub fn update(
         &mut self,
         h: SessionHandle,
         dir: Direction,
         bytes: u32,
-        flags: TcpFlags,
+        seg: Segment,
         now_ns: u64,
     ) -> Update {
         let s = &mut self.slab[h.0 as usize];
         let d = dir as usize;
+        let tracked = s.tcp != TcpState::None && s.closed.is_none();
+        let check = if tracked {
+            let handshake = matches!(s.tcp, TcpState::SynSent | TcpState::SynAckSeen);
+            s.windows.track(d, &seg, handshake)
+        } else {
+            Check::Accept
+        };
+        if check == Check::OutOfWindow {
+            return Update {
+                out_of_window: true,
+                ..Update::default()
+            };
+        }
         s.packets[d] += 1;
         s.bytes[d] += bytes as u64;
         s.last_seen_ns = s.last_seen_ns.max(now_ns);
-        if s.tcp == TcpState::None || s.closed.is_some() {
+        if !tracked {
             return Update::default();
         }
+        let flags = seg.flags;
         let has = |f: TcpFlags| flags.0 & f.0 != 0;
-        if has(TcpFlags::RST) {
-            s.tcp = TcpState::Closed;
-            s.closed = Some(CloseReason::TcpRst);
-            return Update { closed: s.closed };
+        match check {
+            Check::RstExact => {
+                s.tcp = TcpState::Closed;
+                s.closed = Some(CloseReason::TcpRst);
+                return Update {
+                    closed: s.closed,
+                    ..Update::default()
+                };
+            }
+            Check::RstUnconfirmed => {
+                return Update {
+                    rst_unconfirmed: true,
+                    ..Update::default()
+                };
+            }
+            Check::Accept | Check::OutOfWindow => {}
         }
         let syn = has(TcpFlags::SYN);
         let ack = has(TcpFlags::ACK);
@@ -565,7 +611,10 @@ impl SessionTable {
             // The ACK of the last FIN: the connection is done.
             s.tcp = TcpState::Closed;
             s.closed = Some(CloseReason::TcpFin);
-            return Update { closed: s.closed };
+            return Update {
+                closed: s.closed,
+                ..Update::default()
+            };
         }
         Update::default()
     }
@@ -766,7 +815,7 @@ mod tests {
             assert_eq!(t.lookup(&k), Some((h, C2S)));
             assert_eq!(t.lookup(&k.reversed()), Some((h, S2C)));
             let s = t.get(h);
-            assert_eq!(s.key, k);
+            assert_eq!(s.key(), k);
             assert_eq!(s.key_for(S2C), k.reversed());
             assert_eq!(s.meta, meta());
             assert_eq!((s.created_ns, s.last_seen_ns), (5, 5));
@@ -812,7 +861,9 @@ mod tests {
     fn tcp_handshake_then_fin_fin_ack_closes() {
         let mut t = SessionTable::new(8, 0, Timeouts::default());
         let h = t.insert(tcp_key(), meta(), 0).unwrap();
-        let step = |t: &mut SessionTable, dir, f: &[TcpFlags]| t.update(h, dir, 60, flags(f), S);
+        let step = |t: &mut SessionTable, dir, f: &[TcpFlags]| {
+            t.update(h, dir, 60, Segment::from(flags(f)), S)
+        };
         assert_eq!(step(&mut t, C2S, &[TcpFlags::SYN]), Update::default());
         assert_eq!(t.get(h).tcp, TcpState::SynSent);
         step(&mut t, S2C, &[TcpFlags::SYN, TcpFlags::ACK]);
@@ -857,15 +908,19 @@ mod tests {
                 (C2S, flags(&[TcpFlags::FIN, TcpFlags::ACK])),
             ];
             for (dir, f) in &seq[..before] {
-                assert_eq!(t.update(h, *dir, 40, *f, 0).closed, None);
+                assert_eq!(t.update(h, *dir, 40, Segment::from(*f), 0).closed, None);
             }
             let rst = flags(&[TcpFlags::RST, TcpFlags::ACK]);
             assert_eq!(
-                t.update(h, S2C, 40, rst, 0).closed,
+                t.update(h, S2C, 40, Segment::from(rst), 0).closed,
                 Some(CloseReason::TcpRst)
             );
             assert_eq!(t.get(h).tcp, TcpState::Closed);
-            assert_eq!(t.update(h, C2S, 40, rst, 0).closed, None, "once");
+            assert_eq!(
+                t.update(h, C2S, 40, Segment::from(rst), 0).closed,
+                None,
+                "once"
+            );
             t.expire(2 * S, 8, &mut |_, _| panic!("already reported"));
             assert!(t.is_empty());
         }
@@ -875,7 +930,7 @@ mod tests {
     fn session_without_syn_is_picked_up_established() {
         let mut t = SessionTable::new(8, 0, Timeouts::default());
         let h = t.insert(tcp_key(), meta(), 0).unwrap();
-        t.update(h, C2S, 40, TcpFlags::ACK, 0);
+        t.update(h, C2S, 40, Segment::from(TcpFlags::ACK), 0);
         assert_eq!(t.get(h).tcp, TcpState::Established);
     }
 
@@ -901,24 +956,30 @@ mod tests {
         for (k, limit) in cases {
             let mut t = SessionTable::new(4, 0, to);
             let h = t.insert(k, meta(), 100).unwrap();
-            t.update(h, C2S, 10, TcpFlags::SYN, 1000);
+            t.update(h, C2S, 10, Segment::from(TcpFlags::SYN), 1000);
             let mut out = Vec::new();
-            t.expire(1000 + limit - 1, 4, &mut |s, r| out.push((s.key, r)));
+            t.expire(1000 + limit - 1, 4, &mut |s, r| out.push((s.key(), r)));
             assert_eq!(t.len(), 1, "{k:?} expired early");
             // Traffic restarts the clock.
-            t.update(h, S2C, 10, TcpFlags::EMPTY, 2000);
-            t.expire(1000 + limit, 4, &mut |s, r| out.push((s.key, r)));
+            t.update(h, S2C, 10, Segment::from(TcpFlags::EMPTY), 2000);
+            t.expire(1000 + limit, 4, &mut |s, r| out.push((s.key(), r)));
             assert_eq!(t.len(), 1);
-            t.expire(2000 + limit, 4, &mut |s, r| out.push((s.key, r)));
+            t.expire(2000 + limit, 4, &mut |s, r| out.push((s.key(), r)));
             assert!(t.is_empty(), "{k:?}");
             assert_eq!(out, [(k, CloseReason::IdleTimeout)]);
         }
         // Established TCP keeps the long timeout.
         let mut t = SessionTable::new(4, 0, to);
         let h = t.insert(tcp_key(), meta(), 0).unwrap();
-        t.update(h, C2S, 1, TcpFlags::SYN, 0);
-        t.update(h, S2C, 1, flags(&[TcpFlags::SYN, TcpFlags::ACK]), 0);
-        t.update(h, C2S, 1, TcpFlags::ACK, 0);
+        t.update(h, C2S, 1, Segment::from(TcpFlags::SYN), 0);
+        t.update(
+            h,
+            S2C,
+            1,
+            Segment::from(flags(&[TcpFlags::SYN, TcpFlags::ACK])),
+            0,
+        );
+        t.update(h, C2S, 1, Segment::from(TcpFlags::ACK), 0);
         t.expire(to.tcp_established_ns - 1, 4, &mut |_, _| panic!("early"));
         assert_eq!(t.len(), 1);
         let mut n = 0;
@@ -971,11 +1032,11 @@ mod tests {
         let mut t = SessionTable::new(4, 0, Timeouts::default());
         let k = key(proto::UDP, [10, 0, 0, 1], 5000, [10, 0, 0, 2], 53);
         let h = t.insert(k, meta(), 0).unwrap();
-        t.update(h, C2S, 100, TcpFlags::EMPTY, 1);
-        t.update(h, C2S, 50, TcpFlags::EMPTY, 2);
+        t.update(h, C2S, 100, Segment::from(TcpFlags::EMPTY), 1);
+        t.update(h, C2S, 50, Segment::from(TcpFlags::EMPTY), 2);
         let (h2, dir) = t.lookup(&k.reversed()).unwrap();
         assert_eq!((h2, dir), (h, S2C));
-        t.update(h2, dir, 1000, TcpFlags::EMPTY, 3);
+        t.update(h2, dir, 1000, Segment::from(TcpFlags::EMPTY), 3);
         let s = t.get(h);
         assert_eq!(s.packets, [2, 1]);
         assert_eq!(s.bytes, [150, 1000]);
@@ -989,10 +1050,10 @@ mod tests {
         let a = t.insert(tcp_key(), meta(), 0).unwrap();
         let k = key(proto::UDP, [10, 0, 0, 1], 5000, [10, 0, 0, 2], 53);
         t.insert(k, meta(), 0).unwrap();
-        t.update(a, C2S, 1, TcpFlags::RST, 0);
+        t.update(a, C2S, 1, Segment::from(TcpFlags::RST), 0);
         assert_eq!(t.iter().count(), 2);
         let mut out = Vec::new();
-        t.close_all(CloseReason::Shutdown, &mut |s, r| out.push((s.key, r)));
+        t.close_all(CloseReason::Shutdown, &mut |s, r| out.push((s.key(), r)));
         assert_eq!(out, [(k, CloseReason::Shutdown)]);
         assert!(t.is_empty());
         assert_eq!(t.lookup(&k), None);
@@ -1065,7 +1126,7 @@ mod tests {
         });
         let update = time(&probes, &mut |key| {
             if let Some((h, d)) = t.lookup(key) {
-                black_box(t.update(h, d, 100, TcpFlags::ACK, 1));
+                black_box(t.update(h, d, 100, Segment::from(TcpFlags::ACK), 1));
             }
         });
         println!(
@@ -1134,7 +1195,7 @@ mod tests {
                         model.remove(&canonical(&k).0);
                     }
                     Op::Lookup(k) => {
-                        let got = t.lookup(&k).map(|(h, d)| (t.get(h).key, t.get(h).id, d));
+                        let got = t.lookup(&k).map(|(h, d)| (t.get(h).key(), t.get(h).id, d));
                         let want = model.get(&canonical(&k).0).map(|&(init, id)| {
                             (init, id, if init == k { C2S } else { S2C })
                         });

@@ -49,7 +49,7 @@ pub fn v6(text: &str) -> Addr {
     )
 }
 
-/// A TCP segment.
+/// A TCP segment (sequence number 1000, no acknowledgment number).
 pub fn tcp(
     src: Addr,
     dst: Addr,
@@ -65,6 +65,29 @@ pub fn tcp(
         payload,
     )
     .expect("test frames fit")
+}
+
+/// A TCP segment with the given sequence and acknowledgment numbers.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_seq(
+    (src, sport): (Addr, u16),
+    (dst, dport): (Addr, u16),
+    flags: TcpFlags,
+    seq: u32,
+    ack: u32,
+    window: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let l4 = L4::Tcp {
+        src_port: sport,
+        dst_port: dport,
+        seq,
+        ack,
+        flags,
+        window,
+        options: &[],
+    };
+    packet_vec(&Ethernet::DEFAULT, &Ip::new(src, dst), &l4, payload).expect("test frames fit")
 }
 
 /// A UDP datagram.

@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use rampart_pipeline::config::Config;
 use rampart_pipeline::engine::{build_reject, Decision, Ruleset, Verdict, Worker};
 use rampart_pipeline::flow::Addr;
+use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::screen::ScreenState;
 use rampart_pipeline::session::CloseReason;
 use rampart_pipeline::traffic;
@@ -154,11 +155,27 @@ fn run_engine(rules: &Ruleset, packets: &[(u8, u32, Vec<u8>)]) -> Result<(), Tes
     let mut now = 0u64;
     // One decision for every packet, as the worker loop does.
     let mut d = Decision::BLANK;
+    let mut held: FragHold<Vec<u8>> = FragHold::new(4);
     for (ingress, dt, frame) in packets {
         now += u64::from(*dt) * 100_000_000;
         w.expire(rules, &screens, now, 64, &mut |_| {});
+        while held.take_expired(now).is_some() {
+            w.give_up_held(GaveUp::Timeout);
+        }
         let ingress = usize::from(*ingress) % c.interfaces.len();
         w.process_into(rules, &screens, frame, ingress as u16, now, &mut d);
+        if let (Verdict::Hold, Some(p)) = (d.verdict, d.packet) {
+            if held.hold(frame.clone(), ingress as u16, &p, now).is_some() {
+                w.give_up_held(GaveUp::HoldFull);
+            }
+        }
+        if let Some(first) = d.packet.filter(|p| p.frag.is_first_fragment) {
+            let mut resumed = Decision::BLANK;
+            while let Some((f, port)) = held.take_released(DatagramKey::of(&first)) {
+                w.resume_held(rules, &screens, &f, port, now, &mut resumed);
+                prop_assert!(resumed.verdict != Verdict::Hold);
+            }
+        }
         prop_assert_eq!(usize::from(d.ingress), ingress);
         match wire::parse(frame) {
             Ok(Parsed::Ip(p)) => prop_assert_eq!(d.packet, Some(p)),
@@ -175,7 +192,10 @@ fn run_engine(rules: &Ruleset, packets: &[(u8, u32, Vec<u8>)]) -> Result<(), Tes
             }
         }
         let k = &w.counters;
-        prop_assert_eq!(k.packets, k.forwarded + k.dropped.iter().sum::<u64>());
+        prop_assert_eq!(
+            k.packets,
+            k.forwarded + k.dropped.iter().sum::<u64>() + held.len() as u64
+        );
         prop_assert!(w.sessions.len() <= cap);
     }
     w.close_all(rules, &screens, CloseReason::Shutdown, now, &mut |_| {});

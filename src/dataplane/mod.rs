@@ -36,6 +36,8 @@ use stats::{register_telemetry, DrainedSnapshot};
 const RX_DESCRIPTORS: u16 = 1024;
 const TX_DESCRIPTORS: u16 = 1024;
 const HANDOFF_RING_SIZE: u32 = 1024;
+/// Fragments each worker holds until their first fragment arrives.
+const HELD_FRAGMENTS: usize = rampart_pipeline::frag::FragHold::<()>::DEFAULT_CAPACITY;
 
 /// When a run ends besides SIGINT/SIGTERM.
 #[derive(Clone, Debug, Default)]
@@ -153,8 +155,9 @@ pub fn run(
         .zip(&plan.tx_queues)
         .map(|(&r, &t)| r as u32 * RX_DESCRIPTORS as u32 + t as u32 * TX_DESCRIPTORS as u32)
         .sum();
-    let in_flight =
-        (workers * (ports.len() + 1) * 32) as u32 + (workers * workers) as u32 * HANDOFF_RING_SIZE;
+    let in_flight = (workers * (ports.len() + 1) * 32) as u32
+        + (workers * workers) as u32 * HANDOFF_RING_SIZE
+        + (workers * HELD_FRAGMENTS) as u32;
     let mbufs = (descriptors + in_flight + 4096).next_power_of_two() - 1;
     let pool = Mempool::create_pktmbuf(&eal, "rampart_mbufs", mbufs, 256, eal.socket_id())
         .context(
@@ -285,6 +288,7 @@ pub fn run(
                 stage_totals: Default::default(),
                 decision: rampart_pipeline::engine::Decision::BLANK,
                 routes: [Route::HandOff(0); rampart_core::MAX_BURST],
+                held: rampart_pipeline::frag::FragHold::new(HELD_FRAGMENTS),
                 rules_in,
                 rules_out,
             }

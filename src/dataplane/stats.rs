@@ -383,6 +383,8 @@ impl ControlPlane<'_> {
                     "neighbor_discovery": load(&c.neighbor_discovery),
                     "related_icmp": load(&c.related_icmp),
                     "sessions_reopened": load(&c.sessions_reopened),
+                    "tcp_rst_unconfirmed": load(&c.tcp_rst_unconfirmed),
+                    "fragments_held": load(&c.fragments_held),
                     "sessions_created": load(&c.sessions_created),
                     "sessions_closed": load(&c.sessions_closed),
                     "sessions_active": load(&c.sessions_active),
@@ -548,7 +550,7 @@ impl fmt::Display for Summary {
         writeln!(f, "events generated: {}", events.join(" "))?;
         writeln!(
             f,
-            "sessions: created={} closed={} active={}; rejects sent={}; malformed={}; ipv6 neighbor discovery passed={}; related icmp errors passed={}",
+            "sessions: created={} closed={} active={}; rejects sent={}; malformed={}; ipv6 neighbor discovery passed={}; related icmp errors passed={}; tcp: sessions reopened={} rsts off the expected sequence={}",
             total(&|c| &c.sessions_created),
             total(&|c| &c.sessions_closed),
             total(&|c| &c.sessions_active),
@@ -556,6 +558,8 @@ impl fmt::Display for Summary {
             total(&|c| &c.malformed),
             total(&|c| &c.neighbor_discovery),
             total(&|c| &c.related_icmp),
+            total(&|c| &c.sessions_reopened),
+            total(&|c| &c.tcp_rst_unconfirmed),
         )?;
         writeln!(
             f,

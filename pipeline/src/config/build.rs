@@ -900,6 +900,7 @@ fn flow(ctx: &mut Ctx, root: &Tbl) -> Flow {
         &t,
         &[
             "tcp-syn-check",
+            "tcp-sequence-check",
             "malformed",
             "session-capacity",
             "timeouts",
@@ -920,6 +921,9 @@ fn flow(ctx: &mut Ctx, root: &Tbl) -> Flow {
     }
     if let Some(b) = ctx.opt_bool(&t, "tcp-syn-check") {
         f.tcp_syn_check = b;
+    }
+    if let Some(b) = ctx.opt_bool(&t, "tcp-sequence-check") {
+        f.tcp_sequence_check = b;
     }
     if let Some(m) = ctx.opt_str(&t, "malformed") {
         match m.s {

@@ -119,6 +119,10 @@ pub struct Flow {
     /// A TCP session may only start with a SYN (Junos default; set false
     /// for asymmetric or mid-stream pickup).
     pub tcp_syn_check: bool,
+    /// TCP segments must fall inside their session's window and a RST
+    /// closes only at the exact expected sequence number (Junos default;
+    /// `no-sequence-check` there).
+    pub tcp_sequence_check: bool,
     /// What to do with frames that do not parse: drop (default) or forward.
     pub malformed_forward: bool,
     /// IPv6 neighbour discovery and multicast listener messages pass
@@ -141,6 +145,7 @@ impl Default for Flow {
     fn default() -> Flow {
         Flow {
             tcp_syn_check: true,
+            tcp_sequence_check: true,
             malformed_forward: false,
             ipv6_nd_permit: true,
             session_capacity: Flow::DEFAULT_SESSION_CAPACITY,
