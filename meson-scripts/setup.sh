@@ -18,10 +18,10 @@ as_root() {
 # Debian packages: DPDK runtime, headers and tools (dpdk-testpmd and
 # dpdk-telemetry.py are in dpdk-dev), libclang for bindgen, libpcap for
 # net_pcap, cmake/g++ to build flatc, rsyslog as a real syslog peer,
-# iproute2, ping, ethtool and curl for the tests with real hosts in network
+# iproute2, ping, ethtool, curl and hping3 for the tests with real hosts in network
 # namespaces.
 PACKAGES=(dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev cmake g++ make
-          python3 python3-pip python3-venv rsyslog iproute2 procps iputils-ping ethtool curl coreutils)
+          python3 python3-pip python3-venv rsyslog iproute2 procps iputils-ping ethtool curl coreutils hping3)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,9 +1,13 @@
-//! Real hosts through Rampart: two network namespaces, each joined to the
-//! dataplane by a veth pair (`net_pcap` with `iface=`), real kernel stacks
-//! on both sides, no static neighbour entries. Rampart is a bump in the
-//! wire: IPv4 needs ARP through it, IPv6 needs neighbour discovery through
-//! it, and a UDP client learns of a closed port from the ICMP error that
-//! comes back through the session.
+//! Real hosts through Rampart: a client behind a router, and a server,
+//! in network namespaces; the router and the server are joined to the
+//! dataplane by veth pairs (`net_pcap` with `iface=`); real kernel stacks,
+//! no static neighbour entries. Rampart is a bump in the wire: IPv4 needs
+//! ARP through it, IPv6 needs neighbour discovery through it, a UDP client
+//! learns of a closed port from the ICMP error that comes back through the
+//! session, and downloads across the router's narrower link to the client
+//! need path MTU discovery through it. hping3 sends attacks the screen
+//! must name; curl downloads over HTTP must arrive byte-exact through a
+//! reload; forged RSTs must not cut a connection.
 //!
 //! Needs root and `ip netns`; skips with a message where the machine cannot
 //! create namespaces.
@@ -18,7 +22,10 @@ use common::*;
 /// Namespaces and veths made by this test and removed when it ends.
 struct Topology {
     client: String,
+    router: String,
     server: String,
+    /// The machine's ends of the veths Rampart runs on: towards the
+    /// router (client side) and towards the server.
     links: [String; 2],
 }
 
@@ -35,51 +42,120 @@ fn ok(args: &[&str]) {
     );
 }
 
+/// MTU of the router's link to the client, below the 1500 of every host:
+/// a server's full-size packet needs path MTU discovery through Rampart.
+const NARROW_MTU: &str = "1400";
+
 impl Topology {
-    /// client (203.0.113.1, 2001:db8:5::1) -- veth -- [rampart] -- veth --
-    /// server (203.0.113.2, 2001:db8:5::2), one subnet across the bump.
+    /// client (198.51.100.1, 2001:db8:6::1; MTU 1500) -- router (its side
+    /// MTU 1400) -- veth -- [rampart] -- veth -- server (203.0.113.2,
+    /// 2001:db8:5::2). The router is 203.0.113.1 and 2001:db8:5::1 on the
+    /// subnet across the bump; routes on both hosts, no static neighbours.
     fn create(tag: &str) -> Option<Topology> {
-        let client = format!("rc-{tag}");
-        let server = format!("rs-{tag}");
-        if !sh(&["ip", "netns", "add", &client]).status.success() {
+        let ns = |role: &str| format!("r{role}-{tag}");
+        if !sh(&["ip", "netns", "add", &ns("c")]).status.success() {
             return None;
         }
         let t = Topology {
-            client: client.clone(),
-            server: server.clone(),
-            links: [format!("rc{tag}"), format!("rs{tag}")],
+            client: ns("c"),
+            router: ns("r"),
+            server: ns("s"),
+            links: [format!("rr{tag}"), format!("rs{tag}")],
         };
-        ok(&["ip", "netns", "add", &server]);
-        for (ns, link, v4, v6) in [
-            (&client, &t.links[0], "203.0.113.1/24", "2001:db8:5::1/64"),
-            (&server, &t.links[1], "203.0.113.2/24", "2001:db8:5::2/64"),
-        ] {
-            let inner = format!("{link}i");
-            ok(&[
-                "ip", "link", "add", link, "type", "veth", "peer", "name", &inner,
-            ]);
-            ok(&["ip", "link", "set", &inner, "netns", ns]);
-            let x = |a: &[&str]| {
-                let mut v = vec!["ip", "netns", "exec", ns];
-                v.extend_from_slice(a);
-                ok(&v);
-            };
-            x(&["ip", "addr", "add", v4, "dev", &inner]);
-            x(&["ip", "addr", "add", v6, "dev", &inner, "nodad"]);
-            x(&["ip", "link", "set", &inner, "up"]);
+        ok(&["ip", "netns", "add", &t.router]);
+        ok(&["ip", "netns", "add", &t.server]);
+        let x = |ns: &str, a: &[&str]| {
+            let mut v = vec!["ip", "netns", "exec", ns];
+            v.extend_from_slice(a);
+            ok(&v);
+        };
+        // A veth pair with `a` in namespace `na` and `b` in `nb`.
+        let pair = |a: &str, na: Option<&str>, b: &str, nb: &str| {
+            ok(&["ip", "link", "add", a, "type", "veth", "peer", "name", b]);
+            if let Some(na) = na {
+                ok(&["ip", "link", "set", a, "netns", na]);
+            }
+            ok(&["ip", "link", "set", b, "netns", nb]);
+        };
+        let up = |ns: &str, dev: &str, v4: &str, v6: &str| {
+            x(ns, &["ip", "addr", "add", v4, "dev", dev]);
+            x(ns, &["ip", "addr", "add", v6, "dev", dev, "nodad"]);
             // A veth hands TCP/UDP on with the checksum left to offload;
             // captured by net_pcap and sent on, such a frame would reach
             // the other host with a wrong checksum. Real NICs are not
             // veths: compute checksums in software here.
-            x(&["ethtool", "-K", &inner, "tx", "off"]);
-            x(&["ip", "link", "set", "lo", "up"]);
+            x(ns, &["ethtool", "-K", dev, "tx", "off"]);
+            x(ns, &["ip", "link", "set", dev, "up"]);
+            x(ns, &["ip", "link", "set", "lo", "up"]);
+        };
+        let (cdev, rdev) = (format!("rc{tag}i"), format!("rc{tag}r"));
+        pair(&cdev, Some(&t.client), &rdev, &t.router);
+        up(&t.client, &cdev, "198.51.100.1/24", "2001:db8:6::1/64");
+        up(&t.router, &rdev, "198.51.100.254/24", "2001:db8:6::fe/64");
+        x(&t.router, &["ip", "link", "set", &rdev, "mtu", NARROW_MTU]);
+        for (ns, link, v4, v6) in [
+            (&t.router, &t.links[0], "203.0.113.1/24", "2001:db8:5::1/64"),
+            (&t.server, &t.links[1], "203.0.113.2/24", "2001:db8:5::2/64"),
+        ] {
+            let inner = format!("{link}i");
+            pair(link, None, &inner, ns);
+            up(ns, &inner, v4, v6);
             ok(&[
                 "sysctl",
                 "-qw",
                 &format!("net.ipv6.conf.{link}.disable_ipv6=1"),
             ]);
-            ok(&["ip", "link", "set", link, "up"]);
+            // The machine's side belongs to Rampart: no ARP of its own.
+            ok(&["ip", "link", "set", link, "arp", "off", "up"]);
         }
+        for (key, value) in [
+            ("net.ipv4.ip_forward", "1"),
+            ("net.ipv6.conf.all.forwarding", "1"),
+            // hping3's land attack spoofs the server's own address.
+            ("net.ipv4.conf.all.rp_filter", "0"),
+            (&format!("net.ipv4.conf.{rdev}.rp_filter"), "0"),
+        ] {
+            x(&t.router, &["sysctl", "-qw", &format!("{key}={value}")]);
+        }
+        x(
+            &t.client,
+            &["ip", "route", "add", "default", "via", "198.51.100.254"],
+        );
+        x(
+            &t.client,
+            &[
+                "ip",
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                "2001:db8:6::fe",
+            ],
+        );
+        x(
+            &t.server,
+            &[
+                "ip",
+                "route",
+                "add",
+                "198.51.100.0/24",
+                "via",
+                "203.0.113.1",
+            ],
+        );
+        x(
+            &t.server,
+            &[
+                "ip",
+                "-6",
+                "route",
+                "add",
+                "2001:db8:6::/64",
+                "via",
+                "2001:db8:5::1",
+            ],
+        );
         Some(t)
     }
 
@@ -98,7 +174,7 @@ impl Drop for Topology {
         for l in &self.links {
             let _ = sh(&["ip", "link", "del", l]);
         }
-        for ns in [&self.client, &self.server] {
+        for ns in [&self.client, &self.router, &self.server] {
             let _ = sh(&["ip", "netns", "del", ns]);
         }
     }
@@ -141,7 +217,14 @@ device = "net_pcap1,iface={s}"
 zone = "servers"
 peer = "ge-0/0/0"
 [zone.clients]
+screen = "edge"
 [zone.servers]
+[screen.edge]
+land = true
+syn-fin = true
+tcp-no-flag = true
+fin-no-ack = true
+winnuke = true
 [application]
 probe = {{ protocol = "udp", destination-port = "9999" }}
 web8080 = {{ protocol = "tcp", destination-port = "8080" }}
@@ -216,8 +299,32 @@ fn stats_when(
     }
 }
 
+/// `rampart events --format json` on the dataplane's event socket until
+/// the dataplane stops; join the handle for its records.
+fn json_consumer(dp: &Dataplane) -> std::thread::JoinHandle<Vec<serde_json::Value>> {
+    let child = rampart()
+        .args([
+            "events",
+            "--socket",
+            dp.dir.path("events.sock").to_str().unwrap(),
+        ])
+        .args(["--format", "json", "--once"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::spawn(move || {
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    })
+}
+
 #[test]
-fn ping_ping6_and_a_closed_udp_port_across_rampart_between_real_hosts() {
+fn ping_ping6_a_closed_udp_port_a_denied_one_and_hping3_attacks_between_real_hosts() {
     let tag = format!("{}", std::process::id() % 100_000);
     let Some(topo) = Topology::create(&tag) else {
         eprintln!("SKIP: cannot create network namespaces here (needs root and ip netns)");
@@ -225,6 +332,7 @@ fn ping_ping6_and_a_closed_udp_port_across_rampart_between_real_hosts() {
     };
     let dp = Dataplane::start(&topo, &tag);
     let control = dp.control.clone();
+    let consumer = json_consumer(&dp);
 
     // IPv4 (ARP passes as non-IP) and IPv6 (neighbour discovery passes as
     // ARP does), each resolving its neighbour through Rampart.
@@ -270,27 +378,61 @@ sys.exit(1)
             stats(&control)["workers"][0]
         );
     }
-    // Not permitted: nothing gets through, and the deny is logged.
-    let out = topo.exec(
-        &topo.client,
-        &[
-            "python3",
-            "-c",
-            &probe.replace("9999", "7777"),
-            "203.0.113.2",
-        ],
-    );
-    assert!(!out.status.success(), "UDP to 7777 is denied");
+    // Not permitted: one datagram, denied and logged.
+    let deny = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('203.0.113.2', 7777))";
+    let out = topo.exec(&topo.client, &["python3", "-c", deny]);
+    assert!(out.status.success());
+    // One packet of each attack, by hping3 (it waits for answers that
+    // never come; its exit status says nothing here).
+    let attacks: [(&str, &[&str]); 5] = [
+        ("land", &["-S", "-p", "80", "-a", "203.0.113.2"]),
+        ("syn-fin", &["-S", "-F", "-p", "80"]),
+        ("tcp-no-flag", &["-p", "80"]),
+        ("fin-no-ack", &["-F", "-p", "80"]),
+        ("winnuke", &["-U", "-p", "139"]),
+    ];
+    for (_, args) in attacks {
+        let mut cmd = vec!["hping3", "-q", "-c", "1"];
+        cmd.extend_from_slice(args);
+        cmd.push("203.0.113.2");
+        let out = topo.exec(&topo.client, &cmd);
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("command not found"),
+            "hping3 runs (setup.sh installs it)"
+        );
+    }
 
     let s = stats_when(&control, |s| {
-        s["workers"][0]["related_icmp"].as_u64().unwrap() >= 2
+        let w = &s["workers"][0];
+        w["related_icmp"].as_u64().unwrap() >= 2 && w["drops"]["screen"].as_u64().unwrap() >= 5
     });
     let w = &s["workers"][0];
     assert!(w["neighbor_discovery"].as_u64().unwrap() >= 2, "{w}");
     assert!(w["related_icmp"].as_u64().unwrap() >= 2, "{w}");
-    assert!(w["drops"]["policy_deny"].as_u64().unwrap() >= 1, "{w}");
+    assert_eq!(w["drops"]["screen"], 5, "one drop per attack packet: {w}");
+    assert_eq!(w["drops"]["policy_deny"], 1, "{w}");
     let last = dp.stop();
-    assert!(last["events"]["policy_deny"]["generated"].as_u64().unwrap() >= 1);
+    assert_eq!(last["events"]["policy_deny"]["generated"], 1);
+
+    let records = consumer.join().unwrap();
+    let mut screened: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "screen_drop")
+        .map(|r| r["screen"].as_str().unwrap())
+        .collect();
+    screened.sort();
+    let mut want: Vec<&str> = attacks.iter().map(|(name, _)| *name).collect();
+    want.sort();
+    assert_eq!(screened, want, "one screen_drop record per attack, by name");
+    let denies: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["type"] == "policy_deny")
+        .collect();
+    assert_eq!(denies.len(), 1, "{denies:?}");
+    assert_eq!(
+        (&denies[0]["src_ip"], &denies[0]["dst_port"]),
+        (&serde_json::json!("198.51.100.1"), &serde_json::json!(7777))
+    );
 }
 
 /// The client's half of the blind-reset check: a connection to the echo
@@ -304,7 +446,7 @@ sys.exit(1)
 const BLIND_RESET: &str = r#"
 import socket, struct, sys, time
 SERVER = ("203.0.113.2", 8081)
-CLIENT = "203.0.113.1"
+CLIENT = "198.51.100.1"
 raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
 raw.settimeout(3)
 s = socket.create_connection(SERVER, timeout=5)
@@ -429,7 +571,8 @@ fn tcp_downloads_stay_exact_through_a_reload_and_blind_resets_cut_nothing() {
     wait_listening(&topo, &topo.server, 8080);
 
     // Over IPv4 with a reload in the middle (rate-limited so it lasts
-    // about 3 s), then over IPv6.
+    // about 3 s), then over IPv6; both across the narrower link to the
+    // client.
     for (url, reload) in [
         ("http://203.0.113.2:8080/blob", true),
         ("http://[2001:db8:5::2]:8080/blob", false),
