@@ -18,6 +18,8 @@ pub struct Options {
     /// records always pass, they explain gaps.
     pub types: Option<HashSet<ev::EventType>>,
     pub syslog: Option<syslog::SyslogTarget>,
+    /// RFC 5424 or BSD (RFC 3164) syslog messages.
+    pub syslog_framing: syslog::Framing,
     /// Return when the dataplane closes the socket instead of waiting for
     /// it to come back.
     pub once: bool,
@@ -77,7 +79,14 @@ pub fn run(socket: &Path, opts: Options) -> anyhow::Result<()> {
                 } else {
                     Format::JunosSd
                 };
-                if syslog::write_syslog_message(format, rec, names, &syslog_opts, &mut line) {
+                if syslog::write_syslog_message(
+                    format,
+                    opts.syslog_framing,
+                    rec,
+                    names,
+                    &syslog_opts,
+                    &mut line,
+                ) {
                     if let Err(e) = f.send(&line) {
                         eprintln!("rampart events: syslog: {e}");
                     }

@@ -10,7 +10,6 @@ use rampart_events as ev;
 use rampart_pipeline::config::Config;
 use rampart_pipeline::engine::{Decision, Event, FilterDirection};
 use rampart_pipeline::flow::Addr;
-use rampart_pipeline::session::CloseReason as SessionCloseReason;
 
 /// Name tables of a config generation; policy id `policies.len()` is the
 /// default policy.
@@ -113,11 +112,16 @@ impl WorkerEvents {
     #[inline]
     pub fn emit(&mut self, e: &Event, d: Option<&Decision>, frame: &[u8], now_ns: u64) {
         let (t, record) = match *e {
-            Event::PolicyDeny { policy, reject } => (
+            Event::PolicyDeny {
+                policy,
+                reject,
+                session_id,
+            } => (
                 ev::EventType::PolicyDeny,
                 ev::Event::PolicyDeny(ev::PolicyDeny {
                     policy: policy.unwrap_or(self.default_policy),
                     reject,
+                    session_id,
                 }),
             ),
             Event::ScreenDrop {
@@ -171,13 +175,7 @@ impl WorkerEvents {
                 ev::Event::SessionClose(ev::SessionClose {
                     session_id: c.session_id,
                     policy: c.policy,
-                    reason: match c.reason {
-                        SessionCloseReason::TcpFin => ev::CloseReason::TcpFin,
-                        SessionCloseReason::TcpRst => ev::CloseReason::TcpRst,
-                        SessionCloseReason::IdleTimeout => ev::CloseReason::IdleTimeout,
-                        SessionCloseReason::Shutdown => ev::CloseReason::Shutdown,
-                        SessionCloseReason::PolicyReload => ev::CloseReason::PolicyReload,
-                    },
+                    reason: c.reason,
                     packets_client: c.packets_client,
                     bytes_client: c.bytes_client,
                     packets_server: c.packets_server,

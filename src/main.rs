@@ -67,9 +67,15 @@ enum Command {
         /// Comma-separated event types to keep (default: all).
         #[arg(long)]
         types: Option<String>,
-        /// Forward as RFC 5424 syslog to udp://HOST:PORT or tcp://HOST:PORT.
+        /// Forward as syslog to udp://HOST:PORT or tcp://HOST:PORT.
         #[arg(long)]
         syslog: Option<rampart_events::syslog::SyslogTarget>,
+        /// Syslog framing: rfc5424 (structured data with --format junos-sd,
+        /// the default, or the Junos text with --format junos) or bsd (RFC
+        /// 3164 `RT_FLOW: RT_FLOW_SESSION_...: ...`, as parsers written for
+        /// older SRX logs expect).
+        #[arg(long, default_value = "rfc5424", requires = "syslog")]
+        syslog_framing: rampart_events::syslog::Framing,
         /// Exit when the dataplane closes the stream instead of waiting for it.
         #[arg(long)]
         once: bool,
@@ -121,6 +127,7 @@ fn main() -> ExitCode {
             format,
             types,
             syslog,
+            syslog_framing,
             once,
         } => (|| {
             let types = types.as_deref().map(consumer::parse_types).transpose()?;
@@ -128,6 +135,7 @@ fn main() -> ExitCode {
                 format,
                 types,
                 syslog,
+                syslog_framing,
                 once,
                 stop: None,
                 prefix: "",
@@ -226,6 +234,7 @@ fn run(
                 format: rampart_events::Format::Junos,
                 types: None,
                 syslog: None,
+                syslog_framing: Default::default(),
                 once: true,
                 stop: None,
                 prefix: "event: ",

@@ -46,12 +46,15 @@ module(load="imtcp")
 input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="rampart")
 input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="rampart")
 template(name="raw" type="string" string="%rawmsg%\n")
+template(name="parsed" type="string" string="%syslogfacility%|%syslogseverity%|%hostname%|%programname%|%syslogtag%|%msgid%|%msg%\n")
 ruleset(name="rampart") {{
   action(type="omfile" file="{out}" template="raw" flushOnTXEnd="on" asyncWriting="off")
+  action(type="omfile" file="{parsed}" template="parsed" flushOnTXEnd="on" asyncWriting="off")
 }}
 "#,
             work = work.display(),
             out = dir.path("syslog.out").display(),
+            parsed = dir.path("parsed.out").display(),
         ),
     );
     let child = Command::new(rsyslogd)
@@ -118,7 +121,25 @@ log = true
     )
 }
 
-fn forward_through(scheme: &str) {
+/// What rsyslog parsed of each deny: facility, severity, host name,
+/// program, tag, MSGID, message (waits up to 10 s for `want` of them).
+fn parsed_denies(dir: &TempDir, want: usize) -> Vec<Vec<String>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let parsed: Vec<Vec<String>> = std::fs::read_to_string(dir.path("parsed.out"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("RT_FLOW_SESSION_DENY") || l.contains("session denied"))
+            .map(|l| l.splitn(7, '|').map(String::from).collect())
+            .collect();
+        if parsed.len() >= want || Instant::now() > deadline {
+            return parsed;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn forward_through(scheme: &str, framing: &str) {
     let dir = TempDir::new();
     let (udp_port, tcp_port) = (free_port(), free_port());
     let Some(_rsyslog) = start_rsyslog(&dir, udp_port, tcp_port) else {
@@ -138,7 +159,7 @@ fn forward_through(scheme: &str) {
         .collect();
     let input = dir.path("in.pcap");
     write_pcap(&input, &frames);
-    let cfg = config(&dir, &format!("syslog-{scheme}"), &input);
+    let cfg = config(&dir, &format!("syslog-{scheme}-{framing}"), &input);
     let port = if scheme == "udp" { udp_port } else { tcp_port };
     let consumer = rampart()
         .args([
@@ -147,6 +168,8 @@ fn forward_through(scheme: &str) {
             dir.path("events.sock").to_str().unwrap(),
             "--syslog",
             &format!("{scheme}://127.0.0.1:{port}"),
+            "--syslog-framing",
+            framing,
             "--once",
         ])
         .stderr(Stdio::piped())
@@ -186,6 +209,42 @@ fn forward_through(scheme: &str) {
         "rsyslog filed every deny:\n{}",
         lines.join("\n")
     );
+    let parsed = parsed_denies(&dir, frames.len());
+    assert_eq!(parsed.len(), frames.len(), "{parsed:?}");
+    let host = rampart_events::syslog::local_hostname();
+    for p in &parsed {
+        // user.info, the host, program RT_FLOW, as for a real SRX's lines.
+        assert_eq!(&p[..4], ["1", "6", host.as_str(), "RT_FLOW"], "{p:?}");
+    }
+    if framing != "bsd" {
+        for p in &parsed {
+            assert_eq!(
+                (p[4].as_str(), p[5].as_str()),
+                ("RT_FLOW", "RT_FLOW_SESSION_DENY"),
+                "{p:?}"
+            );
+        }
+    }
+    if framing == "bsd" {
+        // `<14>Mmm dd hh:mm:ss HOST RT_FLOW: RT_FLOW_SESSION_DENY: ...`
+        for (l, p) in lines.iter().zip(&parsed) {
+            assert!(l.starts_with("<14>"), "{l}");
+            assert!(
+                l.contains(&format!(
+                    " {host} RT_FLOW: RT_FLOW_SESSION_DENY: session denied 192.0.2."
+                )),
+                "{l}"
+            );
+            assert_eq!(p[4], "RT_FLOW:", "{p:?}");
+            let msg = p[6].trim_start();
+            assert!(
+                msg.starts_with("RT_FLOW_SESSION_DENY: session denied 192.0.2.")
+                    && msg.contains("/40000->10.1.0.10/23 0x0 junos-telnet 6(0) deny-telnet untrust trust UNKNOWN UNKNOWN N/A(N/A) ge-0/0/0.0 UNKNOWN policy deny"),
+                "{msg}"
+            );
+        }
+        return;
+    }
     let rfc5424 = regex_lite(&lines[0]);
     assert!(rfc5424, "RFC 5424 with Junos structured data: {}", lines[0]);
     assert!(lines.iter().any(
@@ -222,10 +281,17 @@ fn regex_lite(line: &str) -> bool {
 
 #[test]
 fn rsyslog_files_udp_forwarded_events() {
-    forward_through("udp");
+    forward_through("udp", "rfc5424");
+}
+
+/// The BSD framing (RFC 3164 with the Junos tag) as parsers written for
+/// older SRX logs read it, through a real rsyslog.
+#[test]
+fn rsyslog_reads_bsd_framed_junos_lines() {
+    forward_through("udp", "bsd");
 }
 
 #[test]
 fn rsyslog_files_tcp_octet_counted_events() {
-    forward_through("tcp");
+    forward_through("tcp", "rfc5424");
 }

@@ -43,6 +43,7 @@ fn bench_encode(n: u64) {
             Event::PolicyDeny(PolicyDeny {
                 policy: 1,
                 reject: false,
+                session_id: 7087,
             }),
             &snippet,
         ),
@@ -116,6 +117,7 @@ fn bench_hub(n: u64, decode_in_consumer: bool) {
         &Event::PolicyDeny(PolicyDeny {
             policy: 1,
             reject: false,
+            session_id: 7087,
         }),
         &snippet,
         &mut slot,

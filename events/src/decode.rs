@@ -244,6 +244,7 @@ fn decode_verified(
                 Event::PolicyDeny(PolicyDeny {
                     policy: t.policy(),
                     reject,
+                    session_id: t.session_id(),
                 }),
                 t.snippet(),
             )

@@ -19,7 +19,7 @@ pub const SLOT_CAPACITY: usize = SLOT_SIZE - 4;
 /// Largest packet snippet that fits in a slot with every event type; the
 /// encoder clamps longer snippets to it. (Checked by a test for every type
 /// and every snippet length up to it.)
-pub const MAX_SNIPPET: usize = 360;
+pub const MAX_SNIPPET: usize = 352;
 
 /// One ring element: an encoded, size-prefixed `Record` (exactly the bytes
 /// that go on the event socket) plus its event type for the drain counters.
@@ -289,6 +289,7 @@ impl Encoder {
                     &m,
                     T::VT_META,
                     &[
+                        scalar(T::VT_SESSION_ID, 8, e.session_id),
                         scalar(T::VT_POLICY, 4, e.policy.into()),
                         scalar(T::VT_ACTION, 1, action.0.into()),
                     ],

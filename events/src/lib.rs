@@ -20,6 +20,7 @@ pub mod counters;
 pub mod decode;
 pub mod encode;
 pub mod hub;
+pub mod junos;
 pub mod render;
 pub mod request;
 pub mod sockfile;

@@ -11,9 +11,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::decode::{NameCache, PacketEvent, Record};
-use crate::types::{
-    Event, EventType, FilterAction, Names, PacketMeta, ScreenOption, NO_ID16, NO_ID32,
-};
+use crate::types::{Event, EventType, FilterAction, Names, NO_ID16, NO_ID32};
 
 /// Output format of `rampart events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +69,7 @@ pub fn render(format: Format, rec: &Record<'_>, names: &NameCache, out: &mut Str
 // ---------------------------------------------------------------- time
 
 /// Days since 1970-01-01 to (year, month, day) (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -357,6 +355,9 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             zones(out);
             json_key(out, "action");
             json_str(out, if d.reject { "reject" } else { "deny" });
+            if d.session_id != 0 {
+                let _ = write!(out, ",\"session_id\":{}", d.session_id);
+            }
         }
         Event::ScreenDrop(s) => {
             json_key(out, "screen");
@@ -425,292 +426,14 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
 
 // ---------------------------------------------------------------- junos
 
-/// Predefined Junos application name for a flow, or `None`.
-pub fn junos_service(m: &PacketMeta) -> &'static str {
-    match (m.protocol, m.dst_port) {
-        (6, 21) => "junos-ftp",
-        (6, 22) => "junos-ssh",
-        (6, 23) => "junos-telnet",
-        (6, 25) => "junos-smtp",
-        (6, 53) => "junos-dns-tcp",
-        (17, 53) => "junos-dns-udp",
-        (6, 80) => "junos-http",
-        (17, 123) => "junos-ntp",
-        (6, 443) => "junos-https",
-        (6, 445) => "junos-smb",
-        (17, 161) => "junos-snmp-get",
-        (1, _) if !m.ipv6 && m.icmp_type == 8 => "junos-icmp-ping",
-        (1, _) if !m.ipv6 => "icmp",
-        (58, _) if m.ipv6 => "junos-icmp6-all",
-        _ => "None",
-    }
-}
-
-/// A name for Junos output: the name, or `#id`, or `N/A` for none; never
-/// empty and without spaces (so field positions stay fixed).
-pub(crate) fn junos_name(out: &mut String, name: Option<&str>, id: u64, none: u64) {
-    if id == none {
-        out.push_str("N/A");
-        return;
-    }
-    match name {
-        Some(n) if !n.is_empty() => {
-            for c in n.chars() {
-                out.push(if c.is_whitespace() { '_' } else { c });
-            }
-        }
-        _ => {
-            let _ = write!(out, "#{id}");
-        }
-    }
-}
-
-/// Junos logical interface name: `ge-0/0/0` is shown as unit 0, `ge-0/0/0.0`.
-pub(crate) fn junos_interface(out: &mut String, names: &Names, id: u16) {
-    let start = out.len();
-    junos_name(out, names.interface(id), id.into(), NO_ID16.into());
-    let name = &out[start..];
-    if names.interface(id).is_some() && !name.contains('.') {
-        out.push_str(".0");
-    }
-}
-
-/// `addr/port->addr/port` as Junos prints it.
-fn flow_tuple(out: &mut String, m: &PacketMeta) {
-    let _ = write!(
-        out,
-        "{}/{}->{}/{}",
-        m.src_ip(),
-        m.src_port,
-        m.dst_ip(),
-        m.dst_port
-    );
-}
-
-/// The Junos message tag (`RT_FLOW_SESSION_DENY`...) and APP-NAME of an event.
-pub fn junos_tag(e: &PacketEvent<'_>) -> (&'static str, &'static str) {
-    use crate::types::ScreenClass;
-    let m = &e.meta;
-    match &e.event {
-        Event::PolicyDeny(_) => ("RT_FLOW", "RT_FLOW_SESSION_DENY"),
-        Event::SessionOpen(_) => ("RT_FLOW", "RT_FLOW_SESSION_CREATE"),
-        Event::SessionClose(_) => ("RT_FLOW", "RT_FLOW_SESSION_CLOSE"),
-        Event::ScreenDrop(s) => {
-            let tag = match crate::types::junos_screen(s.option).1 {
-                ScreenClass::Tcp => "RT_SCREEN_TCP",
-                ScreenClass::Udp => "RT_SCREEN_UDP",
-                ScreenClass::Icmp => "RT_SCREEN_ICMP",
-                ScreenClass::Ip => "RT_SCREEN_IP",
-                ScreenClass::SessionLimit => "RT_SCREEN_SESSION_LIMIT",
-                ScreenClass::ByProtocol => match m.protocol {
-                    6 => "RT_SCREEN_TCP",
-                    17 => "RT_SCREEN_UDP",
-                    1 | 58 => "RT_SCREEN_ICMP",
-                    _ => "RT_SCREEN_IP",
-                },
-            };
-            ("RT_IDS", tag)
-        }
-        Event::FilterLog(_) => (
-            "PFE",
-            if !m.ipv6 {
-                "PFE_FW_SYSLOG_IP"
-            } else if m.protocol == 6 || m.protocol == 17 {
-                "PFE_FW_SYSLOG_IP6_TCP_UDP"
-            } else if m.protocol == 58 {
-                "PFE_FW_SYSLOG_IP6_ICMP"
-            } else {
-                "PFE_FW_SYSLOG_IP6_GEN"
-            },
-        ),
-    }
-}
-
-/// The RT_SCREEN attack name, specialised by protocol for scans and sweeps.
-pub fn junos_attack_name(option: ScreenOption, m: &PacketMeta) -> &'static str {
-    match (option, m.protocol) {
-        (ScreenOption::PortScan, 17) => "UDP port scan!",
-        (ScreenOption::IpSweep, 6) => "TCP sweep!",
-        (ScreenOption::IpSweep, 17) => "UDP sweep!",
-        (ScreenOption::IpSweep, 1 | 58) => "ICMP address sweep!",
-        _ => crate::types::junos_screen(option).0,
-    }
-}
-
-/// Lower-case protocol name as Junos firewall logs print it.
-pub fn protocol_name(p: u8) -> Option<&'static str> {
-    Some(match p {
-        1 => "icmp",
-        2 => "igmp",
-        6 => "tcp",
-        17 => "udp",
-        47 => "gre",
-        50 => "esp",
-        51 => "ah",
-        58 => "icmp6",
-        132 => "sctp",
-        _ => return None,
-    })
-}
-
-/// Appends the Junos standard text of a packet event (`TAG: message`).
-pub fn write_junos_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
-    let m = &e.meta;
-    let (_, tag) = junos_tag(e);
-    out.push_str(tag);
-    out.push_str(": ");
-    let zone =
-        |out: &mut String, id: u16| junos_name(out, names.zone(id), id.into(), NO_ID16.into());
-    let policy =
-        |out: &mut String, id: u32| junos_name(out, names.policy(id), id.into(), NO_ID32.into());
-    match &e.event {
-        Event::PolicyDeny(d) => {
-            // session denied S/sp->D/dp connection-tag service protocol(icmp-type)
-            // policy from-zone to-zone application nested-application
-            // username(roles) packet-incoming-interface encrypted reason
-            out.push_str("session denied ");
-            flow_tuple(out, m);
-            let _ = write!(
-                out,
-                " 0x0 {} {}({}) ",
-                junos_service(m),
-                m.protocol,
-                m.icmp_type
-            );
-            policy(out, d.policy);
-            out.push(' ');
-            zone(out, m.from_zone);
-            out.push(' ');
-            zone(out, m.to_zone);
-            out.push_str(" UNKNOWN UNKNOWN N/A(N/A) ");
-            junos_interface(out, names, m.ingress);
-            out.push_str(if d.reject {
-                " UNKNOWN policy reject"
-            } else {
-                " UNKNOWN policy deny"
-            });
-        }
-        Event::SessionOpen(s) => {
-            // session created S/sp->D/dp connection-tag service
-            // nat-S/nsp->nat-D/ndp nat-connection-tag src-nat-rule-type
-            // src-nat-rule-name dst-nat-rule-type dst-nat-rule-name protocol
-            // policy from-zone to-zone session-id username(roles) interface
-            // application nested-application encrypted
-            out.push_str("session created ");
-            flow_tuple(out, m);
-            let _ = write!(out, " 0x0 {} ", junos_service(m));
-            flow_tuple(out, m);
-            let _ = write!(out, " 0x0 N/A N/A N/A N/A {} ", m.protocol);
-            policy(out, s.policy);
-            out.push(' ');
-            zone(out, m.from_zone);
-            out.push(' ');
-            zone(out, m.to_zone);
-            let _ = write!(out, " {} N/A(N/A) ", s.session_id);
-            junos_interface(out, names, m.ingress);
-            out.push_str(" UNKNOWN UNKNOWN UNKNOWN");
-        }
-        Event::SessionClose(s) => {
-            // session closed reason: S/sp->D/dp ... session-id
-            // packets-from-client(bytes-from-client)
-            // packets-from-server(bytes-from-server) elapsed-time application
-            // nested-application username(roles) interface encrypted
-            let _ = write!(out, "session closed {}: ", s.reason.junos_text());
-            flow_tuple(out, m);
-            let _ = write!(out, " 0x0 {} ", junos_service(m));
-            flow_tuple(out, m);
-            let _ = write!(out, " 0x0 N/A N/A N/A N/A {} ", m.protocol);
-            policy(out, s.policy);
-            out.push(' ');
-            zone(out, m.from_zone);
-            out.push(' ');
-            zone(out, m.to_zone);
-            let _ = write!(
-                out,
-                " {} {}({}) {}({}) {} UNKNOWN UNKNOWN N/A(N/A) ",
-                s.session_id,
-                s.packets_client,
-                s.bytes_client,
-                s.packets_server,
-                s.bytes_server,
-                s.elapsed_ns / 1_000_000_000
-            );
-            junos_interface(out, names, m.ingress);
-            out.push_str(" UNKNOWN");
-        }
-        Event::ScreenDrop(s) => {
-            // attack-name source: S[:sp], destination: D[:dp], [protocol-id: P, ]
-            // zone name: Z, interface name: I, action: A
-            out.push_str(junos_attack_name(s.option, m));
-            let with_ports = matches!(tag, "RT_SCREEN_TCP" | "RT_SCREEN_UDP");
-            if with_ports {
-                let _ = write!(
-                    out,
-                    " source: {}:{}, destination: {}:{}, ",
-                    m.src_ip(),
-                    m.src_port,
-                    m.dst_ip(),
-                    m.dst_port
-                );
-            } else {
-                let _ = write!(
-                    out,
-                    " source: {}, destination: {}, ",
-                    m.src_ip(),
-                    m.dst_ip()
-                );
-            }
-            if tag == "RT_SCREEN_IP" {
-                let _ = write!(out, "protocol-id: {}, ", m.protocol);
-            }
-            out.push_str("zone name: ");
-            zone(out, m.from_zone);
-            out.push_str(", interface name: ");
-            junos_interface(out, names, m.ingress);
-            out.push_str(if s.alarm_only {
-                ", action: alarm-without-drop"
-            } else {
-                ", action: drop"
-            });
-        }
-        Event::FilterLog(f) => {
-            // FW: interface action protocol source destination sport dport (n packets)
-            out.push_str("FW: ");
-            junos_interface(out, names, m.ingress);
-            let action = match f.action {
-                FilterAction::Accept => 'A',
-                FilterAction::Discard => 'D',
-                FilterAction::Reject => 'R',
-            };
-            let _ = write!(out, " {action} ");
-            match protocol_name(m.protocol) {
-                Some(p) => out.push_str(p),
-                None => {
-                    let _ = write!(out, "{}", m.protocol);
-                }
-            }
-            let (sp, dp) = if m.is_icmp() {
-                (u16::from(m.icmp_type), u16::from(m.icmp_code))
-            } else {
-                (m.src_port, m.dst_port)
-            };
-            let _ = write!(
-                out,
-                " {} {} {} {} (1 packets)",
-                m.src_ip(),
-                m.dst_ip(),
-                sp,
-                dp
-            );
-        }
-    }
-}
+use crate::junos::name as junos_name;
+pub use crate::junos::protocol_name;
 
 /// `junos` format: packet events only.
 pub fn write_junos(rec: &Record<'_>, cache: &NameCache, out: &mut String) -> bool {
     match rec {
         Record::Event(e) => {
-            write_junos_event(e, cache.names(e.names_generation()), out);
+            crate::junos::write_text(e, cache.names(e.names_generation()), out);
             true
         }
         _ => false,

@@ -8,15 +8,11 @@ use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::Duration;
 
-use crate::decode::{NameCache, PacketEvent, Record};
-use crate::render::{
-    junos_attack_name, junos_interface, junos_name, junos_service, junos_tag, write_json,
-    write_junos_event, write_rfc3339, Format,
-};
-use crate::types::{Event, FilterAction, Names, NO_ID16, NO_ID32};
-
-/// The SD-ID of Junos security log structured data.
-pub const JUNOS_SD_ID: &str = "junos@2636.1.1.1.2.129";
+use crate::decode::{NameCache, Record};
+use crate::junos;
+pub use crate::junos::JUNOS_SD_ID;
+use crate::render::{write_json, write_rfc3339, Format};
+use crate::types::Event;
 
 /// Syslog severities (RFC 5424 table 2) used here.
 pub mod severity {
@@ -55,17 +51,17 @@ pub fn local_hostname() -> String {
 
 /// Per-type severity, as a real SRX sends them so that SIEM dashboards
 /// filtering on the level file Rampart's lines with the SRX's: every
-/// RT_FLOW message (session create, close and deny) informational,
-/// RT_SCREEN error; filter discards warnings, accepted filter logs
-/// notices; loss records warnings, other control records informational.
+/// RT_FLOW message (session create, close and deny) and firewall filter
+/// log informational, RT_SCREEN error; loss records warnings, other
+/// control records informational.
 pub fn severity_of(rec: &Record<'_>) -> u8 {
     match rec {
         Record::Event(e) => match &e.event {
-            Event::PolicyDeny(_) => severity::INFO,
             Event::ScreenDrop(_) => severity::ERROR,
-            Event::FilterLog(f) if f.action != FilterAction::Accept => severity::WARNING,
-            Event::FilterLog(_) => severity::NOTICE,
-            Event::SessionOpen(_) | Event::SessionClose(_) => severity::INFO,
+            Event::PolicyDeny(_)
+            | Event::FilterLog(_)
+            | Event::SessionOpen(_)
+            | Event::SessionClose(_) => severity::INFO,
         },
         Record::Loss(_) => severity::WARNING,
         _ => severity::INFO,
@@ -93,28 +89,6 @@ pub fn write_header(
     let _ = write!(out, " {host} {app} - {msgid} ");
 }
 
-/// Appends ` name="value"` with RFC 5424 PARAM-VALUE escaping.
-fn param(out: &mut String, name: &str, value: &str) {
-    let _ = write!(out, " {name}=\"");
-    for c in value.chars() {
-        if matches!(c, '"' | '\\' | ']') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-}
-
-fn param_fmt(out: &mut String, name: &str, value: impl std::fmt::Display) {
-    let _ = write!(out, " {name}=\"{value}\"");
-}
-
-fn named(f: impl FnOnce(&mut String)) -> String {
-    let mut s = String::new();
-    f(&mut s);
-    s
-}
-
 fn timestamp_of(rec: &Record<'_>) -> u64 {
     match rec {
         Record::Event(e) => e.meta.ts_ns,
@@ -125,153 +99,10 @@ fn timestamp_of(rec: &Record<'_>) -> u64 {
     }
 }
 
-/// Appends the Junos structured data element of a packet event.
-pub fn write_junos_sd_params(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
-    let m = &e.meta;
-    let zone = |id: u16| named(|s| junos_name(s, names.zone(id), id.into(), NO_ID16.into()));
-    let policy = |id: u32| named(|s| junos_name(s, names.policy(id), id.into(), NO_ID32.into()));
-    let iface = |id: u16| named(|s| junos_interface(s, names, id));
-    out.push('[');
-    out.push_str(JUNOS_SD_ID);
-    let flow = |out: &mut String| {
-        param_fmt(out, "source-address", m.src_ip());
-        param_fmt(out, "source-port", m.src_port);
-        param_fmt(out, "destination-address", m.dst_ip());
-        param_fmt(out, "destination-port", m.dst_port);
-        param(out, "connection-tag", "0");
-        param(out, "service-name", junos_service(m));
-    };
-    let nat = |out: &mut String| {
-        param_fmt(out, "nat-source-address", m.src_ip());
-        param_fmt(out, "nat-source-port", m.src_port);
-        param_fmt(out, "nat-destination-address", m.dst_ip());
-        param_fmt(out, "nat-destination-port", m.dst_port);
-        param(out, "nat-connection-tag", "0");
-        param(out, "src-nat-rule-type", "N/A");
-        param(out, "src-nat-rule-name", "N/A");
-        param(out, "dst-nat-rule-type", "N/A");
-        param(out, "dst-nat-rule-name", "N/A");
-        param_fmt(out, "protocol-id", m.protocol);
-    };
-    match &e.event {
-        Event::PolicyDeny(d) => {
-            flow(out);
-            param_fmt(out, "protocol-id", m.protocol);
-            param_fmt(out, "icmp-type", m.icmp_type);
-            param(out, "policy-name", &policy(d.policy));
-            param(out, "source-zone-name", &zone(m.from_zone));
-            param(out, "destination-zone-name", &zone(m.to_zone));
-            param(out, "application", "UNKNOWN");
-            param(out, "nested-application", "UNKNOWN");
-            param(out, "username", "N/A");
-            param(out, "roles", "N/A");
-            param(out, "packet-incoming-interface", &iface(m.ingress));
-            param(out, "encrypted", "UNKNOWN");
-            param(
-                out,
-                "reason",
-                if d.reject {
-                    "policy reject"
-                } else {
-                    "policy deny"
-                },
-            );
-            param(out, "session-id-32", "0");
-        }
-        Event::SessionOpen(s) => {
-            flow(out);
-            nat(out);
-            param(out, "policy-name", &policy(s.policy));
-            param(out, "source-zone-name", &zone(m.from_zone));
-            param(out, "destination-zone-name", &zone(m.to_zone));
-            param_fmt(out, "session-id-32", s.session_id);
-            param(out, "username", "N/A");
-            param(out, "roles", "N/A");
-            param(out, "packet-incoming-interface", &iface(m.ingress));
-            param(out, "application", "UNKNOWN");
-            param(out, "nested-application", "UNKNOWN");
-            param(out, "encrypted", "UNKNOWN");
-        }
-        Event::SessionClose(s) => {
-            param(out, "reason", s.reason.junos_text());
-            flow(out);
-            nat(out);
-            param(out, "policy-name", &policy(s.policy));
-            param(out, "source-zone-name", &zone(m.from_zone));
-            param(out, "destination-zone-name", &zone(m.to_zone));
-            param_fmt(out, "session-id-32", s.session_id);
-            param_fmt(out, "packets-from-client", s.packets_client);
-            param_fmt(out, "bytes-from-client", s.bytes_client);
-            param_fmt(out, "packets-from-server", s.packets_server);
-            param_fmt(out, "bytes-from-server", s.bytes_server);
-            param_fmt(out, "elapsed-time", s.elapsed_ns / 1_000_000_000);
-            param(out, "application", "UNKNOWN");
-            param(out, "nested-application", "UNKNOWN");
-            param(out, "username", "N/A");
-            param(out, "roles", "N/A");
-            param(out, "packet-incoming-interface", &iface(m.ingress));
-            param(out, "encrypted", "UNKNOWN");
-        }
-        Event::ScreenDrop(s) => {
-            let (_, tag) = junos_tag(e);
-            param(out, "attack-name", junos_attack_name(s.option, m));
-            param_fmt(out, "source-address", m.src_ip());
-            if matches!(tag, "RT_SCREEN_TCP" | "RT_SCREEN_UDP") {
-                param_fmt(out, "source-port", m.src_port);
-            }
-            param_fmt(out, "destination-address", m.dst_ip());
-            if matches!(tag, "RT_SCREEN_TCP" | "RT_SCREEN_UDP") {
-                param_fmt(out, "destination-port", m.dst_port);
-            }
-            if tag == "RT_SCREEN_IP" {
-                param_fmt(out, "protocol-id", m.protocol);
-            }
-            param(out, "source-zone-name", &zone(m.from_zone));
-            param(out, "interface-name", &iface(m.ingress));
-            param(
-                out,
-                "action",
-                if s.alarm_only {
-                    "alarm-without-drop"
-                } else {
-                    "drop"
-                },
-            );
-        }
-        Event::FilterLog(f) => {
-            // Rampart extension (Junos has no structured filter log).
-            param(
-                out,
-                "filter-name",
-                &named(|s| junos_name(s, names.filter(f.filter), f.filter.into(), NO_ID16.into())),
-            );
-            param(
-                out,
-                "term-name",
-                &named(|s| {
-                    junos_name(
-                        s,
-                        names.term(f.filter, f.term),
-                        f.term.into(),
-                        NO_ID16.into(),
-                    )
-                }),
-            );
-            param(out, "direction", f.direction.name());
-            param(out, "action", f.action.name());
-            param_fmt(out, "protocol-id", m.protocol);
-            param_fmt(out, "source-address", m.src_ip());
-            param_fmt(out, "source-port", m.src_port);
-            param_fmt(out, "destination-address", m.dst_ip());
-            param_fmt(out, "destination-port", m.dst_port);
-            param(out, "interface-name", &iface(m.ingress));
-        }
-    }
-    out.push(']');
-}
-
-/// `junos-sd` format: `<PRI>1 TS HOST RT_FLOW - RT_FLOW_SESSION_DENY [junos@... ...]`
-/// (Junos "structured-data brief": no free-text message). Packet events only.
+/// `junos-sd` format, as a real SRX sends with `structured-data brief`:
+/// `<PRI>1 TS HOST RT_FLOW - RT_FLOW_SESSION_DENY [junos@... ...]`. A
+/// firewall filter log has no structured data on an SRX either: it goes as
+/// `<PRI>1 TS HOST - - - - PFE_FW_SYSLOG_IP: FW: ...`. Packet events only.
 pub fn write_junos_sd(
     rec: &Record<'_>,
     cache: &NameCache,
@@ -279,32 +110,137 @@ pub fn write_junos_sd(
     out: &mut String,
 ) -> bool {
     let Record::Event(e) = rec else { return false };
-    let (app, msgid) = junos_tag(e);
-    write_header(out, opts, severity_of(rec), e.meta.ts_ns, app, msgid);
-    write_junos_sd_params(e, cache.names(e.names_generation()), out);
+    let names = cache.names(e.names_generation());
+    let msg = junos::message(e);
+    let severity = severity_of(rec);
+    match msg.app {
+        Some(app) if msg.structured => {
+            write_header(out, opts, severity, e.meta.ts_ns, app, msg.tag);
+            junos::write_structured(e, names, out);
+        }
+        _ => {
+            write_header(out, opts, severity, e.meta.ts_ns, "-", "-");
+            out.push_str("- ");
+            junos::write_text(e, names, out);
+        }
+    }
     true
 }
 
-/// One RFC 5424 syslog message for `rec` in `format`: `junos-sd` as is;
-/// `junos` with APP-NAME RT_FLOW/RT_IDS, MSGID the tag, no SD, MSG the text;
-/// `json` and `droplog` with APP-NAME `rampart`, MSGID the record type.
-pub fn write_syslog_message(
-    format: Format,
+/// The Junos plain text of an event as RFC 5424: APP-NAME and MSGID say
+/// what the tag says, so the message is the text alone (`session denied
+/// ...`), as an SRX writes its text after the structured data.
+fn write_junos_text_5424(
     rec: &Record<'_>,
     cache: &NameCache,
     opts: &SyslogOptions,
     out: &mut String,
 ) -> bool {
+    let Record::Event(e) = rec else { return false };
+    let names = cache.names(e.names_generation());
+    let msg = junos::message(e);
+    match msg.app {
+        Some(app) => {
+            write_header(out, opts, severity_of(rec), e.meta.ts_ns, app, msg.tag);
+            out.push_str("- ");
+            junos::write_body(e, names, &msg, out);
+        }
+        None => {
+            write_header(out, opts, severity_of(rec), e.meta.ts_ns, "-", "-");
+            out.push_str("- ");
+            junos::write_text(e, names, out);
+        }
+    }
+    true
+}
+
+/// The Junos plain text of an event as BSD syslog (RFC 3164), the framing
+/// parsers written for older SRX logs read: `<PRI>Mmm dd hh:mm:ss HOST
+/// RT_FLOW: RT_FLOW_SESSION_CREATE: session created ...`; a filter log
+/// `HOST PFE_FW_SYSLOG_IP: FW: ...`. The timestamp is UTC (RFC 3164 has no
+/// zone). Packet events only.
+pub fn write_bsd(
+    rec: &Record<'_>,
+    cache: &NameCache,
+    opts: &SyslogOptions,
+    out: &mut String,
+) -> bool {
+    let Record::Event(e) = rec else { return false };
+    let names = cache.names(e.names_generation());
+    let msg = junos::message(e);
+    let pri = u16::from(opts.facility.min(23)) * 8 + u16::from(severity_of(rec).min(7));
+    let _ = write!(out, "<{pri}>");
+    write_bsd_timestamp(out, e.meta.ts_ns);
+    let host = if opts.hostname.is_empty() {
+        "-"
+    } else {
+        opts.hostname.as_str()
+    };
+    let _ = write!(out, " {host} ");
+    if let Some(app) = msg.app {
+        out.push_str(app);
+        out.push_str(": ");
+    }
+    junos::write_text(e, names, out);
+    true
+}
+
+/// `Mmm dd hh:mm:ss` (RFC 3164 4.1.2: the day space-padded), UTC.
+fn write_bsd_timestamp(out: &mut String, ts_ns: u64) {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ts_ns / 1_000_000_000;
+    let (_, month, day) = crate::render::civil_from_days((secs / 86_400) as i64);
+    let t = secs % 86_400;
+    let _ = write!(
+        out,
+        "{} {day:>2} {:02}:{:02}:{:02}",
+        MONTHS[(month as usize - 1) % 12],
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    );
+}
+
+/// Syslog framing of `--syslog`: RFC 5424 (structured data or text) or BSD
+/// (RFC 3164 with the Junos tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    #[default]
+    Rfc5424,
+    Bsd,
+}
+
+impl std::str::FromStr for Framing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "rfc5424" => Ok(Framing::Rfc5424),
+            "bsd" | "rfc3164" => Ok(Framing::Bsd),
+            _ => Err(format!("{s:?}: framing must be rfc5424 or bsd")),
+        }
+    }
+}
+
+/// One syslog message for `rec` in `format` and `framing`. RFC 5424:
+/// `junos-sd` as is; `junos` with APP-NAME RT_FLOW/RT_IDS, MSGID the tag,
+/// no SD, MSG the text; `json` and `droplog` with APP-NAME `rampart`,
+/// MSGID the record type. BSD: the Junos text whatever the format.
+pub fn write_syslog_message(
+    format: Format,
+    framing: Framing,
+    rec: &Record<'_>,
+    cache: &NameCache,
+    opts: &SyslogOptions,
+    out: &mut String,
+) -> bool {
+    if framing == Framing::Bsd {
+        return write_bsd(rec, cache, opts, out);
+    }
     match format {
         Format::JunosSd => write_junos_sd(rec, cache, opts, out),
-        Format::Junos => {
-            let Record::Event(e) = rec else { return false };
-            let (app, msgid) = junos_tag(e);
-            write_header(out, opts, severity_of(rec), e.meta.ts_ns, app, msgid);
-            out.push_str("- ");
-            write_junos_event(e, cache.names(e.names_generation()), out);
-            true
-        }
+        Format::Junos => write_junos_text_5424(rec, cache, opts, out),
         Format::Json | Format::Droplog => {
             let mut body = String::new();
             let ok = if format == Format::Json {

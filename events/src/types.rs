@@ -8,7 +8,7 @@ pub const NO_ID16: u16 = u16::MAX;
 /// A u32 id meaning "none" (no policy).
 pub const NO_ID32: u32 = u32::MAX;
 
-pub use rampart_vocab::{EventType, ScreenOption};
+pub use rampart_vocab::{CloseReason, EventType, ScreenOption};
 
 /// Which RT_SCREEN message family an option belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,60 +109,6 @@ impl Direction {
     }
 }
 
-/// Why a session closed.
-#[repr(u8)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CloseReason {
-    TcpFin = 0,
-    TcpRst = 1,
-    IdleTimeout = 2,
-    Shutdown = 3,
-    PolicyReload = 4,
-}
-
-impl CloseReason {
-    pub const fn name(self) -> &'static str {
-        match self {
-            CloseReason::TcpFin => "tcp-fin",
-            CloseReason::TcpRst => "tcp-rst",
-            CloseReason::IdleTimeout => "idle-timeout",
-            CloseReason::Shutdown => "shutdown",
-            CloseReason::PolicyReload => "policy-reload",
-        }
-    }
-    pub fn from_name(name: &str) -> Option<Self> {
-        [
-            CloseReason::TcpFin,
-            CloseReason::TcpRst,
-            CloseReason::IdleTimeout,
-            CloseReason::Shutdown,
-            CloseReason::PolicyReload,
-        ]
-        .into_iter()
-        .find(|r| r.name() == name)
-    }
-    pub const fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            0 => Some(CloseReason::TcpFin),
-            1 => Some(CloseReason::TcpRst),
-            2 => Some(CloseReason::IdleTimeout),
-            3 => Some(CloseReason::Shutdown),
-            4 => Some(CloseReason::PolicyReload),
-            _ => None,
-        }
-    }
-    /// The reason text Junos prints in RT_FLOW_SESSION_CLOSE.
-    pub const fn junos_text(self) -> &'static str {
-        match self {
-            CloseReason::TcpFin => "TCP FIN",
-            CloseReason::TcpRst => "TCP RST",
-            CloseReason::IdleTimeout => "idle Timeout",
-            CloseReason::Shutdown => "CLI",
-            CloseReason::PolicyReload => "policy delete",
-        }
-    }
-}
-
 /// Fixed packet metadata of every packet event, filled by the worker.
 /// Addresses are 16 bytes; IPv4 is IPv4-mapped (`::ffff:a.b.c.d`, see
 /// [`ipv4_mapped`]) with `ipv6 == false`.
@@ -223,6 +169,9 @@ pub struct PolicyDeny {
     /// Policy id (index in the name table); the default policy has its own id.
     pub policy: u32,
     pub reject: bool,
+    /// The denied packet's own id (Junos `session-id-32`), unique like a
+    /// session's; 0 from older producers.
+    pub session_id: u64,
 }
 
 /// A screen option matched: dropped, or alarm only (`alarm-without-drop`).

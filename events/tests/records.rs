@@ -232,7 +232,11 @@ proptest! {
         meta.to_zone = (c >> 32) as u16;
         meta.protocol = (c >> 48) as u8;
         let ev = match kind {
-            0 => Event::PolicyDeny(PolicyDeny { policy: small, reject: flag }),
+            0 => Event::PolicyDeny(PolicyDeny {
+                policy: small,
+                reject: flag,
+                session_id: a,
+            }),
             1 => Event::ScreenDrop(ScreenDrop {
                 screen: small as u16,
                 option: ScreenOption::ALL[(a % ScreenOption::ALL.len() as u64) as usize],
@@ -301,7 +305,11 @@ proptest! {
     #[test]
     fn snippets_of_any_bytes_render(snippet in proptest::collection::vec(any::<u8>(), 0..200)) {
         let mut enc = Encoder::new();
-        let ev = Event::PolicyDeny(PolicyDeny { policy: 0, reject: true });
+        let ev = Event::PolicyDeny(PolicyDeny {
+            policy: 0,
+            reject: true,
+            session_id: 1,
+        });
         let bytes = enc.encode_bytes(1, &meta_v4(6, 1, 2), &ev, &snippet).to_vec();
         let (rec, _) = decode_size_prefixed(&bytes).unwrap();
         let mut s = String::new();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use rampart_events::syslog::{write_syslog_message, SyslogOptions, SyslogTarget};
+use rampart_events::syslog::{write_syslog_message, Framing, SyslogOptions, SyslogTarget};
 use rampart_events::*;
 use regex::Regex;
 
@@ -79,7 +79,7 @@ fn json_has_the_documented_keys() {
         "{\"type\":\"policy_deny\",\"ts\":\"2024-05-01T12:00:00.123456789Z\",\"worker\":1,\"seq\":77,\
          \"generation\":3,\"src_ip\":\"10.0.0.1\",\"dst_ip\":\"10.1.0.5\",\"src_port\":1234,\"dst_port\":80,\
          \"protocol\":6,\"interface\":\"ge-0/0/0\",\"egress_interface\":\"ge-0/0/1\",\"policy\":\"deny-all\",\
-         \"from_zone\":\"untrust\",\"to_zone\":\"trust\",\"action\":\"deny\"}"
+         \"from_zone\":\"untrust\",\"to_zone\":\"trust\",\"action\":\"deny\",\"session_id\":7087}"
     );
     let (m, e, _) = &all_events()[4];
     let s = line(Format::Json, &decoded(m, e, &[])).unwrap();
@@ -195,7 +195,7 @@ fn junos_deny_create_close_match_logstash_grok() {
     let create = line(Format::Junos, &decoded(&open_meta, &ev[3].1, &[])).unwrap();
     assert_eq!(
         create,
-        "RT_FLOW_SESSION_CREATE: session created 192.168.1.10/40000->10.1.0.5/443 0x0 junos-https 192.168.1.10/40000->10.1.0.5/443 0x0 N/A N/A N/A N/A 6 allow-web untrust trust 42 N/A(N/A) ge-0/0/0.0 UNKNOWN UNKNOWN UNKNOWN"
+        "RT_FLOW_SESSION_CREATE: session created 192.168.1.10/40000->10.1.0.5/443 0x0 junos-https 192.168.1.10/40000->10.1.0.5/443 0x0 N/A N/A N/A N/A 6 allow-web untrust trust 42 N/A(N/A) ge-0/0/0.0 UNKNOWN UNKNOWN UNKNOWN N/A N/A 1 N/A"
     );
     let c = matches(&grok(RT_FLOW2), &create);
     assert_eq!(cap(&c, "source_ip"), "192.168.1.10");
@@ -210,7 +210,7 @@ fn junos_deny_create_close_match_logstash_grok() {
     let close = line(Format::Junos, &decoded(&ev[4].0, &ev[4].1, &[])).unwrap();
     assert_eq!(
         close,
-        "RT_FLOW_SESSION_CLOSE: session closed TCP FIN: 10.0.0.1/1234->10.1.0.5/80 0x0 junos-http 10.0.0.1/1234->10.1.0.5/80 0x0 N/A N/A N/A N/A 6 allow-web untrust trust 42 5(420) 4(3000) 12 UNKNOWN UNKNOWN N/A(N/A) ge-0/0/0.0 UNKNOWN"
+        "RT_FLOW_SESSION_CLOSE: session closed TCP FIN: 10.0.0.1/1234->10.1.0.5/80 0x0 junos-http 10.0.0.1/1234->10.1.0.5/80 0x0 N/A N/A N/A N/A 6 allow-web untrust trust 42 5(420) 4(3000) 12 UNKNOWN UNKNOWN N/A(N/A) ge-0/0/0.0 UNKNOWN N/A N/A 1 N/A"
     );
     let c = matches(&grok(RT_FLOW1), &close);
     assert_eq!(cap(&c, "juniper_srx_reason"), "session closed TCP FIN");
@@ -260,7 +260,7 @@ fn junos_screen_and_filter_text() {
     let s = line(Format::Junos, &decoded(&ev[2].0, &ev[2].1, &[])).unwrap();
     assert_eq!(
         s,
-        "PFE_FW_SYSLOG_IP: FW: ge-0/0/0.0 D tcp 10.0.0.1 10.1.0.5 1234 23 (1 packets)"
+        "PFE_FW_SYSLOG_IP: FW: ge-0/0/0.0 D tcp 10.0.0.1 10.1.0.5 1234 23 (1 packets) "
     );
     // Non-event records have no junos text.
     let hello = ControlEncoder::new().hello(1, 0, "x").to_vec();
@@ -304,144 +304,22 @@ fn junos_sd_lines_are_rfc5424_with_junos_parameter_order() {
         facility: 1,
     };
     let ev = all_events();
-    let expect: [(&str, &str, u8, &[&str]); 5] = [
-        (
-            "RT_FLOW",
-            "RT_FLOW_SESSION_DENY",
-            14, // user.info, as a real SRX sends every RT_FLOW message
-            &[
-                "source-address",
-                "source-port",
-                "destination-address",
-                "destination-port",
-                "connection-tag",
-                "service-name",
-                "protocol-id",
-                "icmp-type",
-                "policy-name",
-                "source-zone-name",
-                "destination-zone-name",
-                "application",
-                "nested-application",
-                "username",
-                "roles",
-                "packet-incoming-interface",
-                "encrypted",
-                "reason",
-                "session-id-32",
-            ],
-        ),
-        (
-            "RT_IDS",
-            "RT_SCREEN_TCP",
-            11, // user.err, as a real SRX sends RT_SCREEN
-            &[
-                "attack-name",
-                "source-address",
-                "source-port",
-                "destination-address",
-                "destination-port",
-                "source-zone-name",
-                "interface-name",
-                "action",
-            ],
-        ),
-        (
-            "PFE",
-            "PFE_FW_SYSLOG_IP",
-            12,
-            &[
-                "filter-name",
-                "term-name",
-                "direction",
-                "action",
-                "protocol-id",
-                "source-address",
-                "source-port",
-                "destination-address",
-                "destination-port",
-                "interface-name",
-            ],
-        ),
-        (
-            "RT_FLOW",
-            "RT_FLOW_SESSION_CREATE",
-            14,
-            &[
-                "source-address",
-                "source-port",
-                "destination-address",
-                "destination-port",
-                "connection-tag",
-                "service-name",
-                "nat-source-address",
-                "nat-source-port",
-                "nat-destination-address",
-                "nat-destination-port",
-                "nat-connection-tag",
-                "src-nat-rule-type",
-                "src-nat-rule-name",
-                "dst-nat-rule-type",
-                "dst-nat-rule-name",
-                "protocol-id",
-                "policy-name",
-                "source-zone-name",
-                "destination-zone-name",
-                "session-id-32",
-                "username",
-                "roles",
-                "packet-incoming-interface",
-                "application",
-                "nested-application",
-                "encrypted",
-            ],
-        ),
-        (
-            "RT_FLOW",
-            "RT_FLOW_SESSION_CLOSE",
-            14,
-            &[
-                "reason",
-                "source-address",
-                "source-port",
-                "destination-address",
-                "destination-port",
-                "connection-tag",
-                "service-name",
-                "nat-source-address",
-                "nat-source-port",
-                "nat-destination-address",
-                "nat-destination-port",
-                "nat-connection-tag",
-                "src-nat-rule-type",
-                "src-nat-rule-name",
-                "dst-nat-rule-type",
-                "dst-nat-rule-name",
-                "protocol-id",
-                "policy-name",
-                "source-zone-name",
-                "destination-zone-name",
-                "session-id-32",
-                "packets-from-client",
-                "bytes-from-client",
-                "packets-from-server",
-                "bytes-from-server",
-                "elapsed-time",
-                "application",
-                "nested-application",
-                "username",
-                "roles",
-                "packet-incoming-interface",
-                "encrypted",
-            ],
-        ),
+    // Parameter names and order are checked against real SRX lines in
+    // tests/srx_fidelity.rs; here the syntax and the header of each kind.
+    let expect: [(&str, &str, u8); 5] = [
+        ("RT_FLOW", "RT_FLOW_SESSION_DENY", 14), // user.info, as every RT_FLOW
+        ("RT_IDS", "RT_SCREEN_TCP", 11),         // user.err
+        ("-", "-", 14),                          // a filter log: text, no SD
+        ("RT_FLOW", "RT_FLOW_SESSION_CREATE", 14),
+        ("RT_FLOW", "RT_FLOW_SESSION_CLOSE", 14),
     ];
-    for ((meta, e, snip), (app, msgid, pri, keys)) in ev.iter().zip(expect) {
+    for ((meta, e, snip), (app, msgid, pri)) in ev.iter().zip(expect) {
         let bytes = decoded(meta, e, snip);
         let rec = decode(&bytes).unwrap();
         let mut s = String::new();
         assert!(write_syslog_message(
             Format::JunosSd,
+            Framing::Rfc5424,
             &rec,
             &cache(),
             &opts,
@@ -455,6 +333,11 @@ fn junos_sd_lines_are_rfc5424_with_junos_parameter_order() {
         assert_eq!(&c["host"], "fw1");
         assert_eq!(&c["app"], app);
         assert_eq!(&c["msgid"], msgid);
+        if app == "-" {
+            assert_eq!(&c["sd"], "-", "{s}");
+            assert!(c["msg"].starts_with("PFE_FW_SYSLOG_IP: FW: "), "{s}");
+            continue;
+        }
         assert!(c.name("msg").is_none(), "{s}");
         assert!(c["sd"].starts_with("[junos@2636.1.1.1.2.129 "), "{s}");
         let el = elastic_srx()
@@ -462,17 +345,20 @@ fn junos_sd_lines_are_rfc5424_with_junos_parameter_order() {
             .unwrap_or_else(|| panic!("elastic: {s}"));
         assert_eq!(&el["prog"], app);
         assert_eq!(&el["tag"], msgid);
-        assert_eq!(
-            sd_keys(&el["structured"]),
-            keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
-            "{s}"
-        );
+        assert!(!sd_keys(&el["structured"]).is_empty(), "{s}");
     }
     // The deny carries the names and the Junos logical interface.
     let bytes = decoded(&ev[0].0, &ev[0].1, &[]);
     let rec = decode(&bytes).unwrap();
     let mut s = String::new();
-    write_syslog_message(Format::JunosSd, &rec, &cache(), &opts, &mut s);
+    write_syslog_message(
+        Format::JunosSd,
+        Framing::Rfc5424,
+        &rec,
+        &cache(),
+        &opts,
+        &mut s,
+    );
     assert!(
         s.contains(
             r#"policy-name="deny-all" source-zone-name="untrust" destination-zone-name="trust""#
@@ -496,7 +382,14 @@ fn syslog_wrapping_of_other_formats_and_escaping() {
         let bytes = decoded(&ev[0].0, &ev[0].1, &ev[0].2);
         let rec = decode(&bytes).unwrap();
         let mut s = String::new();
-        assert!(write_syslog_message(f, &rec, &cache(), &opts, &mut s));
+        assert!(write_syslog_message(
+            f,
+            Framing::Rfc5424,
+            &rec,
+            &cache(),
+            &opts,
+            &mut s
+        ));
         let c = rfc5424().captures(&s).unwrap_or_else(|| panic!("{s}"));
         assert_eq!(&c["pri"], "134"); // local0.info: a deny, RT_FLOW
         assert_eq!(&c["sd"], "-");
@@ -510,7 +403,14 @@ fn syslog_wrapping_of_other_formats_and_escaping() {
     let bytes = decoded(&ev[0].0, &ev[0].1, &[]);
     let rec = decode(&bytes).unwrap();
     let mut s = String::new();
-    write_syslog_message(Format::JunosSd, &rec, &cache, &opts, &mut s);
+    write_syslog_message(
+        Format::JunosSd,
+        Framing::Rfc5424,
+        &rec,
+        &cache,
+        &opts,
+        &mut s,
+    );
     assert!(rfc5424().is_match(&s), "{s}");
     assert!(s.contains(r#"policy-name="we\"ird\]\\name""#), "{s}");
 

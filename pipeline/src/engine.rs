@@ -198,6 +198,9 @@ pub enum Event {
     PolicyDeny {
         policy: Option<u32>,
         reject: bool,
+        /// The denied packet's own id, from the session id space (an
+        /// SRX gives each denied first packet one).
+        session_id: u64,
     },
     ScreenDrop {
         profile: u16,
@@ -974,7 +977,7 @@ impl Worker {
         self.enter(CostStage::Session);
         let mut hit = self.sessions.lookup(&key);
         if let Some(found) = hit {
-            if pkt.protocol == proto::TCP && is_initial_syn(&pkt) {
+            if starts_exchange(&pkt) {
                 hit = self.end_for_new_connection(rules, screens, found, now_ns, d);
             }
         }
@@ -989,7 +992,14 @@ impl Worker {
                 return self.drop(d, Stage::Session, Reason::TcpOutOfWindow, Verdict::Drop);
             }
             self.counters.tcp_rst_unconfirmed += u64::from(update.rst_unconfirmed);
-            if let Some(reason) = update.closed {
+            let mut closed = update.closed;
+            if closed.is_none() && dir == Direction::ServerToClient && is_echo_reply(&pkt) {
+                // The echo is answered: the exchange is over, as an SRX
+                // closes it ("response received"); a next request opens a
+                // new session through policy.
+                closed = self.sessions.end(handle, CloseReason::ResponseReceived);
+            }
+            if let Some(reason) = closed {
                 let s = self.sessions.get(handle);
                 // The entry lingers (closing timeout) so late segments still
                 // match it; aging removes it without a second close event.
@@ -1041,6 +1051,7 @@ impl Worker {
                     d.push(Event::PolicyDeny {
                         policy: policy_id,
                         reject,
+                        session_id: self.sessions.next_id(),
                     });
                 }
                 let (reason, verdict) = if reject {
@@ -1160,7 +1171,8 @@ impl Worker {
     /// FINs seen) starts a new connection, as Junos and netfilter treat it:
     /// the old session goes (its close reported if it was not yet) and the
     /// SYN goes through policy, which opens and logs a new one. Otherwise
-    /// the session stays and the SYN is one of its packets.
+    /// the session stays and the SYN is one of its packets. Likewise an
+    /// echo request on an answered echo's identifier.
     fn end_for_new_connection(
         &mut self,
         rules: &Ruleset,
@@ -1379,6 +1391,35 @@ fn tcp_segment(rules: &Ruleset, frame: &[u8], pkt: &ParsedPacket) -> Segment {
         }
     }
     pkt.tcp_flags.into()
+}
+
+/// A packet that starts a new exchange on its 5-tuple: a TCP SYN, an ICMP
+/// or ICMPv6 echo request.
+fn starts_exchange(pkt: &ParsedPacket) -> bool {
+    match (pkt.protocol, pkt.version) {
+        (proto::TCP, _) => is_initial_syn(pkt),
+        (proto::ICMP, wire::IpVersion::V4) => {
+            pkt.has_l4 && pkt.icmp_type == wire::icmpv4::msg_type::ECHO_REQUEST
+        }
+        (proto::ICMPV6, wire::IpVersion::V6) => {
+            pkt.has_l4 && pkt.icmp_type == wire::icmpv6::msg_type::ECHO_REQUEST
+        }
+        _ => false,
+    }
+}
+
+/// An ICMP or ICMPv6 echo reply.
+fn is_echo_reply(pkt: &ParsedPacket) -> bool {
+    pkt.has_l4
+        && match (pkt.protocol, pkt.version) {
+            (proto::ICMP, wire::IpVersion::V4) => {
+                pkt.icmp_type == wire::icmpv4::msg_type::ECHO_REPLY
+            }
+            (proto::ICMPV6, wire::IpVersion::V6) => {
+                pkt.icmp_type == wire::icmpv6::msg_type::ECHO_REPLY
+            }
+            _ => false,
+        }
 }
 
 /// A TCP segment that may open a session: SYN without ACK.
@@ -2006,6 +2047,58 @@ log = true
         let gre = frag(c, s, 9, 40, raw(47), 24);
         let d = w.process(&rules, &screens, &gre, UNTRUST, 3 * S);
         assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::PolicyDeny));
+    }
+
+    #[test]
+    fn an_answered_echo_closes_as_response_received_and_the_next_opens_anew() {
+        let (rules, screens, mut w) = setup(
+            r#"[[policy]]
+name = "pings"
+from-zone = "untrust"
+to-zone = "trust"
+source-address = ["any"]
+destination-address = ["any"]
+application = ["junos-icmp-all", "junos-icmp6-all"]
+then = "permit"
+log = true
+"#,
+        );
+        for (c, s) in [
+            (v4(192, 0, 2, 1), v4(10, 1, 0, 10)),
+            (v6("2001:db8:ff::1"), v6("2001:db8:1::10")),
+        ] {
+            let request = ping(c, s, 77, 1);
+            let mut reply = ping(s, c, 77, 1);
+            // Echo reply: type 0 (IPv4) or 129 (IPv6), checksum not checked.
+            let at = match wire::parse(&reply) {
+                Ok(Parsed::Ip(p)) => usize::from(p.l4_offset),
+                _ => unreachable!(),
+            };
+            reply[at] = if c.is_ipv4() { 0 } else { 129 };
+            let d = w.process(&rules, &screens, &request, UNTRUST, S);
+            assert_eq!(names(&d), ["session_open"]);
+            let d = w.process(&rules, &screens, &reply, TRUST, S);
+            assert_eq!(
+                (d.reason, names(&d)),
+                (Reason::Session, vec!["session_close"])
+            );
+            match d.events().next() {
+                Some(Event::SessionClose(c)) => {
+                    assert_eq!(c.reason, CloseReason::ResponseReceived);
+                    assert_eq!((c.packets_client, c.packets_server), (1, 1));
+                }
+                other => panic!("{other:?}"),
+            }
+            // A duplicate reply rides the closed session quietly.
+            let d = w.process(&rules, &screens, &reply, TRUST, S);
+            assert_eq!((d.reason, names(&d)), (Reason::Session, vec![]));
+            // The next request on the same identifier: a new session.
+            let d = w.process(&rules, &screens, &ping(c, s, 77, 2), UNTRUST, S + 1);
+            assert_eq!(
+                (d.reason, names(&d)),
+                (Reason::PolicyPermit, vec!["session_open"])
+            );
+        }
     }
 
     #[test]

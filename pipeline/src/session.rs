@@ -66,34 +66,7 @@ impl Direction {
 }
 
 /// Why a session ended (names as events and Junos logs show them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CloseReason {
-    TcpFin,
-    TcpRst,
-    IdleTimeout,
-    Shutdown,
-    PolicyReload,
-}
-
-impl CloseReason {
-    pub const ALL: [CloseReason; 5] = [
-        CloseReason::TcpFin,
-        CloseReason::TcpRst,
-        CloseReason::IdleTimeout,
-        CloseReason::Shutdown,
-        CloseReason::PolicyReload,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            CloseReason::TcpFin => "tcp-fin",
-            CloseReason::TcpRst => "tcp-rst",
-            CloseReason::IdleTimeout => "idle-timeout",
-            CloseReason::Shutdown => "shutdown",
-            CloseReason::PolicyReload => "policy-reload",
-        }
-    }
-}
+pub use rampart_vocab::CloseReason;
 
 /// TCP connection state as a firewall sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -484,10 +457,9 @@ impl SessionTable {
             return Err(TableFull);
         };
         let (ck, low) = canonical(&key);
-        let id = ((self.worker as u64) << 48) | (self.next_id & ((1 << 48) - 1));
+        let id = self.next_id();
         self.sweep_oldest = self.sweep_oldest.min(meta.generation);
         self.oldest = self.oldest.min(meta.generation);
-        self.next_id += 1;
         self.slab[slot as usize] = Session {
             id,
             meta,
@@ -510,6 +482,16 @@ impl SessionTable {
         }
         self.index[i] = entry(h, slot);
         Ok(SessionHandle(slot))
+    }
+
+    /// A new id from this table's session id space: the worker in the top
+    /// 16 bits, a counter below (sessions, and denied packets that Junos
+    /// numbers the same way).
+    #[inline]
+    pub fn next_id(&mut self) -> u64 {
+        let id = ((self.worker as u64) << 48) | (self.next_id & ((1 << 48) - 1));
+        self.next_id += 1;
+        id
     }
 
     /// A copy of a session.
@@ -617,6 +599,18 @@ impl SessionTable {
             };
         }
         Update::default()
+    }
+
+    /// Ends a session that is still open for `reason` (reported once, by
+    /// the caller); the entry lingers like one a RST closed. `None` if it
+    /// had already ended.
+    pub fn end(&mut self, h: SessionHandle, reason: CloseReason) -> Option<CloseReason> {
+        let s = &mut self.slab[h.0 as usize];
+        if s.closed.is_some() {
+            return None;
+        }
+        s.closed = Some(reason);
+        Some(reason)
     }
 
     /// Removes a session (no report). Removing a vacant slot does nothing.

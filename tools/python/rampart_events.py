@@ -141,6 +141,8 @@ class Reader:
         out["policy_id"] = t.Policy()
         out["policy"] = self._name(gen, "policies", t.Policy(), NO32)
         out["action"] = "reject" if t.Action() == 1 else "deny"
+        if t.SessionId():
+            out["session_id"] = t.SessionId()
         self._snippet(t, out)
         return out
 

@@ -70,6 +70,36 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// Why a session ended, as events (`reason` in JSON) and `trace` name
+    /// it; the discriminant is the schema's `CloseReason`. `response-received`:
+    /// an ICMP or ICMPv6 echo was answered, the exchange is over.
+    pub enum CloseReason {
+        TcpFin = "tcp-fin",
+        TcpRst = "tcp-rst",
+        IdleTimeout = "idle-timeout",
+        Shutdown = "shutdown",
+        PolicyReload = "policy-reload",
+        ResponseReceived = "response-received",
+    }
+}
+
+impl CloseReason {
+    /// The reason text of RT_FLOW_SESSION_CLOSE. Rampart's own shutdown is
+    /// not Junos `CLI` (an operator clearing sessions): it says what
+    /// happened.
+    pub const fn junos_text(self) -> &'static str {
+        match self {
+            CloseReason::TcpFin => "TCP FIN",
+            CloseReason::TcpRst => "TCP RST",
+            CloseReason::IdleTimeout => "idle Timeout",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::PolicyReload => "policy delete",
+            CloseReason::ResponseReceived => "response received",
+        }
+    }
+}
+
+vocabulary! {
     /// Junos screen (`security screen ids-option`) options, in the order the
     /// stateless checks run. The name is the Junos option name used as the
     /// `[screen.NAME]` key, the `trace` reason and in events.

@@ -103,6 +103,7 @@ pub fn all_events() -> Vec<(PacketMeta, Event, Vec<u8>)> {
             Event::PolicyDeny(PolicyDeny {
                 policy: 1,
                 reject: false,
+                session_id: 7087,
             }),
             syn_frame(),
         ),
