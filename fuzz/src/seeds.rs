@@ -324,6 +324,7 @@ pub fn records() -> Vec<Vec<u8>> {
             Ev::PolicyDeny(PolicyDeny {
                 policy: 0,
                 reject: true,
+                session_id: 1 << 48 | 7,
             }),
         ),
         (
