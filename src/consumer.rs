@@ -44,6 +44,9 @@ pub fn parse_types(list: &str) -> anyhow::Result<HashSet<ev::EventType>> {
         .collect()
 }
 
+/// Bytes of output gathered before a write.
+const OUTPUT_BUFFER: usize = 256 << 10;
+
 pub fn run(socket: &Path, opts: Options) -> anyhow::Result<()> {
     let mut forwarder = match &opts.syslog {
         Some(target) => Some(
@@ -52,7 +55,10 @@ pub fn run(socket: &Path, opts: Options) -> anyhow::Result<()> {
         None => None,
     };
     let syslog_opts = syslog::SyslogOptions::default();
-    let stdout = std::io::stdout();
+    // Lines are buffered and written in large chunks, flushed whenever the
+    // stream has nothing more to give right now (so a quiet stream still
+    // shows each line at once) and at the end.
+    let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
     let mut line = String::new();
     // A closed stdout (`rampart events | head`) ends the command; the
     // error goes up to `main`, which exits quietly.
@@ -62,9 +68,20 @@ pub fn run(socket: &Path, opts: Options) -> anyhow::Result<()> {
         once: opts.once,
         stop: opts.stop.clone(),
     };
-    ev::consume(socket, &consume_opts, |event| {
-        let ConsumeEvent::Record(rec, names) = event else {
-            return ControlFlow::Continue(());
+    let result = ev::consume(socket, &consume_opts, |event| {
+        let (rec, names) = match event {
+            ConsumeEvent::Record(rec, names) => (rec, names),
+            ConsumeEvent::Idle | ConsumeEvent::Disconnected(_) => {
+                if let Some(Err(e)) = forwarder.as_mut().map(|f| f.flush()) {
+                    eprintln!("rampart events: syslog: {e}");
+                }
+                if let Err(e) = out.flush() {
+                    write_error = Some(e);
+                    return ControlFlow::Break(());
+                }
+                return ControlFlow::Continue(());
+            }
+            _ => return ControlFlow::Continue(()),
         };
         if let (Record::Event(e), Some(types)) = (rec, &opts.types) {
             if !types.contains(&e.event.event_type()) {
@@ -94,8 +111,11 @@ pub fn run(socket: &Path, opts: Options) -> anyhow::Result<()> {
             }
             None => {
                 if ev::render(opts.format, rec, names, &mut line) {
-                    let mut out = stdout.lock();
-                    if let Err(e) = writeln!(out, "{}{}", opts.prefix, line.trim_end()) {
+                    let written = out
+                        .write_all(opts.prefix.as_bytes())
+                        .and_then(|()| out.write_all(line.trim_end().as_bytes()))
+                        .and_then(|()| out.write_all(b"\n"));
+                    if let Err(e) = written {
                         write_error = Some(e);
                         return ControlFlow::Break(());
                     }
@@ -103,8 +123,11 @@ pub fn run(socket: &Path, opts: Options) -> anyhow::Result<()> {
             }
         }
         ControlFlow::Continue(())
-    })
-    .with_context(|| format!("reading {}", socket.display()))?;
+    });
+    if write_error.is_none() {
+        write_error = out.flush().err();
+    }
+    result.with_context(|| format!("reading {}", socket.display()))?;
     match write_error {
         Some(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
         None => Ok(()),

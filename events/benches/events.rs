@@ -1,7 +1,9 @@
 //! Benchmarks (they measure, they do not assert):
 //! 1. ns per event to encode one record and copy it into a ring slot;
 //! 2. events/s the hub delivers to one consumer reading a Unix socket in
-//!    another thread.
+//!    another thread;
+//! 3. lines/s each output format renders from a decoded deny record (what
+//!    `rampart events` does per record before writing).
 //!
 //! `cargo bench -p rampart-events --bench events` (optionally
 //! `-- --events N`).
@@ -188,6 +190,101 @@ fn bench_hub(n: u64, decode_in_consumer: bool) {
     );
 }
 
+fn bench_render(n: u64) {
+    use rampart_events::syslog::{write_syslog_message, Framing, SyslogOptions};
+    let mut names = NameCache::new();
+    names.insert(
+        1,
+        Names {
+            zones: vec![
+                ZoneName {
+                    name: "untrust".into(),
+                    screen: NO_ID16,
+                },
+                ZoneName {
+                    name: "trust".into(),
+                    screen: NO_ID16,
+                },
+            ],
+            interfaces: vec![InterfaceName {
+                name: "ge-0/0/0".into(),
+                zone: 0,
+            }],
+            policies: vec![PolicyName {
+                name: "deny-all".into(),
+                from_zone: 0,
+                to_zone: 1,
+            }],
+            filters: vec![],
+            screens: vec![],
+        },
+    );
+    let mut m = meta();
+    m.generation = 1;
+    let ev = Event::PolicyDeny(PolicyDeny {
+        policy: 0,
+        reject: false,
+        session_id: 7087,
+    });
+    let bytes = Encoder::new()
+        .encode_bytes(1, &m, &ev, &[0x5a; 64])
+        .to_vec();
+    let rec = decode(&bytes).unwrap();
+    let opts = SyslogOptions {
+        hostname: "fw1".into(),
+        facility: 1,
+    };
+    let mut line = String::with_capacity(1024);
+    type Render<'a> = Box<dyn Fn(&mut String) + 'a>;
+    let cases: [(&str, Render); 5] = [
+        (
+            "json",
+            Box::new(|l| {
+                render(Format::Json, &rec, &names, l);
+            }),
+        ),
+        (
+            "junos",
+            Box::new(|l| {
+                render(Format::Junos, &rec, &names, l);
+            }),
+        ),
+        (
+            "junos-sd (RFC 5424)",
+            Box::new(|l| {
+                render(Format::JunosSd, &rec, &names, l);
+            }),
+        ),
+        (
+            "junos BSD syslog",
+            Box::new(|l| {
+                write_syslog_message(Format::Junos, Framing::Bsd, &rec, &names, &opts, l);
+            }),
+        ),
+        (
+            "droplog",
+            Box::new(|l| {
+                render(Format::Droplog, &rec, &names, l);
+            }),
+        ),
+    ];
+    for (name, f) in cases {
+        let t0 = Instant::now();
+        let mut bytes = 0usize;
+        for _ in 0..n {
+            line.clear();
+            f(&mut line);
+            bytes += line.len();
+        }
+        let dt = t0.elapsed();
+        println!(
+            "render policy_deny    {name:22} {:6.2} M lines/s  ({} B/line)",
+            n as f64 / dt.as_secs_f64() / 1e6,
+            bytes / n as usize
+        );
+    }
+}
+
 fn main() {
     let mut n = 5_000_000u64;
     let args: Vec<String> = std::env::args().collect();
@@ -198,6 +295,7 @@ fn main() {
         n = 10_000; // `cargo test --benches`: smoke run
     }
     bench_encode(n);
+    bench_render(n.min(2_000_000));
     bench_hub(n, false);
     bench_hub(n, true);
 }

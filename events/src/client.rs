@@ -24,6 +24,9 @@ pub enum ConsumeEvent<'a> {
     BadRecord(&'a DecodeError),
     /// The connection ended; the loop will wait and reconnect.
     Disconnected(&'a io::Error),
+    /// Every record received so far has been handled and the next read may
+    /// wait: the moment to flush buffered output.
+    Idle,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +90,9 @@ where
         let mut names = NameCache::new();
         let mut reader = BufReader::with_capacity(256 << 10, TimeoutRetry { s: stream, opts });
         let err = loop {
+            if reader.buffer().is_empty() && handler(ConsumeEvent::Idle).is_break() {
+                return Ok(());
+            }
             match read_frame(&mut reader, &mut frame) {
                 Ok(true) => {}
                 Ok(false) => break io::Error::from(io::ErrorKind::UnexpectedEof),

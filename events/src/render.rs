@@ -60,7 +60,7 @@ pub fn render(format: Format, rec: &Record<'_>, names: &NameCache, out: &mut Str
         }
         Format::Junos => write_junos(rec, names, out),
         Format::JunosSd => {
-            crate::syslog::write_junos_sd(rec, names, &crate::syslog::SyslogOptions::default(), out)
+            crate::syslog::write_junos_sd(rec, names, crate::syslog::default_options(), out)
         }
         Format::Droplog => write_droplog(rec, names, out),
     }

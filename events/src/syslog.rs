@@ -40,6 +40,13 @@ impl Default for SyslogOptions {
     }
 }
 
+/// [`SyslogOptions::default`], made once: `render` uses it for every
+/// `junos-sd` line, and the host name is a file read.
+pub fn default_options() -> &'static SyslogOptions {
+    static DEFAULT: std::sync::OnceLock<SyslogOptions> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(SyslogOptions::default)
+}
+
 /// The kernel's host name (or `-`).
 pub fn local_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -347,7 +354,9 @@ impl SyslogForwarder {
         Ok(())
     }
 
-    /// Sends one message (without trailing newline).
+    /// Sends one message (without trailing newline): a UDP datagram at
+    /// once; over TCP, octet-counted frames are gathered and written in
+    /// large batches (see [`SyslogForwarder::flush`]).
     pub fn send(&mut self, msg: &str) -> io::Result<()> {
         if let Some(u) = &self.udp {
             // A refused datagram (nobody listening yet) is not fatal for UDP.
@@ -356,23 +365,48 @@ impl SyslogForwarder {
                 r => r.map(|_| ()),
             };
         }
-        self.frame.clear();
         let _ = write!(self.frame, "{} ", msg.len());
         self.frame.extend_from_slice(msg.as_bytes());
+        if self.frame.len() >= TCP_BATCH {
+            return self.flush();
+        }
+        Ok(())
+    }
+
+    /// Writes the TCP frames gathered so far (the caller flushes whenever
+    /// its input pauses), reconnecting once if the connection failed.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.frame.is_empty() {
+            return Ok(());
+        }
         for attempt in 0..2 {
             if self.tcp.is_none() || attempt > 0 {
                 self.tcp = None;
-                self.reconnect()?;
+                if let Err(e) = self.reconnect() {
+                    self.frame.clear();
+                    return Err(e);
+                }
             }
             if let Some(t) = &mut self.tcp {
                 if t.write_all(&self.frame).is_ok() {
+                    self.frame.clear();
                     return Ok(());
                 }
             }
         }
+        self.frame.clear();
         Err(io::Error::new(
             io::ErrorKind::BrokenPipe,
             "syslog TCP connection failed",
         ))
+    }
+}
+
+/// Bytes of TCP syslog frames gathered before a write.
+const TCP_BATCH: usize = 64 << 10;
+
+impl Drop for SyslogForwarder {
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }

@@ -72,15 +72,20 @@ pub fn run_ok(args: &[&str]) -> Output {
 /// `rampart events --format json` consumer on `socket` connected before
 /// the ports start; returns the consumer's records and the run's stdout.
 pub fn run_with_json_consumer(config: &Path, socket: &Path) -> (Vec<serde_json::Value>, String) {
+    let (lines, out) = run_with_consumer(config, socket, "json");
+    let records = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (records, out)
+}
+
+/// [`run_with_json_consumer`] with the consumer printing `format`; its
+/// lines.
+pub fn run_with_consumer(config: &Path, socket: &Path, format: &str) -> (Vec<String>, String) {
     let consumer = rampart()
-        .args([
-            "events",
-            "--socket",
-            socket.to_str().unwrap(),
-            "--format",
-            "json",
-            "--once",
-        ])
+        .args(["events", "--socket", socket.to_str().unwrap()])
+        .args(["--format", format, "--once"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -96,12 +101,12 @@ pub fn run_with_json_consumer(config: &Path, socket: &Path) -> (Vec<serde_json::
         "20",
     ]);
     let consumed = reader.join().unwrap();
-    let records = String::from_utf8(consumed.stdout)
+    let lines = String::from_utf8(consumed.stdout)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .map(String::from)
         .collect();
-    (records, String::from_utf8_lossy(&out.stdout).into_owned())
+    (lines, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 pub struct TempDir(pub tempfile::TempDir);
