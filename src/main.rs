@@ -243,6 +243,9 @@ fn run(
         })
     });
     let summary = dataplane::run(&config, config_path.as_deref(), &limits);
+    // The EAL is cleaned up; its runtime directory (telemetry socket) goes
+    // too, so a restart loop leaves nothing behind.
+    dataplane::leftovers::remove_own_runtime_dir();
     if let Some(t) = live {
         if summary.is_ok() {
             let _ = t.join();

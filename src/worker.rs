@@ -73,6 +73,8 @@ pub struct WorkerCounters {
     pub tcp_rst_unconfirmed: AtomicU64,
     /// Fragments held because they came before their first fragment.
     pub fragments_held: AtomicU64,
+    /// Packets that arrived as a chain of mbufs (jumbo frames).
+    pub multi_segment: AtomicU64,
     pub sessions_active: AtomicU64,
     /// TSC cycles spent in loop iterations that did work.
     pub busy_cycles: AtomicU64,
@@ -180,6 +182,8 @@ pub struct Worker {
     /// Fragments that came before their first fragment, until it decides
     /// their flow (bounded; what it gives up is counted as drops).
     pub held: FragHold<Mbuf>,
+    /// Room for one whole multi-segment packet (see `process_chained`).
+    pub scratch: Box<[u8]>,
 }
 
 /// What a worker does with one packet of its RX burst.
@@ -187,6 +191,9 @@ pub struct Worker {
 pub enum Route {
     Here(engine::Prepared),
     HandOff(usize),
+    /// A chain of mbufs (a jumbo frame): decided from a copy of the whole
+    /// frame, forwarded as the chain.
+    Chained,
 }
 
 /// Refused handoffs held before RX pauses (a burst's worth, and then some).
@@ -287,6 +294,7 @@ impl Worker {
                 for (i, m) in burst.drain().enumerate() {
                     match self.routes[i] {
                         Route::Here(prepared) => self.process_prepared(m, prepared, iface, now),
+                        Route::Chained => self.process_chained(m, iface, now),
                         Route::HandOff(owner) => {
                             self.hand_off(owner, m, TAG_PROCESS | iface as u64)
                         }
@@ -379,6 +387,10 @@ impl Worker {
                     }
                 }
             }
+            if m.nb_segs() > 1 {
+                self.routes[i] = Route::Chained;
+                continue;
+            }
             let prepared = self.pipeline.prepare(m.data());
             if let Some(entry) = self.pipeline.session_hint(&prepared) {
                 prefetch(entry);
@@ -390,8 +402,35 @@ impl Worker {
     /// A packet handed to us by another worker (not parsed yet).
     #[inline(always)]
     fn process(&mut self, m: Mbuf, iface: usize, now: u64) {
+        if m.nb_segs() > 1 {
+            return self.process_chained(m, iface, now);
+        }
         let prepared = self.pipeline.prepare(m.data());
         self.process_prepared(m, prepared, iface, now);
+    }
+
+    /// A multi-segment packet: the pipeline reads a copy of the whole
+    /// frame (its headers and lengths span the chain), the chain is what
+    /// goes out. Counted in `multi_segment`.
+    #[cold]
+    fn process_chained(&mut self, m: Mbuf, iface: usize, now: u64) {
+        bump(&self.counters.multi_segment, 1);
+        let Worker {
+            pipeline,
+            rules,
+            screens,
+            scratch,
+            decision,
+            ..
+        } = self;
+        // A chain that does not fit (longer than any IP packet) is judged
+        // on its first segment: malformed, counted, handled by policy.
+        let frame = match m.copy_chain(scratch) {
+            Some(frame) => frame,
+            None => m.data(),
+        };
+        pipeline.process_into(rules, screens, frame, iface as u16, now, decision);
+        self.act(m, iface, now);
     }
 
     #[inline(always)]

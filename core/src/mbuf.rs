@@ -74,6 +74,39 @@ impl Mbuf {
         unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
     }
 
+    /// The whole packet, every segment of its chain in order, copied into
+    /// `out`; `None` if it does not fit (or the chain is inconsistent).
+    /// For a chained (jumbo) packet whose headers the pipeline must read
+    /// as one frame; the chain itself is forwarded as it is.
+    pub fn copy_chain<'a>(&self, out: &'a mut [u8]) -> Option<&'a [u8]> {
+        let total = self.pkt_len() as usize;
+        if total > out.len() {
+            return None;
+        }
+        let mut at = 0;
+        let mut seg: *const sys::rte_mbuf = self.raw.as_ptr();
+        for _ in 0..self.nb_segs() {
+            if seg.is_null() {
+                return None;
+            }
+            // SAFETY: `seg` is this mbuf or a segment its chain links to
+            // through `next` (DPDK keeps the chain valid while we own the
+            // head), and at most `nb_segs` of them are visited.
+            let m = unsafe { &*seg };
+            let len = m.data_len as usize;
+            let dst = out.get_mut(at..at + len)?;
+            // SAFETY: buf_addr + data_off .. + data_len lies inside the
+            // segment's buffer, as in `data`.
+            let src = unsafe {
+                std::slice::from_raw_parts((m.buf_addr as *const u8).add(m.data_off as usize), len)
+            };
+            dst.copy_from_slice(src);
+            at += len;
+            seg = m.next;
+        }
+        (at == total).then_some(&out[..total])
+    }
+
     /// Total packet length over all segments.
     #[inline(always)]
     pub fn pkt_len(&self) -> u32 {

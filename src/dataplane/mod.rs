@@ -2,6 +2,7 @@
 //! condition, and brings it down in order.
 
 mod control_plane;
+pub mod leftovers;
 mod plan;
 mod reload;
 mod stats;
@@ -36,6 +37,9 @@ use stats::{register_telemetry, DrainedSnapshot};
 const RX_DESCRIPTORS: u16 = 1024;
 const TX_DESCRIPTORS: u16 = 1024;
 const HANDOFF_RING_SIZE: u32 = 1024;
+/// The longest frame a multi-segment packet can be: the largest IP packet
+/// behind Ethernet and two VLAN tags.
+const MAX_FRAME: usize = 65_535 + 22;
 /// Fragments each worker holds until their first fragment arrives.
 const HELD_FRAGMENTS: usize = rampart_pipeline::frag::FragHold::<()>::DEFAULT_CAPACITY;
 
@@ -52,7 +56,8 @@ pub struct StopConditions {
 
 /// EAL arguments for a config: the config's own, then what Rampart adds
 /// unless the operator already said it (never probe PCI unless a config
-/// names a PCI device; a per-process file prefix; the lcores).
+/// names a PCI device; `--in-memory`; a per-process file prefix; the
+/// lcores).
 pub fn eal_args(config: &Config) -> Vec<String> {
     let mut args: Vec<String> = config.dataplane.eal.clone();
     let has = |args: &[String], flag: &str| {
@@ -79,8 +84,16 @@ pub fn eal_args(config: &Config) -> Vec<String> {
         args.push("--vdev".into());
         args.push(iface.device.clone());
     }
-    if !has(&args, "--file-prefix") && !has(&args, "--in-memory") && !has(&args, "--no-shconf") {
-        args.push(format!("--file-prefix=rampart-{}", std::process::id()));
+    // Hugepages as anonymous memory: nothing in hugetlbfs to outlive the
+    // process, however it ends (see `leftovers`).
+    let memory_chosen = ["--no-huge", "--in-memory", "--huge-unlink", "--legacy-mem"]
+        .iter()
+        .any(|f| has(&args, f));
+    if !memory_chosen {
+        args.push("--in-memory".into());
+    }
+    if !has(&args, "--file-prefix") {
+        args.push(format!("--file-prefix={}", leftovers::own_prefix()));
     }
     if !has(&args, "-l") && !has(&args, "--lcores") && !has(&args, "-c") {
         // Main lcore (control plane) plus one per worker, spread over the
@@ -114,6 +127,23 @@ pub fn run(
     // its user unless the config says otherwise. Set before EAL starts
     // threads: the mask is per process.
     rampart_core::set_umask(0o077);
+    // Signals first: a SIGTERM while the ports come up (a supervisor
+    // stopping a start) ends the run cleanly at its first loop, instead of
+    // killing the process with its sockets and runtime files left behind.
+    let signalled = Arc::new(AtomicBool::new(false));
+    let reload_requested = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_requested.clone())
+        .context("installing the SIGHUP handler")?;
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, signalled.clone())
+            .context("installing signal handlers")?;
+    }
+    let stale = leftovers::remove_stale();
+    if stale > 0 {
+        log::info!(
+            "removed {stale} hugepage file(s) and runtime dir(s) of Rampart processes that no longer run"
+        );
+    }
     let eal = EalBuilder::new().args(eal_args(config)).init().with_context(|| {
         let devices: Vec<String> = config
             .interfaces
@@ -289,6 +319,7 @@ pub fn run(
                 decision: rampart_pipeline::engine::Decision::BLANK,
                 routes: [Route::HandOff(0); rampart_core::MAX_BURST],
                 held: rampart_pipeline::frag::FragHold::new(HELD_FRAGMENTS),
+                scratch: vec![0; MAX_FRAME].into_boxed_slice(),
                 rules_in,
                 rules_out,
             }
@@ -333,14 +364,6 @@ pub fn run(
     }
 
     let stop = Arc::new(StopSignal::new(workers));
-    let signalled = Arc::new(AtomicBool::new(false));
-    let reload_requested = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_requested.clone())
-        .context("installing the SIGHUP handler")?;
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, signalled.clone())
-            .context("installing signal handlers")?;
-    }
 
     let started_at = Instant::now();
     let counters: Vec<(u32, Arc<WorkerCounters>)> = contexts

@@ -385,6 +385,7 @@ impl ControlPlane<'_> {
                     "sessions_reopened": load(&c.sessions_reopened),
                     "tcp_rst_unconfirmed": load(&c.tcp_rst_unconfirmed),
                     "fragments_held": load(&c.fragments_held),
+                    "multi_segment": load(&c.multi_segment),
                     "sessions_created": load(&c.sessions_created),
                     "sessions_closed": load(&c.sessions_closed),
                     "sessions_active": load(&c.sessions_active),
