@@ -29,3 +29,4 @@ void rampart_set_rte_errno(int value);
 extern const uint64_t rampart_eth_rss_ip;
 extern const uint64_t rampart_eth_tx_offload_mbuf_fast_free;
 extern const uint64_t rampart_eth_link_speed_fixed;
+extern const uint64_t rampart_eth_tx_offload_multi_segs;

@@ -448,3 +448,75 @@ fn reordered_fragments_are_held_until_their_first_then_forwarded() {
         [s("hold", "fragment-held"), s("drop", "fragment-timeout")]
     );
 }
+
+/// A 9000-byte IP packet (9014-byte frame): forwarded byte for byte and
+/// counted, as `trace` forwards it; with the default MTU it arrives as a
+/// chain of 2 KiB mbufs (decided from a copy of the whole frame), on a
+/// jumbo-MTU config in one buffer.
+#[test]
+fn jumbo_frames_are_forwarded_and_counted_as_trace_decides_them() {
+    use rampart_pipeline::traffic::{udp, v4};
+    let jumbo = udp(
+        v4(192, 0, 2, 1),
+        v4(198, 51, 100, 9),
+        5000,
+        5001,
+        &[0x6a; 8972],
+    );
+    assert_eq!(jumbo.len(), 9014);
+    let small = udp(v4(192, 0, 2, 1), v4(198, 51, 100, 9), 5000, 5001, &[1; 100]);
+    let frames = vec![small, jumbo.clone()];
+    for (tag, mtu, chained) in [("jumbo-chain", None, 1), ("jumbo-mtu", Some(9000), 0)] {
+        let dir = TempDir::new();
+        let input = dir.path("in.pcap");
+        write_pcap(&input, &frames);
+        let config = pcap_pair_config(&dir, tag, 1, &input.display().to_string());
+        if let Some(mtu) = mtu {
+            let text = std::fs::read_to_string(&config)
+                .unwrap()
+                .replace(
+                    "zone = \"untrust\"",
+                    &format!("zone = \"untrust\"\nmtu = {mtu}"),
+                )
+                .replace(
+                    "zone = \"trust\"",
+                    &format!("zone = \"trust\"\nmtu = {mtu}"),
+                );
+            std::fs::write(&config, text).unwrap();
+        }
+        let stats_out = dir.path("stats.json");
+        let out = run_ok(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--idle-exit",
+            "1",
+            "--stats-out",
+            stats_out.to_str().unwrap(),
+        ]);
+        let forwarded = read_pcap(&dir.path("out1.pcap"));
+        assert_eq!(
+            forwarded,
+            frames,
+            "{tag}: both frames leave unchanged\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let stats: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&stats_out).unwrap()).unwrap();
+        let w = &stats["workers"][0];
+        assert_eq!(w["multi_segment"], chained, "{tag}: {w}");
+        assert_eq!(w["drops"]["malformed"], 0, "{tag}: {w}");
+        assert_eq!(w["tx"], 2, "{tag}: {w}");
+
+        let trace = rampart()
+            .args(["trace", "--config", config.to_str().unwrap()])
+            .args(["--pcap", input.to_str().unwrap(), "--json"])
+            .output()
+            .unwrap();
+        let lines: Vec<serde_json::Value> = String::from_utf8(trace.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(lines.iter().all(|l| l["verdict"] == "forward"), "{lines:?}");
+    }
+}

@@ -640,3 +640,71 @@ fn tcp_downloads_stay_exact_through_a_reload_and_blind_resets_cut_nothing() {
     assert!(w["tcp_rst_unconfirmed"].as_u64().unwrap() >= 1, "{w}");
     dp.stop();
 }
+
+/// On a live kernel interface, `net_af_packet` cannot keep the accounting
+/// promise (kernel defragmentation, uncounted socket losses): Rampart says
+/// so at start and names the driver to use.
+#[test]
+fn starting_on_af_packet_warns_that_it_cannot_count_its_losses() {
+    let tag = format!("w{}", std::process::id() % 10_000);
+    let (a, b) = (format!("rwa{tag}"), format!("rwb{tag}"));
+    if !sh(&["ip", "link", "add", &a, "type", "veth", "peer", "name", &b])
+        .status
+        .success()
+    {
+        eprintln!("SKIP: cannot create a veth here (needs root)");
+        return;
+    }
+    struct Link(String);
+    impl Drop for Link {
+        fn drop(&mut self) {
+            let _ = sh(&["ip", "link", "del", &self.0]);
+        }
+    }
+    let _link = Link(a.clone());
+    ok(&["ip", "link", "set", &a, "up"]);
+    ok(&["ip", "link", "set", &b, "up"]);
+    let dir = TempDir::new();
+    let d = dir.0.path().display();
+    let config = dir.write(
+        "af.toml",
+        &format!(
+            r#"[dataplane]
+eal = {eal}
+[events]
+socket = "{d}/events.sock"
+control_socket = "{d}/control.sock"
+[[interface]]
+name = "ge-0/0/0"
+device = "net_af_packet0,iface={a}"
+zone = "z"
+peer = "ge-0/0/1"
+[[interface]]
+name = "ge-0/0/1"
+device = "net_null1,size=64"
+zone = "z"
+[zone.z]
+[default-policy]
+then = "permit"
+"#,
+            eal = test_eal(&format!("af-packet-{tag}")),
+        ),
+    );
+    let out = rampart()
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--duration",
+            "0.3",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("interface ge-0/0/0: net_af_packet cannot keep the accounting exact")
+            && stderr.contains("use net_pcap with iface="),
+        "{stderr}"
+    );
+}

@@ -121,11 +121,17 @@ then = "permit"
         let status = child.child().wait().unwrap();
         if run % 2 == 0 {
             assert!(status.success(), "run {run}: {status}");
-            assert!(left_by(runtime, pid).is_empty(), "run {run} left its runtime dir");
+            assert!(
+                left_by(runtime, pid).is_empty(),
+                "run {run} left its runtime dir"
+            );
         } else {
             killed.push(pid);
         }
-        assert!(left_by(&mount, pid).is_empty(), "run {run} left hugepage files");
+        assert!(
+            left_by(&mount, pid).is_empty(),
+            "run {run} left hugepage files"
+        );
         // A killed run's control socket stays; the next start replaces it.
         assert_eq!(
             meminfo("HugePages_Free:"),
@@ -133,7 +139,10 @@ then = "permit"
             "run {run} ({signal}) kept hugepages"
         );
     }
-    assert!(!stale.exists(), "a predecessor's hugepage file is removed at start");
+    assert!(
+        !stale.exists(),
+        "a predecessor's hugepage file is removed at start"
+    );
     // Runtime dirs of killed runs are gone by the next start (the last
     // kill's, at the start after it; run once more to cover it).
     let out = run_ok(&["--config", config.to_str().unwrap(), "--duration", "0.2"]);

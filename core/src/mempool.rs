@@ -49,6 +49,26 @@ impl Mempool {
         cache: u32,
         socket: i32,
     ) -> Result<Mempool, MempoolError> {
+        Mempool::create_pktmbuf_sized(
+            eal,
+            name,
+            count,
+            cache,
+            socket,
+            sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+        )
+    }
+
+    /// [`Mempool::create_pktmbuf`] with buffers of `data_room` bytes
+    /// (headroom included), for frames longer than the default 2 KiB.
+    pub fn create_pktmbuf_sized(
+        eal: &Eal,
+        name: &str,
+        count: u32,
+        cache: u32,
+        socket: i32,
+        data_room: u16,
+    ) -> Result<Mempool, MempoolError> {
         let cname = CString::new(name).map_err(|_| MempoolError::BadName(name.into()))?;
         // SAFETY: cname is a valid C string; the remaining arguments are plain values.
         let raw = unsafe {
@@ -57,7 +77,7 @@ impl Mempool {
                 count,
                 cache.min(sys::RTE_MEMPOOL_CACHE_MAX_SIZE),
                 0,
-                sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+                data_room,
                 socket,
             )
         };

@@ -32,6 +32,8 @@ pub struct PortConfig {
     pub tx_queues: u16,
     pub rx_descriptors: u16,
     pub tx_descriptors: u16,
+    /// IP MTU to set (0: the device's default).
+    pub mtu: u16,
 }
 
 /// A symmetric Toeplitz key (0x6d5a repeated): both directions of a flow
@@ -74,6 +76,9 @@ pub struct DeviceInfo {
     pub max_tx_queues: u16,
     pub rss_offloads: u64,
     pub rss_key_size: u8,
+    /// Largest MTU the device accepts.
+    pub max_mtu: u16,
+    pub tx_offloads: u64,
 }
 
 /// A probed, unconfigured port.
@@ -126,6 +131,8 @@ impl Port {
                 max_tx_queues: raw.max_tx_queues,
                 rss_offloads: raw.flow_type_rss_offloads,
                 rss_key_size: raw.hash_key_size,
+                max_mtu: raw.max_mtu,
+                tx_offloads: raw.tx_offload_capa,
             },
             eal: eal.clone(),
         })
@@ -185,6 +192,24 @@ impl Port {
             eth.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
             eth.rx_adv_conf.rss_conf.rss_key_len = key_len;
             rss_symmetric = true;
+        }
+        if conf.mtu != 0 {
+            if conf.mtu > self.info.max_mtu {
+                return Err(PortError::Unsupported {
+                    port: id,
+                    what: format!(
+                        "MTU {} requested, device {} supports at most {}",
+                        conf.mtu, self.info.driver, self.info.max_mtu
+                    ),
+                });
+            }
+            eth.rxmode.mtu = u32::from(conf.mtu);
+        }
+        // Chained (jumbo) packets go out as chains where the device can.
+        // SAFETY: reads a constant the C shim exports.
+        let multi_segs = unsafe { sys::rampart_eth_tx_offload_multi_segs };
+        if self.info.tx_offloads & multi_segs != 0 {
+            eth.txmode.offloads |= multi_segs;
         }
         // SAFETY: valid port id; eth (and the key it points to) outlive the call.
         let ret = unsafe { sys::rte_eth_dev_configure(id, conf.rx_queues, conf.tx_queues, &eth) };

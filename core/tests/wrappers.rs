@@ -38,6 +38,7 @@ fn partial_tx_leaks_nothing() {
         tx_queues: 1,
         rx_descriptors: 512,
         tx_descriptors: 512,
+        mtu: 0,
     };
     let mut port = port.configure(&conf, &pool).unwrap().start().unwrap();
     let mut tx = port.take_tx_queue(QueueId(0)).unwrap();

@@ -108,6 +108,43 @@ pub fn eal_args(config: &Config) -> Vec<String> {
     args
 }
 
+/// Why a driver cannot keep Rampart's promise that every packet is
+/// accounted for, if it cannot; said at start.
+fn accounting_warning(driver: &str) -> Option<&'static str> {
+    match driver {
+        "net_af_packet" => Some(
+            "net_af_packet cannot keep the accounting exact: with DPDK 22.11 the kernel \
+             reassembles IPv4 fragments before Rampart sees them (a reassembled datagram \
+             longer than a buffer is dropped as malformed, lone fragments never reach the \
+             screen), and frames the socket loses are not counted (imissed stays 0); for a \
+             live kernel interface use net_pcap with iface=, which counts its losses",
+        ),
+        _ => None,
+    }
+}
+
+/// Packet buffer size (headroom included): DPDK's default 2 KiB of data
+/// unless an interface's MTU needs more, then room for the largest frame
+/// (Ethernet and two VLAN tags around the IP packet), so jumbo frames
+/// arrive in one buffer. A frame that still arrives as a chain is handled
+/// too (see the worker's `process_chained`).
+fn mbuf_data_room(config: &Config) -> u16 {
+    const HEADROOM: usize = 128;
+    const DEFAULT: usize = 2048;
+    let frame = config
+        .interfaces
+        .iter()
+        .map(|i| usize::from(i.mtu) + 14 + 8)
+        .max()
+        .unwrap_or(0);
+    let data = if frame <= DEFAULT {
+        DEFAULT
+    } else {
+        frame.div_ceil(1024) * 1024
+    };
+    (HEADROOM + data) as u16
+}
+
 /// The DPDK port name of an interface's device: a vdev's name before its
 /// first comma, or the PCI address itself.
 fn port_name(device: &str) -> &str {
@@ -189,10 +226,15 @@ pub fn run(
         + (workers * workers) as u32 * HANDOFF_RING_SIZE
         + (workers * HELD_FRAGMENTS) as u32;
     let mbufs = (descriptors + in_flight + 4096).next_power_of_two() - 1;
-    let pool = Mempool::create_pktmbuf(&eal, "rampart_mbufs", mbufs, 256, eal.socket_id())
-        .context(
-            "creating the packet mempool (are hugepages set up? see meson-scripts/setup.sh)",
-        )?;
+    let pool = Mempool::create_pktmbuf_sized(
+        &eal,
+        "rampart_mbufs",
+        mbufs,
+        256,
+        eal.socket_id(),
+        mbuf_data_room(config),
+    )
+    .context("creating the packet mempool (are hugepages set up? see meson-scripts/setup.sh)")?;
 
     // The event socket listens before any port starts, so no event of the
     // run is generated before a consumer could be there.
@@ -233,6 +275,11 @@ pub fn run(
             tx_queues: plan.tx_queues[i],
             rx_descriptors: RX_DESCRIPTORS,
             tx_descriptors: TX_DESCRIPTORS,
+            // The device default unless the config asks for another MTU.
+            mtu: match config.interfaces[i].mtu {
+                rampart_pipeline::config::Interface::DEFAULT_MTU => 0,
+                mtu => mtu,
+            },
         };
         let name = &config.interfaces[i].name;
         let p = port
@@ -251,6 +298,9 @@ pub fn run(
                 ""
             }
         );
+        if let Some(warning) = accounting_warning(p.info().driver.as_str()) {
+            log::warning!("interface {name}: {warning}");
+        }
         started.push(p);
     }
 

@@ -1835,6 +1835,7 @@ fn interfaces(ctx: &mut Ctx, root: &Tbl, zones: &[Zone], filters: &[Filter]) -> 
             peer: None,
             input_filter: None,
             output_filter: None,
+            mtu: Interface::DEFAULT_MTU,
         };
         let mut peer = None;
         if let Some(t) = t {
@@ -1847,9 +1848,13 @@ fn interfaces(ctx: &mut Ctx, root: &Tbl, zones: &[Zone], filters: &[Filter]) -> 
                     "peer",
                     "input_filter",
                     "output_filter",
+                    "mtu",
                 ],
                 "an interface",
             );
+            if let Some(n) = ctx.opt_int(t, "mtu", 1280, Interface::MAX_MTU.into()) {
+                iface.mtu = n as u16;
+            }
             if let Some(dv) = ctx.required(t, "device") {
                 if let Some(d) = ctx.as_str(dv, t.vspan(dv), &t.field("device")) {
                     match check_device(d.s) {

@@ -284,9 +284,16 @@ pub struct Interface {
     /// Index into [`Config::filters`].
     pub input_filter: Option<usize>,
     pub output_filter: Option<usize>,
+    /// IP MTU (`mtu`, default 1500): the port is set to it and packet
+    /// buffers are sized for the largest one, so jumbo frames arrive whole.
+    pub mtu: u16,
 }
 
 impl Interface {
+    pub const DEFAULT_MTU: u16 = 1500;
+    /// Jumbo frames up to 9600 bytes of IP packet.
+    pub const MAX_MTU: u16 = 9600;
+
     /// Whether `device` is a PCI address (else it is a vdev string).
     pub fn is_pci(&self) -> bool {
         build::is_pci_address(&self.device)
