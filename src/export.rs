@@ -56,6 +56,7 @@ pub fn names(config: &Config) -> ev::Names {
             })
             .collect(),
         screens: config.screens.iter().map(|s| s.name.clone()).collect(),
+        applications: config.applications.iter().map(|a| a.name.clone()).collect(),
     }
 }
 
@@ -116,12 +117,14 @@ impl WorkerEvents {
                 policy,
                 reject,
                 session_id,
+                application,
             } => (
                 ev::EventType::PolicyDeny,
                 ev::Event::PolicyDeny(ev::PolicyDeny {
                     policy: policy.unwrap_or(self.default_policy),
                     reject,
                     session_id,
+                    application,
                 }),
             ),
             Event::ScreenDrop {
@@ -166,9 +169,17 @@ impl WorkerEvents {
                     },
                 }),
             ),
-            Event::SessionOpen { session_id, policy } => (
+            Event::SessionOpen {
+                session_id,
+                policy,
+                application,
+            } => (
                 ev::EventType::SessionOpen,
-                ev::Event::SessionOpen(ev::SessionOpen { session_id, policy }),
+                ev::Event::SessionOpen(ev::SessionOpen {
+                    session_id,
+                    policy,
+                    application,
+                }),
             ),
             Event::SessionClose(c) => (
                 ev::EventType::SessionClose,
@@ -182,6 +193,7 @@ impl WorkerEvents {
                     bytes_server: c.bytes_server,
                     elapsed_ns: c.closed_ns.saturating_sub(c.created_ns),
                     session_generation: c.generation,
+                    application: c.application,
                 }),
             ),
         };

@@ -605,7 +605,7 @@ impl Worker {
             .store(c.sessions_closed, Ordering::Relaxed);
         self.counters
             .sessions_active
-            .store(self.pipeline.sessions.len() as u64, Ordering::Relaxed);
+            .store(self.pipeline.sessions.open() as u64, Ordering::Relaxed);
         self.counters
             .sessions_reopened
             .store(c.sessions_reopened, Ordering::Relaxed);

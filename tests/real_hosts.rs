@@ -237,6 +237,7 @@ source-address = ["any"]
 destination-address = ["any"]
 application = ["junos-ping", "junos-pingv6", "probe", "web8080", "echo8081"]
 then = "permit"
+log = true
 [default-policy]
 then = "deny"
 log = true
@@ -429,6 +430,38 @@ sys.exit(1)
         .filter(|r| r["type"] == "policy_deny")
         .collect();
     assert_eq!(denies.len(), 1, "{denies:?}");
+    // Sessions name the application of the config that matched, the same
+    // in create and close; an answered ping closes as "response received"
+    // with IP bytes (84 for a default ping), as an SRX reports it.
+    for r in records
+        .iter()
+        .filter(|r| r["type"] == "session_open" || r["type"] == "session_close")
+    {
+        let want = match (r["protocol"].as_u64(), r["dst_port"].as_u64()) {
+            (Some(1), _) => "junos-ping",
+            (Some(58), _) => "junos-pingv6",
+            (Some(17), Some(9999)) => "probe",
+            _ => continue,
+        };
+        assert_eq!(r["application"], want, "{r}");
+    }
+    let answered: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["type"] == "session_close" && r["protocol"] == 1)
+        .collect();
+    assert_eq!(answered.len(), 3, "one session per ping: {answered:?}");
+    for r in answered {
+        assert_eq!(r["reason"], "response-received", "{r}");
+        assert_eq!(
+            (&r["packets_client"], &r["bytes_client"], &r["bytes_server"]),
+            (
+                &serde_json::json!(1),
+                &serde_json::json!(84),
+                &serde_json::json!(84)
+            ),
+            "{r}"
+        );
+    }
     assert_eq!(
         (&denies[0]["src_ip"], &denies[0]["dst_port"]),
         (&serde_json::json!("198.51.100.1"), &serde_json::json!(7777))

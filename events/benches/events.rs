@@ -46,6 +46,7 @@ fn bench_encode(n: u64) {
                 policy: 1,
                 reject: false,
                 session_id: 7087,
+                application: NO_ID16,
             }),
             &snippet,
         ),
@@ -54,6 +55,7 @@ fn bench_encode(n: u64) {
             Event::SessionOpen(SessionOpen {
                 session_id: 7,
                 policy: 0,
+                application: NO_ID16,
             }),
             &[],
         ),
@@ -69,6 +71,7 @@ fn bench_encode(n: u64) {
                 bytes_server: 10000,
                 elapsed_ns: 1,
                 session_generation: 0,
+                application: NO_ID16,
             }),
             &[],
         ),
@@ -120,6 +123,7 @@ fn bench_hub(n: u64, decode_in_consumer: bool) {
             policy: 1,
             reject: false,
             session_id: 7087,
+            application: NO_ID16,
         }),
         &snippet,
         &mut slot,
@@ -217,6 +221,7 @@ fn bench_render(n: u64) {
             }],
             filters: vec![],
             screens: vec![],
+            applications: vec![],
         },
     );
     let mut m = meta();
@@ -225,6 +230,7 @@ fn bench_render(n: u64) {
         policy: 0,
         reject: false,
         session_id: 7087,
+        application: NO_ID16,
     });
     let bytes = Encoder::new()
         .encode_bytes(1, &m, &ev, &[0x5a; 64])

@@ -159,6 +159,12 @@ impl ControlEncoder {
             })
             .collect();
         let screens = fbb.create_vector(&screens);
+        let apps: Vec<_> = names
+            .applications
+            .iter()
+            .map(|a| fbb.create_string(a))
+            .collect();
+        let apps = fbb.create_vector(&apps);
         let t = fb::NameTable::create(
             fbb,
             &fb::NameTableArgs {
@@ -168,6 +174,7 @@ impl ControlEncoder {
                 policies: Some(pols),
                 filters: Some(filters),
                 screens: Some(screens),
+                applications: Some(apps),
             },
         );
         self.finish(fb::Body::NameTable, t.as_union_value())

@@ -245,6 +245,7 @@ fn decode_verified(
                     policy: t.policy(),
                     reject,
                     session_id: t.session_id(),
+                    application: t.application(),
                 }),
                 t.snippet(),
             )
@@ -292,6 +293,7 @@ fn decode_verified(
                 Event::SessionOpen(SessionOpen {
                     session_id: t.session_id(),
                     policy: t.policy(),
+                    application: t.application(),
                 }),
                 None,
             )
@@ -312,6 +314,7 @@ fn decode_verified(
                     bytes_server: t.bytes_server(),
                     elapsed_ns: t.elapsed_ns(),
                     session_generation: t.session_generation(),
+                    application: t.application(),
                 }),
                 None,
             )
@@ -371,6 +374,9 @@ fn decode_verified(
             }
             if let Some(v) = t.screens() {
                 names.screens = v.iter().map(|s| string_of(s.name())).collect();
+            }
+            if let Some(v) = t.applications() {
+                names.applications = v.iter().map(str::to_owned).collect();
             }
             Record::Names(NameTable {
                 generation: t.generation(),

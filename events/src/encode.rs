@@ -291,6 +291,7 @@ impl Encoder {
                     &[
                         scalar(T::VT_SESSION_ID, 8, e.session_id),
                         scalar(T::VT_POLICY, 4, e.policy.into()),
+                        scalar(T::VT_APPLICATION, 2, e.application.into()),
                         scalar(T::VT_ACTION, 1, action.0.into()),
                     ],
                     snip(T::VT_SNIPPET),
@@ -342,6 +343,7 @@ impl Encoder {
                     &[
                         scalar(T::VT_SESSION_ID, 8, e.session_id),
                         scalar(T::VT_POLICY, 4, e.policy.into()),
+                        scalar(T::VT_APPLICATION, 2, e.application.into()),
                     ],
                     None,
                 )
@@ -362,6 +364,7 @@ impl Encoder {
                         scalar(T::VT_ELAPSED_NS, 8, e.elapsed_ns),
                         scalar(T::VT_POLICY, 4, e.policy.into()),
                         scalar(T::VT_SESSION_GENERATION, 4, e.session_generation.into()),
+                        scalar(T::VT_APPLICATION, 2, e.application.into()),
                         scalar(T::VT_REASON, 1, e.reason as u64),
                     ],
                     None,

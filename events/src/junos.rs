@@ -218,7 +218,7 @@ fn write_value(e: &PacketEvent<'_>, names: &Names, name: &str, form: Form, out: 
         ("connection-tag" | "nat-connection-tag", _) => {
             out.push_str(if text { "0x0" } else { "0" })
         }
-        ("service-name", _) => out.push_str(service_name(m)),
+        ("service-name", _) => out.push_str(service_name(m, names, application_of(&e.event))),
         ("src-nat-rule-type" | "src-nat-rule-name" | "dst-nat-rule-type", _)
         | ("dst-nat-rule-name" | "username" | "roles", _)
         | ("application-category" | "application-sub-category", _)
@@ -328,10 +328,30 @@ pub(crate) fn interface(out: &mut String, names: &Names, id: u16) {
     }
 }
 
-/// The service name Junos prints for a flow: the predefined application of
-/// its destination port, `icmp` / `icmp6` for ICMP (whatever the message
-/// type, so a session's create and close say the same), or `None`.
-pub fn service_name(m: &PacketMeta) -> &'static str {
+/// The application of the policy that decided an event, if one matched.
+fn application_of(e: &Event) -> u16 {
+    match e {
+        Event::PolicyDeny(d) => d.application,
+        Event::SessionOpen(s) => s.application,
+        Event::SessionClose(s) => s.application,
+        _ => NO_ID16,
+    }
+}
+
+/// The service name Junos prints for a flow: the application of the policy
+/// that matched, by the config's name (`web8080`, `junos-http`); for a
+/// policy of `any` (or the default policy) the predefined application of
+/// the destination port, `icmp` / `icmp6` for ICMP whatever the message
+/// type, or `None`. A session's create and close say the same.
+pub fn service_name<'n>(m: &PacketMeta, names: &'n Names, application: u16) -> &'n str {
+    match names.application(application) {
+        Some(name) if !name.is_empty() && !name.starts_with("any") => name,
+        _ => port_service_name(m),
+    }
+}
+
+/// The predefined application of a flow's destination port.
+fn port_service_name(m: &PacketMeta) -> &'static str {
     match (m.protocol, m.dst_port) {
         (6, 21) => "junos-ftp",
         (6, 22) => "junos-ssh",

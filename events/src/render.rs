@@ -135,6 +135,14 @@ fn json_name(out: &mut String, name: Option<&str>, id: u64, none: u64) {
     }
 }
 
+/// `"application":"NAME"` when the policy's matched application is known.
+fn json_application(out: &mut String, names: &Names, id: u16) {
+    if let Some(name) = names.application(id) {
+        json_key(out, "application");
+        json_str(out, name);
+    }
+}
+
 fn json_key(out: &mut String, key: &str) {
     out.push(',');
     json_str(out, key);
@@ -358,6 +366,7 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             if d.session_id != 0 {
                 let _ = write!(out, ",\"session_id\":{}", d.session_id);
             }
+            json_application(out, names, d.application);
         }
         Event::ScreenDrop(s) => {
             json_key(out, "screen");
@@ -394,6 +403,7 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             json_key(out, "policy");
             json_name(out, names.policy(s.policy), s.policy.into(), NO_ID32.into());
             zones(out);
+            json_application(out, names, s.application);
         }
         Event::SessionClose(s) => {
             let _ = write!(
@@ -405,6 +415,7 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             json_key(out, "policy");
             json_name(out, names.policy(s.policy), s.policy.into(), NO_ID32.into());
             zones(out);
+            json_application(out, names, s.application);
             json_key(out, "reason");
             json_str(out, s.reason.name());
             let _ = write!(

@@ -172,6 +172,9 @@ pub struct PolicyDeny {
     /// The denied packet's own id (Junos `session-id-32`), unique like a
     /// session's; 0 from older producers.
     pub session_id: u64,
+    /// The policy's application that matched ([`Names::application`]),
+    /// [`NO_ID16`] for none.
+    pub application: u16,
 }
 
 /// A screen option matched: dropped, or alarm only (`alarm-without-drop`).
@@ -198,6 +201,8 @@ pub struct FilterLog {
 pub struct SessionOpen {
     pub session_id: u64,
     pub policy: u32,
+    /// As in [`PolicyDeny::application`].
+    pub application: u16,
 }
 
 /// A session ended (policy `log session-close`).
@@ -215,6 +220,8 @@ pub struct SessionClose {
     /// (policy, zones, interfaces) index that generation's name tables.
     /// 0 = the record's own generation (older producers).
     pub session_generation: u32,
+    /// As in [`PolicyDeny::application`].
+    pub application: u16,
 }
 
 /// One packet event of any type.
@@ -247,6 +254,8 @@ pub struct Names {
     pub policies: Vec<PolicyName>,
     pub filters: Vec<FilterName>,
     pub screens: Vec<String>,
+    /// Application (and application set) names, as the config's.
+    pub applications: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -303,6 +312,9 @@ impl Names {
     }
     pub fn screen(&self, id: u16) -> Option<&str> {
         self.screens.get(usize::from(id)).map(String::as_str)
+    }
+    pub fn application(&self, id: u16) -> Option<&str> {
+        self.applications.get(usize::from(id)).map(String::as_str)
     }
 }
 

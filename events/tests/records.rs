@@ -65,6 +65,7 @@ fn every_screen_option_and_reason_round_trips() {
             bytes_server: 4,
             elapsed_ns: 5,
             session_generation: u32::MAX,
+            application: NO_ID16,
         });
         let bytes = enc.encode_bytes(u64::MAX, &meta, &ev, &[]).to_vec();
         let (Record::Event(pe), _) = decode_size_prefixed(&bytes).unwrap() else {
@@ -236,6 +237,7 @@ proptest! {
                 policy: small,
                 reject: flag,
                 session_id: a,
+                application: NO_ID16,
             }),
             1 => Event::ScreenDrop(ScreenDrop {
                 screen: small as u16,
@@ -248,7 +250,7 @@ proptest! {
                 action: if flag { FilterAction::Accept } else { FilterAction::Reject },
                 direction: if a & 1 == 0 { Direction::Input } else { Direction::Output },
             }),
-            3 => Event::SessionOpen(SessionOpen { session_id: a, policy: small }),
+            3 => Event::SessionOpen(SessionOpen { session_id: a, policy: small, application: NO_ID16 }),
             _ => Event::SessionClose(SessionClose {
                 session_id: a,
                 policy: small,
@@ -259,6 +261,7 @@ proptest! {
                 bytes_server: b ^ c,
                 elapsed_ns: a.wrapping_add(c),
                 session_generation: small,
+                application: NO_ID16,
             }),
         };
         let mut enc = Encoder::new();
@@ -309,6 +312,7 @@ proptest! {
             policy: 0,
             reject: true,
             session_id: 1,
+            application: NO_ID16,
         });
         let bytes = enc.encode_bytes(1, &meta_v4(6, 1, 2), &ev, &snippet).to_vec();
         let (rec, _) = decode_size_prefixed(&bytes).unwrap();

@@ -510,6 +510,7 @@ fn session_close_names_the_policy_and_zones_of_the_generation_that_opened_it() {
             bytes_server: 0,
             elapsed_ns: 1,
             session_generation,
+            application: NO_ID16,
         })
     };
     let render_with = |format, ev: &Event| {

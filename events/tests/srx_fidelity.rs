@@ -159,6 +159,7 @@ fn session_create_deny_and_close_match_real_structured_lines() {
         &Event::SessionOpen(SessionOpen {
             session_id: 6093,
             policy: 0,
+            application: NO_ID16,
         }),
     );
     assert_eq!(compare_sd(&ours, &real), differences(&[]), "{ours}");
@@ -178,6 +179,7 @@ fn session_create_deny_and_close_match_real_structured_lines() {
             policy: 0,
             reject: false,
             session_id: 7087,
+            application: NO_ID16,
         }),
     );
     assert_eq!(
@@ -212,6 +214,7 @@ fn session_create_deny_and_close_match_real_structured_lines() {
             bytes_server: 535,
             elapsed_ns: 1_000_000_000,
             session_generation: 0,
+            application: NO_ID16,
         }),
     );
     assert_eq!(
@@ -334,6 +337,7 @@ fn bsd_lines_match_real_plain_text_lines() {
             policy: 0,
             reject: false,
             session_id: 9,
+            application: NO_ID16,
         }),
     );
     assert_eq!(parse_bsd(&ours), parse_bsd(&real), "{ours}\n{real}");
@@ -354,6 +358,7 @@ fn bsd_lines_match_real_plain_text_lines() {
         &Event::SessionOpen(SessionOpen {
             session_id: 123456,
             policy: 0,
+            application: NO_ID16,
         }),
     );
     // The NAT rule type "source rule" is one field of two words.
@@ -414,4 +419,65 @@ fn filter_logs_are_plain_text_as_an_srx_sends_them() {
     // An output filter's log names the interface the filter is on.
     let ours = render(Framing::Rfc5424, names, &m, &log(Direction::Output));
     assert!(ours.contains("FW: reth6.0 A pim "), "{ours}");
+}
+
+#[test]
+fn service_name_is_the_matched_configured_application_in_create_and_close() {
+    let mut names = names_of(
+        &[("untrust", "ge-0/0/0", 0), ("trust", "ge-0/0/1", 1)],
+        &["p"],
+    );
+    names.applications = vec!["web8080".into(), "any".into(), "junos-icmp-ping".into()];
+    let m = meta("192.0.2.1", 40000, "198.51.100.2", 8080, 6);
+    let open = |application| {
+        Event::SessionOpen(SessionOpen {
+            session_id: 1,
+            policy: 0,
+            application,
+        })
+    };
+    let close = |application| {
+        Event::SessionClose(SessionClose {
+            session_id: 1,
+            policy: 0,
+            reason: CloseReason::TcpFin,
+            packets_client: 1,
+            bytes_client: 60,
+            packets_server: 1,
+            bytes_server: 60,
+            elapsed_ns: 0,
+            session_generation: 0,
+            application,
+        })
+    };
+    let service = |line: &str| {
+        parse_sd(line)
+            .params
+            .into_iter()
+            .find(|p| p.0 == "service-name")
+            .unwrap()
+            .1
+    };
+    for (app, want) in [(0, "web8080"), (1, "None"), (NO_ID16, "None")] {
+        for e in [open(app), close(app)] {
+            let line = render(Framing::Rfc5424, names.clone(), &m, &e);
+            assert_eq!(service(&line), want, "{line}");
+            let text = render(Framing::Bsd, names.clone(), &m, &e);
+            assert!(text.contains(&format!(" 0x0 {want} ")), "{text}");
+        }
+    }
+    // An echo session created and closed (the close carries the reply's
+    // type) under junos-icmp-ping says so in both.
+    let mut echo = meta("192.0.2.1", 7, "198.51.100.2", 7, 1);
+    echo.icmp_type = 8;
+    let created = render(Framing::Rfc5424, names.clone(), &echo, &open(2));
+    echo.icmp_type = 0;
+    let closed = render(Framing::Rfc5424, names.clone(), &echo, &close(2));
+    assert_eq!(
+        (service(&created), service(&closed)),
+        ("junos-icmp-ping".into(), "junos-icmp-ping".into())
+    );
+    // Under `any` or the default policy: icmp for both.
+    let closed = render(Framing::Rfc5424, names, &echo, &close(NO_ID16));
+    assert_eq!(service(&closed), "icmp");
 }

@@ -273,6 +273,7 @@ fn names() -> Names {
             terms: vec!["no-telnet".into(), "rest".into()],
         }],
         screens: vec!["edge".into()],
+        applications: vec![],
     }
 }
 
@@ -325,6 +326,7 @@ pub fn records() -> Vec<Vec<u8>> {
                 policy: 0,
                 reject: true,
                 session_id: 1 << 48 | 7,
+                application: NO_ID16,
             }),
         ),
         (
@@ -349,6 +351,7 @@ pub fn records() -> Vec<Vec<u8>> {
             Ev::SessionOpen(SessionOpen {
                 session_id: 42,
                 policy: 0,
+                application: NO_ID16,
             }),
         ),
         (
@@ -363,6 +366,7 @@ pub fn records() -> Vec<Vec<u8>> {
                 bytes_server: 2000,
                 elapsed_ns: 1_500_000_000,
                 session_generation: 0,
+                application: NO_ID16,
             }),
         ),
     ];

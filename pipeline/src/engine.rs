@@ -201,6 +201,8 @@ pub enum Event {
         /// The denied packet's own id, from the session id space (an
         /// SRX gives each denied first packet one).
         session_id: u64,
+        /// The policy's application that matched ([`NO_APPLICATION`]: none).
+        application: u16,
     },
     ScreenDrop {
         profile: u16,
@@ -218,6 +220,8 @@ pub enum Event {
     SessionOpen {
         session_id: u64,
         policy: u32,
+        /// As in `PolicyDeny`.
+        application: u16,
     },
     SessionClose(SessionClosed),
 }
@@ -261,6 +265,8 @@ pub struct SessionClosed {
     pub bytes_server: u64,
     pub created_ns: u64,
     pub closed_ns: u64,
+    /// The application the session's policy matched (see `PolicyDeny`).
+    pub application: u16,
 }
 
 /// At most this many events per packet (input filter log, screen alarm,
@@ -985,7 +991,7 @@ impl Worker {
         if let Some((handle, dir)) = hit {
             let update = self
                 .sessions
-                .update(handle, dir, frame.len() as u32, seg, now_ns);
+                .update(handle, dir, pkt.ip_total_len, seg, now_ns);
             d.stage = Stage::Session;
             if update.out_of_window {
                 d.rule = rules.policy_rule(self.sessions.get_policy(handle));
@@ -1052,6 +1058,7 @@ impl Worker {
                         policy: policy_id,
                         reject,
                         session_id: self.sessions.next_id(),
+                        application: matched_application(rules, policy_id, &pkt),
                     });
                 }
                 let (reason, verdict) = if reject {
@@ -1093,13 +1100,18 @@ impl Worker {
                     egress,
                     screen_profile: profile.map(|p| p.id),
                     log_close: log.session_close,
+                    application: if log.session_init || log.session_close {
+                        matched_application(rules, policy_id, &pkt)
+                    } else {
+                        NO_APPLICATION
+                    },
                 };
                 match self.sessions.insert(key, meta, now_ns) {
                     Ok(handle) => {
                         self.sessions.update(
                             handle,
                             Direction::ClientToServer,
-                            frame.len() as u32,
+                            pkt.ip_total_len,
                             seg,
                             now_ns,
                         );
@@ -1111,6 +1123,7 @@ impl Worker {
                             d.push(Event::SessionOpen {
                                 session_id: self.sessions.get(handle).id,
                                 policy: meta.policy,
+                                application: meta.application,
                             });
                         }
                         d.stage = Stage::Policy;
@@ -1235,6 +1248,7 @@ impl Worker {
                 bytes_server: s.bytes[1],
                 created_ns: s.created_ns,
                 closed_ns: now_ns,
+                application: s.meta.application,
             }));
         }
     }
@@ -1342,6 +1356,31 @@ fn is_link_local_control(pkt: &ParsedPacket) -> bool {
         130..=132 | 143 => pkt.ttl == 1 && (pkt.src.is_ipv6_link_local() || pkt.src.0 == 0),
         _ => false,
     }
+}
+
+/// No application: the default policy, or none of the policy's matched.
+pub const NO_APPLICATION: u16 = u16::MAX;
+
+/// The first of policy `policy`'s applications (an index into the config's
+/// applications) that the packet matches, for the service name operators
+/// see in logs; [`NO_APPLICATION`] for the default policy. Run only when an
+/// event is logged.
+fn matched_application(rules: &Ruleset, policy: Option<u32>, pkt: &ParsedPacket) -> u16 {
+    let config = &rules.config;
+    let q = crate::policy::query(pkt);
+    policy
+        .and_then(|id| config.policies.get(id as usize))
+        .and_then(|p| {
+            p.applications.iter().copied().find(|&a| {
+                config.applications.get(a).is_some_and(|app| {
+                    app.terms
+                        .iter()
+                        .any(|t| crate::classify::app_matches(t, &q))
+                })
+            })
+        })
+        .and_then(|a| u16::try_from(a).ok())
+        .unwrap_or(NO_APPLICATION)
 }
 
 /// A fresh decision for a packet entering on `ingress`: dropped at parse

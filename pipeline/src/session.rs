@@ -151,6 +151,9 @@ pub struct SessionMeta {
     pub screen_profile: Option<u16>,
     /// Emit a close event (`log session-close`).
     pub log_close: bool,
+    /// The config application the policy matched, for the service name of
+    /// its events (`u16::MAX`: none).
+    pub application: u16,
 }
 
 /// One session. Laid out in three cache lines: the first holds all a
@@ -204,6 +207,7 @@ impl Session {
             egress: 0,
             screen_profile: None,
             log_close: false,
+            application: u16::MAX,
         },
         created_ns: 0,
         windows: Windows::DEFAULT,
@@ -347,6 +351,9 @@ pub struct SessionTable {
     oldest: u32,
     /// Insertions refused because the table was full.
     pub refused: u64,
+    /// Sessions not closed yet (the table also holds closed ones that
+    /// linger for their closing timeout).
+    open: usize,
 }
 
 impl SessionTable {
@@ -368,6 +375,7 @@ impl SessionTable {
             sweep_oldest: u32::MAX,
             oldest: u32::MAX,
             refused: 0,
+            open: 0,
         }
     }
 
@@ -381,6 +389,13 @@ impl SessionTable {
 
     pub fn capacity(&self) -> usize {
         self.slab.len()
+    }
+
+    /// Sessions still open: [`SessionTable::len`] less those closed by
+    /// FIN, RST or an answered echo that linger until they age out (what
+    /// `sessions_active` reports, as Junos counts active sessions).
+    pub fn open(&self) -> usize {
+        self.open
     }
 
     /// Insertions refused because the table was full.
@@ -475,6 +490,7 @@ impl SessionTable {
             ..Session::BLANK
         };
         self.used[slot as usize] = true;
+        self.open += 1;
         let h = hash(&ck);
         let mut i = self.home(h);
         while self.index[i] != EMPTY {
@@ -551,6 +567,7 @@ impl SessionTable {
             Check::RstExact => {
                 s.tcp = TcpState::Closed;
                 s.closed = Some(CloseReason::TcpRst);
+                self.open -= 1;
                 return Update {
                     closed: s.closed,
                     ..Update::default()
@@ -593,6 +610,7 @@ impl SessionTable {
             // The ACK of the last FIN: the connection is done.
             s.tcp = TcpState::Closed;
             s.closed = Some(CloseReason::TcpFin);
+            self.open -= 1;
             return Update {
                 closed: s.closed,
                 ..Update::default()
@@ -610,6 +628,7 @@ impl SessionTable {
             return None;
         }
         s.closed = Some(reason);
+        self.open -= 1;
         Some(reason)
     }
 
@@ -618,6 +637,9 @@ impl SessionTable {
         let slot = h.0;
         if !self.used.get(slot as usize).copied().unwrap_or(false) {
             return;
+        }
+        if self.slab[slot as usize].closed.is_none() {
+            self.open -= 1;
         }
         let h = hash(&self.slab[slot as usize].canon);
         let mut i = self.home(h);
@@ -698,6 +720,7 @@ impl SessionTable {
     }
 
     fn clear(&mut self) {
+        self.open = 0;
         self.index.fill(EMPTY);
         self.used.fill(false);
         self.free.clear();
@@ -793,6 +816,36 @@ mod tests {
         assert_eq!(t.oldest_generation(), Some(1));
         t.close_all(CloseReason::Shutdown, &mut |_, _| {});
         assert_eq!(t.oldest_generation(), None);
+    }
+
+    #[test]
+    fn open_counts_sessions_not_yet_closed() {
+        let mut t = SessionTable::new(8, 0, Timeouts::default());
+        let a = t.insert(tcp_key(), meta(), 0).unwrap();
+        let mut other = tcp_key();
+        other.src_port += 1;
+        let b = t.insert(other, meta(), 0).unwrap();
+        assert_eq!((t.len(), t.open()), (2, 2));
+        t.update(a, C2S, 40, Segment::from(TcpFlags::RST), 0);
+        assert_eq!(
+            (t.len(), t.open()),
+            (2, 1),
+            "a RST-closed session lingers, not open"
+        );
+        assert_eq!(
+            t.end(b, CloseReason::ResponseReceived),
+            Some(CloseReason::ResponseReceived)
+        );
+        assert_eq!(t.end(b, CloseReason::ResponseReceived), None);
+        assert_eq!((t.len(), t.open()), (2, 0));
+        t.remove(a);
+        assert_eq!((t.len(), t.open()), (1, 0));
+        let c = t.insert(tcp_key(), meta(), 0).unwrap();
+        assert_eq!(t.open(), 1);
+        t.remove(c);
+        assert_eq!(t.open(), 0);
+        t.close_all(CloseReason::Shutdown, &mut |_, _| {});
+        assert_eq!((t.len(), t.open()), (0, 0));
     }
 
     #[test]

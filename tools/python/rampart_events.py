@@ -143,6 +143,7 @@ class Reader:
         out["action"] = "reject" if t.Action() == 1 else "deny"
         if t.SessionId():
             out["session_id"] = t.SessionId()
+        self._application(t, gen, out)
         self._snippet(t, out)
         return out
 
@@ -168,11 +169,17 @@ class Reader:
         self._snippet(t, out)
         return out
 
+    def _application(self, t, gen, out):
+        app = self._name(gen, "applications", t.Application(), NO16)
+        if app is not None:
+            out["application"] = app
+
     def _SessionOpen(self, t):
         out, gen = self._meta(t, "session_open")
         out["session_id"] = t.SessionId()
         out["policy_id"] = t.Policy()
         out["policy"] = self._name(gen, "policies", t.Policy(), NO32)
+        self._application(t, gen, out)
         return out
 
     def _SessionClose(self, t):
@@ -180,6 +187,7 @@ class Reader:
         out["session_id"] = t.SessionId()
         out["policy_id"] = t.Policy()
         out["policy"] = self._name(gen, "policies", t.Policy(), NO32)
+        self._application(t, gen, out)
         out["reason"] = self.close_reason.get(t.Reason(), str(t.Reason()))
         out["packets_client"] = t.PacketsClient()
         out["bytes_client"] = t.BytesClient()
@@ -209,6 +217,7 @@ class Reader:
             "policies": names(t.PoliciesLength(), t.Policies),
             "filters": names(t.FiltersLength(), t.Filters),
             "screens": names(t.ScreensLength(), t.Screens),
+            "applications": [t.Applications(i).decode() for i in range(t.ApplicationsLength())],
         }
         table["terms"] = [
             [t.Filters(i).Terms(j).decode() for j in range(t.Filters(i).TermsLength())]

@@ -42,6 +42,7 @@ pub fn names() -> Names {
             terms: vec!["no-telnet".into(), "log-rest".into()],
         }],
         screens: vec!["edge".into()],
+        applications: vec![],
     }
 }
 
@@ -104,6 +105,7 @@ pub fn all_events() -> Vec<(PacketMeta, Event, Vec<u8>)> {
                 policy: 1,
                 reject: false,
                 session_id: 7087,
+                application: NO_ID16,
             }),
             syn_frame(),
         ),
@@ -131,6 +133,7 @@ pub fn all_events() -> Vec<(PacketMeta, Event, Vec<u8>)> {
             Event::SessionOpen(SessionOpen {
                 session_id: 42,
                 policy: 0,
+                application: NO_ID16,
             }),
             vec![],
         ),
@@ -146,6 +149,7 @@ pub fn all_events() -> Vec<(PacketMeta, Event, Vec<u8>)> {
                 bytes_server: 3000,
                 elapsed_ns: 12_500_000_000,
                 session_generation: 0,
+                application: NO_ID16,
             }),
             vec![],
         ),
