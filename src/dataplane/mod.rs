@@ -90,7 +90,13 @@ pub fn eal_args(config: &Config) -> Vec<String> {
         .iter()
         .any(|f| has(&args, f));
     if !memory_chosen {
-        args.push("--in-memory".into());
+        // Hugepage files in a directory the config names: unlinked as soon
+        // as they are mapped, for the same reason.
+        args.push(if has(&args, "--huge-dir") {
+            "--huge-unlink".into()
+        } else {
+            "--in-memory".into()
+        });
     }
     if !has(&args, "--file-prefix") {
         args.push(format!("--file-prefix={}", leftovers::own_prefix()));
