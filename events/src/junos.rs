@@ -11,6 +11,7 @@
 //! Rendering writes straight into the caller's buffer: no allocation.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use crate::decode::PacketEvent;
 use crate::types::{Direction, Event, FilterAction, Names, PacketMeta, ScreenOption, NO_ID16};
@@ -34,40 +35,40 @@ pub struct Message {
     /// The message tag: `RT_FLOW_SESSION_CREATE`, `PFE_FW_SYSLOG_IP`...
     pub tag: &'static str,
     /// The plain text with `{parameter}` placeholders.
-    pub template: &'static str,
+    pub template: &'static Template,
     /// Junos sends it with structured data (filter logs are text only).
     pub structured: bool,
 }
 
-const DENY: &str = "session denied {source-address}/{source-port}->{destination-address}/{destination-port} {connection-tag} {service-name} {protocol-id}({icmp-type}) {policy-name} {source-zone-name} {destination-zone-name} {application} {nested-application} {username}({roles}) {packet-incoming-interface} {encrypted} {reason}{=session-id-32}{=application-category}{=application-sub-category}{=application-risk}{=application-characteristics}";
+static DENY: Template = Template::new("session denied {source-address}/{source-port}->{destination-address}/{destination-port} {connection-tag} {service-name} {protocol-id}({icmp-type}) {policy-name} {source-zone-name} {destination-zone-name} {application} {nested-application} {username}({roles}) {packet-incoming-interface} {encrypted} {reason}{=session-id-32}{=application-category}{=application-sub-category}{=application-risk}{=application-characteristics}");
 
-const CREATE: &str = "session created {source-address}/{source-port}->{destination-address}/{destination-port} {connection-tag} {service-name} {nat-source-address}/{nat-source-port}->{nat-destination-address}/{nat-destination-port} {nat-connection-tag} {src-nat-rule-type} {src-nat-rule-name} {dst-nat-rule-type} {dst-nat-rule-name} {protocol-id} {policy-name} {source-zone-name} {destination-zone-name} {session-id-32} {username}({roles}) {packet-incoming-interface} {application} {nested-application} {encrypted} {application-category} {application-sub-category} {application-risk} {application-characteristics}";
+static CREATE: Template = Template::new("session created {source-address}/{source-port}->{destination-address}/{destination-port} {connection-tag} {service-name} {nat-source-address}/{nat-source-port}->{nat-destination-address}/{nat-destination-port} {nat-connection-tag} {src-nat-rule-type} {src-nat-rule-name} {dst-nat-rule-type} {dst-nat-rule-name} {protocol-id} {policy-name} {source-zone-name} {destination-zone-name} {session-id-32} {username}({roles}) {packet-incoming-interface} {application} {nested-application} {encrypted} {application-category} {application-sub-category} {application-risk} {application-characteristics}");
 
-const CLOSE: &str = "session closed {reason}: {source-address}/{source-port}->{destination-address}/{destination-port} {connection-tag} {service-name} {nat-source-address}/{nat-source-port}->{nat-destination-address}/{nat-destination-port} {nat-connection-tag} {src-nat-rule-type} {src-nat-rule-name} {dst-nat-rule-type} {dst-nat-rule-name} {protocol-id} {policy-name} {source-zone-name} {destination-zone-name} {session-id-32} {packets-from-client}({bytes-from-client}) {packets-from-server}({bytes-from-server}) {elapsed-time} {application} {nested-application} {username}({roles}) {packet-incoming-interface} {encrypted} {application-category} {application-sub-category} {application-risk} {application-characteristics}";
+static CLOSE: Template = Template::new("session closed {reason}: {source-address}/{source-port}->{destination-address}/{destination-port} {connection-tag} {service-name} {nat-source-address}/{nat-source-port}->{nat-destination-address}/{nat-destination-port} {nat-connection-tag} {src-nat-rule-type} {src-nat-rule-name} {dst-nat-rule-type} {dst-nat-rule-name} {protocol-id} {policy-name} {source-zone-name} {destination-zone-name} {session-id-32} {packets-from-client}({bytes-from-client}) {packets-from-server}({bytes-from-server}) {elapsed-time} {application} {nested-application} {username}({roles}) {packet-incoming-interface} {encrypted} {application-category} {application-sub-category} {application-risk} {application-characteristics}");
 
-const SCREEN_PORTS: &str = "{attack-name} source: {source-address}:{source-port}, destination: {destination-address}:{destination-port}, zone name: {source-zone-name}, interface name: {interface-name}, action: {action}";
+static SCREEN_PORTS: Template = Template::new("{attack-name} source: {source-address}:{source-port}, destination: {destination-address}:{destination-port}, zone name: {source-zone-name}, interface name: {interface-name}, action: {action}");
 
-const SCREEN_ADDRESSES: &str = "{attack-name} source: {source-address}, destination: {destination-address}, zone name: {source-zone-name}, interface name: {interface-name}, action: {action}";
+static SCREEN_ADDRESSES: Template = Template::new("{attack-name} source: {source-address}, destination: {destination-address}, zone name: {source-zone-name}, interface name: {interface-name}, action: {action}");
 
-const SCREEN_IP: &str = "{attack-name} source: {source-address}, destination: {destination-address}, protocol-id: {protocol-id}, zone name: {source-zone-name}, interface name: {interface-name}, action: {action}";
+static SCREEN_IP: Template = Template::new("{attack-name} source: {source-address}, destination: {destination-address}, protocol-id: {protocol-id}, zone name: {source-zone-name}, interface name: {interface-name}, action: {action}");
 
 /// The trailing space is a real SRX's.
-const FIREWALL_FILTER: &str = "FW: {interface} {filter-action} {protocol} {source-address} {destination-address} {source-port} {destination-port} ({packets} packets) ";
+static FIREWALL_FILTER: Template = Template::new("FW: {interface} {filter-action} {protocol} {source-address} {destination-address} {source-port} {destination-port} ({packets} packets) ");
 
 /// The message an event is sent as.
 pub fn message(e: &PacketEvent<'_>) -> Message {
     use crate::types::ScreenClass;
     let m = &e.meta;
-    let flow = |tag, template| Message {
+    let flow = |tag, template: &'static Template| Message {
         app: Some("RT_FLOW"),
         tag,
         template,
         structured: true,
     };
     match &e.event {
-        Event::PolicyDeny(_) => flow("RT_FLOW_SESSION_DENY", DENY),
-        Event::SessionOpen(_) => flow("RT_FLOW_SESSION_CREATE", CREATE),
-        Event::SessionClose(_) => flow("RT_FLOW_SESSION_CLOSE", CLOSE),
+        Event::PolicyDeny(_) => flow("RT_FLOW_SESSION_DENY", &DENY),
+        Event::SessionOpen(_) => flow("RT_FLOW_SESSION_CREATE", &CREATE),
+        Event::SessionClose(_) => flow("RT_FLOW_SESSION_CLOSE", &CLOSE),
         Event::ScreenDrop(s) => {
             let class = match crate::types::junos_screen(s.option).1 {
                 ScreenClass::ByProtocol => match m.protocol {
@@ -78,12 +79,12 @@ pub fn message(e: &PacketEvent<'_>) -> Message {
                 },
                 c => c,
             };
-            let (tag, template) = match class {
-                ScreenClass::Tcp => ("RT_SCREEN_TCP", SCREEN_PORTS),
-                ScreenClass::Udp => ("RT_SCREEN_UDP", SCREEN_PORTS),
-                ScreenClass::Icmp => ("RT_SCREEN_ICMP", SCREEN_ADDRESSES),
-                ScreenClass::SessionLimit => ("RT_SCREEN_SESSION_LIMIT", SCREEN_ADDRESSES),
-                ScreenClass::Ip | ScreenClass::ByProtocol => ("RT_SCREEN_IP", SCREEN_IP),
+            let (tag, template): (_, &'static Template) = match class {
+                ScreenClass::Tcp => ("RT_SCREEN_TCP", &SCREEN_PORTS),
+                ScreenClass::Udp => ("RT_SCREEN_UDP", &SCREEN_PORTS),
+                ScreenClass::Icmp => ("RT_SCREEN_ICMP", &SCREEN_ADDRESSES),
+                ScreenClass::SessionLimit => ("RT_SCREEN_SESSION_LIMIT", &SCREEN_ADDRESSES),
+                ScreenClass::Ip | ScreenClass::ByProtocol => ("RT_SCREEN_IP", &SCREEN_IP),
             };
             Message {
                 app: Some("RT_IDS"),
@@ -103,43 +104,86 @@ pub fn message(e: &PacketEvent<'_>) -> Message {
             } else {
                 "PFE_FW_SYSLOG_IP6_GEN"
             },
-            template: FIREWALL_FILTER,
+            template: &FIREWALL_FILTER,
             structured: false,
         },
     }
 }
 
-/// The pieces of a template: literal text and placeholders, in order.
-enum Piece<'t> {
-    Text(&'t str),
-    /// A parameter, and whether the plain text shows it.
-    Param(&'t str, bool),
+/// A message template, parsed once into its pieces (see the module doc).
+pub struct Template {
+    text: &'static str,
+    parsed: OnceLock<Vec<Piece>>,
 }
 
-fn pieces(template: &str) -> impl Iterator<Item = Piece<'_>> {
-    let mut rest = template;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
+/// Literal text, or a parameter and whether the plain text shows it.
+#[derive(Clone, Copy, Debug)]
+enum Piece {
+    Text(&'static str),
+    Param(Field, bool),
+}
+
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text)
+    }
+}
+
+impl PartialEq for Template {
+    fn eq(&self, other: &Template) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Template {}
+
+impl Template {
+    const fn new(text: &'static str) -> Template {
+        Template {
+            text,
+            parsed: OnceLock::new(),
         }
+    }
+
+    /// The plain text with its `{parameter}` placeholders.
+    pub fn text(&self) -> &'static str {
+        self.text
+    }
+
+    fn pieces(&self) -> &[Piece] {
+        self.parsed.get_or_init(|| parse(self.text))
+    }
+}
+
+/// Splits a template into text and parameters. An unknown parameter name
+/// is a bug in a template above, and every template is parsed by a test.
+fn parse(mut rest: &'static str) -> Vec<Piece> {
+    let mut out = Vec::new();
+    while !rest.is_empty() {
         match rest.find('{') {
             Some(0) => {
-                let end = rest.find('}').unwrap_or(rest.len());
+                let end = rest.find('}').expect("a closed placeholder");
                 let inner = &rest[1..end];
-                rest = rest.get(end + 1..).unwrap_or("");
-                Some(match inner.strip_prefix('=') {
-                    Some(name) => Piece::Param(name, false),
-                    None => Piece::Param(inner, true),
-                })
+                let (name, shown) = match inner.strip_prefix('=') {
+                    Some(name) => (name, false),
+                    None => (inner, true),
+                };
+                let field = Field::from_name(name)
+                    .unwrap_or_else(|| panic!("template parameter {name:?} is not a Field"));
+                out.push(Piece::Param(field, shown));
+                rest = &rest[end + 1..];
             }
             Some(i) => {
-                let text = &rest[..i];
+                out.push(Piece::Text(&rest[..i]));
                 rest = &rest[i..];
-                Some(Piece::Text(text))
             }
-            None => Some(Piece::Text(std::mem::take(&mut rest))),
+            None => {
+                out.push(Piece::Text(rest));
+                rest = "";
+            }
         }
-    })
+    }
+    out
 }
 
 /// Appends the plain text of an event: `TAG: message`.
@@ -152,10 +196,10 @@ pub fn write_text(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
 
 /// Appends the message text without its tag.
 pub fn write_body(e: &PacketEvent<'_>, names: &Names, msg: &Message, out: &mut String) {
-    for piece in pieces(msg.template) {
-        match piece {
+    for piece in msg.template.pieces() {
+        match *piece {
             Piece::Text(t) => out.push_str(t),
-            Piece::Param(name, true) => write_value(e, names, name, Form::Text, out),
+            Piece::Param(field, true) => write_value(e, names, field, Form::Text, out),
             Piece::Param(_, false) => {}
         }
     }
@@ -170,13 +214,13 @@ pub fn write_structured(e: &PacketEvent<'_>, names: &Names, out: &mut String) ->
     }
     out.push('[');
     out.push_str(JUNOS_SD_ID);
-    for piece in pieces(msg.template) {
-        if let Piece::Param(name, _) = piece {
+    for piece in msg.template.pieces() {
+        if let Piece::Param(field, _) = *piece {
             out.push(' ');
-            out.push_str(name);
+            out.push_str(field.name());
             out.push_str("=\"");
             let start = out.len();
-            write_value(e, names, name, Form::Structured, out);
+            write_value(e, names, field, Form::Structured, out);
             escape_param_value(out, start);
             out.push('"');
         }
@@ -199,43 +243,204 @@ fn escape_param_value(out: &mut String, start: usize) {
     }
 }
 
-/// Appends one parameter's value. Unknown names are a template bug, caught
-/// by the test that renders every message.
-fn write_value(e: &PacketEvent<'_>, names: &Names, name: &str, form: Form, out: &mut String) {
+/// A parameter of the Junos messages, by its Junos name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    SourceAddress,
+    SourcePort,
+    DestinationAddress,
+    DestinationPort,
+    ConnectionTag,
+    ServiceName,
+    ProtocolId,
+    IcmpType,
+    PolicyName,
+    SourceZoneName,
+    DestinationZoneName,
+    Application,
+    NestedApplication,
+    Username,
+    Roles,
+    PacketIncomingInterface,
+    Encrypted,
+    Reason,
+    SessionId32,
+    ApplicationCategory,
+    ApplicationSubCategory,
+    ApplicationRisk,
+    ApplicationCharacteristics,
+    NatSourceAddress,
+    NatSourcePort,
+    NatDestinationAddress,
+    NatDestinationPort,
+    NatConnectionTag,
+    SrcNatRuleType,
+    SrcNatRuleName,
+    DstNatRuleType,
+    DstNatRuleName,
+    PacketsFromClient,
+    BytesFromClient,
+    PacketsFromServer,
+    BytesFromServer,
+    ElapsedTime,
+    AttackName,
+    InterfaceName,
+    Action,
+    Interface,
+    FilterAction,
+    Protocol,
+    Packets,
+}
+
+impl Field {
+    const ALL: [Field; 44] = [
+        Field::SourceAddress,
+        Field::SourcePort,
+        Field::DestinationAddress,
+        Field::DestinationPort,
+        Field::ConnectionTag,
+        Field::ServiceName,
+        Field::ProtocolId,
+        Field::IcmpType,
+        Field::PolicyName,
+        Field::SourceZoneName,
+        Field::DestinationZoneName,
+        Field::Application,
+        Field::NestedApplication,
+        Field::Username,
+        Field::Roles,
+        Field::PacketIncomingInterface,
+        Field::Encrypted,
+        Field::Reason,
+        Field::SessionId32,
+        Field::ApplicationCategory,
+        Field::ApplicationSubCategory,
+        Field::ApplicationRisk,
+        Field::ApplicationCharacteristics,
+        Field::NatSourceAddress,
+        Field::NatSourcePort,
+        Field::NatDestinationAddress,
+        Field::NatDestinationPort,
+        Field::NatConnectionTag,
+        Field::SrcNatRuleType,
+        Field::SrcNatRuleName,
+        Field::DstNatRuleType,
+        Field::DstNatRuleName,
+        Field::PacketsFromClient,
+        Field::BytesFromClient,
+        Field::PacketsFromServer,
+        Field::BytesFromServer,
+        Field::ElapsedTime,
+        Field::AttackName,
+        Field::InterfaceName,
+        Field::Action,
+        Field::Interface,
+        Field::FilterAction,
+        Field::Protocol,
+        Field::Packets,
+    ];
+    const NAMES: [&'static str; 44] = [
+        "source-address",
+        "source-port",
+        "destination-address",
+        "destination-port",
+        "connection-tag",
+        "service-name",
+        "protocol-id",
+        "icmp-type",
+        "policy-name",
+        "source-zone-name",
+        "destination-zone-name",
+        "application",
+        "nested-application",
+        "username",
+        "roles",
+        "packet-incoming-interface",
+        "encrypted",
+        "reason",
+        "session-id-32",
+        "application-category",
+        "application-sub-category",
+        "application-risk",
+        "application-characteristics",
+        "nat-source-address",
+        "nat-source-port",
+        "nat-destination-address",
+        "nat-destination-port",
+        "nat-connection-tag",
+        "src-nat-rule-type",
+        "src-nat-rule-name",
+        "dst-nat-rule-type",
+        "dst-nat-rule-name",
+        "packets-from-client",
+        "bytes-from-client",
+        "packets-from-server",
+        "bytes-from-server",
+        "elapsed-time",
+        "attack-name",
+        "interface-name",
+        "action",
+        "interface",
+        "filter-action",
+        "protocol",
+        "packets",
+    ];
+
+    fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    fn from_name(name: &str) -> Option<Field> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| Self::ALL[i])
+    }
+}
+
+/// Appends one parameter's value.
+fn write_value(e: &PacketEvent<'_>, names: &Names, field: Field, form: Form, out: &mut String) {
+    use Field as F;
     let m = &e.meta;
     let text = form == Form::Text;
-    match (name, &e.event) {
-        ("source-address" | "nat-source-address", _) => push(out, m.src_ip()),
-        ("destination-address" | "nat-destination-address", _) => push(out, m.dst_ip()),
-        ("source-port" | "nat-source-port", Event::FilterLog(_)) if m.is_icmp() => {
-            push(out, m.icmp_type)
+    match (field, &e.event) {
+        (F::SourceAddress | F::NatSourceAddress, _) => push_ip(out, &m.src, m.ipv6),
+        (F::DestinationAddress | F::NatDestinationAddress, _) => push_ip(out, &m.dst, m.ipv6),
+        (F::SourcePort | F::NatSourcePort, Event::FilterLog(_)) if m.is_icmp() => {
+            push_u64(out, m.icmp_type.into())
         }
-        ("destination-port" | "nat-destination-port", Event::FilterLog(_)) if m.is_icmp() => {
-            push(out, m.icmp_code)
+        (F::DestinationPort | F::NatDestinationPort, Event::FilterLog(_)) if m.is_icmp() => {
+            push_u64(out, m.icmp_code.into())
         }
-        ("source-port" | "nat-source-port", _) => push(out, m.src_port),
-        ("destination-port" | "nat-destination-port", _) => push(out, m.dst_port),
-        ("connection-tag" | "nat-connection-tag", _) => {
-            out.push_str(if text { "0x0" } else { "0" })
-        }
-        ("service-name", _) => out.push_str(service_name(m, names, application_of(&e.event))),
-        ("src-nat-rule-type" | "src-nat-rule-name" | "dst-nat-rule-type", _)
-        | ("dst-nat-rule-name" | "username" | "roles", _)
-        | ("application-category" | "application-sub-category", _)
-        | ("application-characteristics", _) => out.push_str("N/A"),
+        (F::SourcePort | F::NatSourcePort, _) => push_u64(out, m.src_port.into()),
+        (F::DestinationPort | F::NatDestinationPort, _) => push_u64(out, m.dst_port.into()),
+        (F::ConnectionTag | F::NatConnectionTag, _) => out.push_str(if text { "0x0" } else { "0" }),
+        (F::ServiceName, _) => out.push_str(service_name(m, names, application_of(&e.event))),
+        (
+            F::SrcNatRuleType
+            | F::SrcNatRuleName
+            | F::DstNatRuleType
+            | F::DstNatRuleName
+            | F::Username
+            | F::Roles
+            | F::ApplicationCategory
+            | F::ApplicationSubCategory
+            | F::ApplicationCharacteristics,
+            _,
+        ) => out.push_str("N/A"),
         // What an SRX without AppID reports for an unidentified application.
-        ("application-risk", _) => out.push('1'),
-        ("protocol-id", _) => push(out, m.protocol),
-        ("icmp-type", _) => push(out, m.icmp_type),
-        ("policy-name", Event::PolicyDeny(d)) => policy(out, names, d.policy),
-        ("policy-name", Event::SessionOpen(s)) => policy(out, names, s.policy),
-        ("policy-name", Event::SessionClose(s)) => policy(out, names, s.policy),
-        ("source-zone-name", _) => zone(out, names, m.from_zone),
-        ("destination-zone-name", _) => zone(out, names, m.to_zone),
-        ("application" | "nested-application", _) => out.push_str("UNKNOWN"),
-        ("packet-incoming-interface" | "interface-name", _) => interface(out, names, m.ingress),
+        (F::ApplicationRisk, _) => out.push('1'),
+        (F::ProtocolId, _) => push_u64(out, m.protocol.into()),
+        (F::IcmpType, _) => push_u64(out, m.icmp_type.into()),
+        (F::PolicyName, Event::PolicyDeny(d)) => policy(out, names, d.policy),
+        (F::PolicyName, Event::SessionOpen(s)) => policy(out, names, s.policy),
+        (F::PolicyName, Event::SessionClose(s)) => policy(out, names, s.policy),
+        (F::SourceZoneName, _) => zone(out, names, m.from_zone),
+        (F::DestinationZoneName, _) => zone(out, names, m.to_zone),
+        (F::Application | F::NestedApplication, _) => out.push_str("UNKNOWN"),
+        (F::PacketIncomingInterface | F::InterfaceName, _) => interface(out, names, m.ingress),
         // A filter log names the interface the filter is on.
-        ("interface", Event::FilterLog(f)) => interface(
+        (F::Interface, Event::FilterLog(f)) => interface(
             out,
             names,
             match f.direction {
@@ -245,46 +450,100 @@ fn write_value(e: &PacketEvent<'_>, names: &Names, name: &str, form: Form, out: 
         ),
         // A real SRX's structured deny says `No`, its plain deny and the
         // sessions of an unidentified application `UNKNOWN`.
-        ("encrypted", Event::PolicyDeny(_)) if !text => out.push_str("No"),
-        ("encrypted", _) => out.push_str("UNKNOWN"),
-        ("reason", Event::PolicyDeny(d)) => out.push_str(match (d.reject, text) {
+        (F::Encrypted, Event::PolicyDeny(_)) if !text => out.push_str("No"),
+        (F::Encrypted, _) => out.push_str("UNKNOWN"),
+        (F::Reason, Event::PolicyDeny(d)) => out.push_str(match (d.reject, text) {
             (false, false) => "Denied by policy",
             (true, false) => "Rejected by policy",
             (false, true) => "policy deny",
             (true, true) => "policy reject",
         }),
-        ("reason", Event::SessionClose(s)) => out.push_str(s.reason.junos_text()),
-        ("session-id-32", Event::PolicyDeny(d)) => push(out, d.session_id),
-        ("session-id-32", Event::SessionOpen(s)) => push(out, s.session_id),
-        ("session-id-32", Event::SessionClose(s)) => push(out, s.session_id),
-        ("packets-from-client", Event::SessionClose(s)) => push(out, s.packets_client),
-        ("bytes-from-client", Event::SessionClose(s)) => push(out, s.bytes_client),
-        ("packets-from-server", Event::SessionClose(s)) => push(out, s.packets_server),
-        ("bytes-from-server", Event::SessionClose(s)) => push(out, s.bytes_server),
-        ("elapsed-time", Event::SessionClose(s)) => push(out, s.elapsed_ns / 1_000_000_000),
-        ("attack-name", Event::ScreenDrop(s)) => out.push_str(attack_name(s.option, m)),
-        ("action", Event::ScreenDrop(s)) => out.push_str(if s.alarm_only {
+        (F::Reason, Event::SessionClose(s)) => out.push_str(s.reason.junos_text()),
+        (F::SessionId32, Event::PolicyDeny(d)) => push_u64(out, d.session_id),
+        (F::SessionId32, Event::SessionOpen(s)) => push_u64(out, s.session_id),
+        (F::SessionId32, Event::SessionClose(s)) => push_u64(out, s.session_id),
+        (F::PacketsFromClient, Event::SessionClose(s)) => push_u64(out, s.packets_client),
+        (F::BytesFromClient, Event::SessionClose(s)) => push_u64(out, s.bytes_client),
+        (F::PacketsFromServer, Event::SessionClose(s)) => push_u64(out, s.packets_server),
+        (F::BytesFromServer, Event::SessionClose(s)) => push_u64(out, s.bytes_server),
+        (F::ElapsedTime, Event::SessionClose(s)) => push_u64(out, s.elapsed_ns / 1_000_000_000),
+        (F::AttackName, Event::ScreenDrop(s)) => out.push_str(attack_name(s.option, m)),
+        (F::Action, Event::ScreenDrop(s)) => out.push_str(if s.alarm_only {
             "alarm-without-drop"
         } else {
             "drop"
         }),
-        ("filter-action", Event::FilterLog(f)) => out.push(match f.action {
+        (F::FilterAction, Event::FilterLog(f)) => out.push(match f.action {
             FilterAction::Accept => 'A',
             FilterAction::Discard => 'D',
             FilterAction::Reject => 'R',
         }),
-        ("protocol", _) => match protocol_name(m.protocol) {
+        (F::Protocol, _) => match protocol_name(m.protocol) {
             Some(p) => out.push_str(p),
-            None => push(out, m.protocol),
+            None => push_u64(out, m.protocol.into()),
         },
         // One record per packet (aggregation would count more).
-        ("packets", _) => out.push('1'),
-        _ => debug_assert!(false, "no value for {name} in {:?}", e.event),
+        (F::Packets, _) => out.push('1'),
+        _ => debug_assert!(false, "no value for {field:?} in {:?}", e.event),
     }
 }
 
-fn push(out: &mut String, v: impl std::fmt::Display) {
-    let _ = write!(out, "{v}");
+/// Appends `v` in decimal (without the formatting machinery: renderers
+/// write millions of these per second).
+pub(crate) fn push_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // The bytes are ASCII digits.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
+/// "0" to "255".
+static OCTETS: [&str; 256] = {
+    const DIGITS: [&str; 256] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+        "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31",
+        "32", "33", "34", "35", "36", "37", "38", "39", "40", "41", "42", "43", "44", "45", "46",
+        "47", "48", "49", "50", "51", "52", "53", "54", "55", "56", "57", "58", "59", "60", "61",
+        "62", "63", "64", "65", "66", "67", "68", "69", "70", "71", "72", "73", "74", "75", "76",
+        "77", "78", "79", "80", "81", "82", "83", "84", "85", "86", "87", "88", "89", "90", "91",
+        "92", "93", "94", "95", "96", "97", "98", "99", "100", "101", "102", "103", "104", "105",
+        "106", "107", "108", "109", "110", "111", "112", "113", "114", "115", "116", "117", "118",
+        "119", "120", "121", "122", "123", "124", "125", "126", "127", "128", "129", "130", "131",
+        "132", "133", "134", "135", "136", "137", "138", "139", "140", "141", "142", "143", "144",
+        "145", "146", "147", "148", "149", "150", "151", "152", "153", "154", "155", "156", "157",
+        "158", "159", "160", "161", "162", "163", "164", "165", "166", "167", "168", "169", "170",
+        "171", "172", "173", "174", "175", "176", "177", "178", "179", "180", "181", "182", "183",
+        "184", "185", "186", "187", "188", "189", "190", "191", "192", "193", "194", "195", "196",
+        "197", "198", "199", "200", "201", "202", "203", "204", "205", "206", "207", "208", "209",
+        "210", "211", "212", "213", "214", "215", "216", "217", "218", "219", "220", "221", "222",
+        "223", "224", "225", "226", "227", "228", "229", "230", "231", "232", "233", "234", "235",
+        "236", "237", "238", "239", "240", "241", "242", "243", "244", "245", "246", "247", "248",
+        "249", "250", "251", "252", "253", "254", "255",
+    ];
+    DIGITS
+};
+
+/// Appends an address: dotted quad for IPv4 (written by hand, the common
+/// case), the standard text form for IPv6.
+pub(crate) fn push_ip(out: &mut String, bytes: &[u8; 16], ipv6: bool) {
+    if ipv6 {
+        let _ = write!(out, "{}", std::net::Ipv6Addr::from(*bytes));
+        return;
+    }
+    for (i, b) in bytes[12..].iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(OCTETS[usize::from(*b)]);
+    }
 }
 
 fn policy(out: &mut String, names: &Names, id: u32) {
@@ -308,6 +567,7 @@ pub(crate) fn name(out: &mut String, name: Option<&str>, id: u64, none: u64) {
         return;
     }
     match name {
+        Some(n) if !n.is_empty() && !n.chars().any(char::is_whitespace) => out.push_str(n),
         Some(n) if !n.is_empty() => {
             for c in n.chars() {
                 out.push(if c.is_whitespace() { '_' } else { c });
@@ -401,4 +661,42 @@ pub fn protocol_name(p: u8) -> Option<&'static str> {
         132 => "sctp",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses_and_every_field_has_a_name() {
+        for t in [
+            &DENY,
+            &CREATE,
+            &CLOSE,
+            &SCREEN_PORTS,
+            &SCREEN_ADDRESSES,
+            &SCREEN_IP,
+            &FIREWALL_FILTER,
+        ] {
+            assert!(!t.pieces().is_empty());
+        }
+        for f in Field::ALL {
+            assert_eq!(Field::from_name(f.name()), Some(f));
+        }
+    }
+
+    #[test]
+    fn numbers_and_addresses_are_written_as_display_would() {
+        for (i, o) in OCTETS.iter().enumerate() {
+            assert_eq!(*o, i.to_string());
+        }
+        for v in [0u64, 7, 10, 65535, 4_294_967_295, u64::MAX] {
+            let mut s = String::new();
+            push_u64(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
+        let mut s = String::new();
+        push_ip(&mut s, &crate::types::ipv4_mapped([192, 0, 2, 255]), false);
+        assert_eq!(s, "192.0.2.255");
+    }
 }

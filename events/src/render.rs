@@ -89,17 +89,30 @@ pub fn write_rfc3339(out: &mut String, ts_ns: u64, frac_digits: u32) {
     let nanos = ts_ns % 1_000_000_000;
     let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
     let sod = secs % 86_400;
-    let _ = write!(
-        out,
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
-    let digits = frac_digits.min(9);
+    // Fixed-width digits by hand: every event line starts with this.
+    let mut b = *b"0000-00-00T00:00:00";
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y.clamp(0, 9999) as u64);
+    put(5, 2, mo.into());
+    put(8, 2, d.into());
+    put(11, 2, sod / 3600);
+    put(14, 2, (sod / 60) % 60);
+    put(17, 2, sod % 60);
+    out.push_str(std::str::from_utf8(&b).unwrap_or_default());
+    let digits = frac_digits.min(9) as usize;
     if digits > 0 {
-        let frac = nanos / 10u64.pow(9 - digits);
-        let _ = write!(out, ".{frac:0width$}", width = digits as usize);
+        let mut frac = *b".000000000";
+        let mut v = nanos / 10u64.pow(9 - digits as u32);
+        for i in (1..=digits).rev() {
+            frac[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.push_str(std::str::from_utf8(&frac[..=digits]).unwrap_or_default());
     }
     out.push('Z');
 }
@@ -109,6 +122,12 @@ pub fn write_rfc3339(out: &mut String, ts_ns: u64, frac_digits: u32) {
 /// Appends `s` as a JSON string literal.
 pub fn json_str(out: &mut String, s: &str) {
     out.push('"');
+    // Names rarely need escaping: copy them whole when they do not.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -307,24 +326,29 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
     out.push('"');
     write_rfc3339(out, m.ts_ns, 9);
     out.push('"');
-    let _ = write!(
-        out,
-        ",\"worker\":{},\"seq\":{},\"generation\":{},\"src_ip\":\"{}\",\"dst_ip\":\"{}\",\"src_port\":{},\"dst_port\":{},\"protocol\":{}",
-        m.worker,
-        e.seq,
-        m.generation,
-        m.src_ip(),
-        m.dst_ip(),
-        m.src_port,
-        m.dst_port,
-        m.protocol
-    );
+    // Written field by field without the formatting machinery: a deny
+    // storm renders millions of these per second.
+    out.push_str(",\"worker\":");
+    push_u64(out, m.worker.into());
+    out.push_str(",\"seq\":");
+    push_u64(out, e.seq);
+    out.push_str(",\"generation\":");
+    push_u64(out, m.generation.into());
+    out.push_str(",\"src_ip\":\"");
+    push_ip(out, &m.src, m.ipv6);
+    out.push_str("\",\"dst_ip\":\"");
+    push_ip(out, &m.dst, m.ipv6);
+    out.push_str("\",\"src_port\":");
+    push_u64(out, m.src_port.into());
+    out.push_str(",\"dst_port\":");
+    push_u64(out, m.dst_port.into());
+    out.push_str(",\"protocol\":");
+    push_u64(out, m.protocol.into());
     if m.is_icmp() {
-        let _ = write!(
-            out,
-            ",\"icmp_type\":{},\"icmp_code\":{}",
-            m.icmp_type, m.icmp_code
-        );
+        out.push_str(",\"icmp_type\":");
+        push_u64(out, m.icmp_type.into());
+        out.push_str(",\"icmp_code\":");
+        push_u64(out, m.icmp_code.into());
     }
     json_key(out, "interface");
     json_name(
@@ -437,8 +461,8 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
 
 // ---------------------------------------------------------------- junos
 
-use crate::junos::name as junos_name;
 pub use crate::junos::protocol_name;
+use crate::junos::{name as junos_name, push_ip, push_u64};
 
 /// `junos` format: packet events only.
 pub fn write_junos(rec: &Record<'_>, cache: &NameCache, out: &mut String) -> bool {
