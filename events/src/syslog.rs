@@ -116,44 +116,37 @@ pub fn write_junos_sd(
     opts: &SyslogOptions,
     out: &mut String,
 ) -> bool {
-    let Record::Event(e) = rec else { return false };
-    let names = cache.names(e.names_generation());
-    let msg = junos::message(e);
-    let severity = severity_of(rec);
-    match msg.app {
-        Some(app) if msg.structured => {
-            write_header(out, opts, severity, e.meta.ts_ns, app, msg.tag);
-            junos::write_structured(e, names, out);
-        }
-        _ => {
-            write_header(out, opts, severity, e.meta.ts_ns, "-", "-");
-            out.push_str("- ");
-            junos::write_text(e, names, out);
-        }
-    }
-    true
+    write_junos_5424(rec, cache, opts, true, out)
 }
 
-/// The Junos plain text of an event as RFC 5424: APP-NAME and MSGID say
-/// what the tag says, so the message is the text alone (`session denied
-/// ...`), as an SRX writes its text after the structured data.
-fn write_junos_text_5424(
+/// A Junos message as RFC 5424: with `structured_data`, the `junos-sd`
+/// form; else the plain text, whose APP-NAME and MSGID say what the tag
+/// says, so the message is the text alone (`session denied ...`), as an SRX
+/// writes its text after the structured data. Filter logs are text either
+/// way, without APP-NAME or MSGID, as an SRX sends them.
+fn write_junos_5424(
     rec: &Record<'_>,
     cache: &NameCache,
     opts: &SyslogOptions,
+    structured_data: bool,
     out: &mut String,
 ) -> bool {
     let Record::Event(e) = rec else { return false };
     let names = cache.names(e.names_generation());
     let msg = junos::message(e);
+    let severity = severity_of(rec);
     match msg.app {
         Some(app) => {
-            write_header(out, opts, severity_of(rec), e.meta.ts_ns, app, msg.tag);
-            out.push_str("- ");
-            junos::write_body(e, names, &msg, out);
+            write_header(out, opts, severity, e.meta.ts_ns, app, msg.tag);
+            if structured_data && msg.structured {
+                junos::write_structured(e, names, out);
+            } else {
+                out.push_str("- ");
+                junos::write_body(e, names, &msg, out);
+            }
         }
         None => {
-            write_header(out, opts, severity_of(rec), e.meta.ts_ns, "-", "-");
+            write_header(out, opts, severity, e.meta.ts_ns, "-", "-");
             out.push_str("- ");
             junos::write_text(e, names, out);
         }
@@ -247,7 +240,7 @@ pub fn write_syslog_message(
     }
     match format {
         Format::JunosSd => write_junos_sd(rec, cache, opts, out),
-        Format::Junos => write_junos_text_5424(rec, cache, opts, out),
+        Format::Junos => write_junos_5424(rec, cache, opts, false, out),
         Format::Json | Format::Droplog => {
             let mut body = String::new();
             let ok = if format == Format::Json {
