@@ -286,7 +286,10 @@ pub struct Decision {
     pub to_zone: Option<u16>,
     /// The parsed packet (absent for malformed and non-IP frames).
     pub packet: Option<ParsedPacket>,
+    /// The first `event_count` are this packet's; the rest are stale and
+    /// never read, so a new decision resets the count, not the ~0.5 KiB.
     events: [Option<Event>; MAX_EVENTS],
+    event_count: u8,
 }
 
 impl Decision {
@@ -302,15 +305,17 @@ impl Decision {
         to_zone: None,
         packet: None,
         events: [None; MAX_EVENTS],
+        event_count: 0,
     };
 
     pub fn events(&self) -> impl Iterator<Item = &Event> {
-        self.events.iter().flatten()
+        self.events[..usize::from(self.event_count)].iter().flatten()
     }
 
     fn push(&mut self, e: Event) {
-        if let Some(slot) = self.events.iter_mut().find(|s| s.is_none()) {
+        if let Some(slot) = self.events.get_mut(usize::from(self.event_count)) {
             *slot = Some(e);
+            self.event_count += 1;
         }
     }
 }
@@ -1388,18 +1393,16 @@ fn matched_application(rules: &Ruleset, policy: Option<u32>, pkt: &ParsedPacket)
 #[inline(always)]
 fn begin(rules: &Ruleset, ingress: u16, d: &mut Decision) {
     let port = rules.ports[ingress as usize];
-    *d = Decision {
-        verdict: Verdict::Drop,
-        stage: Stage::Parse,
-        reason: Reason::NonIp,
-        rule: RuleRef::None,
-        ingress,
-        egress: port.peer,
-        from_zone: port.zone,
-        to_zone: port.peer.map(|p| rules.ports[p as usize].zone),
-        packet: None,
-        events: [None; MAX_EVENTS],
-    };
+    d.verdict = Verdict::Drop;
+    d.stage = Stage::Parse;
+    d.reason = Reason::NonIp;
+    d.rule = RuleRef::None;
+    d.ingress = ingress;
+    d.egress = port.peer;
+    d.from_zone = port.zone;
+    d.to_zone = port.peer.map(|p| rules.ports[p as usize].zone);
+    d.packet = None;
+    d.event_count = 0;
 }
 
 /// Whether a datagram's first fragment tells ports the flow needs (TCP,
