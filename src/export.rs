@@ -116,6 +116,7 @@ impl WorkerEvents {
             Event::PolicyDeny {
                 policy,
                 reject,
+                audit,
                 session_id,
                 application,
             } => (
@@ -123,6 +124,7 @@ impl WorkerEvents {
                 ev::Event::PolicyDeny(ev::PolicyDeny {
                     policy: policy.unwrap_or(self.default_policy),
                     reject,
+                    audit,
                     session_id,
                     application,
                 }),

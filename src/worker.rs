@@ -75,6 +75,8 @@ pub struct WorkerCounters {
     pub fragments_held: AtomicU64,
     /// Packets that arrived as a chain of mbufs (jumbo frames).
     pub multi_segment: AtomicU64,
+    /// Packets an audit-mode policy would have dropped (let through).
+    pub policy_audit: AtomicU64,
     pub sessions_active: AtomicU64,
     /// TSC cycles spent in loop iterations that did work.
     pub busy_cycles: AtomicU64,
@@ -612,6 +614,9 @@ impl Worker {
         self.counters
             .tcp_rst_unconfirmed
             .store(c.tcp_rst_unconfirmed, Ordering::Relaxed);
+        self.counters
+            .policy_audit
+            .store(c.policy_audit, Ordering::Relaxed);
     }
 
     #[inline(always)]

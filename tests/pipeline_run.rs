@@ -283,3 +283,93 @@ fn every_junos_sd_line_of_a_mixed_run_has_the_fields_of_the_real_srx_line() {
         assert!(seen.contains_key(msg), "{msg} missing: {seen:?}\n{summary}");
     }
 }
+
+/// A deny policy in audit mode ahead of a permit: the dataplane forwards
+/// the traffic (the permit decides), logs what the audit policy would have
+/// dropped as a policy_deny with action "audit", one per new flow.
+#[test]
+fn an_audit_policy_lets_traffic_through_and_logs_it() {
+    let dir = TempDir::new();
+    let d = dir.0.path().display();
+    let frames: Vec<Vec<u8>> = (0..10u8)
+        .map(|i| {
+            udp(
+                v4(192, 0, 2, 1 + i % 2),
+                v4(10, 1, 0, 53),
+                5000 + u16::from(i),
+                53,
+                &[i; 20],
+            )
+        })
+        .collect();
+    write_pcap(&dir.path("in.pcap"), &frames);
+    write_pcap(&dir.path("empty.pcap"), &[]);
+    let config = dir.write(
+        "audit.toml",
+        &format!(
+            r#"[dataplane]
+eal = {eal}
+[events]
+socket = "{d}/events.sock"
+control_socket = "{d}/control.sock"
+[[interface]]
+name = "ge-0/0/0"
+device = "net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out0.pcap"
+zone = "untrust"
+peer = "ge-0/0/1"
+[[interface]]
+name = "ge-0/0/1"
+device = "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/out1.pcap"
+zone = "trust"
+peer = "ge-0/0/0"
+[zone.untrust]
+[zone.trust]
+[[policy]]
+name = "new-deny-dns-from-one"
+from-zone = "untrust"
+to-zone = "trust"
+source-address = ["192.0.2.1/32"]
+destination-address = ["any"]
+application = ["junos-dns-udp"]
+then = "deny"
+audit = true
+[[policy]]
+name = "allow-dns"
+from-zone = "untrust"
+to-zone = "trust"
+source-address = ["any"]
+destination-address = ["any"]
+application = ["junos-dns-udp"]
+then = "permit"
+[default-policy]
+then = "deny"
+"#,
+            eal = test_eal("audit"),
+        ),
+    );
+    let (records, summary) = run_with_json_consumer(&config, &dir.path("events.sock"));
+    assert_eq!(
+        read_pcap(&dir.path("out1.pcap")).len(),
+        frames.len(),
+        "everything forwarded\n{summary}"
+    );
+    let audits: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["type"] == "policy_deny")
+        .collect();
+    assert_eq!(
+        audits.len(),
+        5,
+        "one per new flow from 192.0.2.1: {audits:?}"
+    );
+    for a in audits {
+        assert_eq!(
+            (&a["action"], &a["policy"], &a["src_ip"]),
+            (
+                &serde_json::json!("audit"),
+                &serde_json::json!("new-deny-dns-from-one"),
+                &serde_json::json!("192.0.2.1")
+            )
+        );
+    }
+}

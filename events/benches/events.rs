@@ -45,6 +45,7 @@ fn bench_encode(n: u64) {
             Event::PolicyDeny(PolicyDeny {
                 policy: 1,
                 reject: false,
+                audit: false,
                 session_id: 7087,
                 application: NO_ID16,
             }),
@@ -122,6 +123,7 @@ fn bench_hub(n: u64, decode_in_consumer: bool) {
         &Event::PolicyDeny(PolicyDeny {
             policy: 1,
             reject: false,
+            audit: false,
             session_id: 7087,
             application: NO_ID16,
         }),
@@ -229,6 +231,7 @@ fn bench_render(n: u64) {
     let ev = Event::PolicyDeny(PolicyDeny {
         policy: 0,
         reject: false,
+        audit: false,
         session_id: 7087,
         application: NO_ID16,
     });

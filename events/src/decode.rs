@@ -234,9 +234,10 @@ fn decode_verified(
     Ok(match bt {
         fb::Body::PolicyDeny => {
             let t = rec.body_as_policy_deny().ok_or(DecodeError::NoBody)?;
-            let reject = match t.action() {
-                fb::DenyAction::Deny => false,
-                fb::DenyAction::Reject => true,
+            let (reject, audit) = match t.action() {
+                fb::DenyAction::Deny => (false, false),
+                fb::DenyAction::Reject => (true, false),
+                fb::DenyAction::Audit => (false, true),
                 a => return Err(unknown("deny action", a.0)),
             };
             ev(
@@ -244,6 +245,7 @@ fn decode_verified(
                 Event::PolicyDeny(PolicyDeny {
                     policy: t.policy(),
                     reject,
+                    audit,
                     session_id: t.session_id(),
                     application: t.application(),
                 }),

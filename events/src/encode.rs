@@ -278,10 +278,10 @@ impl Encoder {
         let len = match event {
             Event::PolicyDeny(e) => {
                 use fb::PolicyDeny as T;
-                let action = if e.reject {
-                    fb::DenyAction::Reject
-                } else {
-                    fb::DenyAction::Deny
+                let action = match (e.audit, e.reject) {
+                    (true, _) => fb::DenyAction::Audit,
+                    (false, true) => fb::DenyAction::Reject,
+                    (false, false) => fb::DenyAction::Deny,
                 };
                 write_record(
                     out,

@@ -452,11 +452,15 @@ fn write_value(e: &PacketEvent<'_>, names: &Names, field: Field, form: Form, out
         // sessions of an unidentified application `UNKNOWN`.
         (F::Encrypted, Event::PolicyDeny(_)) if !text => out.push_str("No"),
         (F::Encrypted, _) => out.push_str("UNKNOWN"),
-        (F::Reason, Event::PolicyDeny(d)) => out.push_str(match (d.reject, text) {
-            (false, false) => "Denied by policy",
-            (true, false) => "Rejected by policy",
-            (false, true) => "policy deny",
-            (true, true) => "policy reject",
+        // Audit mode has no Junos counterpart: a reason of its own, so no
+        // parser mistakes it for a packet that was dropped.
+        (F::Reason, Event::PolicyDeny(d)) => out.push_str(match (d.audit, d.reject, text) {
+            (true, _, false) => "Audited by policy (not enforced)",
+            (true, _, true) => "policy audit",
+            (false, false, false) => "Denied by policy",
+            (false, true, false) => "Rejected by policy",
+            (false, false, true) => "policy deny",
+            (false, true, true) => "policy reject",
         }),
         (F::Reason, Event::SessionClose(s)) => out.push_str(s.reason.junos_text()),
         (F::SessionId32, Event::PolicyDeny(d)) => push_u64(out, d.session_id),

@@ -154,6 +154,15 @@ fn json_name(out: &mut String, name: Option<&str>, id: u64, none: u64) {
     }
 }
 
+/// `deny`, `reject`, or `audit` (an audit-mode policy would have denied).
+fn deny_action(d: &crate::types::PolicyDeny) -> &'static str {
+    match (d.audit, d.reject) {
+        (true, _) => "audit",
+        (false, true) => "reject",
+        (false, false) => "deny",
+    }
+}
+
 /// `"application":"NAME"` when the policy's matched application is known.
 fn json_application(out: &mut String, names: &Names, id: u16) {
     if let Some(name) = names.application(id) {
@@ -386,7 +395,7 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             json_name(out, names.policy(d.policy), d.policy.into(), NO_ID32.into());
             zones(out);
             json_key(out, "action");
-            json_str(out, if d.reject { "reject" } else { "deny" });
+            json_str(out, deny_action(d));
             if d.session_id != 0 {
                 let _ = write!(out, ",\"session_id\":{}", d.session_id);
             }
@@ -667,7 +676,7 @@ pub fn write_droplog(rec: &Record<'_>, cache: &NameCache, out: &mut String) -> b
                 d.policy.into(),
                 NO_ID32.into(),
             );
-            (if d.reject { "reject" } else { "deny" }, r)
+            (deny_action(d), r)
         }
         Event::ScreenDrop(s) if !s.alarm_only => ("drop", format!("screen={}", s.option.name())),
         Event::FilterLog(f) if f.action != FilterAction::Accept => {

@@ -169,6 +169,9 @@ pub struct PolicyDeny {
     /// Policy id (index in the name table); the default policy has its own id.
     pub policy: u32,
     pub reject: bool,
+    /// An audit-mode policy would have denied it; it was let through to
+    /// the next matching policy.
+    pub audit: bool,
     /// The denied packet's own id (Junos `session-id-32`), unique like a
     /// session's; 0 from older producers.
     pub session_id: u64,

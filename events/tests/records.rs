@@ -236,6 +236,7 @@ proptest! {
             0 => Event::PolicyDeny(PolicyDeny {
                 policy: small,
                 reject: flag,
+                audit: false,
                 session_id: a,
                 application: NO_ID16,
             }),
@@ -311,6 +312,7 @@ proptest! {
         let ev = Event::PolicyDeny(PolicyDeny {
             policy: 0,
             reject: true,
+            audit: false,
             session_id: 1,
             application: NO_ID16,
         });

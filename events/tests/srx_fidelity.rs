@@ -178,6 +178,7 @@ fn session_create_deny_and_close_match_real_structured_lines() {
         &Event::PolicyDeny(PolicyDeny {
             policy: 0,
             reject: false,
+            audit: false,
             session_id: 7087,
             application: NO_ID16,
         }),
@@ -336,6 +337,7 @@ fn bsd_lines_match_real_plain_text_lines() {
         &Event::PolicyDeny(PolicyDeny {
             policy: 0,
             reject: false,
+            audit: false,
             session_id: 9,
             application: NO_ID16,
         }),
@@ -480,4 +482,36 @@ fn service_name_is_the_matched_configured_application_in_create_and_close() {
     // Under `any` or the default policy: icmp for both.
     let closed = render(Framing::Rfc5424, names, &echo, &close(NO_ID16));
     assert_eq!(service(&closed), "icmp");
+}
+
+#[test]
+fn an_audited_packet_reads_as_audit_not_as_a_drop() {
+    let names = names_of(
+        &[("untrust", "ge-0/0/0", 0), ("trust", "ge-0/0/1", 1)],
+        &["new-deny"],
+    );
+    let m = meta("192.0.2.1", 40000, "198.51.100.2", 80, 6);
+    let e = Event::PolicyDeny(PolicyDeny {
+        policy: 0,
+        reject: false,
+        audit: true,
+        session_id: 9,
+        application: NO_ID16,
+    });
+    let sd = render(Framing::Rfc5424, names.clone(), &m, &e);
+    let reason = parse_sd(&sd)
+        .params
+        .into_iter()
+        .find(|p| p.0 == "reason")
+        .unwrap()
+        .1;
+    assert_eq!(reason, "Audited by policy (not enforced)");
+    let text = render(Framing::Bsd, names.clone(), &m, &e);
+    assert!(text.ends_with(" UNKNOWN policy audit"), "{text}");
+    let mut cache = NameCache::new();
+    cache.insert(m.generation, names);
+    let bytes = Encoder::new().encode_bytes(1, &m, &e, &[]).to_vec();
+    let mut json = String::new();
+    rampart_events::render(Format::Json, &decode(&bytes).unwrap(), &cache, &mut json);
+    assert!(json.contains("\"action\":\"audit\""), "{json}");
 }

@@ -325,6 +325,7 @@ pub fn records() -> Vec<Vec<u8>> {
             Ev::PolicyDeny(PolicyDeny {
                 policy: 0,
                 reject: true,
+                audit: false,
                 session_id: 1 << 48 | 7,
                 application: NO_ID16,
             }),

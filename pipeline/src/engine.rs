@@ -198,6 +198,9 @@ pub enum Event {
     PolicyDeny {
         policy: Option<u32>,
         reject: bool,
+        /// An audit-mode policy would have denied (or rejected) the packet;
+        /// it was not enforced.
+        audit: bool,
         /// The denied packet's own id, from the session id space (an
         /// SRX gives each denied first packet one).
         session_id: u64,
@@ -309,7 +312,9 @@ impl Decision {
     };
 
     pub fn events(&self) -> impl Iterator<Item = &Event> {
-        self.events[..usize::from(self.event_count)].iter().flatten()
+        self.events[..usize::from(self.event_count)]
+            .iter()
+            .flatten()
     }
 
     fn push(&mut self, e: Event) {
@@ -468,6 +473,8 @@ pub struct Counters {
     pub tcp_rst_unconfirmed: u64,
     /// Fragments held because they arrived before their first fragment.
     pub fragments_held: u64,
+    /// Packets an audit-mode policy would have dropped (let through).
+    pub policy_audit: u64,
     pub sessions_created: u64,
     pub sessions_closed: u64,
 }
@@ -1039,10 +1046,26 @@ impl Worker {
         }
 
         self.enter(CostStage::Policy);
-        let matched = rules
-            .policies
-            .lookup(port.zone as usize, to_zone as usize, &pkt);
+        let (from, to) = (port.zone as usize, to_zone as usize);
+        let mut matched = rules.policies.lookup(from, to, &pkt);
         rules.hits.bump(self.index, rules.hits.policy_slot(matched));
+        // Audit mode: log what the policy would drop, then go on as if it
+        // were absent (its hits count the packets it audited).
+        while let PolicyMatch::Rule(id) = matched {
+            if !rules.config.policies[id as usize].audit {
+                break;
+            }
+            self.counters.policy_audit += 1;
+            d.push(Event::PolicyDeny {
+                policy: Some(id),
+                reject: rules.verdicts[id as usize].0 == PolicyAction::Reject,
+                audit: true,
+                session_id: self.sessions.next_id(),
+                application: matched_application(rules, Some(id), &pkt),
+            });
+            matched = rules.policies.lookup_after(from, to, &pkt, id);
+            rules.hits.bump(self.index, rules.hits.policy_slot(matched));
+        }
         let (action, log_deny, log, policy_id) = match matched {
             PolicyMatch::Rule(id) => {
                 let (action, log) = rules.verdicts[id as usize];
@@ -1062,6 +1085,7 @@ impl Worker {
                     d.push(Event::PolicyDeny {
                         policy: policy_id,
                         reject,
+                        audit: false,
                         session_id: self.sessions.next_id(),
                         application: matched_application(rules, policy_id, &pkt),
                     });
@@ -2141,6 +2165,95 @@ log = true
                 (Reason::PolicyPermit, vec!["session_open"])
             );
         }
+    }
+
+    #[test]
+    fn an_audit_policy_logs_what_it_would_drop_and_lets_the_next_policy_decide() {
+        // Ahead of allow-web: an audit deny of web traffic from one source.
+        let (rules, screens, mut w) = setup(
+            r#"[[policy]]
+name = "audit-web-from-192.0.2.1"
+from-zone = "untrust"
+to-zone = "trust"
+source-address = ["192.0.2.1/32"]
+destination-address = ["any"]
+application = ["junos-http"]
+then = "deny"
+audit = true
+"#,
+        );
+        // Policies are evaluated in order; move the audit policy first.
+        let mut config = (*rules.config).clone();
+        let audit = config.policies.pop().unwrap();
+        config.policies.insert(0, audit);
+        let rules = Ruleset::compile(Arc::new(config), 2);
+        let (c, s) = (v4(192, 0, 2, 1), v4(10, 1, 0, 10));
+        let d = w.process(
+            &rules,
+            &screens,
+            &tcp(c, s, 40000, 80, TcpFlags::SYN, &[]),
+            UNTRUST,
+            S,
+        );
+        assert_eq!(
+            (d.verdict, d.reason, names(&d)),
+            (
+                Verdict::Forward { egress: TRUST },
+                Reason::PolicyPermit,
+                vec!["policy_deny", "session_open"]
+            ),
+            "logged as audit, permitted by allow-web"
+        );
+        match d.events().next() {
+            Some(Event::PolicyDeny {
+                policy: Some(0),
+                audit: true,
+                reject: false,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.rule, RuleRef::Policy(1), "allow-web decided");
+        assert_eq!(w.counters.policy_audit, 1);
+        assert_eq!(rules.hits.policy(PolicyMatch::Rule(0)), 1);
+        // Another source is not audited.
+        let d = w.process(
+            &rules,
+            &screens,
+            &tcp(v4(192, 0, 2, 2), s, 40000, 80, TcpFlags::SYN, &[]),
+            UNTRUST,
+            S,
+        );
+        assert_eq!(names(&d), ["session_open"]);
+        // Telnet from the audited source is not what the audit policy
+        // covers: reject-telnet, which is not in audit mode, rejects it.
+        let d = w.process(
+            &rules,
+            &screens,
+            &tcp(c, s, 40001, 23, TcpFlags::SYN, &[]),
+            UNTRUST,
+            S,
+        );
+        assert_eq!(
+            (d.reason, names(&d)),
+            (Reason::PolicyReject, vec!["policy_deny"])
+        );
+    }
+
+    #[test]
+    fn audit_is_refused_on_a_permit_policy() {
+        let err = Config::from_str_named(
+            &format!(
+                "{CONFIG}[[policy]]\nname = \"x\"\nfrom-zone = \"untrust\"\nto-zone = \"trust\"\nsource-address = [\"any\"]\ndestination-address = [\"any\"]\napplication = [\"any\"]\nthen = \"permit\"\naudit = true\n"
+            ),
+            "test",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("audit applies to deny and reject policies"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -89,6 +89,30 @@ impl PolicyTable {
         PolicyMatch::Default
     }
 
+    /// The policy after `after` (which matched) for the same packet: the
+    /// next one in the same evaluation order that matches, or the default.
+    /// Walks the rules one by one: only a packet that an audit-mode policy
+    /// matched takes this path.
+    pub fn lookup_after(
+        &self,
+        from: usize,
+        to: usize,
+        pkt: &ParsedPacket,
+        after: u32,
+    ) -> PolicyMatch {
+        let q = query(pkt);
+        let Some(sets) = self.pairs.get(from * self.zones + to) else {
+            return PolicyMatch::Default;
+        };
+        sets.iter()
+            .flatten()
+            .flat_map(|set| set.ids.iter())
+            .skip_while(|&&id| id != after)
+            .skip(1)
+            .find(|&&id| self.rules[id as usize].matches(&q))
+            .map_or(PolicyMatch::Default, |&id| PolicyMatch::Rule(id))
+    }
+
     /// Reference evaluation: the same policies in the same order, matched
     /// one by one without the classifier.
     pub fn lookup_linear(

@@ -320,7 +320,8 @@ impl ControlPlane<'_> {
             .enumerate()
             .map(|(i, p)| {
                 serde_json::json!({"policy": p.name, "from_zone": zone(p.from_zone), "to_zone": zone(p.to_zone),
-                                   "action": p.action.as_str(), "hits": rules.hits.policy(PolicyMatch::Rule(i as u32))})
+                                   "action": p.action.as_str(), "audit": p.audit,
+                                   "hits": rules.hits.policy(PolicyMatch::Rule(i as u32))})
             })
             .collect();
         policies.push(serde_json::json!({"policy": "default-policy", "action": c.default_policy.action.as_str(),
@@ -386,6 +387,7 @@ impl ControlPlane<'_> {
                     "tcp_rst_unconfirmed": load(&c.tcp_rst_unconfirmed),
                     "fragments_held": load(&c.fragments_held),
                     "multi_segment": load(&c.multi_segment),
+                    "policy_audit": load(&c.policy_audit),
                     "sessions_created": load(&c.sessions_created),
                     "sessions_closed": load(&c.sessions_closed),
                     "sessions_active": load(&c.sessions_active),

@@ -140,7 +140,7 @@ class Reader:
         out, gen = self._meta(t, "policy_deny")
         out["policy_id"] = t.Policy()
         out["policy"] = self._name(gen, "policies", t.Policy(), NO32)
-        out["action"] = "reject" if t.Action() == 1 else "deny"
+        out["action"] = {0: "deny", 1: "reject", 2: "audit"}.get(t.Action(), str(t.Action()))
         if t.SessionId():
             out["session_id"] = t.SessionId()
         self._application(t, gen, out)

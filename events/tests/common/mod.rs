@@ -104,6 +104,7 @@ pub fn all_events() -> Vec<(PacketMeta, Event, Vec<u8>)> {
             Event::PolicyDeny(PolicyDeny {
                 policy: 1,
                 reject: false,
+                audit: false,
                 session_id: 7087,
                 application: NO_ID16,
             }),

@@ -1948,6 +1948,7 @@ const POLICY_KEYS: &[&str] = &[
     "then",
     "log",
     "count",
+    "audit",
 ];
 
 fn policies(
@@ -1979,6 +1980,7 @@ fn policies(
             action: PolicyAction::Deny,
             log: PolicyLog::default(),
             count: false,
+            audit: false,
         };
         if let Some(t) = ctx.table(pv, &pspan, path) {
             ctx.check_keys(&t, POLICY_KEYS, "a policy");
@@ -2064,6 +2066,17 @@ fn policies(
                 }
             }
             p.count = ctx.opt_bool(&t, "count").unwrap_or(false);
+            if let Some(b) = ctx.opt_bool(&t, "audit") {
+                if b && p.action == PolicyAction::Permit {
+                    let span = t.vspan(t.get("audit").expect("just read"));
+                    ctx.err(
+                        &span,
+                        &t.field("audit"),
+                        "audit applies to deny and reject policies (it logs what they would drop and lets it pass)",
+                    );
+                }
+                p.audit = b;
+            }
         }
         out.push(p);
     }

@@ -686,6 +686,11 @@ pub struct Policy {
     pub action: PolicyAction,
     pub log: PolicyLog,
     pub count: bool,
+    /// Audit mode (`audit = true`, deny and reject policies): evaluated as
+    /// written, but what it would drop is logged (a policy_deny with action
+    /// `audit`) and handled by the next matching policy as if this one
+    /// were absent. For rolling out a deny rule and watching it first.
+    pub audit: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
