@@ -498,14 +498,20 @@ impl Worker {
     /// A held fragment whose first fragment has been decided: its flow
     /// is known now.
     fn resume_held(&mut self, m: Mbuf, iface: usize, now: u64) {
-        self.pipeline.resume_held(
-            &self.rules,
-            &self.screens,
-            m.data(),
-            iface as u16,
-            now,
-            &mut self.decision,
-        );
+        let Worker {
+            pipeline,
+            rules,
+            screens,
+            scratch,
+            decision,
+            ..
+        } = self;
+        // A chained (jumbo) fragment is read whole, as `process_chained` does.
+        let frame = match m.nb_segs() {
+            1 => m.data(),
+            _ => m.copy_chain(scratch).unwrap_or(m.data()),
+        };
+        pipeline.resume_held(rules, screens, frame, iface as u16, now, decision);
         self.act(m, iface, now);
     }
 

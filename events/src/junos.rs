@@ -609,7 +609,7 @@ fn application_of(e: &Event) -> u16 {
 /// type, or `None`. A session's create and close say the same.
 pub fn service_name<'n>(m: &PacketMeta, names: &'n Names, application: u16) -> &'n str {
     match names.application(application) {
-        Some(name) if !name.is_empty() && !name.starts_with("any") => name,
+        Some(name) if !matches!(name, "" | "any" | "any-ipv4" | "any-ipv6") => name,
         _ => port_service_name(m),
     }
 }

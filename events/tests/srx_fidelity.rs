@@ -429,7 +429,12 @@ fn service_name_is_the_matched_configured_application_in_create_and_close() {
         &[("untrust", "ge-0/0/0", 0), ("trust", "ge-0/0/1", 1)],
         &["p"],
     );
-    names.applications = vec!["web8080".into(), "any".into(), "junos-icmp-ping".into()];
+    names.applications = vec![
+        "web8080".into(),
+        "any".into(),
+        "junos-icmp-ping".into(),
+        "anyconnect".into(),
+    ];
     let m = meta("192.0.2.1", 40000, "198.51.100.2", 8080, 6);
     let open = |application| {
         Event::SessionOpen(SessionOpen {
@@ -460,7 +465,12 @@ fn service_name_is_the_matched_configured_application_in_create_and_close() {
             .unwrap()
             .1
     };
-    for (app, want) in [(0, "web8080"), (1, "None"), (NO_ID16, "None")] {
+    for (app, want) in [
+        (0, "web8080"),
+        (1, "None"),
+        (3, "anyconnect"),
+        (NO_ID16, "None"),
+    ] {
         for e in [open(app), close(app)] {
             let line = render(Framing::Rfc5424, names.clone(), &m, &e);
             assert_eq!(service(&line), want, "{line}");

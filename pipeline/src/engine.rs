@@ -1443,14 +1443,11 @@ fn carries_ports(pkt: &ParsedPacket) -> bool {
 
 /// What the session table reads of a TCP segment: the flags, and the
 /// sequence fields when `flow.tcp-sequence-check` is on and the packet
-/// carries a whole TCP header (a fragment of a segment is not checked).
+/// carries the TCP header (a first fragment does: a fragmented RST is
+/// checked like any other; later fragments carry no flags).
 #[inline]
 fn tcp_segment(rules: &Ruleset, frame: &[u8], pkt: &ParsedPacket) -> Segment {
-    if rules.config.flow.tcp_sequence_check
-        && pkt.protocol == proto::TCP
-        && pkt.has_l4
-        && !pkt.frag.is_fragment
-    {
+    if rules.config.flow.tcp_sequence_check && pkt.protocol == proto::TCP && pkt.has_l4 {
         let l4 = frame.get(usize::from(pkt.l4_offset)..pkt.ip_end());
         if let Some(seg) = l4.and_then(Segment::read) {
             return seg;
@@ -2033,6 +2030,35 @@ log = true
             (d.reason, names(&d)),
             (Reason::Session, vec!["session_close"])
         );
+    }
+
+    #[test]
+    fn a_fragmented_rst_is_checked_like_any_other() {
+        use crate::wire::build::{packet_vec, Ethernet, Fragment, Ip, L4};
+        let (rules, screens, mut w) = setup("");
+        let (c, s) = handshake(&mut w, &rules, &screens);
+        let mut ip = Ip::new(s, c);
+        ip.fragment = Some(Fragment {
+            offset: 0,
+            more: true,
+            id: 5,
+        });
+        let l4 = L4::Tcp {
+            src_port: 80,
+            dst_port: 40000,
+            seq: 3_000_000_000,
+            ack: 0,
+            flags: TcpFlags::RST,
+            window: 0,
+            options: &[],
+        };
+        let frame = packet_vec(&Ethernet::DEFAULT, &ip, &l4, &[0; 8]).unwrap();
+        let d = w.process(&rules, &screens, &frame, TRUST, S);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::Drop, Reason::TcpOutOfWindow)
+        );
+        assert_eq!(w.sessions.open(), 1, "the session stays open");
     }
 
     #[test]

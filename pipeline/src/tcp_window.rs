@@ -185,6 +185,8 @@ impl Windows {
     pub fn track(&mut self, from: usize, seg: &Segment, handshake: bool) -> Check {
         let rst = seg.flags.contains(TcpFlags::RST);
         let Some(f) = seg.seq else {
+            // Nothing to check it against (the caller passes no sequence
+            // fields when checking is off): flags alone decide.
             return if rst { Check::RstExact } else { Check::Accept };
         };
         let syn = seg.flags.contains(TcpFlags::SYN);
@@ -247,8 +249,9 @@ impl Windows {
         if rst {
             // Exact: where the receiver's acknowledgments say it is, or
             // just past everything the sender sent.
+            // Before the other side has answered, only the sender's own next
+            // sequence number is known: a RST elsewhere is not exact.
             let exact = self.liberal
-                || !receiver.seen
                 || (receiver.acked && f.seq == receiver.max_ack)
                 || f.seq == sender.end;
             return if exact {
@@ -461,6 +464,15 @@ mod tests {
         let mut w2 = Windows::default();
         w2.track(C, &syn(77, None, 64240, Some(7)), true);
         assert_eq!(w2.track(S, &blind, true), Check::RstUnconfirmed);
+    }
+
+    #[test]
+    fn before_the_server_answers_only_the_clients_next_sequence_is_exact() {
+        let mut w = Windows::default();
+        w.track(C, &syn(1000, None, 64240, Some(7)), true);
+        // A forged client RST at a guessed sequence number.
+        assert_eq!(w.track(C, &rst(77_777), true), Check::RstUnconfirmed);
+        assert_eq!(w.track(C, &rst(1001), true), Check::RstExact);
     }
 
     #[test]
