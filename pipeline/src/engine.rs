@@ -344,10 +344,10 @@ pub struct Ruleset {
     zone_screen: Vec<Option<u16>>,
     pub screens: Vec<ScreenProfile>,
     pub policies: PolicyTable,
-    /// What each policy does, by policy id: 3 bytes per policy next to
+    /// What each policy does, by policy id: 4 bytes per policy next to
     /// each other, so a lookup does not touch the config's `Policy` (names,
     /// address lists) on the hot path.
-    verdicts: Vec<(PolicyAction, crate::config::PolicyLog)>,
+    verdicts: Vec<PolicyVerdict>,
     pub timeouts: Timeouts,
     pub hits: RuleHits,
 }
@@ -389,7 +389,15 @@ impl Ruleset {
             generation,
             hits: RuleHits::new(&config, config.dataplane.workers as usize),
             policies: PolicyTable::compile(&config),
-            verdicts: config.policies.iter().map(|p| (p.action, p.log)).collect(),
+            verdicts: config
+                .policies
+                .iter()
+                .map(|p| PolicyVerdict {
+                    action: p.action,
+                    log: p.log,
+                    audit: p.audit,
+                })
+                .collect(),
             config,
             ports,
             zone_screen,
@@ -1052,13 +1060,14 @@ impl Worker {
         // Audit mode: log what the policy would drop, then go on as if it
         // were absent (its hits count the packets it audited).
         while let PolicyMatch::Rule(id) = matched {
-            if !rules.config.policies[id as usize].audit {
+            let verdict = rules.verdicts[id as usize];
+            if !verdict.audit {
                 break;
             }
             self.counters.policy_audit += 1;
             d.push(Event::PolicyDeny {
                 policy: Some(id),
-                reject: rules.verdicts[id as usize].0 == PolicyAction::Reject,
+                reject: verdict.action == PolicyAction::Reject,
                 audit: true,
                 session_id: self.sessions.next_id(),
                 application: matched_application(rules, Some(id), &pkt),
@@ -1068,7 +1077,7 @@ impl Worker {
         }
         let (action, log_deny, log, policy_id) = match matched {
             PolicyMatch::Rule(id) => {
-                let (action, log) = rules.verdicts[id as usize];
+                let PolicyVerdict { action, log, .. } = rules.verdicts[id as usize];
                 d.rule = RuleRef::Policy(id);
                 (action, log.session_init || log.session_close, log, Some(id))
             }
@@ -1385,6 +1394,15 @@ fn is_link_local_control(pkt: &ParsedPacket) -> bool {
         130..=132 | 143 => pkt.ttl == 1 && (pkt.src.is_ipv6_link_local() || pkt.src.0 == 0),
         _ => false,
     }
+}
+
+/// What a policy does, as the hot path reads it.
+#[derive(Clone, Copy, Debug)]
+struct PolicyVerdict {
+    action: PolicyAction,
+    log: crate::config::PolicyLog,
+    /// Audit mode: logged, not enforced.
+    audit: bool,
 }
 
 /// No application: the default policy, or none of the policy's matched.
