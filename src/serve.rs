@@ -35,7 +35,9 @@ impl Listen for std::os::unix::net::UnixListener {
 impl Listen for rampart_events::SocketFile {
     type Stream = std::os::unix::net::UnixStream;
     fn accept_nonblocking(&self) -> io::Result<Self::Stream> {
-        self.listener().accept_nonblocking()
+        let s = self.accept()?;
+        s.set_nonblocking(true)?;
+        Ok(s)
     }
 }
 

@@ -763,11 +763,11 @@ impl Hub {
     pub fn accept(&mut self) -> usize {
         let mut n = 0;
         for _ in 0..MAX_ACCEPTS_PER_POLL {
-            let Some(l) = self.socket.as_ref().map(SocketFile::listener) else {
+            let Some(socket) = self.socket.as_ref() else {
                 break;
             };
-            match l.accept() {
-                Ok((s, _)) => {
+            match socket.accept() {
+                Ok(s) => {
                     self.connections.accepted += 1;
                     if self.consumers.len() >= self.config.max_consumers && !self.evict_one_silent()
                     {

@@ -27,18 +27,21 @@
 //! `/etc/group`.
 
 use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, OFlag, AT_FDCWD};
+use nix::sys::socket::{recv, MsgFlags};
 use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, Mode, SFlag};
 use nix::unistd::{fsync, geteuid, unlinkat, Gid, Group, UnlinkatFlags};
 
@@ -123,6 +126,9 @@ pub fn resolve_group(spec: &str) -> Result<u32, SockFileError> {
 #[derive(Debug)]
 pub struct SocketFile {
     listener: UnixListener,
+    /// Connections accepted while bind checked the socket, handed out
+    /// first by [`accept`](Self::accept).
+    early: Mutex<VecDeque<UnixStream>>,
     path: PathBuf,
     what: &'static str,
     /// The directory the socket was bound in (opened once, at bind).
@@ -368,7 +374,8 @@ impl SocketFile {
                 st.st_uid
             )));
         }
-        if !connects_to(&listener, &inode).map_err(io("checking the socket is ours"))? {
+        let mut early = VecDeque::new();
+        if !connects_to(&listener, &inode, &mut early).map_err(io("checking the socket is ours"))? {
             return Err(replaced(
                 "it is now another socket, not our listener's".into(),
             ));
@@ -376,6 +383,7 @@ impl SocketFile {
 
         let file = SocketFile {
             listener,
+            early: Mutex::new(early),
             path: owned(),
             what,
             dir,
@@ -433,6 +441,20 @@ impl SocketFile {
             })?;
         }
         chmod(mode)
+    }
+
+    /// The next connection (callers set its blocking mode): first those that arrived while bind checked the socket, then the
+    /// listener's. `WouldBlock` when there is none.
+    pub fn accept(&self) -> io::Result<UnixStream> {
+        let early = self
+            .early
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop_front();
+        match early {
+            Some(s) => Ok(s),
+            None => self.listener.accept().map(|(s, _)| s),
+        }
     }
 
     /// The listener (non-blocking). Its `local_addr()` is the
@@ -560,9 +582,16 @@ fn remove_stale(
 }
 
 /// True if a connection through the inode fd `inode` lands in `listener`'s
-/// accept queue (recognised by a nonce). Stray connections accepted on the
-/// way are closed: at bind time only root or our own uid can have connected.
-fn connects_to(listener: &UnixListener, inode: &OwnedFd) -> io::Result<bool> {
+/// accept queue (recognised by a nonce, peeked so nothing is consumed).
+/// Clients that connected between bind and this check (only root or our
+/// own uid can: the socket has the umask's mode until `set_access`) are
+/// real consumers that started early; they are kept in `early`, in order,
+/// for [`SocketFile::accept`] to hand out, never closed.
+fn connects_to(
+    listener: &UnixListener,
+    inode: &OwnedFd,
+    early: &mut VecDeque<UnixStream>,
+) -> io::Result<bool> {
     let mut client = match UnixStream::connect(proc_fd(inode)) {
         Ok(c) => c,
         // A socket inode nobody listens on: not our (listening) socket.
@@ -573,21 +602,22 @@ fn connects_to(listener: &UnixListener, inode: &OwnedFd) -> io::Result<bool> {
     client.write_all(&nonce)?;
     loop {
         match listener.accept() {
-            Ok((mut conn, _)) => {
+            Ok((conn, _)) => {
                 conn.set_nonblocking(true)?;
                 let mut got = [0u8; 16];
-                let mut n = 0;
-                while n < got.len() {
-                    match conn.read(&mut got[n..]) {
-                        Ok(0) => break,
-                        Ok(k) => n += k,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
+                // Peek: an early client's first bytes (a control request)
+                // stay for whoever serves it.
+                let n = loop {
+                    match recv(conn.as_raw_fd(), &mut got, MsgFlags::MSG_PEEK) {
+                        Ok(n) => break n,
+                        Err(Errno::EINTR) => {}
+                        Err(_) => break 0,
                     }
-                }
+                };
                 if n == got.len() && got == nonce {
                     return Ok(true);
                 }
+                early.push_back(conn);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -725,6 +755,39 @@ mod tests {
         let _c = UnixStream::connect(&path).unwrap();
         sock.listener().accept().unwrap();
         assert!(sock.directory_warning().is_none(), "tempdir is 0700");
+    }
+
+    #[test]
+    fn a_client_connecting_while_bind_checks_the_socket_is_kept_with_its_bytes() {
+        use std::io::Read;
+        use std::sync::{Arc, Mutex};
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("control.sock");
+        let early: Arc<Mutex<Option<UnixStream>>> = Arc::default();
+        let (slot, at) = (early.clone(), path.clone());
+        // A consumer or operator that started first, polling for the path,
+        // connects between bind and the self-check and sends at once.
+        set_hook(move || {
+            let mut c = UnixStream::connect(&at).unwrap();
+            c.write_all(b"{\"cmd\":\"stats\"}\n").unwrap();
+            *slot.lock().unwrap() = Some(c);
+        });
+        let sock = bind(&path).unwrap();
+        let mut served = sock.accept().expect("the early client is handed out");
+        served.set_nonblocking(false).unwrap();
+        let mut request = [0u8; 16];
+        served.read_exact(&mut request).unwrap();
+        assert_eq!(&request, b"{\"cmd\":\"stats\"}\n", "its request is intact");
+        served.write_all(b"ok").unwrap();
+        let mut reply = [0u8; 2];
+        let mut client = early.lock().unwrap().take().unwrap();
+        client.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"ok");
+        assert_eq!(
+            sock.accept().unwrap_err().kind(),
+            io::ErrorKind::WouldBlock,
+            "the self-check's own connection is not handed out"
+        );
     }
 
     #[test]

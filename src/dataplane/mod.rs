@@ -262,14 +262,16 @@ pub fn run(
 
     if let Some(patience) = stop_when.wait_consumer {
         let deadline = Instant::now() + patience;
+        // Polled, not only accepted: the hub's clock then dates each
+        // consumer's arrival (its reading progress is measured from it).
         while hub.consumer_count() == 0 && Instant::now() < deadline {
-            hub.accept();
+            hub.poll(&mut sources, wall_ns());
             std::thread::sleep(Duration::from_millis(5));
         }
         // Consumers starting together connect within moments of each other.
         let grace = Instant::now() + Duration::from_millis(300);
         while Instant::now() < grace {
-            hub.accept();
+            hub.poll(&mut sources, wall_ns());
             std::thread::sleep(Duration::from_millis(5));
         }
     }
