@@ -82,6 +82,14 @@ pub struct WorkerEvents {
     generation: u32,
     default_policy: u32,
     snippet_bytes: usize,
+    /// `[events.aggregate]`: repeats wait here for their window to end.
+    aggregator: ev::Aggregator,
+}
+
+/// Per-type aggregation windows in ns (0 = off) from `[events.aggregate]`.
+pub fn aggregate_windows(config: &Config) -> [u64; ev::EventType::COUNT] {
+    let a = &config.events.aggregate;
+    ev::EventType::ALL.map(|t| a.window_ms(t).map_or(0, |ms| u64::from(ms) * 1_000_000))
 }
 
 fn addr16(a: Addr) -> [u8; 16] {
@@ -105,6 +113,12 @@ impl WorkerEvents {
             generation,
             default_policy: config.policies.len() as u32,
             snippet_bytes: config.events.snippet_bytes as usize,
+            aggregator: {
+                let a = &config.events.aggregate;
+                let mut agg = ev::Aggregator::new(a.max_keys as usize);
+                agg.configure(aggregate_windows(config), a.key);
+                agg
+            },
         }
     }
 
@@ -200,7 +214,9 @@ impl WorkerEvents {
             ),
         };
         self.counters.incr_generated(t);
-        if !self.limiter.allow(t, now_ns) {
+        // An aggregated record meets the rate limit when it leaves.
+        let aggregated = self.aggregator.is_on(t);
+        if !aggregated && !self.limiter.allow(t, now_ns) {
             self.counters.incr_rate_limited(t);
             return;
         }
@@ -240,19 +256,64 @@ impl WorkerEvents {
                 snippet = &frame[..frame.len().min(self.snippet_bytes)];
             }
         }
-        self.seq += 1;
-        // Encoded straight into the ring's slot, published with the rest
-        // of the burst's records (`publish`). The encoder only refuses a
-        // record larger than a slot, which the snippet clamp rules out
-        // (events' tests check every type and snippet length); were it to
-        // happen, the record would be counted with the ring overflows.
-        let (encoder, seq) = (&mut self.encoder, self.seq);
-        let written = self.ring.put_in_place(PUBLISH_BATCH, |slot| {
-            encoder.encode(seq, &meta, &record, snippet, slot)
-        });
-        if !written {
-            self.counters.incr_ring_overflow(t);
+        let repeat = if aggregated {
+            if self.aggregator.fold(&meta, &record, snippet, now_ns) {
+                return;
+            }
+            // Every key is taken: this one goes alone, a window of one.
+            ev::Repeat {
+                count: 1,
+                last_ts_ns: now_ns.max(1),
+            }
+        } else {
+            ev::Repeat::ONE
+        };
+        self.sink()
+            .send(&meta, &record, snippet, repeat, aggregated, now_ns);
+    }
+
+    /// Sends the aggregated records whose window has ended (the worker
+    /// calls it once per loop iteration; cheap when none is due).
+    #[inline(always)]
+    pub fn tick(&mut self, now_ns: u64) {
+        if self.aggregator.pending() != 0 {
+            self.flush_aggregated(now_ns);
         }
+    }
+
+    /// Sends every aggregated record still waiting (a reload, the end of
+    /// the run), however much of its window is left.
+    pub fn flush_aggregated_all(&mut self, now_ns: u64) {
+        self.flush_aggregated_until(u64::MAX, now_ns);
+    }
+
+    #[inline(never)]
+    fn flush_aggregated(&mut self, now_ns: u64) {
+        self.flush_aggregated_until(now_ns, now_ns);
+    }
+
+    fn flush_aggregated_until(&mut self, due_by_ns: u64, now_ns: u64) {
+        let (aggregator, mut sink) = self.split_aggregator();
+        aggregator.flush_due(due_by_ns, &mut |f| {
+            sink.send(f.meta, f.event, f.snippet, f.repeat, true, now_ns)
+        });
+    }
+
+    fn sink(&mut self) -> Sink<'_> {
+        self.split_aggregator().1
+    }
+
+    fn split_aggregator(&mut self) -> (&mut ev::Aggregator, Sink<'_>) {
+        (
+            &mut self.aggregator,
+            Sink {
+                ring: &mut self.ring,
+                encoder: &mut self.encoder,
+                limiter: &mut self.limiter,
+                counters: &self.counters,
+                seq: &mut self.seq,
+            },
+        )
     }
 
     /// Makes the records emitted since the last call visible to the hub
@@ -267,10 +328,59 @@ impl WorkerEvents {
     /// see [`ev::RateLimiter::set_rates`]; every event is still counted
     /// once as generated and once as rate-limited, overflowed or drained).
     pub fn adopt(&mut self, config: &Config, generation: u32, now_ns: u64) {
+        // Records folded under the old windows and key leave now, named
+        // by the generation they were decided in.
+        self.flush_aggregated_all(now_ns);
+        self.aggregator
+            .configure(aggregate_windows(config), config.events.aggregate.key);
         self.limiter.set_rates(rate_limits(config), now_ns);
         self.generation = generation;
         self.default_policy = config.policies.len() as u32;
         self.snippet_bytes = config.events.snippet_bytes as usize;
+    }
+}
+
+/// Where a worker's records go: rate limit (for aggregated records, which
+/// meet it only as they leave), sequence number, ring slot, and the
+/// counters of what did not make it, in events.
+struct Sink<'a> {
+    ring: &'a mut RingProducer<ev::EventSlot>,
+    encoder: &'a mut ev::Encoder,
+    limiter: &'a mut ev::RateLimiter,
+    counters: &'a ev::SharedCounters,
+    seq: &'a mut u64,
+}
+
+impl Sink<'_> {
+    #[inline(always)]
+    fn send(
+        &mut self,
+        meta: &ev::PacketMeta,
+        record: &ev::Event,
+        snippet: &[u8],
+        repeat: ev::Repeat,
+        check_limit: bool,
+        now_ns: u64,
+    ) {
+        let t = record.event_type();
+        let events = u64::from(repeat.count);
+        if check_limit && !self.limiter.allow(t, now_ns) {
+            self.counters.add_rate_limited(t, events);
+            return;
+        }
+        *self.seq += 1;
+        // Encoded straight into the ring's slot, published with the rest
+        // of the burst's records (`publish`). The encoder only refuses a
+        // record larger than a slot, which the snippet clamp rules out
+        // (events' tests check every type and snippet length); were it to
+        // happen, the record would be counted with the ring overflows.
+        let (encoder, seq) = (&mut *self.encoder, *self.seq);
+        let written = self.ring.put_in_place(PUBLISH_BATCH, |slot| {
+            encoder.encode_repeated(seq, meta, record, snippet, repeat, slot)
+        });
+        if !written {
+            self.counters.add_ring_overflow(t, events);
+        }
     }
 }
 

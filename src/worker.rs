@@ -311,6 +311,7 @@ impl Worker {
                 self.stage_totals.tx_packets += work as u64;
             }
             self.age(now);
+            self.events.tick(now);
             self.events.publish();
             if work > 0 {
                 bump(&self.counters.busy_cycles, tsc_cycles() - start);
@@ -354,6 +355,9 @@ impl Worker {
             now,
             &mut |e| export(counters, events, &e, None, &[], now),
         );
+        // Aggregated records leave with the run, whatever is left of
+        // their windows.
+        self.events.flush_aggregated_all(now);
         self.events.publish();
         self.publish_sessions();
         stop.finished.fetch_add(1, Ordering::AcqRel);

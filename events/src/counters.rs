@@ -131,6 +131,16 @@ impl SharedCounters {
     pub fn incr_ring_overflow(&self, t: EventType) {
         bump(&self.ring_overflow[t.index()]);
     }
+    /// `n` events of one aggregated record were rate limited.
+    #[inline]
+    pub fn add_rate_limited(&self, t: EventType, n: u64) {
+        bump_by(&self.rate_limited[t.index()], n);
+    }
+    /// `n` events of one aggregated record found the ring full.
+    #[inline]
+    pub fn add_ring_overflow(&self, t: EventType, n: u64) {
+        bump_by(&self.ring_overflow[t.index()], n);
+    }
 
     pub fn snapshot(&self) -> WorkerCountersSnapshot {
         let mut counters = [TypeCounters::default(); N];
@@ -148,7 +158,12 @@ impl SharedCounters {
 
 #[inline]
 fn bump(a: &AtomicU64) {
-    a.store(a.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    bump_by(a, 1);
+}
+
+#[inline]
+fn bump_by(a: &AtomicU64, n: u64) {
+    a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
 #[derive(Debug, Clone, Copy, Default)]

@@ -12,8 +12,8 @@ use rampart_schema::fb;
 use crate::counters::{TypeCounters, WorkerCountersSnapshot};
 use crate::types::{
     CloseReason, Direction, Event, EventType, FilterAction, FilterLog, FilterName, InterfaceName,
-    Names, PacketMeta, PolicyDeny, PolicyName, ScreenDrop, ScreenOption, SessionClose, SessionOpen,
-    ZoneName,
+    Names, PacketMeta, PolicyDeny, PolicyName, Repeat, ScreenDrop, ScreenOption, SessionClose,
+    SessionOpen, ZoneName,
 };
 
 const N: usize = EventType::COUNT;
@@ -40,6 +40,8 @@ pub struct PacketEvent<'a> {
     pub meta: PacketMeta,
     pub event: Event,
     pub snippet: &'a [u8],
+    /// Packets this record stands for ([`Repeat::ONE`] unless aggregated).
+    pub repeat: Repeat,
 }
 
 impl PacketEvent<'_> {
@@ -223,14 +225,17 @@ fn decode_verified(
         m: &fb::PacketMeta,
         event: Event,
         snippet: Option<flatbuffers::Vector<'a, u8>>,
+        repeat: Repeat,
     ) -> Record<'a> {
         Record::Event(PacketEvent {
             seq: m.seq(),
             meta: meta_of(m),
             event,
             snippet: snippet.map(|v| v.bytes()).unwrap_or(&[]),
+            repeat,
         })
     }
+    let repeat = |count: u32, last_ts_ns: u64| Repeat { count, last_ts_ns };
     Ok(match bt {
         fb::Body::PolicyDeny => {
             let t = rec.body_as_policy_deny().ok_or(DecodeError::NoBody)?;
@@ -250,6 +255,7 @@ fn decode_verified(
                     application: t.application(),
                 }),
                 t.snippet(),
+                repeat(t.count(), t.last_ts_ns()),
             )
         }
         fb::Body::ScreenDrop => {
@@ -269,6 +275,7 @@ fn decode_verified(
                     alarm_only,
                 }),
                 t.snippet(),
+                repeat(t.count(), t.last_ts_ns()),
             )
         }
         fb::Body::FilterLog => {
@@ -286,6 +293,7 @@ fn decode_verified(
                     direction,
                 }),
                 t.snippet(),
+                repeat(t.count(), t.last_ts_ns()),
             )
         }
         fb::Body::SessionOpen => {
@@ -298,6 +306,7 @@ fn decode_verified(
                     application: t.application(),
                 }),
                 None,
+                Repeat::ONE,
             )
         }
         fb::Body::SessionClose => {
@@ -319,6 +328,7 @@ fn decode_verified(
                     application: t.application(),
                 }),
                 None,
+                Repeat::ONE,
             )
         }
         fb::Body::Hello => {

@@ -8,23 +8,24 @@
 use rampart_schema::fb;
 
 use crate::types::{
-    Event, EventType, FilterLog, PacketMeta, PolicyDeny, ScreenDrop, SessionClose, SessionOpen,
+    Event, EventType, FilterLog, PacketMeta, PolicyDeny, Repeat, ScreenDrop, SessionClose,
+    SessionOpen,
 };
 
 /// Size of one ring element in bytes (a multiple of 4, as `rte_ring_elem`
 /// requires).
 pub const SLOT_SIZE: usize = 512;
 /// Bytes available for the encoded record (with its 4-byte length prefix).
-pub const SLOT_CAPACITY: usize = SLOT_SIZE - 4;
+pub const SLOT_CAPACITY: usize = SLOT_SIZE - 8;
 /// Largest packet snippet that fits in a slot with every event type; the
 /// encoder clamps longer snippets to it. (Checked by a test for every type
 /// and every snippet length up to it.)
-pub const MAX_SNIPPET: usize = 352;
+pub const MAX_SNIPPET: usize = 340;
 
 /// One ring element: an encoded, size-prefixed `Record` (exactly the bytes
 /// that go on the event socket) plus its event type for the drain counters.
 ///
-/// `#[repr(C)]`, `Copy`, 512 bytes, alignment 2: suitable as the element of
+/// `#[repr(C)]`, `Copy`, 512 bytes, alignment 4: suitable as the element of
 /// a DPDK `rte_ring` created with `esize = 512`.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -32,6 +33,9 @@ pub struct EventSlot {
     len: u16,
     event_type: u8,
     _reserved: u8,
+    /// Packets the record stands for (> 1 when aggregated): the hub
+    /// counts drained, delivered and dropped events by it without decoding.
+    count: u32,
     data: [u8; SLOT_CAPACITY],
 }
 
@@ -58,6 +62,7 @@ impl EventSlot {
         len: 0,
         event_type: u8::MAX,
         _reserved: 0,
+        count: 0,
         data: [0; SLOT_CAPACITY],
     };
 
@@ -69,7 +74,13 @@ impl EventSlot {
         self.data[..bytes.len()].copy_from_slice(bytes);
         self.len = bytes.len() as u16;
         self.event_type = event_type as u8;
+        self.count = 1;
         true
+    }
+
+    /// Packets the record stands for (1 unless aggregated).
+    pub fn count(&self) -> u32 {
+        self.count
     }
 
     /// The size-prefixed record bytes (empty for an empty or corrupt slot).
@@ -123,6 +134,48 @@ struct Scalar {
 
 const fn scalar(slot: u16, width: usize, value: u64) -> Scalar {
     Scalar { slot, width, value }
+}
+
+/// Up to 8 scalars, kept in decreasing width order.
+struct Scalars {
+    items: [Scalar; 8],
+    len: usize,
+}
+
+impl Scalars {
+    fn as_slice(&self) -> &[Scalar] {
+        &self.items[..self.len]
+    }
+}
+
+/// `base` (in decreasing width order) plus, for an aggregated record, its
+/// count (4 bytes) and last timestamp (8 bytes) in their width's place.
+fn with_repeat(base: &[Scalar], repeat: Repeat, (count_slot, last_slot): (u16, u16)) -> Scalars {
+    let mut out = Scalars {
+        items: [scalar(0, 0, 0); 8],
+        len: 0,
+    };
+    let extra = [
+        scalar(last_slot, 8, repeat.last_ts_ns),
+        scalar(count_slot, 4, repeat.count.into()),
+    ];
+    let extra = if repeat.is_aggregated() {
+        &extra[..]
+    } else {
+        &[]
+    };
+    let (mut b, mut x) = (base.iter().peekable(), extra.iter().peekable());
+    while out.len < out.items.len() {
+        let next = match (b.peek(), x.peek()) {
+            (Some(p), Some(q)) if q.width > p.width => x.next(),
+            (Some(_), _) => b.next(),
+            (None, _) => x.next(),
+        };
+        let Some(&f) = next else { break };
+        out.items[out.len] = f;
+        out.len += 1;
+    }
+    out
 }
 
 /// Fixed front of every record: size prefix, root offset, file identifier,
@@ -254,6 +307,21 @@ impl Encoder {
         snippet: &[u8],
         slot: &mut EventSlot,
     ) -> bool {
+        self.encode_repeated(seq, meta, event, snippet, Repeat::ONE, slot)
+    }
+
+    /// [`Encoder::encode`] for a record standing for `repeat.count`
+    /// packets (an aggregated policy deny, screen drop or filter log; the
+    /// other types ignore `repeat`).
+    pub fn encode_repeated(
+        &mut self,
+        seq: u64,
+        meta: &PacketMeta,
+        event: &Event,
+        snippet: &[u8],
+        repeat: Repeat,
+        slot: &mut EventSlot,
+    ) -> bool {
         let snippet = &snippet[..snippet.len().min(self.max_snippet)];
         let m = fb::PacketMeta::new(
             meta.ts_ns,
@@ -288,12 +356,17 @@ impl Encoder {
                     fb::Body::PolicyDeny,
                     &m,
                     T::VT_META,
-                    &[
-                        scalar(T::VT_SESSION_ID, 8, e.session_id),
-                        scalar(T::VT_POLICY, 4, e.policy.into()),
-                        scalar(T::VT_APPLICATION, 2, e.application.into()),
-                        scalar(T::VT_ACTION, 1, action.0.into()),
-                    ],
+                    with_repeat(
+                        &[
+                            scalar(T::VT_SESSION_ID, 8, e.session_id),
+                            scalar(T::VT_POLICY, 4, e.policy.into()),
+                            scalar(T::VT_APPLICATION, 2, e.application.into()),
+                            scalar(T::VT_ACTION, 1, action.0.into()),
+                        ],
+                        repeat,
+                        (T::VT_COUNT, T::VT_LAST_TS_NS),
+                    )
+                    .as_slice(),
                     snip(T::VT_SNIPPET),
                 )
             }
@@ -309,11 +382,16 @@ impl Encoder {
                     fb::Body::ScreenDrop,
                     &m,
                     T::VT_META,
-                    &[
-                        scalar(T::VT_SCREEN, 2, e.screen.into()),
-                        scalar(T::VT_OPTION, 1, e.option as u64),
-                        scalar(T::VT_ACTION, 1, action.0.into()),
-                    ],
+                    with_repeat(
+                        &[
+                            scalar(T::VT_SCREEN, 2, e.screen.into()),
+                            scalar(T::VT_OPTION, 1, e.option as u64),
+                            scalar(T::VT_ACTION, 1, action.0.into()),
+                        ],
+                        repeat,
+                        (T::VT_COUNT, T::VT_LAST_TS_NS),
+                    )
+                    .as_slice(),
                     snip(T::VT_SNIPPET),
                 )
             }
@@ -324,12 +402,17 @@ impl Encoder {
                     fb::Body::FilterLog,
                     &m,
                     T::VT_META,
-                    &[
-                        scalar(T::VT_FILTER, 2, e.filter.into()),
-                        scalar(T::VT_TERM, 2, e.term.into()),
-                        scalar(T::VT_ACTION, 1, e.action as u64),
-                        scalar(T::VT_DIRECTION, 1, e.direction as u64),
-                    ],
+                    with_repeat(
+                        &[
+                            scalar(T::VT_FILTER, 2, e.filter.into()),
+                            scalar(T::VT_TERM, 2, e.term.into()),
+                            scalar(T::VT_ACTION, 1, e.action as u64),
+                            scalar(T::VT_DIRECTION, 1, e.direction as u64),
+                        ],
+                        repeat,
+                        (T::VT_COUNT, T::VT_LAST_TS_NS),
+                    )
+                    .as_slice(),
                     snip(T::VT_SNIPPET),
                 )
             }
@@ -375,6 +458,12 @@ impl Encoder {
             Some(len) => {
                 slot.len = len as u16;
                 slot.event_type = event.event_type() as u8;
+                slot.count = match event {
+                    Event::PolicyDeny(_) | Event::ScreenDrop(_) | Event::FilterLog(_) => {
+                        repeat.count
+                    }
+                    Event::SessionOpen(_) | Event::SessionClose(_) => 1,
+                };
                 true
             }
             None => false,

@@ -277,6 +277,7 @@ impl Consumer {
     fn offer(
         &mut self,
         t: usize,
+        count: u64,
         bytes: &[u8],
         ctl: &mut ControlEncoder,
         names: &[u8],
@@ -286,16 +287,16 @@ impl Consumer {
             return;
         }
         if self.needs_prepare() && !self.prepare(ctl, names, now_ns) {
-            self.dropped[t] += 1;
-            self.pending_loss[t] += 1;
+            self.dropped[t] += count;
+            self.pending_loss[t] += count;
             return;
         }
         if bytes.len() <= self.ring.free() {
             self.ring.push(bytes);
-            self.delivered[t] += 1;
+            self.delivered[t] += count;
         } else {
-            self.dropped[t] += 1;
-            self.pending_loss[t] += 1;
+            self.dropped[t] += count;
+            self.pending_loss[t] += count;
         }
     }
 
@@ -863,10 +864,14 @@ impl Hub {
                     return;
                 };
                 let t = t.index();
-                drained[i][t] += 1;
+                // An aggregated record stands for `count` events: every
+                // counter from here on counts events, so they still add up
+                // to what the workers generated.
+                let count = u64::from(slot.count().max(1));
+                drained[i][t] += count;
                 let bytes = slot.as_bytes();
                 for c in consumers.iter_mut() {
-                    c.offer(t, bytes, ctl, names_bytes, *now_ns);
+                    c.offer(t, count, bytes, ctl, names_bytes, *now_ns);
                 }
             });
         }

@@ -153,7 +153,22 @@ impl Template {
     fn pieces(&self) -> &[Piece] {
         self.parsed.get_or_init(|| parse(self.text))
     }
+
+    /// Whether the message has its own packet count (the PFE filter line's
+    /// `(N packets)`); the others carry an aggregated record's count as
+    /// [`REPEAT_COUNT`].
+    fn counts_packets(&self) -> bool {
+        self.pieces()
+            .iter()
+            .any(|p| matches!(p, Piece::Param(Field::Packets, _)))
+    }
 }
+
+/// The parameter that carries an aggregated record's packet count in the
+/// messages without one of their own (Junos' name for repeats, from its
+/// IDP attack logs): `repeat-count="N"` in structured data, ` repeat-count=N`
+/// at the end of the plain text, where key=value extractors keep it.
+pub const REPEAT_COUNT: &str = "repeat-count";
 
 /// Splits a template into text and parameters. An unknown parameter name
 /// is a bug in a template above, and every template is parsed by a test.
@@ -203,6 +218,12 @@ pub fn write_body(e: &PacketEvent<'_>, names: &Names, msg: &Message, out: &mut S
             Piece::Param(_, false) => {}
         }
     }
+    if e.repeat.is_aggregated() && !msg.template.counts_packets() {
+        out.push(' ');
+        out.push_str(REPEAT_COUNT);
+        out.push('=');
+        push_u64(out, e.repeat.count.into());
+    }
 }
 
 /// Appends the structured data element `[junos@... name="value" ...]` of an
@@ -224,6 +245,13 @@ pub fn write_structured(e: &PacketEvent<'_>, names: &Names, out: &mut String) ->
             escape_param_value(out, start);
             out.push('"');
         }
+    }
+    if e.repeat.is_aggregated() && !msg.template.counts_packets() {
+        out.push(' ');
+        out.push_str(REPEAT_COUNT);
+        out.push_str("=\"");
+        push_u64(out, e.repeat.count.into());
+        out.push('"');
     }
     out.push(']');
     true
@@ -486,8 +514,8 @@ fn write_value(e: &PacketEvent<'_>, names: &Names, field: Field, form: Form, out
             Some(p) => out.push_str(p),
             None => push_u64(out, m.protocol.into()),
         },
-        // One record per packet (aggregation would count more).
-        (F::Packets, _) => out.push('1'),
+        // The packets an aggregated record stands for (1 otherwise).
+        (F::Packets, _) => push_u64(out, e.repeat.count.into()),
         _ => debug_assert!(false, "no value for {field:?} in {:?}", e.event),
     }
 }

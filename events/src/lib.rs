@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aggregate;
 pub mod client;
 pub mod control;
 pub mod counters;
@@ -27,6 +28,7 @@ pub mod sockfile;
 pub mod syslog;
 pub mod types;
 
+pub use aggregate::{AggregateKey, Aggregator, Folded};
 pub use client::{consume, ConsumeEvent, ConsumeOptions};
 pub use control::{ControlEncoder, SCHEMA_VERSION};
 pub use counters::{
@@ -48,7 +50,7 @@ pub use sockfile::{
 };
 pub use types::{
     ipv4_mapped, CloseReason, Direction, Event, EventType, FilterAction, FilterLog, FilterName,
-    InterfaceName, Names, PacketMeta, PolicyDeny, PolicyName, ScreenDrop, ScreenOption,
+    InterfaceName, Names, PacketMeta, PolicyDeny, PolicyName, Repeat, ScreenDrop, ScreenOption,
     SessionClose, SessionOpen, ZoneName, NO_ID16, NO_ID32,
 };
 

@@ -463,6 +463,16 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             );
         }
     }
+    if e.repeat.is_aggregated() {
+        // `ts` is the first packet's; these say how many and until when.
+        out.push_str(",\"count\":");
+        push_u64(out, e.repeat.count.into());
+        out.push_str(",\"first_ts\":\"");
+        write_rfc3339(out, m.ts_ns, 9);
+        out.push_str("\",\"last_ts\":\"");
+        write_rfc3339(out, e.repeat.last_ts_ns, 9);
+        out.push('"');
+    }
     if !e.snippet.is_empty() {
         let _ = write!(out, ",\"snippet_len\":{}", e.snippet.len());
     }
@@ -721,6 +731,9 @@ pub fn write_droplog(rec: &Record<'_>, cache: &NameCache, out: &mut String) -> b
         m.egress.into(),
         NO_ID16.into(),
     );
+    if e.repeat.is_aggregated() {
+        let _ = write!(out, " COUNT={}", e.repeat.count);
+    }
     if e.snippet.is_empty() {
         // No packet bytes: what the metadata says.
         let _ = write!(

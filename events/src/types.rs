@@ -374,3 +374,32 @@ mod tests {
         }
     }
 }
+
+/// What an aggregated record stands for (`[events.aggregate]`): `count`
+/// packets, the first decided at the record's `meta.ts_ns`, the last at
+/// `last_ts_ns`. [`Repeat::ONE`] (a record per packet) is not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeat {
+    pub count: u32,
+    /// 0: the record is not aggregated.
+    pub last_ts_ns: u64,
+}
+
+impl Repeat {
+    pub const ONE: Repeat = Repeat {
+        count: 1,
+        last_ts_ns: 0,
+    };
+
+    /// Whether the record came out of an aggregation window (even one
+    /// that saw a single packet).
+    pub const fn is_aggregated(&self) -> bool {
+        self.last_ts_ns != 0
+    }
+}
+
+impl Default for Repeat {
+    fn default() -> Self {
+        Repeat::ONE
+    }
+}

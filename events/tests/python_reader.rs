@@ -79,6 +79,15 @@ fn python_reader_decodes_what_rust_writes() {
         "/etc/rampart.toml",
         &["/etc/rampart.toml:4:1: policy.match: \"nope\" is not known".to_owned()],
     ));
+    // Last, an aggregated policy deny ([events.aggregate]).
+    let mut slot = EventSlot::EMPTY;
+    let repeat = Repeat {
+        count: 31337,
+        last_ts_ns: TS + 999_000_000,
+    };
+    let (meta, ev, snippet) = &events[0];
+    assert!(enc.encode_repeated(200, meta, ev, snippet, repeat, &mut slot));
+    stream.extend_from_slice(slot.as_bytes());
     let file = dir.path().join("events.bin");
     std::fs::write(&file, &stream).unwrap();
 
@@ -98,7 +107,21 @@ fn python_reader_decodes_what_rust_writes() {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2 + events.len() + 3, "{text}");
+    assert_eq!(lines.len(), 2 + events.len() + 3 + 1, "{text}");
+    let aggregated = lines[lines.len() - 1];
+    assert_eq!(field(aggregated, "count"), "31337", "{aggregated}");
+    assert_eq!(
+        field(aggregated, "last_ts_ns"),
+        (TS + 999_000_000).to_string()
+    );
+    assert_eq!(
+        field(aggregated, "last_ts"),
+        "2024-05-01T12:00:01.122456789Z"
+    );
+    assert!(
+        !lines[2].contains("\"count\""),
+        "a record per packet has no count"
+    );
     assert_eq!(field(lines[0], "type"), "hello");
     assert_eq!(
         field(lines[0], "schema_version"),

@@ -82,13 +82,19 @@ fn max_snippet_fits_every_type_and_longer_is_clamped() {
     let mut slot = EventSlot::EMPTY;
     let big = vec![0xabu8; 2000];
     let mut largest = 0;
+    let aggregated = Repeat {
+        count: u32::MAX,
+        last_ts_ns: u64::MAX,
+    };
     for (meta, ev, _) in all_events() {
         for n in 0..=MAX_SNIPPET {
-            assert!(
-                enc.encode(1, &meta, &ev, &big[..n], &mut slot),
-                "{ev:?} n={n}"
-            );
-            largest = largest.max(slot.len());
+            for repeat in [Repeat::ONE, aggregated] {
+                assert!(
+                    enc.encode_repeated(1, &meta, &ev, &big[..n], repeat, &mut slot),
+                    "{ev:?} n={n} {repeat:?}"
+                );
+                largest = largest.max(slot.len());
+            }
         }
         assert!(enc.encode(1, &meta, &ev, &big, &mut slot));
         let (Record::Event(pe), _) = decode_size_prefixed(slot.as_bytes()).unwrap() else {

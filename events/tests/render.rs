@@ -540,3 +540,52 @@ fn session_close_names_the_policy_and_zones_of_the_generation_that_opened_it() {
         "{json}"
     );
 }
+
+/// An aggregated record shows its count in every format: JSON fields,
+/// `repeat-count` in the Junos flow and screen messages (text and
+/// structured), the PFE filter line's own `(N packets)`, COUNT= in drop logs.
+#[test]
+fn aggregated_records_show_their_count_in_every_format() {
+    let repeat = Repeat {
+        count: 4242,
+        last_ts_ns: 1_714_564_801_000_000_000,
+    };
+    let events = all_events();
+    let [deny, screen, filter] = [0, 1, 2].map(|i| {
+        let (meta, ev, snip) = &events[i];
+        let mut enc = Encoder::new();
+        let mut slot = EventSlot::EMPTY;
+        assert!(enc.encode_repeated(9, meta, ev, snip, repeat, &mut slot));
+        assert_eq!(slot.count(), 4242, "the hub counts events by the slot");
+        slot.as_bytes().to_vec()
+    });
+    let Record::Event(e) = decode(&deny).unwrap() else {
+        panic!()
+    };
+    assert_eq!(e.repeat, repeat);
+
+    let json = line(Format::Json, &deny).unwrap();
+    assert!(
+        json.contains(",\"count\":4242,\"first_ts\":\"2024-05-01T12:00:00.123456789Z\",\"last_ts\":\"2024-05-01T12:00:01.000000000Z\""),
+        "{json}"
+    );
+    for bytes in [&deny, &screen] {
+        let text = line(Format::Junos, bytes).unwrap();
+        assert!(text.ends_with(" repeat-count=4242"), "{text}");
+        let sd = line(Format::JunosSd, bytes).unwrap();
+        assert!(sd.contains(" repeat-count=\"4242\"]"), "{sd}");
+    }
+    let fw = line(Format::Junos, &filter).unwrap();
+    assert!(fw.contains("(4242 packets)"), "{fw}");
+    assert!(!fw.contains("repeat-count"), "{fw}");
+    let drop = line(Format::Droplog, &deny).unwrap();
+    assert!(drop.contains(" COUNT=4242 "), "{drop}");
+
+    // A record per packet reads as before: no count anywhere.
+    let (meta, ev, snip) = &events[0];
+    let one = decoded(meta, ev, snip);
+    assert!(!line(Format::Json, &one).unwrap().contains("count"));
+    assert!(!line(Format::JunosSd, &one)
+        .unwrap()
+        .contains("repeat-count"));
+}

@@ -226,6 +226,10 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     if o.ring_size != n.ring_size {
         out.push("events.ring_size changed".into());
     }
+    // Each worker reserves its aggregation table at start.
+    if o.aggregate.max_keys != n.aggregate.max_keys {
+        out.push("events.aggregate.max_keys changed".into());
+    }
     if old.flow.session_capacity != new.flow.session_capacity {
         out.push("flow.session-capacity changed".into());
     }
@@ -253,6 +257,7 @@ zone = "z"
         new.events.socket = "/elsewhere/events.sock".into();
         new.flow.session_capacity += 1;
         new.dataplane.workers += 1;
+        new.events.aggregate.max_keys += 1;
         let why = restart_required(&old, &new);
         assert_eq!(
             why,
@@ -260,6 +265,7 @@ zone = "z"
                 "dataplane.workers changed",
                 "events.socket changed",
                 "events.ring_size changed",
+                "events.aggregate.max_keys changed",
                 "flow.session-capacity changed"
             ]
         );
@@ -268,6 +274,8 @@ zone = "z"
         reloadable.events.socket_mode = 0o640;
         reloadable.events.rate_limit.policy_deny = Some(5);
         reloadable.flow.timeouts.udp = 5;
+        reloadable.events.aggregate.policy_deny_ms = Some(1000);
+        reloadable.events.aggregate.key = rampart_pipeline::config::AggregateKey::Rule;
         reloadable.telemetry.prometheus = Some("127.0.0.1:9999".parse().unwrap());
         assert!(restart_required(&old, &reloadable).is_empty());
     }

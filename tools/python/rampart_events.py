@@ -135,6 +135,17 @@ class Reader:
     def _snippet(self, t, out):
         if hasattr(t, "SnippetLength") and not t.SnippetIsNone():
             out["snippet"] = bytes(t.Snippet(i) for i in range(t.SnippetLength())).hex()
+        self._repeat(t, out)
+
+    def _repeat(self, t, out):
+        # [events.aggregate]: the packets one record stands for, from its
+        # timestamp to last_ts (absent from producers without the fields).
+        last = t.LastTsNs() if hasattr(t, "LastTsNs") else 0
+        if last:
+            out["count"] = t.Count()
+            out["first_ts"] = out["ts"]
+            out["last_ts"] = self._ts(last)
+            out["last_ts_ns"] = last
 
     def _PolicyDeny(self, t):
         out, gen = self._meta(t, "policy_deny")

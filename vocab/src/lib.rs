@@ -133,6 +133,39 @@ vocabulary! {
     }
 }
 
+/// What, besides the type, rule, action, zones and interfaces, makes two
+/// records the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AggregateKey {
+    /// The 5-tuple (and ICMP type and code): one record per flow.
+    #[default]
+    Flow,
+    /// The source address: one record per source (a scan, a sweep).
+    Source,
+    /// The destination address: one record per target (a flood).
+    Destination,
+    /// Nothing more: one record per rule (or screen) and zone pair.
+    Rule,
+}
+
+impl AggregateKey {
+    pub const NAMES: [&'static str; 4] = ["flow", "source", "destination", "rule"];
+
+    pub fn from_name(s: &str) -> Option<AggregateKey> {
+        Some(match s {
+            "flow" => AggregateKey::Flow,
+            "source" => AggregateKey::Source,
+            "destination" => AggregateKey::Destination,
+            "rule" => AggregateKey::Rule,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1012,6 +1012,7 @@ fn events(ctx: &mut Ctx, root: &Tbl) -> EventsConfig {
             "ring_size",
             "snippet_bytes",
             "rate_limit",
+            "aggregate",
             "socket_mode",
             "socket_group",
             "control_socket_mode",
@@ -1099,7 +1100,75 @@ fn events(ctx: &mut Ctx, root: &Tbl) -> EventsConfig {
             }
         }
     }
+    if let Some(v) = t.get("aggregate") {
+        if let Some(a) = ctx.table(v, &t.span, t.field("aggregate")) {
+            e.aggregate = aggregate(ctx, &a);
+        }
+    }
     e
+}
+
+/// `[events.aggregate]`: `policy_deny = "1s"` (likewise `screen_drop`,
+/// `filter_log`; `"250ms"`, `"2s"`, or `"off"`), `key` and `max_keys`.
+fn aggregate(ctx: &mut Ctx, a: &Tbl) -> Aggregate {
+    let mut out = Aggregate::default();
+    let mut known: Vec<&str> = Aggregate::TYPES.iter().map(|t| t.name()).collect();
+    known.extend(["key", "max_keys"]);
+    ctx.check_keys(a, &known, "[events.aggregate]");
+    for t in Aggregate::TYPES {
+        let Some(s) = ctx.opt_str(a, t.name()) else {
+            continue;
+        };
+        match window_ms(s.s) {
+            Ok(ms) => out.set_window_ms(t, ms),
+            Err(why) => ctx.err(&s.span, &a.field(t.name()), why),
+        }
+    }
+    if let Some(s) = ctx.opt_str(a, "key") {
+        match AggregateKey::from_name(s.s) {
+            Some(k) => out.key = k,
+            None => ctx.err(
+                &s.span,
+                &a.field("key"),
+                format!(
+                    "must be one of {}, found {:?}",
+                    AggregateKey::NAMES.join(", "),
+                    s.s
+                ),
+            ),
+        }
+    }
+    if let Some(n) = ctx.opt_int(a, "max_keys", 1, 1 << 20) {
+        out.max_keys = n as u32;
+    }
+    out
+}
+
+/// An aggregation window: `"off"`, or a whole number of `ms` or `s`
+/// between 1 ms and [`Aggregate::MAX_WINDOW_MS`].
+fn window_ms(s: &str) -> Result<Option<u32>, String> {
+    if s == "off" {
+        return Ok(None);
+    }
+    let (digits, unit) = if let Some(d) = s.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = s.strip_suffix('s') {
+        (d, 1000)
+    } else {
+        return Err(format!(
+            "must be a duration such as \"500ms\" or \"1s\", or \"off\"; found {s:?}"
+        ));
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("must be a whole number of ms or s, found {s:?}"))?;
+    match n.checked_mul(unit) {
+        Some(ms) if (1..=u64::from(Aggregate::MAX_WINDOW_MS)).contains(&ms) => Ok(Some(ms as u32)),
+        _ => Err(format!(
+            "must be between 1ms and {}s, found {s:?}",
+            Aggregate::MAX_WINDOW_MS / 1000
+        )),
+    }
 }
 
 /// A threshold option: `true` (defaults), `false` (off) or `{ threshold = n }`.

@@ -83,7 +83,7 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, ConfigErrors};
 
 use crate::flow::{proto, Addr, Prefix};
-pub use rampart_vocab::{EventType, ScreenOption};
+pub use rampart_vocab::{AggregateKey, EventType, ScreenOption};
 
 /// A validated, fully resolved config.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +204,7 @@ pub struct EventsConfig {
     /// Packet bytes carried in drop events, 0..=256.
     pub snippet_bytes: u16,
     pub rate_limit: RateLimits,
+    pub aggregate: Aggregate,
     /// Mode of the event socket (default 0660: owner and group): who may
     /// read the event stream.
     pub socket_mode: u32,
@@ -236,10 +237,74 @@ impl Default for EventsConfig {
             ring_size: Self::DEFAULT_RING_SIZE,
             snippet_bytes: Self::DEFAULT_SNIPPET_BYTES,
             rate_limit: RateLimits::default(),
+            aggregate: Aggregate::default(),
             socket_mode: 0o660,
             socket_group: None,
             control_socket_mode: 0o600,
             control_socket_group: None,
+        }
+    }
+}
+
+/// `[events.aggregate]`: per-type windows (milliseconds; `None` = a
+/// record per packet) in which repeats of one key leave the worker as one
+/// record with a count. Only the drop and log types aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aggregate {
+    pub policy_deny_ms: Option<u32>,
+    pub screen_drop_ms: Option<u32>,
+    pub filter_log_ms: Option<u32>,
+    pub key: AggregateKey,
+    /// Keys each worker keeps waiting at most (memory is reserved at
+    /// start: about 0.5 KiB per key); beyond them records go one by one.
+    pub max_keys: u32,
+}
+
+impl Aggregate {
+    pub const DEFAULT_MAX_KEYS: u32 = 4096;
+    pub const MAX_WINDOW_MS: u32 = 60_000;
+    /// The types that can aggregate (they carry a rule, screen or term).
+    pub const TYPES: [EventType; 3] = [
+        EventType::PolicyDeny,
+        EventType::ScreenDrop,
+        EventType::FilterLog,
+    ];
+
+    /// The window of `t` in milliseconds, `None` if off.
+    pub fn window_ms(&self, t: EventType) -> Option<u32> {
+        match t {
+            EventType::PolicyDeny => self.policy_deny_ms,
+            EventType::ScreenDrop => self.screen_drop_ms,
+            EventType::FilterLog => self.filter_log_ms,
+            EventType::SessionOpen | EventType::SessionClose => None,
+        }
+    }
+
+    fn window_mut(&mut self, t: EventType) -> Option<&mut Option<u32>> {
+        match t {
+            EventType::PolicyDeny => Some(&mut self.policy_deny_ms),
+            EventType::ScreenDrop => Some(&mut self.screen_drop_ms),
+            EventType::FilterLog => Some(&mut self.filter_log_ms),
+            EventType::SessionOpen | EventType::SessionClose => None,
+        }
+    }
+
+    /// Sets the window of an aggregating type (others are ignored).
+    pub fn set_window_ms(&mut self, t: EventType, ms: Option<u32>) {
+        if let Some(w) = self.window_mut(t) {
+            *w = ms;
+        }
+    }
+}
+
+impl Default for Aggregate {
+    fn default() -> Self {
+        Aggregate {
+            policy_deny_ms: None,
+            screen_drop_ms: None,
+            filter_log_ms: None,
+            key: AggregateKey::Flow,
+            max_keys: Self::DEFAULT_MAX_KEYS,
         }
     }
 }

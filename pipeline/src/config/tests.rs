@@ -1000,3 +1000,38 @@ fn rate_limit_keys_are_exactly_the_event_types() {
         assert!(e.message.contains("unknown key"), "{near}: {e}");
     }
 }
+
+#[test]
+fn events_aggregate_windows_key_and_errors() {
+    let c = load(BASE).unwrap();
+    assert_eq!(c.events.aggregate, Aggregate::default(), "off by default");
+    let text = format!(
+        "{BASE}\n[events.aggregate]\npolicy_deny = \"1s\"\nscreen_drop = \"250ms\"\nfilter_log = \"off\"\nkey = \"source\"\nmax_keys = 64\n"
+    );
+    let a = load(&text).unwrap().events.aggregate;
+    assert_eq!(a.window_ms(EventType::PolicyDeny), Some(1000));
+    assert_eq!(a.window_ms(EventType::ScreenDrop), Some(250));
+    assert_eq!(a.window_ms(EventType::FilterLog), None);
+    assert_eq!(a.window_ms(EventType::SessionOpen), None);
+    assert_eq!((a.key, a.max_keys), (AggregateKey::Source, 64));
+
+    for (value, message) in [
+        ("\"1 s\"", "whole number"),
+        ("\"0ms\"", "between 1ms and 60s"),
+        ("\"61s\"", "between 1ms and 60s"),
+        ("\"1m\"", "such as \"500ms\""),
+    ] {
+        let text = format!("{BASE}\n[events.aggregate]\npolicy_deny = {value}\n");
+        expect_one(&text, value, "events.aggregate.policy_deny", message);
+    }
+    let text = format!("{BASE}\n[events.aggregate]\nkey = \"port\"\n");
+    expect_one(
+        &text,
+        "\"port\"",
+        "events.aggregate.key",
+        "flow, source, destination, rule",
+    );
+    let text = format!("{BASE}\n[events.aggregate]\nsession_open = \"1s\"\n");
+    let all = errors(&text);
+    assert!(all.to_string().contains("session_open"), "{all}");
+}
