@@ -8,8 +8,8 @@
 #
 #   meson-scripts/bench.sh [--quick] [--runs N] [other rampart-bench flags]
 #
-# --quick: 1 run, ~1 s measurements, 3 profiles on pcap-replay (est-64,
-# deny-storm, rules-100) and est-64 on vhost (all three systems), results in
+# --quick: 1 run, ~1 s measurements, 4 profiles on pcap-replay (est-64,
+# deny-storm, deny-storm-agg, rules-100) and est-64 on vhost (all three systems), results in
 # $TMPDIR/rampart-bench-quick, BENCHMARKS.md and the plots untouched; exits
 # non-zero if any run fails or the accounting of any run does not
 # reconcile (for CI).

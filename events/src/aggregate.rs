@@ -253,10 +253,7 @@ impl Aggregator {
     pub fn flush_due(&mut self, now_ns: u64, out: &mut dyn FnMut(Folded<'_>)) -> usize {
         let mut flushed = 0;
         for t in 0..N {
-            loop {
-                let Some(&at) = self.queues[t].front() else {
-                    break;
-                };
+            while let Some(&at) = self.queues[t].front() {
                 let e = &self.entries[at as usize];
                 // A saturated entry is due at once, wherever it waits.
                 if e.due_ns > now_ns && e.count != u32::MAX {

@@ -212,7 +212,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
     }
 
     let mut profiles = all_profiles(args.packets);
-    let quick_replay = ["est-64", "deny-storm", "rules-100"];
+    let quick_replay = ["est-64", "deny-storm", "deny-storm-agg", "rules-100"];
     let replay_wanted: Option<Vec<String>> = args.profiles.as_deref().map(names).or_else(|| {
         args.quick
             .then(|| quick_replay.iter().map(|s| s.to_string()).collect())

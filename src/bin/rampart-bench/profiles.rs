@@ -277,6 +277,21 @@ fn deny_storm(seed: u64, n: usize) -> Profile {
     }
 }
 
+/// The deny storm's capture with `[events.aggregate]` on: a record per
+/// source per second, each counting the packets it stands for.
+fn deny_storm_aggregated(seed: u64, n: usize) -> Profile {
+    let storm = deny_storm(seed, n);
+    Profile {
+        name: "deny-storm-agg",
+        title: "deny storm with aggregation: the deny storm with `[events.aggregate] policy_deny = \"1s\"`, `key = \"source\"`".into(),
+        body: format!(
+            "{}\n[events.aggregate]\npolicy_deny = \"1s\"\nkey = \"source\"\n",
+            storm.body
+        ),
+        ..storm
+    }
+}
+
 fn syn_flood(n: usize) -> Profile {
     let target = v4(10, 1, 0, 10);
     let frames = (0..n)
@@ -374,6 +389,7 @@ pub fn all_profiles(n: usize) -> Vec<Profile> {
         established("est-imix", 2, n, true),
         realistic(3, n),
         deny_storm(4, n),
+        deny_storm_aggregated(4, n),
         syn_flood(n),
         rules("rules-10", 10, n),
         rules("rules-100", 100, n),
