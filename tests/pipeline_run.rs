@@ -460,7 +460,10 @@ log = true
     // The whole capture fits one 10 s window: at shutdown, one record per
     // source (each flushed once).
     assert_eq!(denies.len(), 8, "{denies:?}\n{summary}");
-    let mut sources: Vec<&str> = denies.iter().map(|r| r["src_ip"].as_str().unwrap()).collect();
+    let mut sources: Vec<&str> = denies
+        .iter()
+        .map(|r| r["src_ip"].as_str().unwrap())
+        .collect();
     sources.sort_unstable();
     sources.dedup();
     assert_eq!(sources.len(), 8, "one record per source");

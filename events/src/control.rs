@@ -20,6 +20,9 @@ pub const MAX_REJECT_ERRORS: usize = 64;
 /// size-prefixed record bytes, valid until the next call.
 pub struct ControlEncoder {
     fbb: FlatBufferBuilder<'static>,
+    /// Carried in every hello: see [`ControlEncoder::set_identity`].
+    node: String,
+    boot_id: u64,
 }
 
 impl Default for ControlEncoder {
@@ -36,6 +39,8 @@ impl ControlEncoder {
     pub fn new() -> Self {
         ControlEncoder {
             fbb: FlatBufferBuilder::with_capacity(4096),
+            node: String::new(),
+            boot_id: 0,
         }
     }
 
@@ -56,6 +61,12 @@ impl ControlEncoder {
         self.fbb.finished_data()
     }
 
+    /// The node name and boot id every later hello carries.
+    pub fn set_identity(&mut self, node: &str, boot_id: u64) {
+        self.node = node.to_owned();
+        self.boot_id = boot_id;
+    }
+
     pub fn hello(&mut self, generation: u32, start_time_ns: u64, producer: &str) -> &[u8] {
         self.hello_referencing(generation, 0, start_time_ns, producer)
     }
@@ -71,6 +82,7 @@ impl ControlEncoder {
     ) -> &[u8] {
         self.fbb.reset();
         let producer = self.fbb.create_string(producer);
+        let node = (!self.node.is_empty()).then(|| self.fbb.create_string(&self.node));
         let t = fb::Hello::create(
             &mut self.fbb,
             &fb::HelloArgs {
@@ -79,6 +91,8 @@ impl ControlEncoder {
                 start_time_ns,
                 producer: Some(producer),
                 oldest_generation,
+                node,
+                boot_id: self.boot_id,
             },
         );
         self.finish(fb::Body::Hello, t.as_union_value())

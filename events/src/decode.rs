@@ -68,6 +68,10 @@ pub struct Hello {
     pub producer: String,
     /// The oldest generation records may still name (0 = not known).
     pub oldest_generation: u32,
+    /// `[dataplane] node` (empty from older producers).
+    pub node: String,
+    /// Random, new on every start (0 from older producers).
+    pub boot_id: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -339,6 +343,8 @@ fn decode_verified(
                 start_time_ns: t.start_time_ns(),
                 producer: string_of(t.producer()),
                 oldest_generation: t.oldest_generation(),
+                node: string_of(t.node()),
+                boot_id: t.boot_id(),
             })
         }
         fb::Body::NameTable => {
@@ -531,6 +537,23 @@ impl NameCache {
     /// The last hello seen.
     pub fn hello(&self) -> Option<&Hello> {
         self.hello.as_ref()
+    }
+
+    /// Appends the stable id of packet record (`worker`, `seq`) of this
+    /// stream: `node:boot_id:worker:seq`, boot id as 16 hex digits. False
+    /// (nothing written) before a hello with an identity.
+    pub fn write_event_id(&self, worker: u16, seq: u64, out: &mut String) -> bool {
+        let Some(h) = self.hello.as_ref().filter(|h| h.boot_id != 0) else {
+            return false;
+        };
+        out.push_str(&h.node);
+        out.push(':');
+        crate::junos::push_hex16(out, h.boot_id);
+        out.push(':');
+        crate::junos::push_u64(out, worker.into());
+        out.push(':');
+        crate::junos::push_u64(out, seq);
+        true
     }
 
     /// Names of `generation`, if its table was seen.

@@ -634,6 +634,13 @@ impl Hub {
         self.rebuild_names();
     }
 
+    /// Node name and boot id carried in hello records, from which every
+    /// consumer forms each record's stable event id.
+    pub fn set_identity(&mut self, node: &str, boot_id: u64) {
+        self.ctl.set_identity(node, boot_id);
+        self.rebuild_names();
+    }
+
     /// Registers worker `i`'s counters (call in worker order).
     pub fn register_worker(&mut self, counters: Arc<SharedCounters>) {
         self.workers.push(counters);

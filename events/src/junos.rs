@@ -522,6 +522,14 @@ fn write_value(e: &PacketEvent<'_>, names: &Names, field: Field, form: Form, out
 
 /// Appends `v` in decimal (without the formatting machinery: renderers
 /// write millions of these per second).
+/// Appends `v` as 16 lowercase hex digits (a boot id).
+pub(crate) fn push_hex16(out: &mut String, v: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(HEX[(v >> (shift * 4)) as usize & 15] as char);
+    }
+}
+
 pub(crate) fn push_u64(out: &mut String, mut v: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();

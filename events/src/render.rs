@@ -217,7 +217,16 @@ pub fn write_json(rec: &Record<'_>, cache: &NameCache, out: &mut String) {
     out.push_str("{\"type\":");
     json_str(out, rec.type_name());
     match rec {
-        Record::Event(e) => json_event(e, cache.names(e.names_generation()), out),
+        Record::Event(e) => {
+            json_event(e, cache.names(e.names_generation()), out);
+            let mark = out.len();
+            out.push_str(",\"event_id\":\"");
+            if cache.write_event_id(e.meta.worker, e.seq, out) {
+                out.push('"');
+            } else {
+                out.truncate(mark);
+            }
+        }
         Record::Hello(h) => {
             json_key(out, "ts");
             out.push('"');
@@ -230,6 +239,13 @@ pub fn write_json(rec: &Record<'_>, cache: &NameCache, out: &mut String) {
             );
             json_key(out, "producer");
             json_str(out, &h.producer);
+            if h.boot_id != 0 {
+                json_key(out, "node");
+                json_str(out, &h.node);
+                out.push_str(",\"boot_id\":\"");
+                crate::junos::push_hex16(out, h.boot_id);
+                out.push('"');
+            }
         }
         Record::Names(t) => {
             let n = &t.names;

@@ -61,6 +61,7 @@ fn python_reader_decodes_what_rust_writes() {
     // A stream: hello, names, every event type, stats, loss.
     let mut stream = Vec::new();
     let mut ctl = ControlEncoder::new();
+    ctl.set_identity("fw1", 0x00c0_ffee_1234_5678);
     stream.extend_from_slice(ctl.hello(3, TS, "rampart test"));
     stream.extend_from_slice(ctl.names(3, &names()));
     let mut enc = Encoder::new();
@@ -141,6 +142,10 @@ fn python_reader_decodes_what_rust_writes() {
         let names = cache.names(3);
         assert_eq!(field(line, "type"), ev.event_type().name());
         assert_eq!(field(line, "seq"), (100 + i).to_string());
+        assert_eq!(
+            field(line, "event_id"),
+            format!("fw1:00c0ffee12345678:{}:{}", meta.worker, 100 + i)
+        );
         assert_eq!(field(line, "ts_ns"), TS.to_string());
         assert_eq!(field(line, "ts"), "2024-05-01T12:00:00.123456789Z");
         assert_eq!(field(line, "worker"), meta.worker.to_string());

@@ -129,13 +129,17 @@ fn control_records_round_trip() {
             start_time_ns: TS,
             producer: "rampart test".into(),
             oldest_generation: 0,
+            node: String::new(),
+            boot_id: 0,
         })
     );
+    ctl.set_identity("fw1", 42);
     let bytes = ctl.hello_referencing(5, 2, TS, "rampart test").to_vec();
     let (Record::Hello(h), _) = decode_size_prefixed(&bytes).unwrap() else {
         panic!("a hello")
     };
     assert_eq!((h.generation, h.oldest_generation), (5, 2));
+    assert_eq!((h.node.as_str(), h.boot_id), ("fw1", 42));
     let bytes = ctl.names(3, &names()).to_vec();
     let (rec, _) = decode_size_prefixed(&bytes).unwrap();
     assert_eq!(

@@ -589,3 +589,45 @@ fn aggregated_records_show_their_count_in_every_format() {
         .unwrap()
         .contains("repeat-count"));
 }
+
+/// Each packet record's JSON carries its stable id, formed from the
+/// stream's hello (node, boot id) and the record's worker and seq; hello
+/// shows both; before a hello with an identity there is none.
+#[test]
+fn json_carries_the_stable_event_id_from_the_hello() {
+    let (meta, ev, snip) = &all_events()[0];
+    let bytes = decoded(meta, ev, snip);
+    let rec = decode(&bytes).unwrap();
+    let mut cache = cache();
+    let mut s = String::new();
+    render(Format::Json, &rec, &cache, &mut s);
+    assert!(!s.contains("event_id"), "{s}");
+
+    let mut ctl = ControlEncoder::new();
+    ctl.set_identity("fw-1.dc2", 0xfeed_0000_0000_0042);
+    let hello = ctl.hello(3, 1, "rampart test").to_vec();
+    let hello = decode(&hello).unwrap();
+    cache.observe(&hello);
+    s.clear();
+    render(Format::Json, &hello, &cache, &mut s);
+    assert!(
+        s.contains(",\"node\":\"fw-1.dc2\",\"boot_id\":\"feed000000000042\""),
+        "{s}"
+    );
+    s.clear();
+    render(Format::Json, &rec, &cache, &mut s);
+    assert!(
+        s.contains(&format!(
+            ",\"event_id\":\"fw-1.dc2:feed000000000042:{}:77\"",
+            meta.worker
+        )),
+        "{s}"
+    );
+    serde_json_free_check(&s);
+}
+
+/// The line is one JSON object (balanced quotes and braces).
+fn serde_json_free_check(s: &str) {
+    assert!(s.starts_with('{') && s.ends_with('}'), "{s}");
+    assert_eq!(s.matches('"').count() % 2, 0, "{s}");
+}

@@ -246,6 +246,9 @@ pub fn run(
     // run is generated before a consumer could be there.
     let (mut hub, control) = open_sockets(config)?;
     hub.set_start_time(wall_ns());
+    let (node, boot_id) = (node_name(config), boot_id());
+    log::info!("event ids: node {node}, boot id {boot_id:016x}");
+    hub.set_identity(&node, boot_id);
     hub.set_names(1, &export::names(config));
     let mut sources = Vec::new();
     let mut producers = Vec::new();
@@ -509,6 +512,46 @@ pub fn run(
         events,
         stats_json,
     })
+}
+
+/// `[dataplane] node`, or the host name made fit for event ids.
+fn node_name(config: &Config) -> String {
+    if let Some(node) = &config.dataplane.node {
+        return node.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mut node: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(rampart_pipeline::config::Dataplane::MAX_NODE_LEN)
+        .collect();
+    if !rampart_pipeline::config::node_name_ok(&node) {
+        node = "rampart".into();
+    }
+    node
+}
+
+/// A random id for this run (never 0, which means "none" in hello
+/// records), so event ids never repeat across restarts.
+fn boot_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_ok();
+    let id = if random {
+        u64::from_le_bytes(bytes)
+    } else {
+        // No urandom: the start time and pid still differ per run.
+        wall_ns() ^ u64::from(std::process::id()).rotate_left(40)
+    };
+    id.max(1)
 }
 
 fn wall_ns() -> u64 {

@@ -213,6 +213,9 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     if old.dataplane.eal != new.dataplane.eal {
         out.push("dataplane.eal changed".into());
     }
+    if old.dataplane.node != new.dataplane.node {
+        out.push("dataplane.node changed (event ids name it)".into());
+    }
     if old.dataplane != new.dataplane && out.is_empty() {
         out.push("[dataplane] changed".into());
     }

@@ -64,6 +64,7 @@ class Reader:
         self.direction = _enum_names(m["Direction"].Direction)
         self.body = {v: k for k, v in vars(m["Body"].Body).items() if not k.startswith("_")}
         self.names = {}  # generation -> dict of lists
+        self.identity = None  # (node, boot_id) from the last hello that has one
 
     # -- helpers
     @staticmethod
@@ -130,6 +131,10 @@ class Reader:
             "from_zone": self._name(gen, "zones", meta.FromZone(), NO16),
             "to_zone": self._name(gen, "zones", meta.ToZone(), NO16),
         }
+        if self.identity is not None:
+            # Stable across restarts and machines: node:boot_id:worker:seq.
+            node, boot_id = self.identity
+            out["event_id"] = "%s:%016x:%d:%d" % (node, boot_id, meta.Worker(), meta.Seq())
         return out, gen
 
     def _snippet(self, t, out):
@@ -210,13 +215,20 @@ class Reader:
 
     def _Hello(self, t):
         p = t.Producer()
-        return {
+        out = {
             "type": "hello",
             "schema_version": t.SchemaVersion(),
             "generation": t.Generation(),
             "start_time_ns": t.StartTimeNs(),
             "producer": p.decode() if p is not None else None,
         }
+        boot_id = t.BootId() if hasattr(t, "BootId") else 0
+        if boot_id:
+            node = (t.Node() or b"").decode()
+            self.identity = (node, boot_id)
+            out["node"] = node
+            out["boot_id"] = "%016x" % boot_id
+        return out
 
     def _NameTable(self, t):
         def names(n, get):

@@ -976,7 +976,22 @@ fn dataplane(ctx: &mut Ctx, root: &Tbl) -> Dataplane {
     let Some(t) = ctx.table(v, &root.span, "dataplane".into()) else {
         return d;
     };
-    ctx.check_keys(&t, &["workers", "eal"], "[dataplane]");
+    ctx.check_keys(&t, &["workers", "eal", "node"], "[dataplane]");
+    if let Some(s) = ctx.opt_str(&t, "node") {
+        if node_name_ok(s.s) {
+            d.node = Some(s.s.to_owned());
+        } else {
+            ctx.err(
+                &s.span,
+                &t.field("node"),
+                format!(
+                    "must be 1 to {} letters, digits, '.', '-' or '_' (it is part of every event id), found {:?}",
+                    Dataplane::MAX_NODE_LEN,
+                    s.s
+                ),
+            );
+        }
+    }
     if let Some(n) = ctx.opt_int(&t, "workers", 1, u16::MAX.into()) {
         d.workers = n as u16;
     }
@@ -994,6 +1009,14 @@ fn dataplane(ctx: &mut Ctx, root: &Tbl) -> Dataplane {
         }
     }
     d
+}
+
+/// A node name: what event ids can carry unquoted and unambiguously (no
+/// ':', which separates their parts).
+pub fn node_name_ok(s: &str) -> bool {
+    (1..=Dataplane::MAX_NODE_LEN).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 fn events(ctx: &mut Ctx, root: &Tbl) -> EventsConfig {

@@ -75,6 +75,7 @@
 //! - Unknown keys anywhere are errors.
 
 mod build;
+pub use build::node_name_ok;
 mod error;
 mod tree;
 
@@ -184,6 +185,13 @@ pub struct Dataplane {
     pub workers: u16,
     /// Extra EAL arguments.
     pub eal: Vec<String>,
+    /// This dataplane's name in event ids (`None`: the host name).
+    pub node: Option<String>,
+}
+
+impl Dataplane {
+    /// Longest node name.
+    pub const MAX_NODE_LEN: usize = 64;
 }
 
 impl Default for Dataplane {
@@ -191,6 +199,7 @@ impl Default for Dataplane {
         Dataplane {
             workers: 1,
             eal: Vec::new(),
+            node: None,
         }
     }
 }
