@@ -1,16 +1,22 @@
 //! `rampart events`: follow the event socket like `tail -F`, decode each
-//! record, print it in the chosen format or forward it as syslog.
+//! record, print it in the chosen format or forward it as syslog. Given
+//! several sockets (the members of an HA pair, several dataplanes on one
+//! host), it follows them all and merges their records into one stream in
+//! time order, without the duplicates a record reaching it twice would make.
 
-use std::collections::HashSet;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rampart_events::{self as ev, syslog, ConsumeEvent, ConsumeOptions, Format, Record};
+use rampart_events::{
+    self as ev, syslog, ConsumeEvent, ConsumeOptions, Format, FrameEvent, NameCache, Record,
+};
 
 pub struct Options {
     pub format: Format,
@@ -26,6 +32,9 @@ pub struct Options {
     pub stop: Option<Arc<AtomicBool>>,
     /// Prefix for printed lines (the demo tags them).
     pub prefix: &'static str,
+    /// With several sockets: how long a packet record waits for records
+    /// of other sources with an earlier timestamp.
+    pub merge_window: Duration,
 }
 
 pub fn parse_types(list: &str) -> anyhow::Result<HashSet<ev::EventType>> {
@@ -47,89 +56,329 @@ pub fn parse_types(list: &str) -> anyhow::Result<HashSet<ev::EventType>> {
 /// Bytes of output gathered before a write.
 const OUTPUT_BUFFER: usize = 256 << 10;
 
-pub fn run(socket: &Path, opts: Options) -> anyhow::Result<()> {
-    let mut forwarder = match &opts.syslog {
-        Some(target) => Some(
-            syslog::SyslogForwarder::connect(target).context("connecting to the syslog target")?,
-        ),
-        None => None,
-    };
-    let syslog_opts = syslog::SyslogOptions::default();
-    // Lines are buffered and written in large chunks, flushed whenever the
-    // stream has nothing more to give right now (so a quiet stream still
-    // shows each line at once) and at the end.
-    let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
+/// Where rendered records go: stdout (buffered, flushed whenever the input
+/// has nothing more right now, so a quiet stream still shows each line at
+/// once) or a syslog collector.
+struct Output<'a> {
+    opts: &'a Options,
+    forwarder: Option<syslog::SyslogForwarder>,
+    syslog_opts: syslog::SyslogOptions,
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    /// A closed stdout (`rampart events | head`) ends the command; the
+    /// error goes up to `main`, which exits quietly.
+    write_error: Option<std::io::Error>,
+}
+
+impl<'a> Output<'a> {
+    fn new(opts: &'a Options) -> anyhow::Result<Output<'a>> {
+        let forwarder = match &opts.syslog {
+            Some(target) => Some(
+                syslog::SyslogForwarder::connect(target)
+                    .context("connecting to the syslog target")?,
+            ),
+            None => None,
+        };
+        Ok(Output {
+            opts,
+            forwarder,
+            syslog_opts: syslog::SyslogOptions::default(),
+            out: std::io::BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock()),
+            write_error: None,
+        })
+    }
+
+    /// Renders `rec` into `line` (cleared first) as this output writes it;
+    /// false if it writes nothing for it (a type filtered out, a record
+    /// the format has no line for).
+    fn render(&self, rec: &Record<'_>, names: &NameCache, line: &mut String) -> bool {
+        line.clear();
+        if let (Record::Event(e), Some(types)) = (rec, &self.opts.types) {
+            if !types.contains(&e.event.event_type()) {
+                return false;
+            }
+        }
+        match self.forwarder {
+            Some(_) => {
+                let format = if self.opts.format == Format::Junos {
+                    Format::Junos
+                } else {
+                    Format::JunosSd
+                };
+                syslog::write_syslog_message(
+                    format,
+                    self.opts.syslog_framing,
+                    rec,
+                    names,
+                    &self.syslog_opts,
+                    line,
+                )
+            }
+            None => ev::render(self.opts.format, rec, names, line),
+        }
+    }
+
+    /// Writes one rendered line.
+    fn emit(&mut self, line: &str) -> ControlFlow<()> {
+        match self.forwarder.as_mut() {
+            Some(f) => {
+                if let Err(e) = f.send(line) {
+                    eprintln!("rampart events: syslog: {e}");
+                }
+            }
+            None => {
+                let written = self
+                    .out
+                    .write_all(self.opts.prefix.as_bytes())
+                    .and_then(|()| self.out.write_all(line.trim_end().as_bytes()))
+                    .and_then(|()| self.out.write_all(b"\n"));
+                if let Err(e) = written {
+                    self.write_error = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn flush(&mut self) -> ControlFlow<()> {
+        if let Some(Err(e)) = self.forwarder.as_mut().map(|f| f.flush()) {
+            eprintln!("rampart events: syslog: {e}");
+        }
+        if let Err(e) = self.out.flush() {
+            self.write_error = Some(e);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        if self.write_error.is_none() {
+            let _ = self.flush();
+        }
+        match self.write_error {
+            Some(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Follows `sockets` (one, or several to merge) until the end (`once`),
+/// `opts.stop`, or a closed stdout.
+pub fn run(sockets: &[PathBuf], opts: Options) -> anyhow::Result<()> {
+    match sockets {
+        [socket] => run_one(socket, &opts),
+        _ => run_merged(sockets, &opts),
+    }
+}
+
+fn run_one(socket: &Path, opts: &Options) -> anyhow::Result<()> {
+    let mut output = Output::new(opts)?;
     let mut line = String::new();
-    // A closed stdout (`rampart events | head`) ends the command; the
-    // error goes up to `main`, which exits quietly.
-    let mut write_error = None;
     let consume_opts = ConsumeOptions {
         retry_interval: Duration::from_millis(100),
         once: opts.once,
         stop: opts.stop.clone(),
     };
-    let result = ev::consume(socket, &consume_opts, |event| {
-        let (rec, names) = match event {
-            ConsumeEvent::Record(rec, names) => (rec, names),
-            ConsumeEvent::Idle | ConsumeEvent::Disconnected(_) => {
-                if let Some(Err(e)) = forwarder.as_mut().map(|f| f.flush()) {
-                    eprintln!("rampart events: syslog: {e}");
-                }
-                if let Err(e) = out.flush() {
-                    write_error = Some(e);
-                    return ControlFlow::Break(());
-                }
-                return ControlFlow::Continue(());
-            }
-            _ => return ControlFlow::Continue(()),
-        };
-        if let (Record::Event(e), Some(types)) = (rec, &opts.types) {
-            if !types.contains(&e.event.event_type()) {
-                return ControlFlow::Continue(());
+    let result = ev::consume(socket, &consume_opts, |event| match event {
+        ConsumeEvent::Record(rec, names) => {
+            if output.render(rec, names, &mut line) {
+                output.emit(&line)
+            } else {
+                ControlFlow::Continue(())
             }
         }
-        line.clear();
-        match forwarder.as_mut() {
-            Some(f) => {
-                let format = if opts.format == Format::Junos {
-                    Format::Junos
-                } else {
-                    Format::JunosSd
-                };
-                if syslog::write_syslog_message(
-                    format,
-                    opts.syslog_framing,
-                    rec,
-                    names,
-                    &syslog_opts,
-                    &mut line,
-                ) {
-                    if let Err(e) = f.send(&line) {
-                        eprintln!("rampart events: syslog: {e}");
-                    }
-                }
-            }
-            None => {
-                if ev::render(opts.format, rec, names, &mut line) {
-                    let written = out
-                        .write_all(opts.prefix.as_bytes())
-                        .and_then(|()| out.write_all(line.trim_end().as_bytes()))
-                        .and_then(|()| out.write_all(b"\n"));
-                    if let Err(e) = written {
-                        write_error = Some(e);
-                        return ControlFlow::Break(());
-                    }
-                }
-            }
-        }
-        ControlFlow::Continue(())
+        ConsumeEvent::Idle | ConsumeEvent::Disconnected(_) => output.flush(),
+        _ => ControlFlow::Continue(()),
     });
-    if write_error.is_none() {
-        write_error = out.flush().err();
-    }
+    let finished = output.finish();
     result.with_context(|| format!("reading {}", socket.display()))?;
-    match write_error {
-        Some(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
-        None => Ok(()),
+    finished
+}
+
+/// What a socket's reader thread hands to the merge.
+enum FromSource {
+    Connected(usize),
+    Frame(usize, Vec<u8>),
+    /// Nothing more right now from this source.
+    Idle,
+    /// The reader ended (with `once`: its stream closed), with its error.
+    Ended(usize, Option<std::io::Error>),
+}
+
+/// A packet record waiting in the merge: its timestamp, arrival order
+/// (ties keep it), when it arrived, and its rendered line.
+type Waiting = Reverse<(u64, u64, Instant, String)>;
+
+/// Event ids remembered to drop duplicates; the oldest are forgotten first.
+const REMEMBERED_IDS: usize = 1 << 20;
+
+/// One event id, by its parts: node (hashed; boot ids are random, so the
+/// node only guards a coincidence), boot id, worker, seq.
+type EventKey = (u64, u64, u16, u64);
+
+fn run_merged(sockets: &[PathBuf], opts: &Options) -> anyhow::Result<()> {
+    let mut output = Output::new(opts)?;
+    let stop = opts
+        .stop
+        .clone()
+        .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
+    // Bounded: a merge that falls behind slows its readers, whose sockets
+    // then fill, and the hub counts what it drops for them, per source.
+    let (tx, rx) = mpsc::sync_channel::<FromSource>(4096);
+    let readers: Vec<_> = sockets
+        .iter()
+        .enumerate()
+        .map(|(i, socket)| {
+            let (tx, socket) = (tx.clone(), socket.clone());
+            let consume_opts = ConsumeOptions {
+                retry_interval: Duration::from_millis(100),
+                once: opts.once,
+                stop: Some(stop.clone()),
+            };
+            std::thread::spawn(move || {
+                let result = ev::consume_frames(&socket, &consume_opts, |event| {
+                    let msg = match event {
+                        FrameEvent::Connected => FromSource::Connected(i),
+                        FrameEvent::Frame(f) => FromSource::Frame(i, f.to_vec()),
+                        FrameEvent::Idle | FrameEvent::Disconnected(_) => FromSource::Idle,
+                    };
+                    match tx.send(msg) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(_) => ControlFlow::Break(()),
+                    }
+                });
+                let _ = tx.send(FromSource::Ended(i, result.err()));
+            })
+        })
+        .collect();
+    drop(tx);
+
+    // Per source: its names, and its path as a JSON string for `source`.
+    let mut names: Vec<NameCache> = sockets.iter().map(|_| NameCache::new()).collect();
+    let tags: Vec<String> = sockets
+        .iter()
+        .map(|s| {
+            let mut t = String::new();
+            ev::render::json_str(&mut t, &s.display().to_string());
+            t
+        })
+        .collect();
+    let json = opts.syslog.is_none() && opts.format == Format::Json;
+    let mut waiting: BinaryHeap<Waiting> = BinaryHeap::new();
+    let mut seen: HashSet<EventKey> = HashSet::new();
+    let mut seen_order: VecDeque<EventKey> = VecDeque::new();
+    let (mut arrivals, mut duplicates) = (0u64, 0u64);
+    let mut ended = 0;
+    let mut failure = None;
+    let mut line = String::new();
+    let mut flow = ControlFlow::Continue(());
+    while ended < sockets.len() && flow.is_continue() {
+        let msg = match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(m) => Some(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let idle = matches!(msg, None | Some(FromSource::Idle));
+        match msg {
+            Some(FromSource::Connected(i)) => names[i] = NameCache::new(),
+            Some(FromSource::Frame(i, frame)) => {
+                let rec = match ev::decode(&frame) {
+                    Ok(rec) => rec,
+                    Err(e) => {
+                        eprintln!("rampart events: {}: bad record: {e}", sockets[i].display());
+                        continue;
+                    }
+                };
+                names[i].observe(&rec);
+                if let Record::Event(e) = &rec {
+                    if let Some(h) = names[i].hello().filter(|h| h.boot_id != 0) {
+                        let key = (hash_str(&h.node), h.boot_id, e.meta.worker, e.seq);
+                        if !seen.insert(key) {
+                            duplicates += 1;
+                            continue;
+                        }
+                        seen_order.push_back(key);
+                        if seen_order.len() > REMEMBERED_IDS {
+                            if let Some(old) = seen_order.pop_front() {
+                                seen.remove(&old);
+                            }
+                        }
+                    }
+                }
+                // Rendered now, with this source's names as they are at
+                // this point of its stream.
+                if !output.render(&rec, &names[i], &mut line) {
+                    continue;
+                }
+                if json {
+                    line.insert_str(1, &format!("\"source\":{},", tags[i]));
+                }
+                match &rec {
+                    Record::Event(e) => {
+                        arrivals += 1;
+                        waiting.push(Reverse((
+                            e.meta.ts_ns,
+                            arrivals,
+                            Instant::now(),
+                            std::mem::take(&mut line),
+                        )));
+                    }
+                    // Control records (hello, names, stats, loss) explain
+                    // the stream of their source: written as they come.
+                    _ => flow = output.emit(&line),
+                }
+            }
+            Some(FromSource::Ended(i, err)) => {
+                ended += 1;
+                if let Some(e) = err {
+                    failure.get_or_insert_with(|| {
+                        anyhow::Error::new(e).context(format!("reading {}", sockets[i].display()))
+                    });
+                }
+            }
+            Some(FromSource::Idle) | None => {}
+        }
+        // Records leave in timestamp order once they have waited the
+        // window (a source's later record cannot be earlier by more).
+        while flow.is_continue() {
+            match waiting.peek() {
+                Some(Reverse((_, _, arrived, _))) if arrived.elapsed() >= opts.merge_window => {}
+                _ => break,
+            }
+            let Some(Reverse((.., text))) = waiting.pop() else {
+                break;
+            };
+            flow = output.emit(&text);
+        }
+        if flow.is_continue() && idle {
+            flow = output.flush();
+        }
     }
+    // The end of every stream (or of the command): what waits goes now.
+    while flow.is_continue() {
+        let Some(Reverse((.., text))) = waiting.pop() else {
+            break;
+        };
+        flow = output.emit(&text);
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(rx);
+    for r in readers {
+        let _ = r.join();
+    }
+    if duplicates > 0 {
+        eprintln!("rampart events: {duplicates} duplicate record(s) dropped (same event id)");
+    }
+    let finished = output.finish();
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    finished
+}
+
+fn hash_str(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
 }

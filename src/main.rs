@@ -59,8 +59,15 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Follow the event stream: decode and print (or forward as syslog).
     Events {
+        /// Event socket; repeat to follow several (an HA pair, several
+        /// dataplanes) merged into one stream in time order, each record
+        /// once (by event id), JSON lines tagged with their `source`.
         #[arg(long, default_value = "/run/rampart/events.sock")]
-        socket: PathBuf,
+        socket: Vec<PathBuf>,
+        /// With several sockets: milliseconds a record waits for earlier
+        /// ones of the other sources before it is written.
+        #[arg(long, default_value_t = 500)]
+        merge_window_ms: u64,
         /// json, junos, junos-sd or droplog.
         #[arg(long, default_value = "json")]
         format: rampart_events::Format,
@@ -124,6 +131,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Events {
             socket,
+            merge_window_ms,
             format,
             types,
             syslog,
@@ -139,6 +147,7 @@ fn main() -> ExitCode {
                 once,
                 stop: None,
                 prefix: "",
+                merge_window: std::time::Duration::from_millis(merge_window_ms),
             };
             consumer::run(&socket, opts).map(|()| ExitCode::SUCCESS)
         })(),
@@ -238,8 +247,9 @@ fn run(
                 once: true,
                 stop: None,
                 prefix: "event: ",
+                merge_window: std::time::Duration::ZERO,
             };
-            consumer::run(&socket, opts)
+            consumer::run(&[socket], opts)
         })
     });
     let summary = dataplane::run(&config, config_path.as_deref(), &limits);

@@ -484,3 +484,144 @@ log = true
     assert_eq!(received + lost, frames.len() as u64, "{fin}");
     assert_eq!(consumer["delivered"]["policy_deny"], received, "{fin}");
 }
+
+/// A dataplane named `node` that denies and logs every frame of `frames`
+/// (its capture), in `dir`.
+fn denying_dataplane(dir: &TempDir, node: &str, frames: &[Vec<u8>]) -> std::path::PathBuf {
+    let d = dir.0.path().display();
+    write_pcap(&dir.path(&format!("{node}-in.pcap")), frames);
+    write_pcap(&dir.path(&format!("{node}-empty.pcap")), &[]);
+    dir.write(
+        &format!("{node}.toml"),
+        &format!(
+            r#"[dataplane]
+node = "{node}"
+eal = {eal}
+[events]
+socket = "{d}/{node}-events.sock"
+control_socket = "{d}/{node}-control.sock"
+[[interface]]
+name = "ge-0/0/0"
+device = "net_pcap0,rx_pcap={d}/{node}-in.pcap,tx_pcap={d}/{node}-out0.pcap"
+zone = "untrust"
+peer = "ge-0/0/1"
+[[interface]]
+name = "ge-0/0/1"
+device = "net_pcap1,rx_pcap={d}/{node}-empty.pcap,tx_pcap={d}/{node}-out1.pcap"
+zone = "trust"
+peer = "ge-0/0/0"
+[zone.untrust]
+[zone.trust]
+[default-policy]
+then = "deny"
+log = true
+"#,
+            eal = test_eal(&format!("merge-{node}")),
+        ),
+    )
+}
+
+/// Two dataplanes (an HA pair's members, say) followed by one `rampart
+/// events`, the first socket given twice so every one of its records
+/// reaches the command twice: one merged stream in time order, each record
+/// once by its event id, tagged with its source, and each source's own
+/// accounting in its stats records.
+#[test]
+fn two_dataplanes_merge_into_one_stream_without_duplicates() {
+    let dir = TempDir::new();
+    let denied = |n: u16, net: u8| -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                udp(
+                    v4(192, 0, 2, net),
+                    v4(203, 0, 113, 7),
+                    2000 + i,
+                    53,
+                    &[1; 8],
+                )
+            })
+            .collect()
+    };
+    let config_a = denying_dataplane(&dir, "fw1", &denied(300, 1));
+    let config_b = denying_dataplane(&dir, "fw2", &denied(200, 2));
+    let (sock_a, sock_b) = (dir.path("fw1-events.sock"), dir.path("fw2-events.sock"));
+    let consumer = rampart()
+        .arg("events")
+        .args(["--socket", sock_a.to_str().unwrap()])
+        .args(["--socket", sock_a.to_str().unwrap()])
+        .args(["--socket", sock_b.to_str().unwrap()])
+        .args(["--format", "json", "--once", "--merge-window-ms", "2000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = std::thread::spawn(move || consumer.wait_with_output().unwrap());
+    let start = |config: &std::path::Path| {
+        KillOnDrop(Some(
+            rampart()
+                .args(["run", "--config", config.to_str().unwrap()])
+                .args(["--idle-exit", "1", "--wait-consumer", "20"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        ))
+    };
+    let (mut a, mut b) = (start(&config_a), start(&config_b));
+    for run in [&mut a, &mut b] {
+        let out = run.0.take().unwrap().wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let consumed = reader.join().unwrap();
+    let stderr = String::from_utf8_lossy(&consumed.stderr);
+    assert!(consumed.status.success(), "{stderr}");
+    let records: Vec<serde_json::Value> = String::from_utf8(consumed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let denies: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["type"] == "policy_deny")
+        .collect();
+    assert_eq!(denies.len(), 500, "each record once\n{stderr}");
+    let ids: std::collections::HashSet<&str> = denies
+        .iter()
+        .map(|r| r["event_id"].as_str().expect("an event id"))
+        .collect();
+    assert_eq!(ids.len(), 500, "no duplicate event_id");
+    assert!(
+        stderr.contains("300 duplicate record(s) dropped"),
+        "{stderr}"
+    );
+    for (node, socket, n) in [("fw1", &sock_a, 300), ("fw2", &sock_b, 200)] {
+        let mine: Vec<_> = denies
+            .iter()
+            .filter(|r| {
+                r["event_id"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{node}:"))
+            })
+            .collect();
+        assert_eq!(mine.len(), n, "{node}");
+        assert!(mine.iter().all(|r| r["source"] == socket.to_str().unwrap()));
+        // Its accounting, in its own (last) stats record.
+        let stats = records
+            .iter()
+            .rfind(|r| r["type"] == "stats" && r["source"] == socket.to_str().unwrap())
+            .expect("a stats record per source");
+        assert_eq!(stats["events"]["policy_deny"]["generated"], n, "{stats}");
+    }
+    let ts: Vec<&str> = denies.iter().map(|r| r["ts"].as_str().unwrap()).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "merged in time order");
+    let sources: std::collections::HashSet<&str> = denies
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources.len(), 2);
+}

@@ -64,6 +64,44 @@ pub fn consume<F>(socket_path: &Path, opts: &ConsumeOptions, mut handler: F) -> 
 where
     F: FnMut(ConsumeEvent<'_>) -> ControlFlow<()>,
 {
+    let mut names = NameCache::new();
+    consume_frames(socket_path, opts, |event| match event {
+        FrameEvent::Connected => {
+            names = NameCache::new();
+            handler(ConsumeEvent::Connected)
+        }
+        FrameEvent::Frame(frame) => match decode(frame) {
+            Ok(rec) => {
+                names.observe(&rec);
+                handler(ConsumeEvent::Record(&rec, &names))
+            }
+            Err(e) => handler(ConsumeEvent::BadRecord(&e)),
+        },
+        FrameEvent::Disconnected(e) => handler(ConsumeEvent::Disconnected(e)),
+        FrameEvent::Idle => handler(ConsumeEvent::Idle),
+    })
+}
+
+/// What [`consume_frames`] reports: [`ConsumeEvent`] before decoding.
+#[derive(Debug)]
+pub enum FrameEvent<'a> {
+    Connected,
+    /// One record's bytes, with its size prefix.
+    Frame(&'a [u8]),
+    Disconnected(&'a io::Error),
+    Idle,
+}
+
+/// The loop of [`consume`] without decoding: each record's bytes as they
+/// came (for a consumer that hands them on, e.g. to merge streams).
+pub fn consume_frames<F>(
+    socket_path: &Path,
+    opts: &ConsumeOptions,
+    mut handler: F,
+) -> io::Result<()>
+where
+    F: FnMut(FrameEvent<'_>) -> ControlFlow<()>,
+{
     let mut frame = Vec::with_capacity(4096);
     let mut connected_before = false;
     loop {
@@ -84,13 +122,12 @@ where
         };
         connected_before = true;
         stream.set_read_timeout(Some(opts.retry_interval))?;
-        if handler(ConsumeEvent::Connected).is_break() {
+        if handler(FrameEvent::Connected).is_break() {
             return Ok(());
         }
-        let mut names = NameCache::new();
         let mut reader = BufReader::with_capacity(256 << 10, TimeoutRetry { s: stream, opts });
         let err = loop {
-            if reader.buffer().is_empty() && handler(ConsumeEvent::Idle).is_break() {
+            if reader.buffer().is_empty() && handler(FrameEvent::Idle).is_break() {
                 return Ok(());
             }
             match read_frame(&mut reader, &mut frame) {
@@ -98,21 +135,14 @@ where
                 Ok(false) => break io::Error::from(io::ErrorKind::UnexpectedEof),
                 Err(e) => break e,
             }
-            let flow = match decode(&frame) {
-                Ok(rec) => {
-                    names.observe(&rec);
-                    handler(ConsumeEvent::Record(&rec, &names))
-                }
-                Err(e) => handler(ConsumeEvent::BadRecord(&e)),
-            };
-            if flow.is_break() {
+            if handler(FrameEvent::Frame(&frame)).is_break() {
                 return Ok(());
             }
         };
         if opts.stopped() {
             return Ok(());
         }
-        if handler(ConsumeEvent::Disconnected(&err)).is_break() || opts.once {
+        if handler(FrameEvent::Disconnected(&err)).is_break() || opts.once {
             return Ok(());
         }
         std::thread::sleep(opts.retry_interval);

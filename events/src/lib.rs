@@ -29,7 +29,7 @@ pub mod syslog;
 pub mod types;
 
 pub use aggregate::{AggregateKey, Aggregator, Folded};
-pub use client::{consume, ConsumeEvent, ConsumeOptions};
+pub use client::{consume, consume_frames, ConsumeEvent, ConsumeOptions, FrameEvent};
 pub use control::{ControlEncoder, SCHEMA_VERSION};
 pub use counters::{
     RateLimiter, SharedCounters, TypeCounters, WorkerCountersSnapshot, WorkerEventCounters,
