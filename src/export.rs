@@ -84,6 +84,28 @@ pub struct WorkerEvents {
     snippet_bytes: usize,
     /// `[events.aggregate]`: repeats wait here for their window to end.
     aggregator: ev::Aggregator,
+    /// `[events.episodes]`: flood, scan and sweep attacks under way.
+    episodes: ev::EpisodeTracker,
+}
+
+fn configure_episodes(tracker: &mut ev::EpisodeTracker, config: &Config) {
+    let e = &config.events.episodes;
+    let ms = |v: u32| {
+        if e.enabled {
+            u64::from(v) * 1_000_000
+        } else {
+            0
+        }
+    };
+    tracker.configure(ms(e.update_ms), ms(e.quiet_ms));
+}
+
+/// The screen option of a screen drop record.
+fn record_option(record: &ev::Event) -> Option<ev::ScreenOption> {
+    match record {
+        ev::Event::ScreenDrop(s) => Some(s.option),
+        _ => None,
+    }
 }
 
 /// Per-type aggregation windows in ns (0 = off) from `[events.aggregate]`.
@@ -118,6 +140,11 @@ impl WorkerEvents {
                 let mut agg = ev::Aggregator::new(a.max_keys as usize);
                 agg.configure(aggregate_windows(config), a.key);
                 agg
+            },
+            episodes: {
+                let mut tracker = ev::EpisodeTracker::new(config.events.episodes.max as usize);
+                configure_episodes(&mut tracker, config);
+                tracker
             },
         }
     }
@@ -214,12 +241,47 @@ impl WorkerEvents {
             ),
         };
         self.counters.incr_generated(t);
+        if let Event::ScreenDrop {
+            profile,
+            alarm_only,
+            ..
+        } = *e
+        {
+            if self.episodes.is_on() {
+                let meta = self.packet_meta(e, d, now_ns);
+                self.track_episode(&meta, profile, record_option(&record), alarm_only, now_ns);
+            }
+        }
         // An aggregated record meets the rate limit when it leaves.
         let aggregated = self.aggregator.is_on(t);
         if !aggregated && !self.limiter.allow(t, now_ns) {
             self.counters.incr_rate_limited(t);
             return;
         }
+        let meta = self.packet_meta(e, d, now_ns);
+        let snippet: &[u8] = match (e, d) {
+            (Event::SessionOpen { .. } | Event::SessionClose(_), _) | (_, None) => &[],
+            (_, Some(_)) => &frame[..frame.len().min(self.snippet_bytes)],
+        };
+        let repeat = if aggregated {
+            if self.aggregator.fold(&meta, &record, snippet, now_ns) {
+                return;
+            }
+            // Every key is taken: this one goes alone, a window of one.
+            ev::Repeat {
+                count: 1,
+                last_ts_ns: now_ns.max(1),
+            }
+        } else {
+            ev::Repeat::ONE
+        };
+        self.sink()
+            .send(&meta, &record, snippet, repeat, aggregated, now_ns);
+    }
+
+    /// The metadata of a record: the packet's flow, interfaces and zones
+    /// (a session close: its session's), this worker, generation and time.
+    fn packet_meta(&self, e: &Event, d: Option<&Decision>, now_ns: u64) -> ev::PacketMeta {
         let mut meta = ev::PacketMeta {
             ts_ns: now_ns,
             worker: self.worker,
@@ -228,7 +290,6 @@ impl WorkerEvents {
             to_zone: ev::NO_ID16,
             ..Default::default()
         };
-        let mut snippet: &[u8] = &[];
         if let Event::SessionClose(c) = e {
             fill_flow(
                 &mut meta,
@@ -252,39 +313,49 @@ impl WorkerEvents {
                 meta.icmp_type = p.icmp_type;
                 meta.icmp_code = p.icmp_code;
             }
-            if !matches!(e, Event::SessionOpen { .. }) {
-                snippet = &frame[..frame.len().min(self.snippet_bytes)];
-            }
         }
-        let repeat = if aggregated {
-            if self.aggregator.fold(&meta, &record, snippet, now_ns) {
-                return;
-            }
-            // Every key is taken: this one goes alone, a window of one.
-            ev::Repeat {
-                count: 1,
-                last_ts_ns: now_ns.max(1),
-            }
-        } else {
-            ev::Repeat::ONE
-        };
-        self.sink()
-            .send(&meta, &record, snippet, repeat, aggregated, now_ns);
+        meta
     }
 
-    /// Sends the aggregated records whose window has ended (the worker
-    /// calls it once per loop iteration; cheap when none is due).
+    /// A flood, scan or sweep drop into its attack episode; the start
+    /// report of a new one goes at once.
+    #[inline(never)]
+    fn track_episode(
+        &mut self,
+        meta: &ev::PacketMeta,
+        screen: u16,
+        option: Option<ev::ScreenOption>,
+        alarm_only: bool,
+        now_ns: u64,
+    ) {
+        let Some(option) = option else { return };
+        let (_, episodes, mut sink) = self.split();
+        if let Some(report) = episodes.observe(meta, screen, option, alarm_only, now_ns) {
+            sink.send_episode(report, now_ns);
+        }
+    }
+
+    /// Sends the aggregated records whose window has ended and the episode
+    /// reports that are due (the worker calls it once per loop iteration;
+    /// cheap when nothing is due).
     #[inline(always)]
     pub fn tick(&mut self, now_ns: u64) {
         if self.aggregator.pending() != 0 {
             self.flush_aggregated(now_ns);
         }
+        if self.episodes.active() != 0 {
+            let (_, episodes, mut sink) = self.split();
+            episodes.tick(now_ns, &mut |r| sink.send_episode(r, now_ns));
+        }
     }
 
-    /// Sends every aggregated record still waiting (a reload, the end of
-    /// the run), however much of its window is left.
-    pub fn flush_aggregated_all(&mut self, now_ns: u64) {
+    /// Sends what waits (a reload, the end of the run): every aggregated
+    /// record, however much of its window is left, and the end of every
+    /// attack episode.
+    pub fn flush_pending(&mut self, now_ns: u64) {
         self.flush_aggregated_until(u64::MAX, now_ns);
+        let (_, episodes, mut sink) = self.split();
+        episodes.end_all(now_ns, &mut |r| sink.send_episode(r, now_ns));
     }
 
     #[inline(never)]
@@ -293,19 +364,21 @@ impl WorkerEvents {
     }
 
     fn flush_aggregated_until(&mut self, due_by_ns: u64, now_ns: u64) {
-        let (aggregator, mut sink) = self.split_aggregator();
+        let (aggregator, _, mut sink) = self.split();
         aggregator.flush_due(due_by_ns, &mut |f| {
             sink.send(f.meta, f.event, f.snippet, f.repeat, true, now_ns)
         });
     }
 
     fn sink(&mut self) -> Sink<'_> {
-        self.split_aggregator().1
+        self.split().2
     }
 
-    fn split_aggregator(&mut self) -> (&mut ev::Aggregator, Sink<'_>) {
+    /// The tables that hold records back, and where records go.
+    fn split(&mut self) -> (&mut ev::Aggregator, &mut ev::EpisodeTracker, Sink<'_>) {
         (
             &mut self.aggregator,
+            &mut self.episodes,
             Sink {
                 ring: &mut self.ring,
                 encoder: &mut self.encoder,
@@ -328,11 +401,13 @@ impl WorkerEvents {
     /// see [`ev::RateLimiter::set_rates`]; every event is still counted
     /// once as generated and once as rate-limited, overflowed or drained).
     pub fn adopt(&mut self, config: &Config, generation: u32, now_ns: u64) {
-        // Records folded under the old windows and key leave now, named
-        // by the generation they were decided in.
-        self.flush_aggregated_all(now_ns);
+        // Records folded under the old windows and key, and the episodes
+        // of the old zones and screens, leave now, named by the generation
+        // they were decided in.
+        self.flush_pending(now_ns);
         self.aggregator
             .configure(aggregate_windows(config), config.events.aggregate.key);
+        configure_episodes(&mut self.episodes, config);
         self.limiter.set_rates(rate_limits(config), now_ns);
         self.generation = generation;
         self.default_policy = config.policies.len() as u32;
@@ -352,6 +427,18 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
+    /// An episode report as a `screen_episode` record, timed now.
+    fn send_episode(&mut self, report: ev::EpisodeReport<'_>, now_ns: u64) {
+        let t = ev::EventType::ScreenEpisode;
+        self.counters.incr_generated(t);
+        let meta = ev::PacketMeta {
+            ts_ns: now_ns,
+            ..*report.meta
+        };
+        let record = ev::Event::ScreenEpisode(report.episode);
+        self.send(&meta, &record, &[], ev::Repeat::ONE, true, now_ns);
+    }
+
     #[inline(always)]
     fn send(
         &mut self,

@@ -356,8 +356,8 @@ impl Worker {
             &mut |e| export(counters, events, &e, None, &[], now),
         );
         // Aggregated records leave with the run, whatever is left of
-        // their windows.
-        self.events.flush_aggregated_all(now);
+        // their windows, and attack episodes end with it.
+        self.events.flush_pending(now);
         self.events.publish();
         self.publish_sessions();
         stop.finished.fetch_add(1, Ordering::AcqRel);

@@ -625,3 +625,125 @@ fn two_dataplanes_merge_into_one_stream_without_duplicates() {
         .collect();
     assert_eq!(sources.len(), 2);
 }
+
+/// A SYN flood with `[events.episodes]`: besides its per-packet screen
+/// drops, the attack is reported as one episode: a start at the first
+/// drop, updates while it lasts, an end once it has been quiet, whose
+/// packet count is every drop of the flood.
+#[test]
+fn a_syn_flood_is_reported_as_an_episode_with_start_updates_and_end() {
+    let dir = TempDir::new();
+    let d = dir.0.path().display();
+    let frames: Vec<Vec<u8>> = (0..300_000u32)
+        .map(|i| {
+            tcp(
+                v4(198, 51, 100, 1 + (i % 50) as u8),
+                v4(203, 0, 113, 10),
+                1024 + (i % 60_000) as u16,
+                80,
+                TcpFlags::SYN,
+                &[],
+            )
+        })
+        .collect();
+    write_pcap(&dir.path("in.pcap"), &frames);
+    write_pcap(&dir.path("empty.pcap"), &[]);
+    let config = dir.write(
+        "episodes.toml",
+        &format!(
+            r#"[dataplane]
+eal = {eal}
+[events]
+socket = "{d}/events.sock"
+control_socket = "{d}/control.sock"
+[events.episodes]
+update = "10ms"
+quiet = "300ms"
+# Per-packet records of the flood limited: the episode tells its story.
+[events.rate_limit]
+screen_drop = 100
+[[interface]]
+name = "ge-0/0/0"
+device = "net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out0.pcap"
+zone = "untrust"
+peer = "ge-0/0/1"
+[[interface]]
+name = "ge-0/0/1"
+device = "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/out1.pcap"
+zone = "trust"
+peer = "ge-0/0/0"
+[zone.untrust]
+screen = "flood"
+[zone.trust]
+[screen.flood]
+syn-flood = {{ attack-threshold = 1000, source-threshold = 1000000, destination-threshold = 1000000 }}
+[default-policy]
+then = "deny"
+"#,
+            eal = test_eal("episodes"),
+        ),
+    );
+    let stats_out = dir.path("final.json");
+    let consumer = rampart()
+        .args(["events", "--socket", &format!("{d}/events.sock")])
+        .args(["--format", "json", "--once", "--types", "screen_episode"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = std::thread::spawn(move || consumer.wait_with_output().unwrap());
+    let out = run_ok(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--idle-exit",
+        "1",
+        "--wait-consumer",
+        "20",
+        "--stats-out",
+        stats_out.to_str().unwrap(),
+    ]);
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    let consumed = reader.join().unwrap();
+    let episodes: Vec<serde_json::Value> = String::from_utf8(consumed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] == "screen_episode")
+        .collect();
+    let phases: Vec<&str> = episodes
+        .iter()
+        .map(|r| r["phase"].as_str().unwrap())
+        .collect();
+    assert!(phases.len() >= 3, "{phases:?}\n{summary}");
+    assert_eq!(phases[0], "start", "{phases:?}");
+    assert_eq!(*phases.last().unwrap(), "end", "{phases:?}");
+    assert!(
+        phases[1..phases.len() - 1].iter().all(|p| *p == "update"),
+        "{phases:?}"
+    );
+    let fin: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats_out).unwrap()).unwrap();
+    // Every screen drop here is the flood's (its only screen).
+    let dropped = fin["events"]["screen_drop"]["generated"].as_u64().unwrap();
+    assert!(dropped > 200_000, "{fin}");
+    let end = episodes.last().unwrap();
+    assert_eq!(end["packets"], dropped, "every drop of the flood: {end}");
+    assert_eq!(end["screen"], "syn-flood");
+    assert_eq!(end["zone"], "untrust");
+    assert_eq!(end["dst_ip"], "203.0.113.10", "the target");
+    assert!(end["peak_pps"].as_u64().unwrap() > 0, "{end}");
+    let top = end["top_sources"].as_array().unwrap();
+    assert_eq!(top.len(), 5, "{end}");
+    // 50 sources in turn: each about 1/50 of the drops, none far above.
+    assert!(
+        top.iter()
+            .all(|s| s["packets"].as_u64().unwrap() <= dropped / 8),
+        "{end}"
+    );
+    let c = &fin["events"]["screen_episode"];
+    assert_eq!(
+        c["generated"],
+        episodes.len() as u64,
+        "all delivered: {fin}"
+    );
+}

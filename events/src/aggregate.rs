@@ -10,8 +10,7 @@
 //! one ring slot, one drain and one consumer write per key per window.
 //!
 //! Bounded and allocation-free after [`Aggregator::new`]: a fixed slab of
-//! entries, an open-addressing index (linear probing, backward-shift
-//! deletion) and per-type queues in arrival order, which is also the order
+//! entries, a [`FixedIndex`] and per-type queues in arrival order, which is also the order
 //! the windows end in (one window length per type). When every entry is
 //! taken, [`Aggregator::fold`] refuses and the caller sends the record on
 //! its own, so nothing is lost and nothing is counted twice: each packet is
@@ -21,6 +20,7 @@ use std::collections::VecDeque;
 
 pub use rampart_vocab::AggregateKey;
 
+use crate::fixed_index::{FixedIndex, Probe};
 use crate::types::{Event, EventType, PacketMeta, Repeat};
 
 const N: usize = EventType::COUNT;
@@ -59,7 +59,7 @@ impl Key {
                     | (e.action as u64) << 40
                     | (e.direction as u64) << 48
             }
-            Event::SessionOpen(_) | Event::SessionClose(_) => 0,
+            Event::SessionOpen(_) | Event::SessionClose(_) | Event::ScreenEpisode(_) => 0,
         } << 3
             | event.event_type() as u64;
         let place = u64::from(meta.ingress)
@@ -107,6 +107,7 @@ impl Key {
 
 struct Entry {
     key: Key,
+    hash: u64,
     meta: PacketMeta,
     event: Event,
     count: u32,
@@ -116,17 +117,13 @@ struct Entry {
     snippet: [u8; MAX_AGGREGATE_SNIPPET],
 }
 
-const EMPTY: u32 = u32::MAX;
-
 /// One worker's aggregation table; see the module documentation.
 pub struct Aggregator {
     windows_ns: [u64; N],
     by: AggregateKey,
     entries: Vec<Entry>,
     free: Vec<u32>,
-    /// Entry index per slot, [`EMPTY`] for none; a power of two at least
-    /// twice the entries, so probes stay short.
-    index: Box<[u32]>,
+    index: FixedIndex,
     /// Per type, waiting entries in arrival order.
     queues: [VecDeque<u32>; N],
 }
@@ -146,6 +143,7 @@ impl Aggregator {
         let entries = (0..capacity)
             .map(|_| Entry {
                 key: Key::default(),
+                hash: 0,
                 meta: PacketMeta::default(),
                 event: Event::SessionOpen(crate::types::SessionOpen {
                     session_id: 0,
@@ -164,7 +162,7 @@ impl Aggregator {
             by: AggregateKey::Flow,
             entries,
             free: (0..capacity as u32).rev().collect(),
-            index: vec![EMPTY; (capacity * 2).next_power_of_two()].into_boxed_slice(),
+            index: FixedIndex::new(capacity),
             queues: std::array::from_fn(|_| VecDeque::with_capacity(capacity)),
         }
     }
@@ -210,15 +208,11 @@ impl Aggregator {
             return false;
         }
         let key = Key::of(meta, event, self.by);
-        let mask = self.index.len() - 1;
-        let mut slot = key.hash() as usize & mask;
-        loop {
-            let at = self.index[slot];
-            if at == EMPTY {
-                break;
-            }
-            let e = &mut self.entries[at as usize];
-            if e.key == key {
+        let hash = key.hash();
+        let entries = &self.entries;
+        let slot = match self.index.find(hash, |at| entries[at as usize].key == key) {
+            Probe::Found(at) => {
+                let e = &mut self.entries[at as usize];
                 e.count = e.count.saturating_add(1);
                 e.last_ts_ns = now_ns;
                 if e.count == u32::MAX {
@@ -227,15 +221,16 @@ impl Aggregator {
                 }
                 return true;
             }
-            slot = (slot + 1) & mask;
-        }
+            Probe::Vacant(slot) => slot,
+        };
         let Some(at) = self.free.pop() else {
             return false;
         };
-        self.index[slot] = at;
+        self.index.insert(slot, hash, at);
         let e = &mut self.entries[at as usize];
         let n = snippet.len().min(MAX_AGGREGATE_SNIPPET);
         e.key = key;
+        e.hash = hash;
         e.meta = *meta;
         e.event = *event;
         e.count = 1;
@@ -260,8 +255,7 @@ impl Aggregator {
                     break;
                 }
                 self.queues[t].pop_front();
-                self.unindex(at);
-                let e = &self.entries[at as usize];
+                self.index.remove(e.hash, at);
                 out(Folded {
                     meta: &e.meta,
                     event: &e.event,
@@ -276,31 +270,6 @@ impl Aggregator {
             }
         }
         flushed
-    }
-
-    /// Removes entry `at` from the index (backward-shift deletion keeps
-    /// every other key reachable from its home slot without tombstones).
-    fn unindex(&mut self, at: u32) {
-        let mask = self.index.len() - 1;
-        let mut hole = self.entries[at as usize].key.hash() as usize & mask;
-        while self.index[hole] != at {
-            hole = (hole + 1) & mask;
-        }
-        let mut next = (hole + 1) & mask;
-        loop {
-            let moving = self.index[next];
-            if moving == EMPTY {
-                break;
-            }
-            let home = self.entries[moving as usize].key.hash() as usize & mask;
-            // `moving` may fill the hole if its home is not in (hole, next].
-            if (next.wrapping_sub(home) & mask) >= (next.wrapping_sub(hole) & mask) {
-                self.index[hole] = moving;
-                hole = next;
-            }
-            next = (next + 1) & mask;
-        }
-        self.index[hole] = EMPTY;
     }
 }
 

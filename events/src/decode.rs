@@ -11,9 +11,9 @@ use rampart_schema::fb;
 
 use crate::counters::{TypeCounters, WorkerCountersSnapshot};
 use crate::types::{
-    CloseReason, Direction, Event, EventType, FilterAction, FilterLog, FilterName, InterfaceName,
-    Names, PacketMeta, PolicyDeny, PolicyName, Repeat, ScreenDrop, ScreenOption, SessionClose,
-    SessionOpen, ZoneName,
+    CloseReason, Direction, EpisodePhase, Event, EventType, FilterAction, FilterLog, FilterName,
+    InterfaceName, Names, PacketMeta, PolicyDeny, PolicyName, Repeat, ScreenDrop, ScreenEpisode,
+    ScreenOption, SessionClose, SessionOpen, SourceCount, ZoneName, MAX_TOP_SOURCES,
 };
 
 const N: usize = EventType::COUNT;
@@ -330,6 +330,42 @@ fn decode_verified(
                     elapsed_ns: t.elapsed_ns(),
                     session_generation: t.session_generation(),
                     application: t.application(),
+                }),
+                None,
+                Repeat::ONE,
+            )
+        }
+        fb::Body::ScreenEpisode => {
+            let t = rec.body_as_screen_episode().ok_or(DecodeError::NoBody)?;
+            let option = ScreenOption::from_u8(t.option().0)
+                .ok_or_else(|| unknown("screen option", t.option().0))?;
+            let phase = EpisodePhase::from_u8(t.phase().0)
+                .ok_or_else(|| unknown("episode phase", t.phase().0))?;
+            let mut top_sources = [SourceCount::default(); MAX_TOP_SOURCES];
+            let mut top_len = 0;
+            for (slot, c) in top_sources
+                .iter_mut()
+                .zip(t.top_sources().into_iter().flatten())
+            {
+                *slot = SourceCount {
+                    addr: addr_of(c.addr()),
+                    packets: c.packets(),
+                };
+                top_len += 1;
+            }
+            ev(
+                t.meta(),
+                Event::ScreenEpisode(ScreenEpisode {
+                    screen: t.screen(),
+                    option,
+                    phase,
+                    alarm_only: t.alarm_only(),
+                    started_ns: t.started_ns(),
+                    last_drop_ns: t.last_drop_ns(),
+                    packets: t.packets(),
+                    peak_pps: t.peak_pps(),
+                    top_sources,
+                    top_len,
                 }),
                 None,
                 Repeat::ONE,

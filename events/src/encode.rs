@@ -8,8 +8,8 @@
 use rampart_schema::fb;
 
 use crate::types::{
-    Event, EventType, FilterLog, PacketMeta, PolicyDeny, Repeat, ScreenDrop, SessionClose,
-    SessionOpen,
+    Event, EventType, FilterLog, PacketMeta, PolicyDeny, Repeat, ScreenDrop, ScreenEpisode,
+    SessionClose, SessionOpen,
 };
 
 /// Size of one ring element in bytes (a multiple of 4, as `rte_ring_elem`
@@ -111,6 +111,9 @@ pub struct Encoder {
     /// Where [`Encoder::encode_bytes`] puts its record.
     scratch: EventSlot,
     max_snippet: usize,
+    /// For the rare records with a vector of structs (attack episodes):
+    /// built the ordinary way, into a buffer sized once.
+    builder: flatbuffers::FlatBufferBuilder<'static>,
 }
 
 impl Default for Encoder {
@@ -288,6 +291,7 @@ impl Encoder {
         Encoder {
             scratch: EventSlot::EMPTY,
             max_snippet: max_snippet.min(MAX_SNIPPET),
+            builder: flatbuffers::FlatBufferBuilder::with_capacity(SLOT_SIZE * 2),
         }
     }
 
@@ -341,6 +345,9 @@ impl Encoder {
             &meta.src,
             &meta.dst,
         );
+        if let Event::ScreenEpisode(e) = event {
+            return self.encode_episode(&m, e, slot);
+        }
         let snip = |slot: u16| (!snippet.is_empty()).then_some((slot, snippet));
         let out = &mut slot.data;
         let len = match event {
@@ -431,6 +438,8 @@ impl Encoder {
                     None,
                 )
             }
+            // Encoded above, with the builder.
+            Event::ScreenEpisode(_) => None,
             Event::SessionClose(e) => {
                 use fb::SessionClose as T;
                 write_record(
@@ -462,12 +471,52 @@ impl Encoder {
                     Event::PolicyDeny(_) | Event::ScreenDrop(_) | Event::FilterLog(_) => {
                         repeat.count
                     }
-                    Event::SessionOpen(_) | Event::SessionClose(_) => 1,
+                    Event::SessionOpen(_) | Event::SessionClose(_) | Event::ScreenEpisode(_) => 1,
                 };
                 true
             }
             None => false,
         }
+    }
+
+    /// An attack episode record (no snippet) into `slot`.
+    fn encode_episode(
+        &mut self,
+        meta: &fb::PacketMeta,
+        e: &ScreenEpisode,
+        slot: &mut EventSlot,
+    ) -> bool {
+        let fbb = &mut self.builder;
+        fbb.reset();
+        fbb.start_vector::<fb::SourceCount>(e.top_sources().len());
+        for c in e.top_sources().iter().rev() {
+            fbb.push(fb::SourceCount::new(&c.addr, c.packets));
+        }
+        let top = fbb.end_vector::<fb::SourceCount>(e.top_sources().len());
+        let t = fb::ScreenEpisode::create(
+            fbb,
+            &fb::ScreenEpisodeArgs {
+                meta: Some(meta),
+                screen: e.screen,
+                option: fb::ScreenOption(e.option as u8),
+                phase: fb::EpisodePhase(e.phase as u8),
+                started_ns: e.started_ns,
+                last_drop_ns: e.last_drop_ns,
+                packets: e.packets,
+                peak_pps: e.peak_pps,
+                top_sources: Some(top),
+                alarm_only: e.alarm_only,
+            },
+        );
+        let rec = fb::Record::create(
+            fbb,
+            &fb::RecordArgs {
+                body_type: fb::Body::ScreenEpisode,
+                body: Some(t.as_union_value()),
+            },
+        );
+        fbb.finish_size_prefixed(rec, Some(fb::RECORD_IDENTIFIER));
+        slot.set(EventType::ScreenEpisode, fbb.finished_data())
     }
 
     /// Like [`Encoder::encode`] but returns the size-prefixed record bytes

@@ -14,7 +14,10 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use crate::decode::PacketEvent;
-use crate::types::{Direction, Event, FilterAction, Names, PacketMeta, ScreenOption, NO_ID16};
+use crate::types::{
+    is_ipv4_mapped, Direction, Event, FilterAction, Names, PacketMeta, ScreenDrop, ScreenEpisode,
+    ScreenOption, NO_ID16,
+};
 
 /// The SD-ID of Junos security log structured data.
 pub const JUNOS_SD_ID: &str = "junos@2636.1.1.1.2.129";
@@ -53,6 +56,10 @@ static SCREEN_ADDRESSES: Template = Template::new("{attack-name} source: {source
 static SCREEN_IP: Template = Template::new("{attack-name} source: {source-address}, destination: {destination-address}, protocol-id: {protocol-id}, zone name: {source-zone-name}, interface name: {interface-name}, action: {action}");
 
 /// The trailing space is a real SRX's.
+/// An attack episode ([events.episodes]) has no SRX message: this one is
+/// Rampart's, worded like RT_SCREEN's so that a reader of those reads it.
+static SCREEN_EPISODE: Template = Template::new("{attack-name} {phase}: source: {source-address}, destination: {destination-address}, zone name: {source-zone-name}, interface name: {interface-name}, packets: {packets}, peak-pps: {peak-pps}, elapsed-time: {elapsed-time}, top-sources: {top-sources}, action: {action}");
+
 static FIREWALL_FILTER: Template = Template::new("FW: {interface} {filter-action} {protocol} {source-address} {destination-address} {source-port} {destination-port} ({packets} packets) ");
 
 /// The message an event is sent as.
@@ -93,6 +100,12 @@ pub fn message(e: &PacketEvent<'_>) -> Message {
                 structured: true,
             }
         }
+        Event::ScreenEpisode(_) => Message {
+            app: Some("RT_IDS"),
+            tag: "RT_SCREEN_EPISODE",
+            template: &SCREEN_EPISODE,
+            structured: true,
+        },
         Event::FilterLog(_) => Message {
             app: None,
             tag: if !m.ipv6 {
@@ -318,10 +331,13 @@ enum Field {
     FilterAction,
     Protocol,
     Packets,
+    Phase,
+    PeakPps,
+    TopSources,
 }
 
 impl Field {
-    const ALL: [Field; 44] = [
+    const ALL: [Field; 47] = [
         Field::SourceAddress,
         Field::SourcePort,
         Field::DestinationAddress,
@@ -366,8 +382,11 @@ impl Field {
         Field::FilterAction,
         Field::Protocol,
         Field::Packets,
+        Field::Phase,
+        Field::PeakPps,
+        Field::TopSources,
     ];
-    const NAMES: [&'static str; 44] = [
+    const NAMES: [&'static str; 47] = [
         "source-address",
         "source-port",
         "destination-address",
@@ -412,6 +431,9 @@ impl Field {
         "filter-action",
         "protocol",
         "packets",
+        "phase",
+        "peak-pps",
+        "top-sources",
     ];
 
     fn name(self) -> &'static str {
@@ -500,11 +522,34 @@ fn write_value(e: &PacketEvent<'_>, names: &Names, field: Field, form: Form, out
         (F::BytesFromServer, Event::SessionClose(s)) => push_u64(out, s.bytes_server),
         (F::ElapsedTime, Event::SessionClose(s)) => push_u64(out, s.elapsed_ns / 1_000_000_000),
         (F::AttackName, Event::ScreenDrop(s)) => out.push_str(attack_name(s.option, m)),
-        (F::Action, Event::ScreenDrop(s)) => out.push_str(if s.alarm_only {
-            "alarm-without-drop"
-        } else {
-            "drop"
-        }),
+        (F::AttackName, Event::ScreenEpisode(s)) => out.push_str(attack_name(s.option, m)),
+        (F::Action, Event::ScreenDrop(ScreenDrop { alarm_only, .. }))
+        | (F::Action, Event::ScreenEpisode(ScreenEpisode { alarm_only, .. })) => {
+            out.push_str(if *alarm_only {
+                "alarm-without-drop"
+            } else {
+                "drop"
+            })
+        }
+        (F::Phase, Event::ScreenEpisode(s)) => out.push_str(s.phase.name()),
+        (F::PeakPps, Event::ScreenEpisode(s)) => push_u64(out, s.peak_pps),
+        (F::ElapsedTime, Event::ScreenEpisode(s)) => push_u64(
+            out,
+            s.last_drop_ns.saturating_sub(s.started_ns) / 1_000_000_000,
+        ),
+        (F::Packets, Event::ScreenEpisode(s)) => push_u64(out, s.packets),
+        // `addr(packets)`, space separated, heaviest first.
+        (F::TopSources, Event::ScreenEpisode(s)) => {
+            for (i, c) in s.top_sources().iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                push_ip(out, &c.addr, !is_ipv4_mapped(&c.addr));
+                out.push('(');
+                push_u64(out, c.packets);
+                out.push(')');
+            }
+        }
         (F::FilterAction, Event::FilterLog(f)) => out.push(match f.action {
             FilterAction::Accept => 'A',
             FilterAction::Discard => 'D',

@@ -20,6 +20,8 @@ pub mod control;
 pub mod counters;
 pub mod decode;
 pub mod encode;
+pub mod episodes;
+mod fixed_index;
 pub mod hub;
 pub mod junos;
 pub mod render;
@@ -39,6 +41,7 @@ pub use decode::{
     LossRecord, NameCache, NameTable, PacketEvent, Record, StatsRecord,
 };
 pub use encode::{Encoder, EventSlot, MAX_SNIPPET, SLOT_CAPACITY, SLOT_SIZE};
+pub use episodes::{EpisodeReport, EpisodeTracker};
 pub use hub::{
     ConnectionCounters, ConsumerStats, CutOff, CutOffReason, EventSource, Hub, HubConfig, HubError,
     HubStats,
@@ -49,9 +52,10 @@ pub use sockfile::{
     resolve_group, write_file_atomic, write_file_atomic_mode, SockFileError, SocketFile,
 };
 pub use types::{
-    ipv4_mapped, CloseReason, Direction, Event, EventType, FilterAction, FilterLog, FilterName,
-    InterfaceName, Names, PacketMeta, PolicyDeny, PolicyName, Repeat, ScreenDrop, ScreenOption,
-    SessionClose, SessionOpen, ZoneName, NO_ID16, NO_ID32,
+    ipv4_mapped, CloseReason, Direction, EpisodePhase, Event, EventType, FilterAction, FilterLog,
+    FilterName, InterfaceName, Names, PacketMeta, PolicyDeny, PolicyName, Repeat, ScreenDrop,
+    ScreenEpisode, ScreenOption, SessionClose, SessionOpen, SourceCount, ZoneName, MAX_TOP_SOURCES,
+    NO_ID16, NO_ID32,
 };
 
 /// The schema source, for tools that generate readers in other languages.

@@ -432,6 +432,43 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             json_key(out, "action");
             json_str(out, if s.alarm_only { "alarm" } else { "drop" });
         }
+        Event::ScreenEpisode(s) => {
+            json_key(out, "screen");
+            json_str(out, s.option.name());
+            json_key(out, "screen_profile");
+            json_name(out, names.screen(s.screen), s.screen.into(), NO_ID16.into());
+            json_key(out, "zone");
+            json_name(
+                out,
+                zone_name(names, m.from_zone),
+                m.from_zone.into(),
+                NO_ID16.into(),
+            );
+            json_key(out, "phase");
+            json_str(out, s.phase.name());
+            json_key(out, "action");
+            json_str(out, if s.alarm_only { "alarm" } else { "drop" });
+            out.push_str(",\"started\":\"");
+            write_rfc3339(out, s.started_ns, 9);
+            out.push_str("\",\"last_drop\":\"");
+            write_rfc3339(out, s.last_drop_ns, 9);
+            out.push_str("\",\"packets\":");
+            push_u64(out, s.packets);
+            out.push_str(",\"peak_pps\":");
+            push_u64(out, s.peak_pps);
+            out.push_str(",\"top_sources\":[");
+            for (i, c) in s.top_sources().iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"ip\":\"");
+                push_ip(out, &c.addr, !crate::types::is_ipv4_mapped(&c.addr));
+                out.push_str("\",\"packets\":");
+                push_u64(out, c.packets);
+                out.push('}');
+            }
+            out.push(']');
+        }
         Event::FilterLog(f) => {
             json_key(out, "filter");
             json_name(out, names.filter(f.filter), f.filter.into(), NO_ID16.into());

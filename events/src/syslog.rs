@@ -64,7 +64,7 @@ pub fn local_hostname() -> String {
 pub fn severity_of(rec: &Record<'_>) -> u8 {
     match rec {
         Record::Event(e) => match &e.event {
-            Event::ScreenDrop(_) => severity::ERROR,
+            Event::ScreenDrop(_) | Event::ScreenEpisode(_) => severity::ERROR,
             Event::PolicyDeny(_)
             | Event::FilterLog(_)
             | Event::SessionOpen(_)

@@ -8,7 +8,7 @@ pub const NO_ID16: u16 = u16::MAX;
 /// A u32 id meaning "none" (no policy).
 pub const NO_ID32: u32 = u32::MAX;
 
-pub use rampart_vocab::{CloseReason, EventType, ScreenOption};
+pub use rampart_vocab::{CloseReason, EpisodePhase, EventType, ScreenOption};
 
 /// Which RT_SCREEN message family an option belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +135,11 @@ pub struct PacketMeta {
     pub to_zone: u16,
 }
 
+/// Whether a 16-byte address is IPv4-mapped (`::ffff:a.b.c.d`).
+pub fn is_ipv4_mapped(a: &[u8; 16]) -> bool {
+    a[..10].iter().all(|&b| b == 0) && a[10] == 0xff && a[11] == 0xff
+}
+
 /// `a.b.c.d` as the IPv4-mapped IPv6 address `::ffff:a.b.c.d`.
 pub const fn ipv4_mapped(a: [u8; 4]) -> [u8; 16] {
     [
@@ -227,6 +232,44 @@ pub struct SessionClose {
     pub application: u16,
 }
 
+/// Sources an episode record names at most.
+pub const MAX_TOP_SOURCES: usize = 5;
+
+/// One source of an attack and the packets of it that were dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SourceCount {
+    /// IPv4-mapped for IPv4.
+    pub addr: [u8; 16],
+    pub packets: u64,
+}
+
+/// A flood, scan or sweep attack as one episode (`[events.episodes]`):
+/// its start, periodic updates, its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScreenEpisode {
+    /// Screen profile id.
+    pub screen: u16,
+    pub option: ScreenOption,
+    pub phase: EpisodePhase,
+    pub alarm_only: bool,
+    /// First drop, ns since the Unix epoch.
+    pub started_ns: u64,
+    pub last_drop_ns: u64,
+    /// Dropped since the start.
+    pub packets: u64,
+    /// Highest rate over one update interval (packets per second).
+    pub peak_pps: u64,
+    /// The heaviest sources, most packets first; `top_len` are valid.
+    pub top_sources: [SourceCount; MAX_TOP_SOURCES],
+    pub top_len: u8,
+}
+
+impl ScreenEpisode {
+    pub fn top_sources(&self) -> &[SourceCount] {
+        &self.top_sources[..usize::from(self.top_len).min(MAX_TOP_SOURCES)]
+    }
+}
+
 /// One packet event of any type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -235,6 +278,7 @@ pub enum Event {
     FilterLog(FilterLog),
     SessionOpen(SessionOpen),
     SessionClose(SessionClose),
+    ScreenEpisode(ScreenEpisode),
 }
 
 impl Event {
@@ -245,6 +289,7 @@ impl Event {
             Event::FilterLog(_) => EventType::FilterLog,
             Event::SessionOpen(_) => EventType::SessionOpen,
             Event::SessionClose(_) => EventType::SessionClose,
+            Event::ScreenEpisode(_) => EventType::ScreenEpisode,
         }
     }
 }

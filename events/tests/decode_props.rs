@@ -25,9 +25,9 @@ fn control_records() -> Vec<Vec<u8>> {
     vec![
         ctl.hello(3, TS, "rampart test").to_vec(),
         ctl.names(3, &names()).to_vec(),
-        ctl.stats(TS, 3, &totals, &workers, 1, &[1; 5], &[2; 5])
+        ctl.stats(TS, 3, &totals, &workers, 1, &[1; 6], &[2; 6])
             .to_vec(),
-        ctl.loss(TS, 1, &[0, 3, 0, 0, 1]).to_vec(),
+        ctl.loss(TS, 1, &[0, 3, 0, 0, 1, 0]).to_vec(),
         ctl.config_reject(TS, 3, "/etc/rampart.toml", &["a.toml:1:1: bad".into()])
             .to_vec(),
     ]

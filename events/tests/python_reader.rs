@@ -72,8 +72,8 @@ fn python_reader_decodes_what_rust_writes() {
     let mut totals = [TypeCounters::default(); EventType::COUNT];
     totals[0].generated = 9;
     totals[0].drained = 9;
-    stream.extend_from_slice(ctl.stats(TS, 3, &totals, &[], 1, &[9, 0, 0, 0, 0], &[0; 5]));
-    stream.extend_from_slice(ctl.loss(TS, 1, &[0, 2, 0, 0, 0]));
+    stream.extend_from_slice(ctl.stats(TS, 3, &totals, &[], 1, &[9, 0, 0, 0, 0, 0], &[0; 6]));
+    stream.extend_from_slice(ctl.loss(TS, 1, &[0, 2, 0, 0, 0, 0]));
     stream.extend_from_slice(ctl.config_reject(
         TS,
         3,
@@ -196,6 +196,16 @@ fn python_reader_decodes_what_rust_writes() {
                 assert_eq!(field(line, "packets_server"), s.packets_server.to_string());
                 assert_eq!(field(line, "bytes_server"), s.bytes_server.to_string());
                 assert_eq!(field(line, "elapsed_ns"), s.elapsed_ns.to_string());
+            }
+            Event::ScreenEpisode(s) => {
+                assert_eq!(field(line, "screen"), s.option.name());
+                assert_eq!(field(line, "phase"), s.phase.name());
+                assert_eq!(field(line, "packets"), s.packets.to_string());
+                assert_eq!(field(line, "peak_pps"), s.peak_pps.to_string());
+                assert!(
+                    line.contains("\"top_sources\": [{\"ip\": \"198.51.100.1\", \"packets\": 100000}, {\"ip\": \"198.51.100.2\", \"packets\": 20000}]"),
+                    "{line}"
+                );
             }
         }
     }

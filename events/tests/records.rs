@@ -100,7 +100,10 @@ fn max_snippet_fits_every_type_and_longer_is_clamped() {
         let (Record::Event(pe), _) = decode_size_prefixed(slot.as_bytes()).unwrap() else {
             panic!()
         };
-        if matches!(ev, Event::SessionOpen(_) | Event::SessionClose(_)) {
+        if matches!(
+            ev,
+            Event::SessionOpen(_) | Event::SessionClose(_) | Event::ScreenEpisode(_)
+        ) {
             assert!(pe.snippet.is_empty());
         } else {
             assert_eq!(pe.snippet.len(), MAX_SNIPPET);
@@ -167,8 +170,8 @@ fn control_records_round_trip() {
             &totals,
             &workers,
             9,
-            &[7, 0, 0, 0, 0],
-            &[1, 0, 0, 0, 0],
+            &[7, 0, 0, 0, 0, 0],
+            &[1, 0, 0, 0, 0, 0],
         )
         .to_vec();
     let (Record::Stats(s), _) = decode_size_prefixed(&bytes).unwrap() else {
@@ -177,14 +180,14 @@ fn control_records_round_trip() {
     assert_eq!(s.totals, totals);
     assert_eq!(s.workers, workers);
     assert_eq!((s.consumer_id, s.delivered[0], s.dropped[0]), (9, 7, 1));
-    let bytes = ctl.loss(TS, 9, &[0, 3, 0, 0, 1]).to_vec();
+    let bytes = ctl.loss(TS, 9, &[0, 3, 0, 0, 1, 0]).to_vec();
     let (rec, _) = decode_size_prefixed(&bytes).unwrap();
     assert_eq!(
         rec,
         Record::Loss(LossRecord {
             ts_ns: TS,
             consumer_id: 9,
-            dropped: [0, 3, 0, 0, 1]
+            dropped: [0, 3, 0, 0, 1, 0]
         })
     );
     let mut cache = NameCache::new();

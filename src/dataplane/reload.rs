@@ -233,6 +233,9 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     if o.aggregate.max_keys != n.aggregate.max_keys {
         out.push("events.aggregate.max_keys changed".into());
     }
+    if o.episodes.max != n.episodes.max {
+        out.push("events.episodes.max changed".into());
+    }
     if old.flow.session_capacity != new.flow.session_capacity {
         out.push("flow.session-capacity changed".into());
     }

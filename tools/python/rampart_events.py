@@ -33,7 +33,7 @@ def _load(gen_dir):
         "Record", "Body", "PolicyDeny", "ScreenDrop", "FilterLog", "SessionOpen",
         "SessionClose", "Hello", "NameTable", "Stats", "Loss", "ConfigReject", "ScreenOption",
         "CloseReason", "FilterAction", "Direction", "DenyAction", "ScreenAction",
-        "EventType",
+        "EventType", "ScreenEpisode", "EpisodePhase",
     ):
         mods[name] = importlib.import_module("rampart.events." + name)
     return mods
@@ -51,7 +51,9 @@ def _enum_names(cls):
 
 NO16 = 0xFFFF
 NO32 = 0xFFFFFFFF
-EVENT_TYPES = ["policy_deny", "screen_drop", "filter_log", "session_open", "session_close"]
+EVENT_TYPES = [
+    "policy_deny", "screen_drop", "filter_log", "session_open", "session_close", "screen_episode",
+]
 
 
 class Reader:
@@ -62,6 +64,7 @@ class Reader:
         self.close_reason = _enum_names(m["CloseReason"].CloseReason)
         self.filter_action = _enum_names(m["FilterAction"].FilterAction)
         self.direction = _enum_names(m["Direction"].Direction)
+        self.episode_phase = _enum_names(m["EpisodePhase"].EpisodePhase)
         self.body = {v: k for k, v in vars(m["Body"].Body).items() if not k.startswith("_")}
         self.names = {}  # generation -> dict of lists
         self.identity = None  # (node, boot_id) from the last hello that has one
@@ -196,6 +199,27 @@ class Reader:
         out["policy_id"] = t.Policy()
         out["policy"] = self._name(gen, "policies", t.Policy(), NO32)
         self._application(t, gen, out)
+        return out
+
+    def _ScreenEpisode(self, t):
+        out, gen = self._meta(t, "screen_episode")
+        out["screen"] = self.screen_option.get(t.Option(), str(t.Option()))
+        out["screen_profile"] = self._name(gen, "screens", t.Screen(), NO16)
+        out["zone"] = out["from_zone"]
+        out["phase"] = self.episode_phase.get(t.Phase(), str(t.Phase()))
+        out["action"] = "alarm" if t.AlarmOnly() else "drop"
+        out["started"] = self._ts(t.StartedNs())
+        out["last_drop"] = self._ts(t.LastDropNs())
+        out["packets"] = t.Packets()
+        out["peak_pps"] = t.PeakPps()
+        out["top_sources"] = []
+        for i in range(t.TopSourcesLength()):
+            c = t.TopSources(i)
+            raw = bytes(c.Addr(j) for j in range(16))
+            v4 = raw[:12] == b"\0" * 10 + b"\xff\xff"
+            out["top_sources"].append(
+                {"ip": self._ip(raw, 4 if v4 else 6), "packets": c.Packets()}
+            )
         return out
 
     def _SessionClose(self, t):

@@ -66,6 +66,18 @@ vocabulary! {
         FilterLog = "filter_log",
         SessionOpen = "session_open",
         SessionClose = "session_close",
+        ScreenEpisode = "screen_episode",
+    }
+}
+
+vocabulary! {
+    /// Where a screen attack episode is (`[events.episodes]`): its first
+    /// drop, a periodic report while it lasts, or the report after it has
+    /// been quiet long enough to call it over.
+    pub enum EpisodePhase {
+        Start = "start",
+        Update = "update",
+        End = "end",
     }
 }
 

@@ -154,6 +154,33 @@ pub fn all_events() -> Vec<(PacketMeta, Event, Vec<u8>)> {
             }),
             vec![],
         ),
+        (
+            meta_v4(6, 40000, 80),
+            Event::ScreenEpisode(ScreenEpisode {
+                screen: 0,
+                option: ScreenOption::SynFlood,
+                phase: EpisodePhase::Update,
+                alarm_only: false,
+                started_ns: 1_714_564_790_000_000_000,
+                last_drop_ns: 1_714_564_799_500_000_000,
+                packets: 123_456,
+                peak_pps: 20_000,
+                top_sources: {
+                    let mut top = [SourceCount::default(); MAX_TOP_SOURCES];
+                    top[0] = SourceCount {
+                        addr: ipv4_mapped([198, 51, 100, 1]),
+                        packets: 100_000,
+                    };
+                    top[1] = SourceCount {
+                        addr: ipv4_mapped([198, 51, 100, 2]),
+                        packets: 20_000,
+                    };
+                    top
+                },
+                top_len: 2,
+            }),
+            vec![],
+        ),
     ]
 }
 

@@ -1036,6 +1036,7 @@ fn events(ctx: &mut Ctx, root: &Tbl) -> EventsConfig {
             "snippet_bytes",
             "rate_limit",
             "aggregate",
+            "episodes",
             "socket_mode",
             "socket_group",
             "control_socket_mode",
@@ -1128,7 +1129,39 @@ fn events(ctx: &mut Ctx, root: &Tbl) -> EventsConfig {
             e.aggregate = aggregate(ctx, &a);
         }
     }
+    if let Some(v) = t.get("episodes") {
+        if let Some(a) = ctx.table(v, &t.span, t.field("episodes")) {
+            e.episodes = episodes(ctx, &a);
+        }
+    }
     e
+}
+
+/// `[events.episodes]`: `update = "1s"`, `quiet = "5s"`, `max = 256`.
+fn episodes(ctx: &mut Ctx, a: &Tbl) -> Episodes {
+    let mut out = Episodes {
+        enabled: true,
+        ..Episodes::default()
+    };
+    ctx.check_keys(a, &["update", "quiet", "max"], "[events.episodes]");
+    for (key, slot) in [("update", &mut out.update_ms), ("quiet", &mut out.quiet_ms)] {
+        let Some(s) = ctx.opt_str(a, key) else {
+            continue;
+        };
+        match window_ms(s.s) {
+            Ok(Some(ms)) => *slot = ms,
+            Ok(None) => ctx.err(
+                &s.span,
+                &a.field(key),
+                "must be a duration (to turn episodes off, remove [events.episodes])",
+            ),
+            Err(why) => ctx.err(&s.span, &a.field(key), why),
+        }
+    }
+    if let Some(n) = ctx.opt_int(a, "max", 1, 1 << 16) {
+        out.max = n as u32;
+    }
+    out
 }
 
 /// `[events.aggregate]`: `policy_deny = "1s"` (likewise `screen_drop`,

@@ -214,6 +214,7 @@ pub struct EventsConfig {
     pub snippet_bytes: u16,
     pub rate_limit: RateLimits,
     pub aggregate: Aggregate,
+    pub episodes: Episodes,
     /// Mode of the event socket (default 0660: owner and group): who may
     /// read the event stream.
     pub socket_mode: u32,
@@ -247,6 +248,7 @@ impl Default for EventsConfig {
             snippet_bytes: Self::DEFAULT_SNIPPET_BYTES,
             rate_limit: RateLimits::default(),
             aggregate: Aggregate::default(),
+            episodes: Episodes::default(),
             socket_mode: 0o660,
             socket_group: None,
             control_socket_mode: 0o600,
@@ -285,7 +287,7 @@ impl Aggregate {
             EventType::PolicyDeny => self.policy_deny_ms,
             EventType::ScreenDrop => self.screen_drop_ms,
             EventType::FilterLog => self.filter_log_ms,
-            EventType::SessionOpen | EventType::SessionClose => None,
+            EventType::SessionOpen | EventType::SessionClose | EventType::ScreenEpisode => None,
         }
     }
 
@@ -294,7 +296,7 @@ impl Aggregate {
             EventType::PolicyDeny => Some(&mut self.policy_deny_ms),
             EventType::ScreenDrop => Some(&mut self.screen_drop_ms),
             EventType::FilterLog => Some(&mut self.filter_log_ms),
-            EventType::SessionOpen | EventType::SessionClose => None,
+            EventType::SessionOpen | EventType::SessionClose | EventType::ScreenEpisode => None,
         }
     }
 
@@ -318,6 +320,31 @@ impl Default for Aggregate {
     }
 }
 
+/// `[events.episodes]`: flood, scan and sweep screen attacks reported as
+/// episodes (`screen_episode` records: start, an update per `update_ms`
+/// while drops continue, end after `quiet_ms` without one). Off unless
+/// the table is present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Episodes {
+    pub enabled: bool,
+    pub update_ms: u32,
+    pub quiet_ms: u32,
+    /// Episodes each worker tracks at once (reserved at start; a change
+    /// needs a restart).
+    pub max: u32,
+}
+
+impl Default for Episodes {
+    fn default() -> Self {
+        Episodes {
+            enabled: false,
+            update_ms: 1000,
+            quiet_ms: 5000,
+            max: 256,
+        }
+    }
+}
+
 /// Per worker, events per second, per type; `None` = unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RateLimits {
@@ -326,6 +353,7 @@ pub struct RateLimits {
     pub filter_log: Option<u32>,
     pub session_open: Option<u32>,
     pub session_close: Option<u32>,
+    pub screen_episode: Option<u32>,
 }
 
 impl RateLimits {
@@ -342,6 +370,7 @@ impl RateLimits {
             EventType::FilterLog => &mut self.filter_log,
             EventType::SessionOpen => &mut self.session_open,
             EventType::SessionClose => &mut self.session_close,
+            EventType::ScreenEpisode => &mut self.screen_episode,
         }
     }
 }

@@ -55,7 +55,7 @@ use util::{cpu_model, pin_current_thread, sh};
     about = "DPDK benchmark harness: Rampart vs testpmd io (and Open vSwitch-DPDK) on pcap replay and vhost-user"
 )]
 struct Args {
-    /// Smoke run for CI: 1 run, ~1 s measurement, 3 profiles on pcap-replay
+    /// Smoke run for CI: 1 run, ~1 s measurement, 4 profiles on pcap-replay
     /// and 1 on vhost, no BENCHMARKS.md update; fails if any run fails
     /// (baselines too) or the accounting does not reconcile.
     #[arg(long)]

@@ -1,0 +1,81 @@
+//! A fixed-size open-addressing index from a key's hash to an entry number,
+//! for the worker-side tables (aggregation, attack episodes) that must not
+//! allocate after start: linear probing, and backward-shift deletion so no
+//! tombstones build up under churn. The entries (and their keys) live in
+//! the caller's slab; the index keeps each slot's hash so it can move
+//! entries without asking for their keys.
+
+const EMPTY: u32 = u32::MAX;
+
+pub(crate) struct FixedIndex {
+    /// (hash, entry); `EMPTY` entry for a free slot. A power of two at
+    /// least twice the entries, so probes stay short.
+    slots: Box<[(u64, u32)]>,
+}
+
+/// Where a lookup ended.
+pub(crate) enum Probe {
+    Found(u32),
+    /// Not there; this free slot is where it would go.
+    Vacant(usize),
+}
+
+impl FixedIndex {
+    pub(crate) fn new(entries: usize) -> FixedIndex {
+        FixedIndex {
+            slots: vec![(0, EMPTY); (entries.max(1) * 2).next_power_of_two()].into_boxed_slice(),
+        }
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The entry with this hash for which `is_it` holds, or the slot to
+    /// insert it at.
+    #[inline]
+    pub(crate) fn find(&self, hash: u64, mut is_it: impl FnMut(u32) -> bool) -> Probe {
+        let mask = self.mask();
+        let mut slot = hash as usize & mask;
+        loop {
+            let (h, at) = self.slots[slot];
+            if at == EMPTY {
+                return Probe::Vacant(slot);
+            }
+            if h == hash && is_it(at) {
+                return Probe::Found(at);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// Puts `at` in the slot a [`Probe::Vacant`] named.
+    pub(crate) fn insert(&mut self, slot: usize, hash: u64, at: u32) {
+        debug_assert_eq!(self.slots[slot].1, EMPTY);
+        self.slots[slot] = (hash, at);
+    }
+
+    /// Removes entry `at` (indexed under `hash`).
+    pub(crate) fn remove(&mut self, hash: u64, at: u32) {
+        let mask = self.mask();
+        let mut hole = hash as usize & mask;
+        while self.slots[hole].1 != at {
+            hole = (hole + 1) & mask;
+        }
+        let mut next = (hole + 1) & mask;
+        loop {
+            let (h, moving) = self.slots[next];
+            if moving == EMPTY {
+                break;
+            }
+            let home = h as usize & mask;
+            // `moving` may fill the hole if its home is not in (hole, next].
+            if (next.wrapping_sub(home) & mask) >= (next.wrapping_sub(hole) & mask) {
+                self.slots[hole] = (h, moving);
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.slots[hole] = (0, EMPTY);
+    }
+}
