@@ -209,8 +209,9 @@ enum FromSource {
 /// (ties keep it), when it arrived, and its rendered line.
 type Waiting = Reverse<(u64, u64, Instant, String)>;
 
-/// Event ids remembered to drop duplicates; the oldest are forgotten first.
-const REMEMBERED_IDS: usize = 1 << 20;
+/// Event ids remembered to drop duplicates (about 20 MiB); the oldest are
+/// forgotten first.
+const REMEMBERED_IDS: usize = 1 << 18;
 
 /// One event id, by its parts: node (hashed; boot ids are random, so the
 /// node only guards a coincidence), boot id, worker, seq.

@@ -435,8 +435,11 @@ impl Sink<'_> {
             ts_ns: now_ns,
             ..*report.meta
         };
+        // Updates may be rate limited; a start or an end never is, so no
+        // episode is left without its beginning or its close.
+        let limited = report.episode.phase == ev::EpisodePhase::Update;
         let record = ev::Event::ScreenEpisode(report.episode);
-        self.send(&meta, &record, &[], ev::Repeat::ONE, true, now_ns);
+        self.send(&meta, &record, &[], ev::Repeat::ONE, limited, now_ns);
     }
 
     #[inline(always)]

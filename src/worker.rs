@@ -336,10 +336,14 @@ impl Worker {
         while let Some((m, _)) = self.held.take_any() {
             self.give_up_held(m, GaveUp::Timeout);
         }
+        // Aggregated records leave with the run, whatever is left of
+        // their windows, and attack episodes end with it (first: each may
+        // stand for many packets).
+        let now = self.clock.now_ns(tsc_cycles());
+        self.events.flush_pending(now);
         // Sessions still open end with the run: their close events (for
         // policies that log session-close) reach the consumers, as on an
         // SRX that is shut down.
-        let now = self.clock.now_ns(tsc_cycles());
         let Worker {
             pipeline,
             rules,
@@ -355,9 +359,6 @@ impl Worker {
             now,
             &mut |e| export(counters, events, &e, None, &[], now),
         );
-        // Aggregated records leave with the run, whatever is left of
-        // their windows, and attack episodes end with it.
-        self.events.flush_pending(now);
         self.events.publish();
         self.publish_sessions();
         stop.finished.fetch_add(1, Ordering::AcqRel);

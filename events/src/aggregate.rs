@@ -11,16 +11,18 @@
 //!
 //! Bounded and allocation-free after [`Aggregator::new`]: a fixed slab of
 //! entries, a [`FixedIndex`] and per-type queues in arrival order, which is also the order
-//! the windows end in (one window length per type). When every entry is
-//! taken, [`Aggregator::fold`] refuses and the caller sends the record on
-//! its own, so nothing is lost and nothing is counted twice: each packet is
+//! the windows end in (one window length per type). The hash is seeded
+//! with a secret per table and lookups walk a bounded number of slots, so
+//! keys crafted to collide cost no more than others. When every entry is
+//! taken (or a key's slot is too far), [`Aggregator::fold`] refuses and the
+//! caller sends the record on its own, so nothing is lost and nothing is counted twice: each packet is
 //! in exactly one record.
 
 use std::collections::VecDeque;
 
 pub use rampart_vocab::AggregateKey;
 
-use crate::fixed_index::{FixedIndex, Probe};
+use crate::fixed_index::{random_seed, FixedIndex, Probe};
 use crate::types::{Event, EventType, PacketMeta, Repeat};
 
 const N: usize = EventType::COUNT;
@@ -88,7 +90,7 @@ impl Key {
         k
     }
 
-    fn hash(&self) -> u64 {
+    fn hash(&self, seed: u64) -> u64 {
         let words = [
             self.what,
             self.place,
@@ -98,7 +100,7 @@ impl Key {
             u64::from_le_bytes(self.dst[8..].try_into().unwrap_or_default()),
             self.flow,
         ];
-        let h = words.iter().fold(0u64, |h, &w| {
+        let h = words.iter().fold(seed, |h, &w| {
             (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95)
         });
         h ^ h >> 29
@@ -108,6 +110,8 @@ impl Key {
 struct Entry {
     key: Key,
     hash: u64,
+    /// In the index (a saturated entry leaves it before its window ends).
+    indexed: bool,
     meta: PacketMeta,
     event: Event,
     count: u32,
@@ -124,6 +128,7 @@ pub struct Aggregator {
     entries: Vec<Entry>,
     free: Vec<u32>,
     index: FixedIndex,
+    seed: u64,
     /// Per type, waiting entries in arrival order.
     queues: [VecDeque<u32>; N],
 }
@@ -144,6 +149,7 @@ impl Aggregator {
             .map(|_| Entry {
                 key: Key::default(),
                 hash: 0,
+                indexed: false,
                 meta: PacketMeta::default(),
                 event: Event::SessionOpen(crate::types::SessionOpen {
                     session_id: 0,
@@ -163,6 +169,7 @@ impl Aggregator {
             entries,
             free: (0..capacity as u32).rev().collect(),
             index: FixedIndex::new(capacity),
+            seed: random_seed(),
             queues: std::array::from_fn(|_| VecDeque::with_capacity(capacity)),
         }
     }
@@ -208,20 +215,24 @@ impl Aggregator {
             return false;
         }
         let key = Key::of(meta, event, self.by);
-        let hash = key.hash();
+        let hash = key.hash(self.seed);
         let entries = &self.entries;
         let slot = match self.index.find(hash, |at| entries[at as usize].key == key) {
             Probe::Found(at) => {
                 let e = &mut self.entries[at as usize];
-                e.count = e.count.saturating_add(1);
+                e.count += 1;
                 e.last_ts_ns = now_ns;
                 if e.count == u32::MAX {
-                    // Saturated (4 G packets in one window): let it go now.
-                    e.due_ns = 0;
+                    // Full (4 G packets in one window): it waits for its
+                    // window out of the index; the next packet of its key
+                    // starts a record of its own.
+                    e.indexed = false;
+                    self.index.remove(hash, at);
                 }
                 return true;
             }
             Probe::Vacant(slot) => slot,
+            Probe::TooFar => return false,
         };
         let Some(at) = self.free.pop() else {
             return false;
@@ -231,6 +242,7 @@ impl Aggregator {
         let n = snippet.len().min(MAX_AGGREGATE_SNIPPET);
         e.key = key;
         e.hash = hash;
+        e.indexed = true;
         e.meta = *meta;
         e.event = *event;
         e.count = 1;
@@ -250,12 +262,13 @@ impl Aggregator {
         for t in 0..N {
             while let Some(&at) = self.queues[t].front() {
                 let e = &self.entries[at as usize];
-                // A saturated entry is due at once, wherever it waits.
-                if e.due_ns > now_ns && e.count != u32::MAX {
+                if e.due_ns > now_ns {
                     break;
                 }
                 self.queues[t].pop_front();
-                self.index.remove(e.hash, at);
+                if e.indexed {
+                    self.index.remove(e.hash, at);
+                }
                 out(Folded {
                     meta: &e.meta,
                     event: &e.event,

@@ -579,7 +579,13 @@ impl NameCache {
     /// stream: `node:boot_id:worker:seq`, boot id as 16 hex digits. False
     /// (nothing written) before a hello with an identity.
     pub fn write_event_id(&self, worker: u16, seq: u64, out: &mut String) -> bool {
-        let Some(h) = self.hello.as_ref().filter(|h| h.boot_id != 0) else {
+        // A producer's name goes into the id as it is: one that is not a
+        // valid node name (a buggy or hostile producer) gives no id.
+        let Some(h) = self
+            .hello
+            .as_ref()
+            .filter(|h| h.boot_id != 0 && rampart_vocab::node_name_ok(&h.node))
+        else {
             return false;
         };
         out.push_str(&h.node);

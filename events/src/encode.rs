@@ -288,11 +288,35 @@ impl Encoder {
     /// An encoder that keeps at most `max_snippet` packet bytes per event
     /// (`events.snippet_bytes`, clamped to [`MAX_SNIPPET`]).
     pub fn with_max_snippet(max_snippet: usize) -> Self {
-        Encoder {
+        let mut encoder = Encoder {
             scratch: EventSlot::EMPTY,
             max_snippet: max_snippet.min(MAX_SNIPPET),
             builder: flatbuffers::FlatBufferBuilder::with_capacity(SLOT_SIZE * 2),
-        }
+        };
+        // One episode of the largest kind now: the builder's own tables
+        // (field locations, vtables) get their capacity here, not on a
+        // worker at the first attack.
+        let episode = crate::types::ScreenEpisode {
+            screen: 0,
+            option: crate::types::ScreenOption::SynFlood,
+            phase: crate::types::EpisodePhase::Start,
+            alarm_only: false,
+            started_ns: 0,
+            last_drop_ns: 0,
+            packets: 0,
+            peak_pps: 0,
+            top_sources: [crate::types::SourceCount::default(); crate::types::MAX_TOP_SOURCES],
+            top_len: crate::types::MAX_TOP_SOURCES as u8,
+        };
+        let mut slot = EventSlot::EMPTY;
+        encoder.encode(
+            0,
+            &PacketMeta::default(),
+            &Event::ScreenEpisode(episode),
+            &[],
+            &mut slot,
+        );
+        encoder
     }
 
     pub fn max_snippet(&self) -> usize {

@@ -19,7 +19,7 @@
 //! tracked (counted in [`EpisodeTracker::untracked`]); its per-packet
 //! screen records are unaffected.
 
-use crate::fixed_index::{FixedIndex, Probe};
+use crate::fixed_index::{random_seed, FixedIndex, Probe};
 use crate::types::{
     EpisodePhase, PacketMeta, ScreenEpisode, ScreenOption, SourceCount, MAX_TOP_SOURCES,
 };
@@ -45,12 +45,12 @@ struct Key {
 }
 
 impl Key {
-    fn hash(&self) -> u64 {
+    fn hash(&self, seed: u64) -> u64 {
         let a = u64::from_le_bytes(self.subject[..8].try_into().unwrap_or_default());
         let b = u64::from_le_bytes(self.subject[8..].try_into().unwrap_or_default());
         let h = [u64::from(self.option) | u64::from(self.zone) << 8, a, b]
             .iter()
-            .fold(0u64, |h, &w| {
+            .fold(seed, |h, &w| {
                 (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95)
             });
         h ^ h >> 29
@@ -121,9 +121,11 @@ impl Episode {
         }
     }
 
-    /// Folds the interval since the last report into the peak rate.
-    fn close_interval(&mut self, now_ns: u64) {
-        let dt = now_ns.saturating_sub(self.reported_ns);
+    /// Folds the interval since the last report into the peak rate; a
+    /// shorter one (the end) counts as a whole interval, so a burst right
+    /// before the end is not a rate of its own.
+    fn close_interval(&mut self, now_ns: u64, interval_ns: u64) {
+        let dt = now_ns.saturating_sub(self.reported_ns).max(interval_ns);
         if dt > 0 {
             let n = self.packets - self.reported_packets;
             let pps = (u128::from(n) * 1_000_000_000 / u128::from(dt)) as u64;
@@ -143,6 +145,7 @@ pub struct EpisodeTracker {
     /// Slab entries in use, in no order (ticks walk them).
     live: Vec<u32>,
     index: FixedIndex,
+    seed: u64,
     next_check_ns: u64,
     untracked: u64,
 }
@@ -182,6 +185,7 @@ impl EpisodeTracker {
             free: (0..capacity as u32).rev().collect(),
             live: Vec::with_capacity(capacity),
             index: FixedIndex::new(capacity),
+            seed: random_seed(),
             next_check_ns: 0,
             untracked: 0,
         }
@@ -233,17 +237,24 @@ impl EpisodeTracker {
             zone: meta.from_zone,
             subject: if by_source { meta.src } else { meta.dst },
         };
-        let hash = key.hash();
+        // The other side of the attack: a flood's sources, a scan's or a
+        // sweep's targets.
+        let other = if by_source { &meta.dst } else { &meta.src };
+        let hash = key.hash(self.seed);
         let slab = &self.slab;
         let slot = match self.index.find(hash, |at| slab[at as usize].key == key) {
             Probe::Found(at) => {
                 let e = &mut self.slab[at as usize];
                 e.packets += 1;
                 e.last_drop_ns = now_ns;
-                e.count_source(&meta.src);
+                e.count_source(other);
                 return None;
             }
             Probe::Vacant(slot) => slot,
+            Probe::TooFar => {
+                self.untracked += 1;
+                return None;
+            }
         };
         let Some(at) = self.free.pop() else {
             self.untracked += 1;
@@ -251,7 +262,9 @@ impl EpisodeTracker {
         };
         self.index.insert(slot, hash, at);
         self.live.push(at);
-        self.next_check_ns = self.next_check_ns.min(now_ns + self.update_ns);
+        self.next_check_ns = self
+            .next_check_ns
+            .min(now_ns + self.update_ns.min(self.quiet_ns));
         let e = &mut self.slab[at as usize];
         *e = Episode {
             key,
@@ -269,7 +282,7 @@ impl EpisodeTracker {
             sources: [SourceCount::default(); HEAVY_HITTERS],
             sources_len: 0,
         };
-        e.count_source(&meta.src);
+        e.count_source(other);
         Some(EpisodeReport {
             meta: &e.first,
             episode: e.record(EpisodePhase::Start),
@@ -300,7 +313,7 @@ impl EpisodeTracker {
             let quiet_since = e.last_drop_ns.saturating_add(self.quiet_ns);
             if end_all || now_ns >= quiet_since {
                 // The peak counts the interval up to the last drop.
-                e.close_interval(e.last_drop_ns.max(e.reported_ns));
+                e.close_interval(e.last_drop_ns.max(e.reported_ns), self.update_ns);
                 out(EpisodeReport {
                     meta: &e.first,
                     episode: e.record(EpisodePhase::End),
@@ -313,14 +326,14 @@ impl EpisodeTracker {
             }
             let due = e.reported_ns.saturating_add(self.update_ns);
             if now_ns >= due && e.packets > e.reported_packets {
-                e.close_interval(now_ns);
+                e.close_interval(now_ns, self.update_ns);
                 out(EpisodeReport {
                     meta: &e.first,
                     episode: e.record(EpisodePhase::Update),
                 });
             } else if now_ns >= due {
                 // Nothing new this interval: no update, only the clock moves.
-                e.close_interval(now_ns);
+                e.close_interval(now_ns, self.update_ns);
             }
             next = next
                 .min(e.reported_ns.saturating_add(self.update_ns))

@@ -18,6 +18,22 @@ pub(crate) enum Probe {
     Found(u32),
     /// Not there; this free slot is where it would go.
     Vacant(usize),
+    /// Not within [`MAX_PROBE`] slots: the caller treats the table as full
+    /// for this key, so keys chosen to collide (a flood of crafted
+    /// addresses) cost a bounded walk, never the whole cluster.
+    TooFar,
+}
+
+/// Slots a lookup walks at most.
+pub(crate) const MAX_PROBE: usize = 32;
+
+/// A per-table secret mixed into the hashes (from the process's random
+/// hasher keys), so an attacker cannot precompute colliding keys.
+pub(crate) fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x5eed);
+    h.finish()
 }
 
 impl FixedIndex {
@@ -37,7 +53,7 @@ impl FixedIndex {
     pub(crate) fn find(&self, hash: u64, mut is_it: impl FnMut(u32) -> bool) -> Probe {
         let mask = self.mask();
         let mut slot = hash as usize & mask;
-        loop {
+        for _ in 0..MAX_PROBE.min(self.slots.len()) {
             let (h, at) = self.slots[slot];
             if at == EMPTY {
                 return Probe::Vacant(slot);
@@ -47,6 +63,7 @@ impl FixedIndex {
             }
             slot = (slot + 1) & mask;
         }
+        Probe::TooFar
     }
 
     /// Puts `at` in the slot a [`Probe::Vacant`] named.
@@ -77,5 +94,35 @@ impl FixedIndex {
             next = (next + 1) & mask;
         }
         self.slots[hole] = (0, EMPTY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys that all hash alike (what an attacker would craft) fill a
+    /// bounded run of slots; past it lookups give up instead of walking
+    /// the cluster, and removal keeps the others reachable.
+    #[test]
+    fn colliding_keys_cost_a_bounded_walk() {
+        let mut index = FixedIndex::new(256);
+        let mut stored = Vec::new();
+        for at in 0..MAX_PROBE as u32 + 10 {
+            match index.find(7, |_| false) {
+                Probe::Vacant(slot) => {
+                    index.insert(slot, 7, at);
+                    stored.push(at);
+                }
+                Probe::TooFar => break,
+                Probe::Found(_) => unreachable!(),
+            }
+        }
+        assert_eq!(stored.len(), MAX_PROBE);
+        index.remove(7, stored[3]);
+        for &at in stored.iter().filter(|&&a| a != stored[3]) {
+            assert!(matches!(index.find(7, |x| x == at), Probe::Found(x) if x == at));
+        }
+        assert!(matches!(index.find(7, |_| false), Probe::Vacant(_)));
     }
 }

@@ -456,7 +456,14 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             push_u64(out, s.packets);
             out.push_str(",\"peak_pps\":");
             push_u64(out, s.peak_pps);
-            out.push_str(",\"top_sources\":[");
+            // A scan's or sweep's source is its subject: the list names
+            // its targets.
+            let targets = crate::episodes::episode_subject_is_source(s.option) == Some(true);
+            out.push_str(if targets {
+                ",\"top_targets\":["
+            } else {
+                ",\"top_sources\":["
+            });
             for (i, c) in s.top_sources().iter().enumerate() {
                 if i > 0 {
                     out.push(',');

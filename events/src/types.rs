@@ -259,7 +259,9 @@ pub struct ScreenEpisode {
     pub packets: u64,
     /// Highest rate over one update interval (packets per second).
     pub peak_pps: u64,
-    /// The heaviest sources, most packets first; `top_len` are valid.
+    /// The heaviest other ends of the attack, most packets first: a
+    /// flood's sources, a scan's or sweep's targets (its source is the
+    /// subject); `top_len` are valid.
     pub top_sources: [SourceCount; MAX_TOP_SOURCES],
     pub top_len: u8,
 }

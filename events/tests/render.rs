@@ -624,6 +624,17 @@ fn json_carries_the_stable_event_id_from_the_hello() {
         "{s}"
     );
     serde_json_free_check(&s);
+
+    // A producer whose node name is not one (quotes, a colon) gives no id,
+    // rather than a line it could break or ids it could make ambiguous.
+    for bad in ["fw\",\"x", "fw:1", ""] {
+        ctl.set_identity(bad, 7);
+        let hello = decode(ctl.hello(3, 1, "rampart test")).unwrap();
+        cache.observe(&hello);
+        s.clear();
+        render(Format::Json, &rec, &cache, &mut s);
+        assert!(!s.contains("event_id"), "{bad:?}: {s}");
+    }
 }
 
 /// The line is one JSON object (balanced quotes and braces).

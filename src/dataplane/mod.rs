@@ -530,7 +530,7 @@ fn node_name(config: &Config) -> String {
                 '-'
             }
         })
-        .take(rampart_pipeline::config::Dataplane::MAX_NODE_LEN)
+        .take(rampart_pipeline::config::MAX_NODE_LEN)
         .collect();
     if !rampart_pipeline::config::node_name_ok(&node) {
         node = "rampart".into();

@@ -212,12 +212,14 @@ class Reader:
         out["last_drop"] = self._ts(t.LastDropNs())
         out["packets"] = t.Packets()
         out["peak_pps"] = t.PeakPps()
-        out["top_sources"] = []
+        # A scan's or sweep's source is its subject: the list names targets.
+        key = "top_targets" if out["screen"] in ("port-scan", "ip-sweep") else "top_sources"
+        out[key] = []
         for i in range(t.TopSourcesLength()):
             c = t.TopSources(i)
             raw = bytes(c.Addr(j) for j in range(16))
             v4 = raw[:12] == b"\0" * 10 + b"\xff\xff"
-            out["top_sources"].append(
+            out[key].append(
                 {"ip": self._ip(raw, 4 if v4 else 6), "packets": c.Packets()}
             )
         return out

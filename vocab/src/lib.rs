@@ -178,13 +178,25 @@ impl AggregateKey {
     }
 }
 
+/// Longest node name (`[dataplane] node`).
+pub const MAX_NODE_LEN: usize = 64;
+
+/// A node name: what event ids (`node:boot_id:worker:seq`) can carry
+/// unquoted and unambiguously: letters, digits, '.', '-', '_' (no ':').
+/// The config accepts only such names; readers ignore any other.
+pub fn node_name_ok(s: &str) -> bool {
+    (1..=MAX_NODE_LEN).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn event_types_round_trip() {
-        assert_eq!(EventType::COUNT, 5);
+        assert_eq!(EventType::COUNT, 6);
         for (i, t) in EventType::ALL.into_iter().enumerate() {
             assert_eq!(t.index(), i);
             assert_eq!(EventType::NAMES[i], t.name());

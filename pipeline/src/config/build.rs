@@ -986,7 +986,7 @@ fn dataplane(ctx: &mut Ctx, root: &Tbl) -> Dataplane {
                 &t.field("node"),
                 format!(
                     "must be 1 to {} letters, digits, '.', '-' or '_' (it is part of every event id), found {:?}",
-                    Dataplane::MAX_NODE_LEN,
+                    MAX_NODE_LEN,
                     s.s
                 ),
             );
@@ -1009,14 +1009,6 @@ fn dataplane(ctx: &mut Ctx, root: &Tbl) -> Dataplane {
         }
     }
     d
-}
-
-/// A node name: what event ids can carry unquoted and unambiguously (no
-/// ':', which separates their parts).
-pub fn node_name_ok(s: &str) -> bool {
-    (1..=Dataplane::MAX_NODE_LEN).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 fn events(ctx: &mut Ctx, root: &Tbl) -> EventsConfig {

@@ -75,7 +75,6 @@
 //! - Unknown keys anywhere are errors.
 
 mod build;
-pub use build::node_name_ok;
 mod error;
 mod tree;
 
@@ -84,7 +83,7 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, ConfigErrors};
 
 use crate::flow::{proto, Addr, Prefix};
-pub use rampart_vocab::{AggregateKey, EventType, ScreenOption};
+pub use rampart_vocab::{node_name_ok, AggregateKey, EventType, ScreenOption, MAX_NODE_LEN};
 
 /// A validated, fully resolved config.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,11 +186,6 @@ pub struct Dataplane {
     pub eal: Vec<String>,
     /// This dataplane's name in event ids (`None`: the host name).
     pub node: Option<String>,
-}
-
-impl Dataplane {
-    /// Longest node name.
-    pub const MAX_NODE_LEN: usize = 64;
 }
 
 impl Default for Dataplane {

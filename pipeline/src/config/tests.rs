@@ -987,7 +987,7 @@ fn rate_limit_keys_are_exactly_the_event_types() {
         .collect();
     let c = load(&with_base(&format!("[events.rate_limit]\n{all}"))).unwrap();
     let limits = EventType::ALL.map(|t| c.events.rate_limit.get(t));
-    assert_eq!(limits, [100, 101, 102, 103, 104].map(Some));
+    assert_eq!(limits, [100, 101, 102, 103, 104, 105].map(Some));
     for near in [
         "policy-deny",
         "stats",
