@@ -265,6 +265,7 @@ impl WorkerEvents {
         };
         let repeat = if aggregated {
             if self.aggregator.fold(&meta, &record, snippet, now_ns) {
+                self.counters.incr_aggregating(t);
                 return;
             }
             // Every key is taken: this one goes alone, a window of one.
@@ -366,6 +367,8 @@ impl WorkerEvents {
     fn flush_aggregated_until(&mut self, due_by_ns: u64, now_ns: u64) {
         let (aggregator, _, mut sink) = self.split();
         aggregator.flush_due(due_by_ns, &mut |f| {
+            sink.counters
+                .sub_aggregating(f.event.event_type(), f.repeat.count.into());
             sink.send(f.meta, f.event, f.snippet, f.repeat, true, now_ns)
         });
     }

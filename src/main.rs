@@ -309,14 +309,19 @@ fn stats(socket: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     if let Some(events) = v["events"].as_object() {
         writeln!(
             out,
-            "{:<14} {:>12} {:>12} {:>13} {:>12}",
-            "event", "generated", "rate_limited", "ring_overflow", "drained"
+            "{:<14} {:>12} {:>12} {:>13} {:>12} {:>11}",
+            "event", "generated", "rate_limited", "ring_overflow", "drained", "aggregating"
         )?;
         for (name, c) in events {
             writeln!(
                 out,
-                "{:<14} {:>12} {:>12} {:>13} {:>12}",
-                name, c["generated"], c["rate_limited"], c["ring_overflow"], c["drained"]
+                "{:<14} {:>12} {:>12} {:>13} {:>12} {:>11}",
+                name,
+                c["generated"],
+                c["rate_limited"],
+                c["ring_overflow"],
+                c["drained"],
+                c["aggregating"]
             )?;
         }
     }

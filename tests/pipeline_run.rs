@@ -481,6 +481,10 @@ log = true
         + c["ring_overflow"].as_u64().unwrap()
         + consumer["dropped"]["policy_deny"].as_u64().unwrap();
     assert_eq!(c["generated"], frames.len() as u64, "{fin}");
+    assert_eq!(
+        c["aggregating"], 0,
+        "nothing waits once the run is over: {fin}"
+    );
     assert_eq!(received + lost, frames.len() as u64, "{fin}");
     assert_eq!(consumer["delivered"]["policy_deny"], received, "{fin}");
 }

@@ -8,23 +8,29 @@ use crate::types::EventType;
 
 const N: usize = EventType::COUNT;
 
-/// The four counters of one event type.
+/// The counters of one event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TypeCounters {
     pub generated: u64,
     pub rate_limited: u64,
     pub ring_overflow: u64,
     pub drained: u64,
+    /// Events folded into aggregated records that still wait in a worker
+    /// for their window to end (`[events.aggregate]`; 0 once a run has
+    /// ended). Not in the in-band stats record, whose counters are a
+    /// fixed struct.
+    pub aggregating: u64,
 }
 
 impl TypeCounters {
-    /// `generated == rate_limited + ring_overflow + drained`.
+    /// `generated == rate_limited + ring_overflow + drained + aggregating`.
     pub fn balanced(&self) -> bool {
         self.generated
             == self
                 .rate_limited
                 .wrapping_add(self.ring_overflow)
                 .wrapping_add(self.drained)
+                .wrapping_add(self.aggregating)
     }
 
     pub fn add(&mut self, o: &TypeCounters) {
@@ -32,6 +38,7 @@ impl TypeCounters {
         self.rate_limited += o.rate_limited;
         self.ring_overflow += o.ring_overflow;
         self.drained += o.drained;
+        self.aggregating += o.aggregating;
     }
 }
 
@@ -68,6 +75,7 @@ pub struct SharedCounters {
     generated: [AtomicU64; N],
     rate_limited: [AtomicU64; N],
     ring_overflow: [AtomicU64; N],
+    aggregating: [AtomicU64; N],
     /// The oldest config generation the worker's events may still name
     /// (its oldest session's); 0 until the worker first publishes it.
     oldest_generation: AtomicU32,
@@ -87,6 +95,7 @@ impl SharedCounters {
             generated: Default::default(),
             rate_limited: Default::default(),
             ring_overflow: Default::default(),
+            aggregating: Default::default(),
             oldest_generation: AtomicU32::new(0),
         }
     }
@@ -131,6 +140,17 @@ impl SharedCounters {
     pub fn incr_ring_overflow(&self, t: EventType) {
         bump(&self.ring_overflow[t.index()]);
     }
+    /// One event folded into a waiting aggregated record.
+    #[inline]
+    pub fn incr_aggregating(&self, t: EventType) {
+        bump(&self.aggregating[t.index()]);
+    }
+    /// An aggregated record of `n` events left its table.
+    #[inline]
+    pub fn sub_aggregating(&self, t: EventType, n: u64) {
+        let a = &self.aggregating[t.index()];
+        a.store(a.load(Ordering::Relaxed).wrapping_sub(n), Ordering::Relaxed);
+    }
     /// `n` events of one aggregated record were rate limited.
     #[inline]
     pub fn add_rate_limited(&self, t: EventType, n: u64) {
@@ -148,6 +168,7 @@ impl SharedCounters {
             c.generated = self.generated[i].load(Ordering::Relaxed);
             c.rate_limited = self.rate_limited[i].load(Ordering::Relaxed);
             c.ring_overflow = self.ring_overflow[i].load(Ordering::Relaxed);
+            c.aggregating = self.aggregating[i].load(Ordering::Relaxed);
         }
         WorkerCountersSnapshot {
             worker: self.worker,

@@ -187,6 +187,7 @@ fn counters_of(v: Option<flatbuffers::Vector<'_, fb::TypeCounters>>) -> [TypeCou
                 rate_limited: c.rate_limited(),
                 ring_overflow: c.ring_overflow(),
                 drained: c.drained(),
+                aggregating: 0,
             };
         }
     }

@@ -449,12 +449,13 @@ impl HubStats {
                 out.push(',');
             }
             out.push_str(&format!(
-                "\"{}\":{{\"generated\":{},\"rate_limited\":{},\"ring_overflow\":{},\"drained\":{}}}",
+                "\"{}\":{{\"generated\":{},\"rate_limited\":{},\"ring_overflow\":{},\"drained\":{},\"aggregating\":{}}}",
                 t.name(),
                 c.generated,
                 c.rate_limited,
                 c.ring_overflow,
-                c.drained
+                c.drained,
+                c.aggregating
             ));
         }
         out.push('}');
@@ -496,7 +497,8 @@ impl HubStats {
         )
     }
 
-    /// Per type: `generated == rate_limited + ring_overflow + drained`.
+    /// Per type: `generated == rate_limited + ring_overflow + drained +
+    /// aggregating`.
     pub fn balanced(&self) -> bool {
         self.events.iter().all(TypeCounters::balanced)
     }

@@ -17,6 +17,7 @@ fn control_records() -> Vec<Vec<u8>> {
         rate_limited: 1,
         ring_overflow: 2,
         drained: 6,
+        aggregating: 0,
     }; EventType::COUNT];
     let workers = [WorkerCountersSnapshot {
         worker: 3,

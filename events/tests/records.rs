@@ -158,6 +158,7 @@ fn control_records_round_trip() {
         rate_limited: 1,
         ring_overflow: 2,
         drained: 7,
+        aggregating: 0,
     };
     let workers = vec![WorkerCountersSnapshot {
         worker: 0,

@@ -395,6 +395,7 @@ pub fn records() -> Vec<Vec<u8>> {
         rate_limited: 1,
         ring_overflow: 2,
         drained: 7,
+        aggregating: 0,
     }; EventType::COUNT];
     let workers = [WorkerCountersSnapshot {
         worker: 1,
