@@ -287,6 +287,9 @@ fn real_main() -> anyhow::Result<ExitCode> {
             }
             if ovs {
                 s.push(VhostSystem::Ovs.name());
+                if !args.quick {
+                    s.push(VhostSystem::OvsConntrack.name());
+                }
             }
             (&vhost_wanted, s)
         };
@@ -343,6 +346,9 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 (REPLAY, _) => scenarios::replay_testpmd(&env, sc.pcap, &tag),
                 (_, "rampart") => scenarios::vhost(&env, VhostSystem::Rampart, p, sc.pcap, &tag),
                 (_, "testpmd") => scenarios::vhost(&env, VhostSystem::Testpmd, p, sc.pcap, &tag),
+                (_, "ovs-ct") => {
+                    scenarios::vhost(&env, VhostSystem::OvsConntrack, p, sc.pcap, &tag)
+                }
                 _ => scenarios::vhost(&env, VhostSystem::Ovs, p, sc.pcap, &tag),
             };
             let secs = t0.elapsed().as_secs_f64();

@@ -608,6 +608,54 @@ impl Drop for Ovs {
 
 /// Runs a client command to completion: its stdout, or an error with its
 /// stderr.
+/// The profile's stateless OpenFlow policy behind connection tracking, as a
+/// stateful firewall runs it: every IP packet goes through `ct` (table 0);
+/// in table 1 packets of tracked connections (established or related)
+/// pass both ways, a new connection from side a is committed where a
+/// policy rule forwards it (its other rules apply to new connections
+/// only), and anything else (side b's new connections, invalid packets)
+/// is dropped. The stateless rules that let side b's traffic back are
+/// left out: only conntrack lets replies in.
+pub fn conntrack_flows(stateless: &str) -> String {
+    let mut out = String::from(
+        "table=0,priority=100,ip,actions=ct(table=1)
+table=0,priority=100,ipv6,actions=ct(table=1)
+table=0,priority=0,actions=drop
+table=1,priority=65535,ct_state=+trk+est,in_port=a,actions=output:b
+table=1,priority=65535,ct_state=+trk+rel,in_port=a,actions=output:b
+table=1,priority=65535,ct_state=+trk+est,in_port=b,actions=output:a
+table=1,priority=65535,ct_state=+trk+rel,in_port=b,actions=output:a
+",
+    );
+    for line in stateless.lines().map(str::trim) {
+        if line.is_empty() || line.contains("in_port=b") {
+            continue;
+        }
+        let Some((matches, actions)) = line.split_once("actions=") else {
+            continue;
+        };
+        let matches = matches.trim_end_matches(',');
+        let (priority, rest) = match matches.split_once(',') {
+            Some((p, rest)) if p.starts_with("priority=") => (p, rest),
+            _ if matches.starts_with("priority=") => (matches, ""),
+            _ => ("priority=1", matches),
+        };
+        if rest.is_empty() {
+            // The table's last rule (drop everything else).
+            out.push_str(&format!("table=1,{priority},actions={actions}\n"));
+            continue;
+        }
+        let actions = match actions.strip_prefix("output:") {
+            Some(port) => format!("ct(commit),output:{port}"),
+            None => actions.to_string(),
+        };
+        out.push_str(&format!(
+            "table=1,{priority},ct_state=+trk+new,{rest},actions={actions}\n"
+        ));
+    }
+    out
+}
+
 fn run(mut c: impl BorrowMut<Command>) -> anyhow::Result<String> {
     let c = c.borrow_mut();
     let program = c.get_program().to_string_lossy().into_owned();
@@ -837,6 +885,33 @@ main thread:
   port  b: rx pkts=?, bytes=?, drop=?, errs=?, frame=?, over=?, crc=?
            tx pkts=?, bytes=?, drop=?, errs=?, coll=?
 ";
+
+    #[test]
+    fn conntrack_flows_commit_new_connections_and_let_only_tracked_replies_back() {
+        let flows = conntrack_flows(
+            "priority=200,in_port=b,actions=output:a
+priority=100,tcp,in_port=a,nw_dst=10.1.0.0/24,tp_dst=80,actions=output:b
+priority=100,tcp,in_port=a,nw_dst=10.200.0.1,tp_dst=80,actions=drop
+priority=0,actions=drop
+",
+        );
+        let lines: Vec<&str> = flows.lines().collect();
+        assert!(lines.contains(&"table=0,priority=100,ip,actions=ct(table=1)"));
+        assert!(lines.contains(
+            &"table=1,priority=100,ct_state=+trk+new,tcp,in_port=a,nw_dst=10.1.0.0/24,tp_dst=80,actions=ct(commit),output:b"
+        ));
+        assert!(lines.contains(
+            &"table=1,priority=100,ct_state=+trk+new,tcp,in_port=a,nw_dst=10.200.0.1,tp_dst=80,actions=drop"
+        ));
+        assert!(lines.contains(&"table=1,priority=0,actions=drop"));
+        assert!(
+            lines.contains(&"table=1,priority=65535,ct_state=+trk+est,in_port=b,actions=output:a")
+        );
+        assert!(
+            !flows.contains("priority=200"),
+            "no stateless way back: {flows}"
+        );
+    }
 
     #[test]
     fn pmd_stats_sum_pmd_threads_only() {

@@ -86,6 +86,7 @@ pub fn summarize(profiles: &[Profile], runs: &[Value]) -> Vec<Value> {
             let r_in = st("rampart", "mpps_in");
             let t_in = st("testpmd", "mpps_in");
             let o_in = st("ovs", "mpps_in");
+            let c_in = st("ovs-ct", "mpps_in");
             let reconciled: Vec<bool> = runs
                 .iter()
                 .filter(|r| {
@@ -127,6 +128,12 @@ pub fn summarize(profiles: &[Profile], runs: &[Value]) -> Vec<Value> {
                 "ratio_to_testpmd_per_round": stat_json(stat(&per_round_ratios(runs, topology, p.name, "rampart"))),
                 "ovs_ratio_to_testpmd": ratio(o_in, t_in),
                 "rampart_ratio_to_ovs": ratio(r_in, o_in),
+                "ovsct_mpps_in": stat_json(c_in),
+                "ovsct_mpps_out": sj("ovs-ct", "mpps_out"),
+                "ovsct_worker_load": sj("ovs-ct", "worker_load"),
+                "ovsct_cycles_per_packet": sj("ovs-ct", "cycles_per_packet"),
+                "rampart_ratio_to_ovsct": ratio(r_in, c_in),
+                "ovsct_ratio_to_ovs": ratio(c_in, o_in),
                 "ratio_to_10_rules": if p.rules.is_some() { ratio(r_in, rules10) } else { None },
                 "rampart_cycles_per_packet": sj("rampart", "cycles_per_packet"),
                 "testpmd_cycles_per_packet": sj("testpmd", "cycles_per_packet"),
@@ -161,7 +168,7 @@ pub fn topology_descriptions(topologies: &[String], c: u32, w: u32, packets: usi
     }
     if topologies.iter().any(|t| t == VHOST) {
         m.insert(VHOST.into(), json!(format!(
-            "generator `dpdk-testpmd` (io, paired ports, one forwarding lcore on CPU {c}) reads the capture (`net_pcap` `infinite_rx`) and sends it into `net_virtio_user0` <-> vhost-user <-> the system's interface A (untrust); the system forwards out of interface B (trust) <-> vhost-user <-> `net_virtio_user1`, where the generator counts it (and frees it to `net_null`). Systems: Rampart (`net_vhost0`/`net_vhost1`, 1 worker lcore on CPU {w}, control lcore and event consumer on CPU {c}); testpmd `io` (`net_vhost0`/`net_vhost1`, forwarding lcore on CPU {w}) as the ceiling; Open vSwitch-DPDK (userspace datapath, `dpdkvhostuser` ports, one PMD thread on CPU {w}) with the profile's policy as stateless OpenFlow rules. Every DPDK process: EAL `{mem}`, queues of 1024 descriptors, bursts of 32. **Mpps in** = what the generator got into the system (TX-packets of `virtio_user0`; a full ring refuses the rest), **out** = what came back (RX-packets of `virtio_user1`), **offered** = what the generator read from the capture; the generator shares CPU {c} with the control-plane side of the system. {captures}",
+            "generator `dpdk-testpmd` (io, paired ports, one forwarding lcore on CPU {c}) reads the capture (`net_pcap` `infinite_rx`) and sends it into `net_virtio_user0` <-> vhost-user <-> the system's interface A (untrust); the system forwards out of interface B (trust) <-> vhost-user <-> `net_virtio_user1`, where the generator counts it (and frees it to `net_null`). Systems: Rampart (`net_vhost0`/`net_vhost1`, 1 worker lcore on CPU {w}, control lcore and event consumer on CPU {c}); testpmd `io` (`net_vhost0`/`net_vhost1`, forwarding lcore on CPU {w}) as the ceiling; Open vSwitch-DPDK (userspace datapath, `dpdkvhostuser` ports, one PMD thread on CPU {w}) with the profile's policy as stateless OpenFlow rules, and (outside `--quick`) the same OVS with that policy behind connection tracking as a stateful peer (OVS+ct). Every DPDK process: EAL `{mem}`, queues of 1024 descriptors, bursts of 32. **Mpps in** = what the generator got into the system (TX-packets of `virtio_user0`; a full ring refuses the rest), **out** = what came back (RX-packets of `virtio_user1`), **offered** = what the generator read from the capture; the generator shares CPU {c} with the control-plane side of the system. {captures}",
             mem = VHOST_MEMORY.join(" "),
         )));
     }
@@ -268,6 +275,36 @@ fn vhost_table(s: &mut String, rows: &[&Value]) {
             events_cell(p, "events_delivered_per_s"),
             p["runs_reconciled"],
             p["runs"],
+        );
+    }
+}
+
+/// Rampart beside the stateful peer (OVS-DPDK with conntrack), when it ran.
+fn conntrack_table(s: &mut String, rows: &[&Value]) {
+    if rows.iter().all(|p| p["ovsct_mpps_in"].is_null()) {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nStateful peer: Open vSwitch-DPDK with connection tracking (`ct(commit)` for the new connections the policy permits, tracked connections only on the way back; see `ovs::conntrack_flows`), same generator, CPUs and ports:\n"
+    );
+    let _ = writeln!(
+        s,
+        "| profile | Rampart Mpps in | OVS+ct Mpps in | OVS+ct out | OVS+ct PMD load | cycles/pkt OVS+ct | Rampart / OVS+ct | OVS+ct / OVS |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for p in rows {
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
+            p["profile"].as_str().unwrap_or(""),
+            cell(&p["rampart_mpps_in"], 2),
+            cell(&p["ovsct_mpps_in"], 2),
+            cell(&p["ovsct_mpps_out"], 2),
+            percent_cell(&p["ovsct_worker_load"]),
+            cell(&p["ovsct_cycles_per_packet"], 0),
+            ratio_cell(&p["rampart_ratio_to_ovsct"]),
+            ratio_cell(&p["ovsct_ratio_to_ovs"]),
         );
     }
 }
@@ -398,6 +435,7 @@ pub fn markdown(meta: &Value, summary: &[Value]) -> String {
         } else {
             let _ = writeln!(s, "**ratio** = Rampart Mpps in / testpmd io Mpps in (medians, same run); the OVS ratios likewise.\n");
             vhost_table(&mut s, &rows);
+            conntrack_table(&mut s, &rows);
         }
         stage_table(&mut s, &rows);
         let with_ovs = rows.iter().any(|p| p["ovs_mpps_in"].is_object());

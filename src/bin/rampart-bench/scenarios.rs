@@ -124,6 +124,9 @@ pub enum VhostSystem {
     Rampart,
     Testpmd,
     Ovs,
+    /// Open vSwitch-DPDK with the profile's policy behind connection
+    /// tracking: a stateful peer.
+    OvsConntrack,
 }
 
 impl VhostSystem {
@@ -132,6 +135,7 @@ impl VhostSystem {
             VhostSystem::Rampart => "rampart",
             VhostSystem::Testpmd => "testpmd",
             VhostSystem::Ovs => "ovs",
+            VhostSystem::OvsConntrack => "ovs-ct",
         }
     }
 }
@@ -233,14 +237,18 @@ fn start_system(
             tp.send("start")?;
             (Dut::Testpmd(tp), a, b)
         }
-        VhostSystem::Ovs => {
+        VhostSystem::Ovs | VhostSystem::OvsConntrack => {
             let ovs = Ovs::start(
                 &dir.join("ovs"),
                 env.cpus.worker,
                 env.cpus.control,
                 OVS_SOCKET_MEM_MB,
             )?;
-            ovs.set_flows(&p.openflow)?;
+            if system == VhostSystem::OvsConntrack {
+                ovs.set_flows(&crate::ovs::conntrack_flows(&p.openflow))?;
+            } else {
+                ovs.set_flows(&p.openflow)?;
+            }
             let (a, b) = (ovs.socket_a().to_path_buf(), ovs.socket_b().to_path_buf());
             (Dut::Ovs(ovs), a, b)
         }
