@@ -348,6 +348,8 @@ pub struct Ruleset {
     /// each other, so a lookup does not touch the config's `Policy` (names,
     /// address lists) on the hot path.
     verdicts: Vec<PolicyVerdict>,
+    /// `audit_pairs[from * zones + to]`: the zone pair is in audit mode.
+    audit_pairs: Vec<bool>,
     pub timeouts: Timeouts,
     pub hits: RuleHits,
 }
@@ -385,8 +387,14 @@ impl Ruleset {
             icmp_ns: s(t.icmp),
             other_ns: s(t.other),
         };
+        let zones = config.zones.len();
+        let mut audit_pairs = vec![false; zones * zones];
+        for &(from, to) in &config.audit_zone_pairs {
+            audit_pairs[from * zones + to] = true;
+        }
         Ruleset {
             generation,
+            audit_pairs,
             hits: RuleHits::new(&config, config.dataplane.workers as usize),
             policies: PolicyTable::compile(&config),
             verdicts: config
@@ -1057,11 +1065,13 @@ impl Worker {
         let (from, to) = (port.zone as usize, to_zone as usize);
         let mut matched = rules.policies.lookup(from, to, &pkt);
         rules.hits.bump(self.index, rules.hits.policy_slot(matched));
-        // Audit mode: log what the policy would drop, then go on as if it
-        // were absent (its hits count the packets it audited).
+        // Audit mode (the policy's, or its zone pair's): log what the
+        // policy would drop, then go on as if it were absent (its hits
+        // count the packets it audited).
+        let pair_audit = rules.audit_pairs[from * rules.config.zones.len() + to];
         while let PolicyMatch::Rule(id) = matched {
             let verdict = rules.verdicts[id as usize];
-            if !verdict.audit {
+            if !(verdict.audit || pair_audit && verdict.action != PolicyAction::Permit) {
                 break;
             }
             self.counters.policy_audit += 1;
@@ -1084,7 +1094,26 @@ impl Worker {
             PolicyMatch::Default => {
                 d.rule = RuleRef::DefaultPolicy;
                 let dp = rules.config.default_policy;
-                (dp.action, dp.log, crate::config::PolicyLog::default(), None)
+                if pair_audit && dp.action != PolicyAction::Permit {
+                    // An audited pair drops nothing: what the default
+                    // policy would drop is logged and let through.
+                    self.counters.policy_audit += 1;
+                    d.push(Event::PolicyDeny {
+                        policy: None,
+                        reject: dp.action == PolicyAction::Reject,
+                        audit: true,
+                        session_id: self.sessions.next_id(),
+                        application: matched_application(rules, None, &pkt),
+                    });
+                    (
+                        PolicyAction::Permit,
+                        false,
+                        crate::config::PolicyLog::default(),
+                        None,
+                    )
+                } else {
+                    (dp.action, dp.log, crate::config::PolicyLog::default(), None)
+                }
             }
         };
         match action {
@@ -2281,6 +2310,102 @@ audit = true
         assert_eq!(
             (d.reason, names(&d)),
             (Reason::PolicyReject, vec!["policy_deny"])
+        );
+    }
+
+    #[test]
+    fn an_audited_zone_pair_drops_nothing_and_logs_every_deny_as_audit() {
+        let (rules, screens, mut w) =
+            setup("[[zone-pair]]\nfrom-zone = \"untrust\"\nto-zone = \"trust\"\naudit = true\n");
+        let (c, s) = (v4(192, 0, 2, 1), v4(10, 1, 0, 10));
+        // reject-telnet is not in audit mode itself; its pair is.
+        let d = w.process(
+            &rules,
+            &screens,
+            &tcp(c, s, 40001, 23, TcpFlags::SYN, &[]),
+            UNTRUST,
+            S,
+        );
+        assert_eq!(
+            (d.verdict, names(&d)),
+            (
+                Verdict::Forward { egress: TRUST },
+                vec!["policy_deny", "policy_deny"]
+            ),
+            "reject-telnet's audit, then the default policy's, and through"
+        );
+        match d.events().next() {
+            Some(Event::PolicyDeny {
+                policy: Some(1),
+                audit: true,
+                reject: true,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        // What only the default policy denies passes too, logged.
+        let d = w.process(
+            &rules,
+            &screens,
+            &udp(c, s, 40002, 9999, &[0; 8]),
+            UNTRUST,
+            S,
+        );
+        assert_eq!(d.verdict, Verdict::Forward { egress: TRUST });
+        match d.events().next() {
+            Some(Event::PolicyDeny {
+                policy: None,
+                audit: true,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            w.counters.policy_audit, 3,
+            "reject-telnet, its default, udp"
+        );
+        // Permits are as written: web opens its session under allow-web.
+        let d = w.process(
+            &rules,
+            &screens,
+            &tcp(c, s, 40003, 80, TcpFlags::SYN, &[]),
+            UNTRUST,
+            S,
+        );
+        assert_eq!(
+            (d.rule, names(&d)),
+            (RuleRef::Policy(0), vec!["session_open"])
+        );
+        // The other direction is not audited: the default policy drops.
+        let d = w.process(&rules, &screens, &udp(s, c, 5000, 9999, &[0; 8]), TRUST, S);
+        assert_eq!(d.reason, Reason::PolicyDeny);
+    }
+
+    #[test]
+    fn a_zone_pair_named_twice_or_an_unknown_zone_is_refused() {
+        let pair = |from: &str, to: &str| {
+            format!("[[zone-pair]]\nfrom-zone = \"{from}\"\nto-zone = \"{to}\"\naudit = true\n")
+        };
+        let err = Config::from_str_named(
+            &format!(
+                "{CONFIG}{}{}",
+                pair("untrust", "trust"),
+                pair("untrust", "trust")
+            ),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("zone-pair[1].to-zone: the zone pair untrust -> trust is already listed"),
+            "{err}"
+        );
+        let err = Config::from_str_named(&format!("{CONFIG}{}", pair("untrust", "dmz")), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("zone-pair[0].to-zone: unknown zone 'dmz'"),
+            "{err}"
         );
     }
 

@@ -800,6 +800,7 @@ const TOP_KEYS: &[&str] = &[
     "filter",
     "flow",
     "telemetry",
+    "zone-pair",
 ];
 
 fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
@@ -827,6 +828,7 @@ fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
     let default_policy = default_policy(ctx, &root);
     let flow = flow(ctx, &root);
     let telemetry = telemetry(ctx, &root);
+    let audit_zone_pairs = zone_pairs(ctx, &root, &zones);
     Config {
         dataplane,
         events,
@@ -840,6 +842,7 @@ fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
         filters,
         flow,
         telemetry,
+        audit_zone_pairs,
     }
 }
 
@@ -857,6 +860,7 @@ fn empty_config() -> Config {
         filters: Vec::new(),
         flow: Flow::default(),
         telemetry: Telemetry::default(),
+        audit_zone_pairs: Vec::new(),
     }
 }
 
@@ -2067,6 +2071,44 @@ const POLICY_KEYS: &[&str] = &[
     "count",
     "audit",
 ];
+
+/// `[[zone-pair]]`: `from-zone`, `to-zone`, `audit` (a whole pair in
+/// audit mode); returns the audited pairs. A pair named twice is an error.
+fn zone_pairs(ctx: &mut Ctx, root: &Tbl, zones: &[Zone]) -> Vec<(usize, usize)> {
+    let Some(v) = root.get("zone-pair") else {
+        return Vec::new();
+    };
+    let zone_names: Vec<&str> = zones.iter().map(|z| z.name.as_str()).collect();
+    let mut seen = HashSet::new();
+    let mut audited = Vec::new();
+    for (i, pv, pspan) in ctx.array_of_tables(v, &root.span, "zone-pair") {
+        let Some(t) = ctx.table(pv, &pspan, format!("zone-pair[{i}]")) else {
+            continue;
+        };
+        ctx.check_keys(&t, &["from-zone", "to-zone", "audit"], "a zone pair");
+        let ends = ["from-zone", "to-zone"].map(|key| {
+            let nv = ctx.required(&t, key)?;
+            let z = ctx.as_str(nv, t.vspan(nv), &t.field(key))?;
+            resolve_name(ctx, &z, &t.field(key), &zone_names, "zone").map(|id| (id, z.span))
+        });
+        let audit = ctx.opt_bool(&t, "audit").unwrap_or(false);
+        if let [Some((from, _)), Some((to, span))] = ends {
+            if !seen.insert((from, to)) {
+                ctx.err(
+                    &span,
+                    &t.field("to-zone"),
+                    format!(
+                        "the zone pair {} -> {} is already listed",
+                        zone_names[from], zone_names[to]
+                    ),
+                );
+            } else if audit {
+                audited.push((from, to));
+            }
+        }
+    }
+    audited
+}
 
 fn policies(
     ctx: &mut Ctx,

@@ -102,6 +102,10 @@ pub struct Config {
     pub filters: Vec<Filter>,
     pub flow: Flow,
     pub telemetry: Telemetry,
+    /// `[[zone-pair]]` entries with `audit = true`: (from, to) zone ids
+    /// whose every deny and reject (the pair's policies, the global ones
+    /// and the default policy) is logged as audit and not enforced.
+    pub audit_zone_pairs: Vec<(usize, usize)>,
 }
 
 /// `[telemetry]`: optional exporters besides the control socket and DPDK
