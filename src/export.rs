@@ -269,6 +269,7 @@ impl WorkerEvents {
                 return;
             }
             // Every key is taken: this one goes alone, a window of one.
+            self.counters.incr_aggregate_full(t);
             ev::Repeat {
                 count: 1,
                 last_ts_ns: now_ns.max(1),
@@ -334,6 +335,7 @@ impl WorkerEvents {
         if let Some(report) = episodes.observe(meta, screen, option, alarm_only, now_ns) {
             sink.send_episode(report, now_ns);
         }
+        sink.counters.set_episodes_untracked(episodes.untracked());
     }
 
     /// Sends the aggregated records whose window has ended and the episode

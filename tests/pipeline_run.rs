@@ -485,6 +485,7 @@ log = true
         c["aggregating"], 0,
         "nothing waits once the run is over: {fin}"
     );
+    assert_eq!(c["aggregate_full"], 0, "8 keys fit: {fin}");
     assert_eq!(received + lost, frames.len() as u64, "{fin}");
     assert_eq!(consumer["delivered"]["policy_deny"], received, "{fin}");
 }
@@ -750,4 +751,5 @@ then = "deny"
         episodes.len() as u64,
         "all delivered: {fin}"
     );
+    assert_eq!(fin["episodes_untracked"], 0, "{fin}");
 }

@@ -20,6 +20,9 @@ pub struct TypeCounters {
     /// ended). Not in the in-band stats record, whose counters are a
     /// fixed struct.
     pub aggregating: u64,
+    /// Records sent on their own although their type aggregates: the
+    /// worker's table had no room for their key (`max_keys`).
+    pub aggregate_full: u64,
 }
 
 impl TypeCounters {
@@ -39,6 +42,7 @@ impl TypeCounters {
         self.ring_overflow += o.ring_overflow;
         self.drained += o.drained;
         self.aggregating += o.aggregating;
+        self.aggregate_full += o.aggregate_full;
     }
 }
 
@@ -76,6 +80,9 @@ pub struct SharedCounters {
     rate_limited: [AtomicU64; N],
     ring_overflow: [AtomicU64; N],
     aggregating: [AtomicU64; N],
+    aggregate_full: [AtomicU64; N],
+    /// Attacks not tracked as episodes: every episode slot was taken.
+    episodes_untracked: AtomicU64,
     /// The oldest config generation the worker's events may still name
     /// (its oldest session's); 0 until the worker first publishes it.
     oldest_generation: AtomicU32,
@@ -96,6 +103,8 @@ impl SharedCounters {
             rate_limited: Default::default(),
             ring_overflow: Default::default(),
             aggregating: Default::default(),
+            aggregate_full: Default::default(),
+            episodes_untracked: AtomicU64::new(0),
             oldest_generation: AtomicU32::new(0),
         }
     }
@@ -145,6 +154,19 @@ impl SharedCounters {
     pub fn incr_aggregating(&self, t: EventType) {
         bump(&self.aggregating[t.index()]);
     }
+    /// A record sent alone: no room for its key in the aggregation table.
+    #[inline]
+    pub fn incr_aggregate_full(&self, t: EventType) {
+        bump(&self.aggregate_full[t.index()]);
+    }
+    /// The worker's count of attacks it could not track as episodes.
+    #[inline]
+    pub fn set_episodes_untracked(&self, n: u64) {
+        self.episodes_untracked.store(n, Ordering::Relaxed);
+    }
+    pub fn episodes_untracked(&self) -> u64 {
+        self.episodes_untracked.load(Ordering::Relaxed)
+    }
     /// An aggregated record of `n` events left its table.
     #[inline]
     pub fn sub_aggregating(&self, t: EventType, n: u64) {
@@ -169,6 +191,7 @@ impl SharedCounters {
             c.rate_limited = self.rate_limited[i].load(Ordering::Relaxed);
             c.ring_overflow = self.ring_overflow[i].load(Ordering::Relaxed);
             c.aggregating = self.aggregating[i].load(Ordering::Relaxed);
+            c.aggregate_full = self.aggregate_full[i].load(Ordering::Relaxed);
         }
         WorkerCountersSnapshot {
             worker: self.worker,

@@ -188,6 +188,7 @@ fn counters_of(v: Option<flatbuffers::Vector<'_, fb::TypeCounters>>) -> [TypeCou
                 ring_overflow: c.ring_overflow(),
                 drained: c.drained(),
                 aggregating: 0,
+                aggregate_full: 0,
             };
         }
     }

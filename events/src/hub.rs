@@ -426,6 +426,8 @@ pub struct HubStats {
     /// Slots pulled from a source that were empty or had no valid type.
     pub invalid_slots: u64,
     pub connections: ConnectionCounters,
+    /// Attacks the workers could not track as episodes (slots all taken).
+    pub episodes_untracked: u64,
 }
 
 fn per_type_json(out: &mut String, v: &[u64; N]) {
@@ -449,13 +451,14 @@ impl HubStats {
                 out.push(',');
             }
             out.push_str(&format!(
-                "\"{}\":{{\"generated\":{},\"rate_limited\":{},\"ring_overflow\":{},\"drained\":{},\"aggregating\":{}}}",
+                "\"{}\":{{\"generated\":{},\"rate_limited\":{},\"ring_overflow\":{},\"drained\":{},\"aggregating\":{},\"aggregate_full\":{}}}",
                 t.name(),
                 c.generated,
                 c.rate_limited,
                 c.ring_overflow,
                 c.drained,
-                c.aggregating
+                c.aggregating,
+                c.aggregate_full
             ));
         }
         out.push('}');
@@ -487,9 +490,10 @@ impl HubStats {
     pub fn to_json(&self) -> String {
         let c = &self.connections;
         format!(
-            "{{\"generation\":{},\"events\":{},\"consumers\":{},\"consumer_connections\":{{\"accepted\":{},\"refused\":{},\"cut_off\":{}}}}}",
+            "{{\"generation\":{},\"events\":{},\"episodes_untracked\":{},\"consumers\":{},\"consumer_connections\":{{\"accepted\":{},\"refused\":{},\"cut_off\":{}}}}}",
             self.generation,
             self.events_json(),
+            self.episodes_untracked,
             self.consumers_json(),
             c.accepted,
             c.refused,
@@ -1016,6 +1020,7 @@ impl Hub {
         HubStats {
             generation: self.generation,
             events,
+            episodes_untracked: self.workers.iter().map(|w| w.episodes_untracked()).sum(),
             workers,
             consumers: self
                 .consumers

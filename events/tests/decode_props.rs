@@ -18,6 +18,7 @@ fn control_records() -> Vec<Vec<u8>> {
         ring_overflow: 2,
         drained: 6,
         aggregating: 0,
+        aggregate_full: 0,
     }; EventType::COUNT];
     let workers = [WorkerCountersSnapshot {
         worker: 3,

@@ -159,6 +159,7 @@ fn control_records_round_trip() {
         ring_overflow: 2,
         drained: 7,
         aggregating: 0,
+        aggregate_full: 0,
     };
     let workers = vec![WorkerCountersSnapshot {
         worker: 0,

@@ -396,6 +396,7 @@ pub fn records() -> Vec<Vec<u8>> {
         ring_overflow: 2,
         drained: 7,
         aggregating: 0,
+        aggregate_full: 0,
     }; EventType::COUNT];
     let workers = [WorkerCountersSnapshot {
         worker: 1,

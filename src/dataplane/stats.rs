@@ -422,6 +422,7 @@ impl ControlPlane<'_> {
             // Busy cycles / (elapsed seconds * tsc_hz) is a worker's load.
             "tsc_hz": rampart_core::tsc_hz(),
             "events": hub.get("events").cloned().unwrap_or_default(),
+            "episodes_untracked": hub.get("episodes_untracked").cloned().unwrap_or_default(),
             "consumers": hub.get("consumers").cloned().unwrap_or_default(),
             // Connections: to the event socket (refused at the cap, cut
             // off for not reading) and to the control socket.
