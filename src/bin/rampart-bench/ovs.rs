@@ -305,6 +305,8 @@ impl Ovs {
             BRIDGE.into(),
             "datapath_type=netdev".into(),
             "fail_mode=secure".into(),
+            // OpenFlow 1.3 for the conntrack baseline (ct actions, tables).
+            "protocols=OpenFlow10,OpenFlow13,OpenFlow14,OpenFlow15".into(),
         ];
         for (name, ofport) in PORTS {
             args.extend([
@@ -365,6 +367,10 @@ impl Ovs {
     /// megaflows, so that no packet is handled by the old table's.
     pub fn set_flows(&self, flows: &str) -> anyhow::Result<()> {
         let mut c = self.ofctl("replace-flows");
+        if flows.contains("ct(") {
+            // Connection tracking and several tables need OpenFlow 1.3.
+            c.args(["-O", "OpenFlow13"]);
+        }
         c.arg("-")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
