@@ -122,7 +122,10 @@ impl<'a> Output<'a> {
         match self.forwarder.as_mut() {
             Some(f) => {
                 if let Err(e) = f.send(line) {
-                    eprintln!("rampart events: syslog: {e}");
+                    eprintln!(
+                        "rampart events: syslog: {e} ({} message(s) dropped so far)",
+                        f.dropped()
+                    );
                 }
             }
             None => {
@@ -141,8 +144,13 @@ impl<'a> Output<'a> {
     }
 
     fn flush(&mut self) -> ControlFlow<()> {
-        if let Some(Err(e)) = self.forwarder.as_mut().map(|f| f.flush()) {
-            eprintln!("rampart events: syslog: {e}");
+        if let Some(f) = self.forwarder.as_mut() {
+            if let Err(e) = f.flush() {
+                eprintln!(
+                    "rampart events: syslog: {e} ({} message(s) dropped so far)",
+                    f.dropped()
+                );
+            }
         }
         if let Err(e) = self.out.flush() {
             self.write_error = Some(e);
@@ -154,6 +162,14 @@ impl<'a> Output<'a> {
     fn finish(mut self) -> anyhow::Result<()> {
         if self.write_error.is_none() {
             let _ = self.flush();
+        }
+        if let Some(n) = self
+            .forwarder
+            .as_ref()
+            .map(|f| f.dropped())
+            .filter(|&n| n > 0)
+        {
+            eprintln!("rampart events: syslog: {n} message(s) dropped (collector unreachable)");
         }
         match self.write_error {
             Some(e) => Err(anyhow::Error::new(e).context("writing to stdout")),

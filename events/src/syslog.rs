@@ -304,6 +304,13 @@ pub struct SyslogForwarder {
     udp: Option<UdpSocket>,
     tcp: Option<TcpStream>,
     frame: Vec<u8>,
+    /// Where each gathered TCP message ends in `frame`: a write cut short
+    /// resumes at the first message not wholly written, so none is sent
+    /// twice, and what cannot be sent is counted by message.
+    ends: Vec<usize>,
+    /// Messages given up: TCP, the collector unreachable after a
+    /// reconnect; UDP, datagrams the host could not send (or refused).
+    dropped: u64,
 }
 
 impl SyslogForwarder {
@@ -313,6 +320,8 @@ impl SyslogForwarder {
             udp: None,
             tcp: None,
             frame: Vec::with_capacity(2048),
+            ends: Vec::new(),
+            dropped: 0,
         };
         f.reconnect()?;
         Ok(f)
@@ -352,14 +361,22 @@ impl SyslogForwarder {
     /// large batches (see [`SyslogForwarder::flush`]).
     pub fn send(&mut self, msg: &str) -> io::Result<()> {
         if let Some(u) = &self.udp {
-            // A refused datagram (nobody listening yet) is not fatal for UDP.
+            // A refused datagram (nobody listening yet) is not fatal for
+            // UDP; it is counted like any datagram the host could not send.
             return match u.send(msg.as_bytes()) {
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
-                r => r.map(|_| ()),
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    self.dropped += 1;
+                    match e.kind() {
+                        io::ErrorKind::ConnectionRefused => Ok(()),
+                        _ => Err(e),
+                    }
+                }
             };
         }
         let _ = write!(self.frame, "{} ", msg.len());
         self.frame.extend_from_slice(msg.as_bytes());
+        self.ends.push(self.frame.len());
         if self.frame.len() >= TCP_BATCH {
             return self.flush();
         }
@@ -367,31 +384,68 @@ impl SyslogForwarder {
     }
 
     /// Writes the TCP frames gathered so far (the caller flushes whenever
-    /// its input pauses), reconnecting once if the connection failed.
+    /// its input pauses), reconnecting once if the connection failed: the
+    /// new connection starts at the first message the old one did not take
+    /// whole. Messages that still cannot go are dropped and counted
+    /// ([`SyslogForwarder::dropped`]).
     pub fn flush(&mut self) -> io::Result<()> {
         if self.frame.is_empty() {
             return Ok(());
         }
+        // Bytes known written, always at a message boundary.
+        let mut start = 0;
+        let mut error = None;
         for attempt in 0..2 {
             if self.tcp.is_none() || attempt > 0 {
                 self.tcp = None;
                 if let Err(e) = self.reconnect() {
-                    self.frame.clear();
-                    return Err(e);
+                    error = Some(e);
+                    break;
                 }
             }
-            if let Some(t) = &mut self.tcp {
-                if t.write_all(&self.frame).is_ok() {
+            let Some(t) = self.tcp.as_mut() else { break };
+            let mut at = start;
+            let written = loop {
+                if at == self.frame.len() {
+                    break Ok(());
+                }
+                match t.write(&self.frame[at..]) {
+                    Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => at += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            match written {
+                Ok(()) => {
                     self.frame.clear();
+                    self.ends.clear();
                     return Ok(());
+                }
+                Err(e) => {
+                    // A message cut by the failure goes again whole.
+                    start = self
+                        .ends
+                        .iter()
+                        .rev()
+                        .find(|&&end| end <= at)
+                        .copied()
+                        .unwrap_or(0);
+                    error = Some(e);
                 }
             }
         }
+        self.dropped += self.ends.iter().filter(|&&end| end > start).count() as u64;
         self.frame.clear();
-        Err(io::Error::new(
-            io::ErrorKind::BrokenPipe,
-            "syslog TCP connection failed",
-        ))
+        self.ends.clear();
+        Err(error.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::BrokenPipe, "syslog TCP connection failed")
+        }))
+    }
+
+    /// Messages given up because the collector could not be reached.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 }
 
@@ -401,5 +455,49 @@ const TCP_BATCH: usize = 64 << 10;
 impl Drop for SyslogForwarder {
     fn drop(&mut self) {
         let _ = self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    /// Messages go whole and once; when the collector is gone for good,
+    /// the batch that cannot reach it is counted, message by message.
+    #[test]
+    fn tcp_messages_that_cannot_reach_the_collector_are_counted() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = SyslogTarget::Tcp(listener.local_addr().unwrap().to_string());
+        let mut f = SyslogForwarder::connect(&target).unwrap();
+        let (mut conn, _) = listener.accept().unwrap();
+        for i in 0..3 {
+            f.send(&format!("first {i}")).unwrap();
+        }
+        f.flush().unwrap();
+        let mut got = [0u8; 27];
+        conn.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"7 first 07 first 17 first 2");
+        assert_eq!(f.dropped(), 0);
+
+        // The collector goes away. The kernel may take one more batch
+        // before it learns of the reset (TCP syslog has no acknowledgement);
+        // the next fails, no reconnect is possible, and it is counted.
+        drop(conn);
+        drop(listener);
+        let mut failed = false;
+        for round in 0..20 {
+            std::thread::sleep(Duration::from_millis(20));
+            for i in 0..5 {
+                f.send(&format!("round {round} message {i}")).unwrap();
+            }
+            if f.flush().is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed, "writes to a closed collector fail");
+        assert_eq!(f.dropped(), 5, "the failed batch, by message");
     }
 }
