@@ -290,7 +290,6 @@ fn every_junos_sd_line_of_a_mixed_run_has_the_fields_of_the_real_srx_line() {
 #[test]
 fn an_audit_policy_lets_traffic_through_and_logs_it() {
     let dir = TempDir::new();
-    let d = dir.0.path().display();
     let frames: Vec<Vec<u8>> = (0..10u8)
         .map(|i| {
             udp(
@@ -302,27 +301,12 @@ fn an_audit_policy_lets_traffic_through_and_logs_it() {
             )
         })
         .collect();
-    write_pcap(&dir.path("in.pcap"), &frames);
-    write_pcap(&dir.path("empty.pcap"), &[]);
-    let config = dir.write(
-        "audit.toml",
-        &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out0.pcap"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/out1.pcap"
-zone = "trust"
-peer = "ge-0/0/0"
-[zone.untrust]
+    let (config, socket) = pcap_pair_config(
+        &dir,
+        "audit",
+        &frames,
+        "",
+        r#"[zone.untrust]
 [zone.trust]
 [[policy]]
 name = "new-deny-dns-from-one"
@@ -344,12 +328,10 @@ then = "permit"
 [default-policy]
 then = "deny"
 "#,
-            eal = test_eal("audit"),
-        ),
     );
-    let (records, summary) = run_with_json_consumer(&config, &dir.path("events.sock"));
+    let (records, summary) = run_with_json_consumer(&config, &socket);
     assert_eq!(
-        read_pcap(&dir.path("out1.pcap")).len(),
+        read_pcap(&dir.path("audit-out1.pcap")).len(),
         frames.len(),
         "everything forwarded\n{summary}"
     );
@@ -374,6 +356,10 @@ then = "deny"
     }
 }
 
+/// Zones and a default policy that denies and logs every packet.
+const DENY_ALL_LOGGED: &str =
+    "[zone.untrust]\n[zone.trust]\n[default-policy]\nthen = \"deny\"\nlog = true\n";
+
 /// A deny storm with `[events.aggregate]`: 8 sources, each sending many
 /// denied packets from changing ports. Keyed by source, the consumer
 /// receives one record per source per window instead of one per packet,
@@ -382,7 +368,6 @@ then = "deny"
 #[test]
 fn a_deny_storm_with_aggregation_delivers_few_records_whose_counts_reconcile() {
     let dir = TempDir::new();
-    let d = dir.0.path().display();
     let frames: Vec<Vec<u8>> = (0..24_000u32)
         .map(|i| {
             tcp(
@@ -395,64 +380,17 @@ fn a_deny_storm_with_aggregation_delivers_few_records_whose_counts_reconcile() {
             )
         })
         .collect();
-    write_pcap(&dir.path("in.pcap"), &frames);
-    write_pcap(&dir.path("empty.pcap"), &[]);
-    let config = dir.write(
-        "agg.toml",
-        &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-[events.aggregate]
-policy_deny = "10s"
-key = "source"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out0.pcap"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/out1.pcap"
-zone = "trust"
-peer = "ge-0/0/0"
-[zone.untrust]
-[zone.trust]
-[default-policy]
-then = "deny"
-log = true
-"#,
-            eal = test_eal("aggregate"),
-        ),
+    let (config, socket) = pcap_pair_config(
+        &dir,
+        "aggregate",
+        &frames,
+        "",
+        &format!("[events.aggregate]\npolicy_deny = \"10s\"\nkey = \"source\"\n{DENY_ALL_LOGGED}"),
     );
     let stats_out = dir.path("final.json");
-    let consumer = rampart()
-        .args(["events", "--socket", &format!("{d}/events.sock")])
-        .args(["--format", "json", "--once"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let reader = std::thread::spawn(move || consumer.wait_with_output().unwrap());
-    let out = run_ok(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--idle-exit",
-        "1",
-        "--wait-consumer",
-        "20",
-        "--stats-out",
-        stats_out.to_str().unwrap(),
-    ]);
-    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
-    let consumed = reader.join().unwrap();
-    let records: Vec<serde_json::Value> = String::from_utf8(consumed.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
+    let (lines, fin, summary) =
+        run_with_consumer_args(&config, &socket, &["--format", "json"], Some(&stats_out));
+    let records = json_lines(&lines);
     let denies: Vec<&serde_json::Value> = records
         .iter()
         .filter(|r| r["type"] == "policy_deny")
@@ -473,8 +411,6 @@ log = true
         assert_eq!(r["policy"], "default-policy");
     }
     let received: u64 = denies.iter().map(|r| r["count"].as_u64().unwrap()).sum();
-    let fin: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&stats_out).unwrap()).unwrap();
     let c = &fin["events"]["policy_deny"];
     let consumer = &fin["consumers"][0];
     let lost = c["rate_limited"].as_u64().unwrap()
@@ -488,42 +424,6 @@ log = true
     assert_eq!(c["aggregate_full"], 0, "8 keys fit: {fin}");
     assert_eq!(received + lost, frames.len() as u64, "{fin}");
     assert_eq!(consumer["delivered"]["policy_deny"], received, "{fin}");
-}
-
-/// A dataplane named `node` that denies and logs every frame of `frames`
-/// (its capture), in `dir`.
-fn denying_dataplane(dir: &TempDir, node: &str, frames: &[Vec<u8>]) -> std::path::PathBuf {
-    let d = dir.0.path().display();
-    write_pcap(&dir.path(&format!("{node}-in.pcap")), frames);
-    write_pcap(&dir.path(&format!("{node}-empty.pcap")), &[]);
-    dir.write(
-        &format!("{node}.toml"),
-        &format!(
-            r#"[dataplane]
-node = "{node}"
-eal = {eal}
-[events]
-socket = "{d}/{node}-events.sock"
-control_socket = "{d}/{node}-control.sock"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={d}/{node}-in.pcap,tx_pcap={d}/{node}-out0.pcap"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_pcap1,rx_pcap={d}/{node}-empty.pcap,tx_pcap={d}/{node}-out1.pcap"
-zone = "trust"
-peer = "ge-0/0/0"
-[zone.untrust]
-[zone.trust]
-[default-policy]
-then = "deny"
-log = true
-"#,
-            eal = test_eal(&format!("merge-{node}")),
-        ),
-    )
 }
 
 /// Two dataplanes (an HA pair's members, say) followed by one `rampart
@@ -547,9 +447,17 @@ fn two_dataplanes_merge_into_one_stream_without_duplicates() {
             })
             .collect()
     };
-    let config_a = denying_dataplane(&dir, "fw1", &denied(300, 1));
-    let config_b = denying_dataplane(&dir, "fw2", &denied(200, 2));
-    let (sock_a, sock_b) = (dir.path("fw1-events.sock"), dir.path("fw2-events.sock"));
+    let node = |name: &str, frames: &[Vec<u8>]| {
+        pcap_pair_config(
+            &dir,
+            name,
+            frames,
+            &format!("node = \"{name}\""),
+            DENY_ALL_LOGGED,
+        )
+    };
+    let (config_a, sock_a) = node("fw1", &denied(300, 1));
+    let (config_b, sock_b) = node("fw2", &denied(200, 2));
     let consumer = rampart()
         .arg("events")
         .args(["--socket", sock_a.to_str().unwrap()])
@@ -584,11 +492,12 @@ fn two_dataplanes_merge_into_one_stream_without_duplicates() {
     let consumed = reader.join().unwrap();
     let stderr = String::from_utf8_lossy(&consumed.stderr);
     assert!(consumed.status.success(), "{stderr}");
-    let records: Vec<serde_json::Value> = String::from_utf8(consumed.stdout)
+    let lines: Vec<String> = String::from_utf8(consumed.stdout)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .map(String::from)
         .collect();
+    let records = json_lines(&lines);
     let denies: Vec<&serde_json::Value> = records
         .iter()
         .filter(|r| r["type"] == "policy_deny")
@@ -638,7 +547,6 @@ fn two_dataplanes_merge_into_one_stream_without_duplicates() {
 #[test]
 fn a_syn_flood_is_reported_as_an_episode_with_start_updates_and_end() {
     let dir = TempDir::new();
-    let d = dir.0.path().display();
     let frames: Vec<Vec<u8>> = (0..300_000u32)
         .map(|i| {
             tcp(
@@ -651,68 +559,35 @@ fn a_syn_flood_is_reported_as_an_episode_with_start_updates_and_end() {
             )
         })
         .collect();
-    write_pcap(&dir.path("in.pcap"), &frames);
-    write_pcap(&dir.path("empty.pcap"), &[]);
-    let config = dir.write(
-        "episodes.toml",
-        &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-[events.episodes]
+    let (config, socket) = pcap_pair_config(
+        &dir,
+        "episodes",
+        &frames,
+        "",
+        r#"[events.episodes]
 update = "10ms"
 quiet = "300ms"
 # Per-packet records of the flood limited: the episode tells its story.
 [events.rate_limit]
 screen_drop = 100
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out0.pcap"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/out1.pcap"
-zone = "trust"
-peer = "ge-0/0/0"
 [zone.untrust]
 screen = "flood"
 [zone.trust]
 [screen.flood]
-syn-flood = {{ attack-threshold = 1000, source-threshold = 1000000, destination-threshold = 1000000 }}
+syn-flood = { attack-threshold = 1000, source-threshold = 1000000, destination-threshold = 1000000 }
 [default-policy]
 then = "deny"
 "#,
-            eal = test_eal("episodes"),
-        ),
     );
     let stats_out = dir.path("final.json");
-    let consumer = rampart()
-        .args(["events", "--socket", &format!("{d}/events.sock")])
-        .args(["--format", "json", "--once", "--types", "screen_episode"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let reader = std::thread::spawn(move || consumer.wait_with_output().unwrap());
-    let out = run_ok(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--idle-exit",
-        "1",
-        "--wait-consumer",
-        "20",
-        "--stats-out",
-        stats_out.to_str().unwrap(),
-    ]);
-    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
-    let consumed = reader.join().unwrap();
-    let episodes: Vec<serde_json::Value> = String::from_utf8(consumed.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let (lines, fin, summary) = run_with_consumer_args(
+        &config,
+        &socket,
+        &["--format", "json", "--types", "screen_episode"],
+        Some(&stats_out),
+    );
+    let episodes: Vec<serde_json::Value> = json_lines(&lines)
+        .into_iter()
         .filter(|r| r["type"] == "screen_episode")
         .collect();
     let phases: Vec<&str> = episodes
@@ -726,8 +601,6 @@ then = "deny"
         phases[1..phases.len() - 1].iter().all(|p| *p == "update"),
         "{phases:?}"
     );
-    let fin: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&stats_out).unwrap()).unwrap();
     // Every screen drop here is the flood's (its only screen).
     let dropped = fin["events"]["screen_drop"]["generated"].as_u64().unwrap();
     assert!(dropped > 200_000, "{fin}");

@@ -345,6 +345,27 @@ pub fn write_json(rec: &Record<'_>, cache: &NameCache, out: &mut String) {
     out.push('}');
 }
 
+/// The screen option, its profile and the zone it guards.
+fn json_screen(
+    out: &mut String,
+    names: &Names,
+    m: &crate::types::PacketMeta,
+    option: crate::types::ScreenOption,
+    screen: u16,
+) {
+    json_key(out, "screen");
+    json_str(out, option.name());
+    json_key(out, "screen_profile");
+    json_name(out, names.screen(screen), screen.into(), NO_ID16.into());
+    json_key(out, "zone");
+    json_name(
+        out,
+        zone_name(names, m.from_zone),
+        m.from_zone.into(),
+        NO_ID16.into(),
+    );
+}
+
 fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
     let m = &e.meta;
     json_key(out, "ts");
@@ -418,32 +439,12 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             json_application(out, names, d.application);
         }
         Event::ScreenDrop(s) => {
-            json_key(out, "screen");
-            json_str(out, s.option.name());
-            json_key(out, "screen_profile");
-            json_name(out, names.screen(s.screen), s.screen.into(), NO_ID16.into());
-            json_key(out, "zone");
-            json_name(
-                out,
-                zone_name(names, m.from_zone),
-                m.from_zone.into(),
-                NO_ID16.into(),
-            );
+            json_screen(out, names, m, s.option, s.screen);
             json_key(out, "action");
             json_str(out, if s.alarm_only { "alarm" } else { "drop" });
         }
         Event::ScreenEpisode(s) => {
-            json_key(out, "screen");
-            json_str(out, s.option.name());
-            json_key(out, "screen_profile");
-            json_name(out, names.screen(s.screen), s.screen.into(), NO_ID16.into());
-            json_key(out, "zone");
-            json_name(
-                out,
-                zone_name(names, m.from_zone),
-                m.from_zone.into(),
-                NO_ID16.into(),
-            );
+            json_screen(out, names, m, s.option, s.screen);
             json_key(out, "phase");
             json_str(out, s.phase.name());
             json_key(out, "action");

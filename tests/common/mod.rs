@@ -83,30 +83,106 @@ pub fn run_with_json_consumer(config: &Path, socket: &Path) -> (Vec<serde_json::
 /// [`run_with_json_consumer`] with the consumer printing `format`; its
 /// lines.
 pub fn run_with_consumer(config: &Path, socket: &Path, format: &str) -> (Vec<String>, String) {
+    let (lines, _, summary) = run_with_consumer_args(config, socket, &["--format", format], None);
+    (lines, summary)
+}
+
+/// `rampart run --config CONFIG --idle-exit 1` with a real `rampart events
+/// --once` consumer (plus `consumer_args`) on `socket` connected before the
+/// ports start; with `stats_out`, the run's final stats (`--stats-out`).
+/// Returns the consumer's lines, the final stats (null without) and the
+/// run's stdout.
+pub fn run_with_consumer_args(
+    config: &Path,
+    socket: &Path,
+    consumer_args: &[&str],
+    stats_out: Option<&Path>,
+) -> (Vec<String>, serde_json::Value, String) {
     let consumer = rampart()
-        .args(["events", "--socket", socket.to_str().unwrap()])
-        .args(["--format", format, "--once"])
+        .args(["events", "--socket", socket.to_str().unwrap(), "--once"])
+        .args(consumer_args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Read the consumer while the dataplane runs, so it never stalls on its stdout.
     let reader = std::thread::spawn(move || consumer.wait_with_output().unwrap());
-    let out = run_ok(&[
+    let mut args = vec![
         "--config",
         config.to_str().unwrap(),
         "--idle-exit",
         "1",
         "--wait-consumer",
         "20",
-    ]);
+    ];
+    if let Some(p) = stats_out {
+        args.extend(["--stats-out", p.to_str().unwrap()]);
+    }
+    let out = run_ok(&args);
     let consumed = reader.join().unwrap();
     let lines = String::from_utf8(consumed.stdout)
         .unwrap()
         .lines()
         .map(String::from)
         .collect();
-    (lines, String::from_utf8_lossy(&out.stdout).into_owned())
+    let stats = stats_out.map_or(serde_json::Value::Null, |p| {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    });
+    (
+        lines,
+        stats,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Parses JSON lines.
+pub fn json_lines(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// A config in `dir` named `{tag}.toml`: interface ge-0/0/0 (zone untrust)
+/// replays `{tag}-in.pcap` (written from `frames`), peered with ge-0/0/1
+/// (zone trust, an empty capture), sockets `{tag}-events.sock` and
+/// `{tag}-control.sock`, `dataplane` lines under `[dataplane]`, then `rest`
+/// (zones, screens, policies, more `[events.*]` tables). Returns the
+/// config and the event socket.
+pub fn pcap_pair_config(
+    dir: &TempDir,
+    tag: &str,
+    frames: &[Vec<u8>],
+    dataplane: &str,
+    rest: &str,
+) -> (PathBuf, PathBuf) {
+    let d = dir.0.path().display();
+    write_pcap(&dir.path(&format!("{tag}-in.pcap")), frames);
+    write_pcap(&dir.path(&format!("{tag}-empty.pcap")), &[]);
+    let config = dir.write(
+        &format!("{tag}.toml"),
+        &format!(
+            r#"[dataplane]
+eal = {eal}
+{dataplane}
+[events]
+socket = "{d}/{tag}-events.sock"
+control_socket = "{d}/{tag}-control.sock"
+[[interface]]
+name = "ge-0/0/0"
+device = "net_pcap0,rx_pcap={d}/{tag}-in.pcap,tx_pcap={d}/{tag}-out0.pcap"
+zone = "untrust"
+peer = "ge-0/0/1"
+[[interface]]
+name = "ge-0/0/1"
+device = "net_pcap1,rx_pcap={d}/{tag}-empty.pcap,tx_pcap={d}/{tag}-out1.pcap"
+zone = "trust"
+peer = "ge-0/0/0"
+{rest}"#,
+            eal = test_eal(tag),
+        ),
+    );
+    (config, dir.path(&format!("{tag}-events.sock")))
 }
 
 pub struct TempDir(pub tempfile::TempDir);
