@@ -100,14 +100,6 @@ fn configure_episodes(tracker: &mut ev::EpisodeTracker, config: &Config) {
     tracker.configure(ms(e.update_ms), ms(e.quiet_ms));
 }
 
-/// The screen option of a screen drop record.
-fn record_option(record: &ev::Event) -> Option<ev::ScreenOption> {
-    match record {
-        ev::Event::ScreenDrop(s) => Some(s.option),
-        _ => None,
-    }
-}
-
 /// Per-type aggregation windows in ns (0 = off) from `[events.aggregate]`.
 pub fn aggregate_windows(config: &Config) -> [u64; ev::EventType::COUNT] {
     let a = &config.events.aggregate;
@@ -241,16 +233,13 @@ impl WorkerEvents {
             ),
         };
         self.counters.incr_generated(t);
-        if let Event::ScreenDrop {
-            profile,
-            alarm_only,
-            ..
-        } = *e
-        {
-            if self.episodes.is_on() {
-                let meta = self.packet_meta(e, d, now_ns);
-                self.track_episode(&meta, profile, record_option(&record), alarm_only, now_ns);
-            }
+        // A flood, scan or sweep drop counts in its episode even when its
+        // own record is rate limited.
+        let mut episode_meta = None;
+        if let (ev::Event::ScreenDrop(s), true) = (&record, self.episodes.is_on()) {
+            let meta = self.packet_meta(e, d, now_ns);
+            self.track_episode(&meta, s, now_ns);
+            episode_meta = Some(meta);
         }
         // An aggregated record meets the rate limit when it leaves.
         let aggregated = self.aggregator.is_on(t);
@@ -258,7 +247,7 @@ impl WorkerEvents {
             self.counters.incr_rate_limited(t);
             return;
         }
-        let meta = self.packet_meta(e, d, now_ns);
+        let meta = episode_meta.unwrap_or_else(|| self.packet_meta(e, d, now_ns));
         let snippet: &[u8] = match (e, d) {
             (Event::SessionOpen { .. } | Event::SessionClose(_), _) | (_, None) => &[],
             (_, Some(_)) => &frame[..frame.len().min(self.snippet_bytes)],
@@ -322,20 +311,15 @@ impl WorkerEvents {
     /// A flood, scan or sweep drop into its attack episode; the start
     /// report of a new one goes at once.
     #[inline(never)]
-    fn track_episode(
-        &mut self,
-        meta: &ev::PacketMeta,
-        screen: u16,
-        option: Option<ev::ScreenOption>,
-        alarm_only: bool,
-        now_ns: u64,
-    ) {
-        let Some(option) = option else { return };
+    fn track_episode(&mut self, meta: &ev::PacketMeta, drop: &ev::ScreenDrop, now_ns: u64) {
         let (_, episodes, mut sink) = self.split();
-        if let Some(report) = episodes.observe(meta, screen, option, alarm_only, now_ns) {
+        let untracked = episodes.untracked();
+        let started = episodes.observe(meta, drop.screen, drop.option, drop.alarm_only, now_ns);
+        if let Some(report) = started {
             sink.send_episode(report, now_ns);
+        } else if episodes.untracked() != untracked {
+            sink.counters.set_episodes_untracked(episodes.untracked());
         }
-        sink.counters.set_episodes_untracked(episodes.untracked());
     }
 
     /// Sends the aggregated records whose window has ended and the episode

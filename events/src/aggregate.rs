@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 
 pub use rampart_vocab::AggregateKey;
 
-use crate::fixed_index::{random_seed, FixedIndex, Probe};
+use crate::fixed_index::{addr_words, hash_words, random_seed, FixedIndex, Probe};
 use crate::types::{Event, EventType, PacketMeta, Repeat};
 
 const N: usize = EventType::COUNT;
@@ -91,19 +91,8 @@ impl Key {
     }
 
     fn hash(&self, seed: u64) -> u64 {
-        let words = [
-            self.what,
-            self.place,
-            u64::from_le_bytes(self.src[..8].try_into().unwrap_or_default()),
-            u64::from_le_bytes(self.src[8..].try_into().unwrap_or_default()),
-            u64::from_le_bytes(self.dst[..8].try_into().unwrap_or_default()),
-            u64::from_le_bytes(self.dst[8..].try_into().unwrap_or_default()),
-            self.flow,
-        ];
-        let h = words.iter().fold(seed, |h, &w| {
-            (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95)
-        });
-        h ^ h >> 29
+        let ([s0, s1], [d0, d1]) = (addr_words(&self.src), addr_words(&self.dst));
+        hash_words(seed, &[self.what, self.place, s0, s1, d0, d1, self.flow])
     }
 }
 

@@ -19,7 +19,7 @@
 //! tracked (counted in [`EpisodeTracker::untracked`]); its per-packet
 //! screen records are unaffected.
 
-use crate::fixed_index::{random_seed, FixedIndex, Probe};
+use crate::fixed_index::{addr_words, hash_words, random_seed, FixedIndex, Probe};
 use crate::types::{
     EpisodePhase, PacketMeta, ScreenEpisode, ScreenOption, SourceCount, MAX_TOP_SOURCES,
 };
@@ -46,14 +46,11 @@ struct Key {
 
 impl Key {
     fn hash(&self, seed: u64) -> u64 {
-        let a = u64::from_le_bytes(self.subject[..8].try_into().unwrap_or_default());
-        let b = u64::from_le_bytes(self.subject[8..].try_into().unwrap_or_default());
-        let h = [u64::from(self.option) | u64::from(self.zone) << 8, a, b]
-            .iter()
-            .fold(seed, |h, &w| {
-                (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95)
-            });
-        h ^ h >> 29
+        let [a, b] = addr_words(&self.subject);
+        hash_words(
+            seed,
+            &[u64::from(self.option) | u64::from(self.zone) << 8, a, b],
+        )
     }
 }
 

@@ -27,6 +27,24 @@ pub(crate) enum Probe {
 /// Slots a lookup walks at most.
 pub(crate) const MAX_PROBE: usize = 32;
 
+/// The hash of a key given as words, from a table's `seed`: a multiply
+/// and rotate per word (FxHash's step), then the high bits folded into the
+/// low ones the index uses.
+#[inline]
+pub(crate) fn hash_words(seed: u64, words: &[u64]) -> u64 {
+    let h = words.iter().fold(seed, |h, &w| {
+        (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95)
+    });
+    h ^ h >> 29
+}
+
+/// A 16-byte address as two words for [`hash_words`].
+#[inline]
+pub(crate) fn addr_words(a: &[u8; 16]) -> [u64; 2] {
+    let (hi, lo) = a.split_at(8);
+    [hi, lo].map(|half| u64::from_le_bytes(half.try_into().unwrap_or_default()))
+}
+
 /// A per-table secret mixed into the hashes (from the process's random
 /// hasher keys), so an attacker cannot precompute colliding keys.
 pub(crate) fn random_seed() -> u64 {
