@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use rampart_core::{
-    prefetch, tsc_cycles, ArcReceiver, ArcSender, Burst, Mbuf, MbufRingConsumer, MbufRingProducer,
-    Mempool, RxQueue, TxQueue, MAX_BURST,
+    tsc_cycles, ArcReceiver, ArcSender, Burst, Mbuf, MbufRingConsumer, MbufRingProducer, Mempool,
+    RxQueue, TxQueue, MAX_BURST,
 };
 use rampart_pipeline::engine::{self, Event, EventType, Ruleset, Verdict, DROP_COUNTERS};
 use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
@@ -19,14 +19,10 @@ use rampart_pipeline::session::CloseReason as SessionCloseReason;
 /// Event type names, indexed like [`WorkerCounters::events`].
 pub const EVENT_TYPES: [&str; EventType::COUNT] = EventType::NAMES;
 
-/// Where a worker's cycles go: timed per burst (`rx`, `tx`) or on one
-/// packet in [`STAGE_SAMPLE_EVERY`] (the rest).
+/// Where a worker's cycles go, every stage timed once per burst.
 pub const STAGES: [&str; engine::WORKER_STAGES.len()] = engine::WORKER_STAGES;
 const EVENTS_STAGE: usize = 1 + engine::COST_STAGES.len();
 const TX_STAGE: usize = EVENTS_STAGE + 1;
-
-/// One packet in this many is timed stage by stage.
-pub const STAGE_SAMPLE_EVERY: u32 = 64;
 
 /// A worker's own running totals of [`STAGES`], published with its counters.
 #[derive(Default)]
@@ -34,6 +30,7 @@ pub struct StageTotals {
     rx_cycles: u64,
     rx_packets: u64,
     events_cycles: u64,
+    events_packets: u64,
     tx_cycles: u64,
     tx_packets: u64,
 }
@@ -176,10 +173,12 @@ pub struct Worker {
     /// instead of dropping packets already received.
     pub stalled: Vec<(usize, Mbuf, u64)>,
     pub stage_totals: StageTotals,
-    /// Reused for every packet (the pipeline writes into it in place).
-    pub decision: engine::Decision,
-    /// The RX burst being processed, packet by packet: parsed ahead here,
-    /// or handed to the worker that owns its flow.
+    /// The decisions of the burst being processed, reused (the pipeline
+    /// writes into them in place); the last one is for packets decided
+    /// alone ([`PACKET_SLOT`]: chained, handed over, resumed fragments).
+    pub decisions: Box<[engine::Decision; MAX_BURST + 1]>,
+    /// The RX burst being processed, packet by packet: decided here, or
+    /// handed to the worker that owns its flow.
     pub routes: [Route; MAX_BURST],
     /// Fragments that came before their first fragment, until it decides
     /// their flow (bounded; what it gives up is counted as drops).
@@ -188,10 +187,23 @@ pub struct Worker {
     pub scratch: Box<[u8]>,
 }
 
+/// The CPU's prefetch, for the pipeline's burst lookups.
+struct CpuPrefetch;
+
+impl rampart_pipeline::vector::Prefetch for CpuPrefetch {
+    #[inline(always)]
+    fn prefetch(p: *const u8) {
+        rampart_core::prefetch_raw(p);
+    }
+}
+
+/// The slot of [`Worker::decisions`] for a packet decided on its own.
+pub const PACKET_SLOT: usize = MAX_BURST;
+
 /// What a worker does with one packet of its RX burst.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    Here(engine::Prepared),
+    Here,
     HandOff(usize),
     /// A chain of mbufs (a jumbo frame): decided from a copy of the whole
     /// frame, forwarded as the chain.
@@ -292,13 +304,17 @@ impl Worker {
                 let iface = *iface;
                 work += n;
                 bump(&self.counters.rx, n as u64);
-                self.route_burst(&burst);
-                for (i, m) in burst.drain().enumerate() {
-                    match self.routes[i] {
-                        Route::Here(prepared) => self.process_prepared(m, prepared, iface, now),
-                        Route::Chained => self.process_chained(m, iface, now),
-                        Route::HandOff(owner) => {
-                            self.hand_off(owner, m, TAG_PROCESS | iface as u64)
+                if self.route_burst(&burst) {
+                    self.decide_burst(&mut burst, iface, now);
+                } else {
+                    // A chain in the burst: packet by packet, in order.
+                    for (i, m) in burst.drain().enumerate() {
+                        match self.routes[i] {
+                            Route::Here => self.process(m, iface, now),
+                            Route::Chained => self.process_chained(m, iface, now),
+                            Route::HandOff(owner) => {
+                                self.hand_off(owner, m, TAG_PROCESS | iface as u64)
+                            }
                         }
                     }
                 }
@@ -381,11 +397,14 @@ impl Worker {
     }
 
     /// First pass over an RX burst: each packet is either the flow of
-    /// another worker (handed off) or parsed here, with its session slot
-    /// prefetched while the rest of the burst parses (l3fwd-style).
+    /// another worker (handed off), a chain of mbufs, or decided here.
+    /// True unless a chain is among them (then the burst goes packet by
+    /// packet, so that it keeps its order).
     #[inline(always)]
-    fn route_burst(&mut self, burst: &Burst) {
+    fn route_burst(&mut self, burst: &Burst) -> bool {
+        let mut vector = true;
         for (i, m) in burst.as_slice().iter().enumerate() {
+            self.routes[i] = Route::Here;
             if self.software_dispatch {
                 if let Some(owner) = engine::owner_worker(m.data(), self.workers) {
                     if owner != self.index {
@@ -396,24 +415,82 @@ impl Worker {
             }
             if m.nb_segs() > 1 {
                 self.routes[i] = Route::Chained;
-                continue;
+                vector = false;
             }
-            let prepared = self.pipeline.prepare(m.data());
-            if let Some(entry) = self.pipeline.session_hint(&prepared) {
-                prefetch(entry);
+        }
+        vector
+    }
+
+    /// Decides the packets of an RX burst that are ours as one vector
+    /// ([`engine::Worker::process_burst`]: each stage over all of them),
+    /// exports their events (timed as the `events` stage), then carries
+    /// out each decision in order.
+    #[inline(always)]
+    fn decide_burst(&mut self, burst: &mut Burst, iface: usize, now: u64) {
+        let mut frames: [&[u8]; MAX_BURST] = [&[]; MAX_BURST];
+        let mut n = 0;
+        for (m, route) in burst.as_slice().iter().zip(&self.routes) {
+            if *route == Route::Here {
+                frames[n] = m.data();
+                n += 1;
             }
-            self.routes[i] = Route::Here(prepared);
+        }
+        let Worker {
+            pipeline,
+            rules,
+            screens,
+            decisions,
+            counters,
+            events,
+            stage_totals,
+            ..
+        } = self;
+        pipeline.process_burst::<CpuPrefetch>(
+            rules,
+            screens,
+            &frames[..n],
+            iface as u16,
+            now,
+            &mut decisions[..n],
+        );
+        let before = tsc_cycles();
+        for (d, frame) in decisions.iter().zip(&frames[..n]) {
+            for e in d.events() {
+                export(counters, events, e, Some(d), frame, now);
+            }
+        }
+        stage_totals.events_cycles += tsc_cycles() - before;
+        stage_totals.events_packets += n as u64;
+        let mut slot = 0;
+        for (i, m) in burst.drain().enumerate() {
+            match self.routes[i] {
+                Route::HandOff(owner) => self.hand_off(owner, m, TAG_PROCESS | iface as u64),
+                _ => {
+                    self.act(m, iface, now, slot);
+                    slot += 1;
+                }
+            }
         }
     }
 
-    /// A packet handed to us by another worker (not parsed yet).
+    /// A packet decided on its own (handed to us by another worker, or
+    /// in a burst with a chain).
     #[inline(always)]
     fn process(&mut self, m: Mbuf, iface: usize, now: u64) {
         if m.nb_segs() > 1 {
             return self.process_chained(m, iface, now);
         }
-        let prepared = self.pipeline.prepare(m.data());
-        self.process_prepared(m, prepared, iface, now);
+        let Worker {
+            pipeline,
+            rules,
+            screens,
+            decisions,
+            ..
+        } = self;
+        let d = &mut decisions[PACKET_SLOT];
+        pipeline.process_into(rules, screens, m.data(), iface as u16, now, d);
+        self.export_events(&m, now, PACKET_SLOT);
+        self.act(m, iface, now, PACKET_SLOT);
     }
 
     /// A multi-segment packet: the pipeline reads a copy of the whole
@@ -427,7 +504,7 @@ impl Worker {
             rules,
             screens,
             scratch,
-            decision,
+            decisions,
             ..
         } = self;
         // A chain that does not fit (longer than any IP packet) is judged
@@ -436,37 +513,20 @@ impl Worker {
             Some(frame) => frame,
             None => m.data(),
         };
-        pipeline.process_into(rules, screens, frame, iface as u16, now, decision);
-        self.act(m, iface, now);
+        let d = &mut decisions[PACKET_SLOT];
+        pipeline.process_into(rules, screens, frame, iface as u16, now, d);
+        self.export_events(&m, now, PACKET_SLOT);
+        self.act(m, iface, now, PACKET_SLOT);
     }
 
+    /// Carries out the decision in `slot` made for `m` (its events are
+    /// exported): counters, then forward, drop, reject or hold; then the
+    /// fragments a first fragment releases.
     #[inline(always)]
-    fn process_prepared(&mut self, m: Mbuf, prepared: engine::Prepared, iface: usize, now: u64) {
-        self.pipeline.process_prepared(
-            &self.rules,
-            &self.screens,
-            m.data(),
-            prepared,
-            iface as u16,
-            now,
-            &mut self.decision,
-        );
-        self.act(m, iface, now);
-    }
-
-    /// Carries out the decision just made for `m`: events, counters, then
-    /// forward, drop, reject or hold.
-    #[inline(always)]
-    fn act(&mut self, m: Mbuf, iface: usize, now: u64) {
-        if self.pipeline.last_sampled() {
-            let before = tsc_cycles();
-            self.export_events(&m, now);
-            self.stage_totals.events_cycles += tsc_cycles() - before;
-        } else {
-            self.export_events(&m, now);
-        }
-        let d = &self.decision;
-        match d.reason {
+    fn act(&mut self, m: Mbuf, iface: usize, now: u64, slot: usize) {
+        let d = &self.decisions[slot];
+        let (verdict, reason, packet) = (d.verdict, d.reason, d.packet);
+        match reason {
             engine::Reason::Malformed(_) | engine::Reason::MalformedForwarded(_) => {
                 bump(&self.counters.malformed, 1)
             }
@@ -474,18 +534,18 @@ impl Worker {
             engine::Reason::RelatedIcmp => bump(&self.counters.related_icmp, 1),
             _ => {}
         }
-        let first_fragment = d.packet.filter(|p| p.frag.is_first_fragment);
-        match d.verdict {
+        let first_fragment = packet.filter(|p| p.frag.is_first_fragment);
+        match verdict {
             Verdict::Forward { egress } => self.stage(egress as usize, m),
-            Verdict::Drop => self.count_drop(d.reason),
+            Verdict::Drop => self.count_drop(reason),
             Verdict::Reject => {
-                self.count_drop(d.reason);
-                if let Some(pkt) = self.decision.packet {
+                self.count_drop(reason);
+                if let Some(pkt) = packet {
                     self.send_reject(&m, &pkt, iface);
                 }
             }
             Verdict::Hold => {
-                let Some(pkt) = d.packet else { return };
+                let Some(pkt) = packet else { return };
                 bump(&self.counters.fragments_held, 1);
                 if let Some((oldest, _)) = self.held.hold(m, iface as u16, &pkt, now) {
                     self.give_up_held(oldest, GaveUp::HoldFull);
@@ -508,7 +568,7 @@ impl Worker {
             rules,
             screens,
             scratch,
-            decision,
+            decisions,
             ..
         } = self;
         // A chained (jumbo) fragment is read whole, as `process_chained` does.
@@ -516,8 +576,10 @@ impl Worker {
             1 => m.data(),
             _ => m.copy_chain(scratch).unwrap_or(m.data()),
         };
-        pipeline.resume_held(rules, screens, frame, iface as u16, now, decision);
-        self.act(m, iface, now);
+        let d = &mut decisions[PACKET_SLOT];
+        pipeline.resume_held(rules, screens, frame, iface as u16, now, d);
+        self.export_events(&m, now, PACKET_SLOT);
+        self.act(m, iface, now, PACKET_SLOT);
     }
 
     /// Drops a held fragment without a decision, counted by why.
@@ -527,17 +589,18 @@ impl Worker {
         drop(m);
     }
 
-    /// Counts and exports the events of the decision just made.
+    /// Counts and exports the events of the decision in `slot`.
     #[inline(always)]
-    fn export_events(&mut self, m: &Mbuf, now: u64) {
+    fn export_events(&mut self, m: &Mbuf, now: u64, slot: usize) {
         let Worker {
-            decision,
+            decisions,
             counters,
             events,
             ..
         } = self;
-        for e in decision.events() {
-            export(counters, events, e, Some(decision), m.data(), now);
+        let d = &decisions[slot];
+        for e in d.events() {
+            export(counters, events, e, Some(d), m.data(), now);
         }
     }
 
@@ -603,7 +666,7 @@ impl Worker {
             set(&c.stage_packets[1 + i], sampled.samples);
         }
         set(&c.stage_cycles[EVENTS_STAGE], t.events_cycles);
-        set(&c.stage_packets[EVENTS_STAGE], sampled.samples);
+        set(&c.stage_packets[EVENTS_STAGE], t.events_packets);
         set(&c.stage_cycles[TX_STAGE], t.tx_cycles);
         set(&c.stage_packets[TX_STAGE], t.tx_packets);
     }

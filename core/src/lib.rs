@@ -47,6 +47,22 @@ pub fn prefetch<T>(value: &T) {
     let _ = value;
 }
 
+/// [`prefetch`] of the line at an address (what the safe pipeline hands
+/// out: it issues no prefetch itself). Any address will do: a prefetch
+/// never faults.
+#[inline(always)]
+pub fn prefetch_raw(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults, even on an
+    // unmapped address, and changes no state visible to the program.
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Asks for the cache line at `p` in a writable state (x86 `prefetchw`):
 /// a line last read by another core (an event ring slot the control plane
 /// drained) is then transferred ahead of the stores that would otherwise

@@ -6,9 +6,11 @@
 //! tiny session table, short timeouts, no SYN check and malformed frames
 //! forwarded, so tables fill, sessions age and every stage is reached.
 //!
-//! Packets take the dataplane's path: `prepare`, `session_hint`, then
-//! `process_prepared` into one `Decision` reused for every packet (stale
-//! fields would show); stage timing is on for some inputs.
+//! Packets take the dataplane's path, `process_burst` (a burst of one:
+//! steps differ in worker, ingress and time; bursts of many are held to
+//! the reference path by `pipeline/tests/vector.rs`), into one `Decision`
+//! reused for every packet (stale fields would show); stage timing is on
+//! for some inputs.
 //!
 //! Input: byte 0 picks the ruleset (bit 0) and stage timing (bit 1); then
 //! records of
@@ -163,7 +165,7 @@ pub fn pipeline(data: &[u8]) {
         let worker = workers[w].get_or_insert_with(|| {
             let mut worker = Worker::new(w as u16, rules);
             if timed {
-                worker.measure_stages(fake_cycles, 3);
+                worker.measure_stages(fake_cycles);
             }
             worker
         });
@@ -177,18 +179,15 @@ pub fn pipeline(data: &[u8]) {
                 worker.give_up_held(GaveUp::Timeout);
             }
         }
-        let prepared = worker.prepare(frame);
-        let _ = worker.session_hint(&prepared);
-        worker.process_prepared(
+        worker.process_burst::<rampart_pipeline::vector::NoPrefetch>(
             rules,
             &screens,
-            frame,
-            prepared,
+            &[frame],
             ingress as u16,
             now,
-            &mut d,
+            std::slice::from_mut(&mut d),
         );
-        let _ = (worker.last_sampled(), worker.stage_cycles());
+        let _ = worker.stage_cycles();
 
         // Names for everything the decision refers to (trace and the
         // event export look them up by index).

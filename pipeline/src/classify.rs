@@ -189,12 +189,29 @@ impl<K: Copy + Ord> SortedKeys<K> {
         SortedKeys { keys, top }
     }
 
-    /// [`floor_index`] over `keys`.
-    #[inline(always)]
+    /// [`floor_index`] over `keys` (what [`SortedKeys::block`] and
+    /// [`SortedKeys::floor_in`] give in two steps).
+    #[cfg(test)]
     fn floor(&self, key: K) -> usize {
-        let start = floor_index(&self.top, key) * STRIDE;
+        self.floor_in(self.block(key), key)
+    }
+
+    /// The first step of [`SortedKeys::floor`]: the start of the block
+    /// of `keys` the answer is in (from the sampled keys alone).
+    #[inline(always)]
+    fn block(&self, key: K) -> usize {
+        floor_index(&self.top, key) * STRIDE
+    }
+
+    /// The second step: the answer within the block at `start`.
+    #[inline(always)]
+    fn floor_in(&self, start: usize, key: K) -> usize {
         let end = (start + STRIDE).min(self.keys.len());
         start + floor_index(&self.keys[start..end], key)
+    }
+
+    fn addr(&self, i: usize) -> *const u8 {
+        (&self.keys[i] as *const K).cast()
     }
 
     fn len(&self) -> usize {
@@ -312,6 +329,21 @@ impl Sets {
         self.agg.len() / self.aggs
     }
 
+    /// Where a set's first summary word and first rank are.
+    fn head_addrs(&self, set: u32) -> [*const u8; 2] {
+        let i = set as usize * self.aggs;
+        [
+            (&self.agg[i] as *const u64).cast(),
+            (&self.rank[i] as *const u32).cast(),
+        ]
+    }
+
+    /// Where a set's first stored word is (`None`: it stores none).
+    fn first_word_addr(&self, set: u32) -> Option<*const u8> {
+        let first = self.rank[set as usize * self.aggs] as usize;
+        self.words.get(first).map(|w| (w as *const u64).cast())
+    }
+
     fn memory_bytes(&self) -> usize {
         self.agg.len() * 8 + self.rank.len() * 4 + self.words.len() * 8
     }
@@ -398,11 +430,61 @@ impl AddrField {
 
     #[inline(always)]
     fn lookup(&self, addr: Addr) -> u32 {
+        self.node(addr, self.interval(addr, self.block(addr)))
+    }
+
+    /// [`AddrField::lookup`] in three steps, so that a batch can take each
+    /// step for every query before the next ([`Classifier::classify_batch`]):
+    /// the block of interval starts (from the sampled keys, in cache)...
+    #[inline(always)]
+    fn block(&self, addr: Addr) -> usize {
         if addr.is_ipv4() {
-            self.v4_deepest[self.v4_starts.floor(addr.0 as u32)]
+            self.v4_starts.block(addr.0 as u32)
         } else {
-            self.deepest[self.starts.floor(addr.0)]
+            self.starts.block(addr.0)
         }
+    }
+
+    fn block_addr(&self, addr: Addr, block: usize) -> *const u8 {
+        if addr.is_ipv4() {
+            self.v4_starts.addr(block)
+        } else {
+            self.starts.addr(block)
+        }
+    }
+
+    /// ...the elementary interval within it...
+    #[inline(always)]
+    fn interval(&self, addr: Addr, block: usize) -> usize {
+        if addr.is_ipv4() {
+            self.v4_starts.floor_in(block, addr.0 as u32)
+        } else {
+            self.starts.floor_in(block, addr.0)
+        }
+    }
+
+    fn interval_addr(&self, addr: Addr, interval: usize) -> *const u8 {
+        let deepest = if addr.is_ipv4() {
+            &self.v4_deepest
+        } else {
+            &self.deepest
+        };
+        (&deepest[interval] as *const u32).cast()
+    }
+
+    /// ...and the deepest prefix containing it.
+    #[inline(always)]
+    fn node(&self, addr: Addr, interval: usize) -> u32 {
+        if addr.is_ipv4() {
+            self.v4_deepest[interval]
+        } else {
+            self.deepest[interval]
+        }
+    }
+
+    /// `node`'s set (`None`: no node).
+    fn set_of(&self, node: u32) -> Option<u32> {
+        self.set.get(node as usize).copied()
     }
 
     /// OR of the summaries along the chain from `node` up.
@@ -774,8 +856,78 @@ impl Classifier {
         if !self.small.is_empty() {
             return classify_linear(&self.small, q);
         }
-        let src = self.src.lookup(q.src);
-        let dst = self.dst.lookup(q.dst);
+        self.classify_located(q, self.src.lookup(q.src), self.dst.lookup(q.dst))
+    }
+
+    /// [`Classifier::classify`] for each of `queries` into `out`, as a
+    /// batch: the address lookups (the steps that miss the cache in a
+    /// large classifier) go step by step over the whole batch, each step
+    /// prefetching what the next reads, so the misses of different
+    /// queries overlap instead of adding up; the rest runs per query.
+    pub fn classify_batch<P: crate::vector::Prefetch>(
+        &self,
+        queries: &[Query],
+        out: &mut [Option<u32>],
+    ) {
+        let prefetch = P::prefetch;
+        const BATCH: usize = 32;
+        if !self.small.is_empty() {
+            for (q, o) in queries.iter().zip(out.iter_mut()) {
+                *o = classify_linear(&self.small, q);
+            }
+            return;
+        }
+        for (queries, out) in queries.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+            let n = queries.len().min(out.len());
+            let mut src = [0usize; BATCH];
+            let mut dst = [0usize; BATCH];
+            for (i, q) in queries[..n].iter().enumerate() {
+                src[i] = self.src.block(q.src);
+                dst[i] = self.dst.block(q.dst);
+                prefetch(self.src.block_addr(q.src, src[i]));
+                prefetch(self.dst.block_addr(q.dst, dst[i]));
+            }
+            for (i, q) in queries[..n].iter().enumerate() {
+                src[i] = self.src.interval(q.src, src[i]);
+                dst[i] = self.dst.interval(q.dst, dst[i]);
+                prefetch(self.src.interval_addr(q.src, src[i]));
+                prefetch(self.dst.interval_addr(q.dst, dst[i]));
+            }
+            let mut nodes = [(NONE, NONE); BATCH];
+            for (i, q) in queries[..n].iter().enumerate() {
+                let (s, d) = (self.src.node(q.src, src[i]), self.dst.node(q.dst, dst[i]));
+                nodes[i] = (s, d);
+                for set in [self.src.set_of(s), self.dst.set_of(d)]
+                    .into_iter()
+                    .flatten()
+                {
+                    for a in self.sets.head_addrs(set) {
+                        prefetch(a);
+                    }
+                }
+            }
+            // The words of the deepest prefixes' sets (a host's set is
+            // one word: the one the answer is read from).
+            for &(s, d) in &nodes[..n] {
+                for set in [self.src.set_of(s), self.dst.set_of(d)]
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(a) = self.sets.first_word_addr(set) {
+                        prefetch(a);
+                    }
+                }
+            }
+            for (i, q) in queries[..n].iter().enumerate() {
+                out[i] = self.classify_located(q, nodes[i].0, nodes[i].1);
+            }
+        }
+    }
+
+    /// The rest of a lookup once the deepest source and destination
+    /// prefixes are known.
+    #[inline(always)]
+    fn classify_located(&self, q: &Query, src: u32, dst: u32) -> Option<u32> {
         if src == NONE || dst == NONE {
             return None;
         }
@@ -1297,6 +1449,15 @@ mod tests {
                 q.dst = r.dst[0].addr;
                 prop_assert_eq!(c.classify(&q), classify_linear(&rules, &q));
                 prop_assert_eq!(blocks.classify(&q), classify_linear(&rules, &q));
+            }
+            // In batches (of up to 70: more than one chunk), each query
+            // answered as on its own.
+            let mut batched = vec![None; queries.len()];
+            for (qs, out) in queries.chunks(70).zip(batched.chunks_mut(70)) {
+                c.classify_batch::<crate::vector::NoPrefetch>(qs, out);
+            }
+            for (q, got) in queries.iter().zip(&batched) {
+                prop_assert_eq!(*got, classify_linear(&rules, q));
             }
         }
     }

@@ -14,4 +14,5 @@ pub mod screen;
 pub mod session;
 pub mod tcp_window;
 pub mod traffic;
+pub mod vector;
 pub mod wire;

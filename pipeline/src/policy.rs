@@ -89,6 +89,53 @@ impl PolicyTable {
         PolicyMatch::Default
     }
 
+    /// [`PolicyTable::lookup`] for a batch of queries of one zone pair
+    /// (at most [`crate::vector::BURST`]): each classifier runs over all
+    /// of them at once, so its cache misses overlap.
+    pub fn lookup_batch<P: crate::vector::Prefetch>(
+        &self,
+        from: usize,
+        to: usize,
+        queries: &[Query],
+        out: &mut [PolicyMatch],
+    ) {
+        let n = queries.len().min(out.len()).min(crate::vector::BURST);
+        out[..n].fill(PolicyMatch::Default);
+        let Some(sets) = self.pairs.get(from * self.zones + to) else {
+            return;
+        };
+        // The queries still unmatched (all, before the first set).
+        let mut todo = [0u8; crate::vector::BURST];
+        let mut left = n;
+        for (k, t) in todo[..n].iter_mut().enumerate() {
+            *t = k as u8;
+        }
+        let mut batch = [Query::default(); crate::vector::BURST];
+        let mut found = [None; crate::vector::BURST];
+        for set in sets.iter().flatten() {
+            if left == 0 {
+                break;
+            }
+            for (b, &k) in batch[..left].iter_mut().zip(&todo[..left]) {
+                *b = queries[k as usize];
+            }
+            set.classifier
+                .classify_batch::<P>(&batch[..left], &mut found[..left]);
+            let mut still = 0;
+            for j in 0..left {
+                let k = todo[j];
+                match found[j] {
+                    Some(i) => out[k as usize] = PolicyMatch::Rule(set.ids[i as usize]),
+                    None => {
+                        todo[still] = k;
+                        still += 1;
+                    }
+                }
+            }
+            left = still;
+        }
+    }
+
     /// The policy after `after` (which matched) for the same packet: the
     /// next one in the same evaluation order that matches, or the default.
     /// Walks the rules one by one: only a packet that an audit-mode policy

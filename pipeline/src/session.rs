@@ -331,6 +331,26 @@ fn hash(k: &FlowKey) -> u32 {
     (h >> 32) as u32
 }
 
+/// A key's lookup computed ahead: its canonical form and hash.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Probe {
+    canon: FlowKey,
+    low: bool,
+    hash: u32,
+}
+
+impl Probe {
+    #[inline(always)]
+    pub fn of(key: &FlowKey) -> Probe {
+        let (canon, low) = canonical(key);
+        Probe {
+            canon,
+            low,
+            hash: hash(&canon),
+        }
+    }
+}
+
 pub struct SessionTable {
     slab: Vec<Session>,
     used: Vec<bool>,
@@ -354,6 +374,9 @@ pub struct SessionTable {
     /// Sessions not closed yet (the table also holds closed ones that
     /// linger for their closing timeout).
     open: usize,
+    /// Insertions and removals so far (see [`SessionTable::changes`]).
+    inserted: u64,
+    removed: u64,
 }
 
 impl SessionTable {
@@ -376,6 +399,8 @@ impl SessionTable {
             oldest: u32::MAX,
             refused: 0,
             open: 0,
+            inserted: 0,
+            removed: 0,
         }
     }
 
@@ -424,17 +449,30 @@ impl SessionTable {
         h as usize & self.mask
     }
 
-    /// The index entry where the lookup of `key` (either direction) starts.
-    #[inline]
-    pub fn home_entry(&self, key: &FlowKey) -> &u64 {
-        &self.index[self.home(hash(&canonical(key).0))]
-    }
-
     /// Finds the session of a packet in either direction.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<(SessionHandle, Direction)> {
-        let (ck, low) = canonical(key);
-        let h = hash(&ck);
+        self.lookup_probe(&Probe::of(key))
+    }
+
+    /// The index slot where `probe`'s lookup starts (a burst prefetches
+    /// it for every packet before any lookup runs).
+    #[inline(always)]
+    pub fn probe_home(&self, probe: &Probe) -> *const u8 {
+        (&self.index[self.home(probe.hash)] as *const u64).cast()
+    }
+
+    /// A session's slot (for a prefetch ahead of its update).
+    #[inline(always)]
+    pub fn session_addr(&self, h: SessionHandle) -> *const u8 {
+        (&self.slab[h.0 as usize] as *const Session).cast()
+    }
+
+    /// [`SessionTable::lookup`] with the key's canonical form and hash
+    /// computed ahead ([`Probe::of`]).
+    #[inline]
+    pub fn lookup_probe(&self, probe: &Probe) -> Option<(SessionHandle, Direction)> {
+        let h = probe.hash;
         let mut i = self.home(h);
         loop {
             let e = self.index[i];
@@ -444,8 +482,8 @@ impl SessionTable {
             if entry_hash(e) == h {
                 let slot = entry_slot(e);
                 let s = &self.slab[slot as usize];
-                if s.canon == ck {
-                    let dir = if low == s.client_is_low {
+                if s.canon == probe.canon {
+                    let dir = if probe.low == s.client_is_low {
                         Direction::ClientToServer
                     } else {
                         Direction::ServerToClient
@@ -455,6 +493,14 @@ impl SessionTable {
             }
             i = (i + 1) & self.mask;
         }
+    }
+
+    /// Sessions inserted and removed so far. A lookup made earlier still
+    /// holds while they are unchanged: a miss until an insert, a hit until
+    /// a removal (a burst looks its packets up before it decides them).
+    #[inline(always)]
+    pub fn changes(&self) -> (u64, u64) {
+        (self.inserted, self.removed)
     }
 
     /// Creates a session for a flow's first packet (`key` as it travels,
@@ -491,6 +537,7 @@ impl SessionTable {
         };
         self.used[slot as usize] = true;
         self.open += 1;
+        self.inserted += 1;
         let h = hash(&ck);
         let mut i = self.home(h);
         while self.index[i] != EMPTY {
@@ -662,6 +709,7 @@ impl SessionTable {
         self.index[hole] = EMPTY;
         self.used[slot as usize] = false;
         self.free.push(slot);
+        self.removed += 1;
     }
 
     /// Ages out sessions idle for their timeout, visiting at most `max`
@@ -721,6 +769,7 @@ impl SessionTable {
 
     fn clear(&mut self) {
         self.open = 0;
+        self.removed += 1;
         self.index.fill(EMPTY);
         self.used.fill(false);
         self.free.clear();

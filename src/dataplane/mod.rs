@@ -23,9 +23,7 @@ use crate::control::ControlSocket;
 use crate::export::{self, WorkerEvents};
 use crate::log;
 use crate::metrics::MetricsEndpoint;
-use crate::worker::{
-    Clock, Route, StopSignal, TxPath, Worker, WorkerCounters, STAGE_SAMPLE_EVERY, STALL_CAPACITY,
-};
+use crate::worker::{Clock, Route, StopSignal, TxPath, Worker, WorkerCounters, STALL_CAPACITY};
 use control_plane::{ControlPlane, Endpoints};
 use plan::{PortCaps, TxRoute};
 use rampart_pipeline::engine::Ruleset;
@@ -361,7 +359,7 @@ pub fn run(
                 handoff_in: Vec::new(),
                 pipeline: {
                     let mut p = rampart_pipeline::engine::Worker::new(w as u16, &rules);
-                    p.measure_stages(rampart_core::tsc_cycles, STAGE_SAMPLE_EVERY);
+                    p.measure_stages(rampart_core::tsc_cycles);
                     p
                 },
                 rules: rules.clone(),
@@ -377,8 +375,10 @@ pub fn run(
                 ),
                 stalled: Vec::with_capacity(STALL_CAPACITY),
                 stage_totals: Default::default(),
-                decision: rampart_pipeline::engine::Decision::BLANK,
-                routes: [Route::HandOff(0); rampart_core::MAX_BURST],
+                decisions: Box::new(
+                    [rampart_pipeline::engine::Decision::BLANK; rampart_core::MAX_BURST + 1],
+                ),
+                routes: [Route::Here; rampart_core::MAX_BURST],
                 held: rampart_pipeline::frag::FragHold::new(HELD_FRAGMENTS),
                 scratch: vec![0; MAX_FRAME].into_boxed_slice(),
                 rules_in,
