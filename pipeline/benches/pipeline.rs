@@ -5,7 +5,11 @@
 //! Every scenario is measured `REPS` times, interleaved round by round so
 //! the scenarios of one round share the machine's state; the table gives
 //! the median ns/packet with min and max, and each scenario's ratio to
-//! `wire::parse` alone measured in the same run. Environment:
+//! `wire::parse` alone, measured in the same run. Each pipeline scenario
+//! runs twice: one packet at a time (`Worker::process_into`, the
+//! reference path) and a burst of 32 at a time (`Worker::process_burst`,
+//! what the DPDK worker runs); a second table gives the burst path's time
+//! per packet in each stage (timed per burst). Environment:
 //! `RAMPART_BENCH_REPS` (default 7), `RAMPART_BENCH_QUICK=1` (smaller runs).
 
 use std::hint::black_box;
@@ -13,10 +17,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rampart_pipeline::config::Config;
-use rampart_pipeline::engine::{Ruleset, Verdict, Worker};
+use rampart_pipeline::engine::{Decision, Ruleset, StageCycles, Verdict, Worker, COST_STAGES};
 use rampart_pipeline::flow::Addr;
 use rampart_pipeline::screen::ScreenState;
 use rampart_pipeline::traffic::{mixed, ping, tcp, udp, v4, Frame};
+use rampart_pipeline::vector::{NoPrefetch, BURST};
 use rampart_pipeline::wire::{self, TcpFlags};
 
 const UNTRUST: u16 = 0;
@@ -171,8 +176,72 @@ impl Outcome {
     }
 }
 
+/// Decides `frames` entering untrust, one at a time or in bursts of
+/// [`BURST`] (all of a burst at one time, as the worker stamps them), the
+/// clock advancing 1 µs per packet.
+fn decide<'a>(
+    w: &mut Worker,
+    rules: &Ruleset,
+    screens: &ScreenState,
+    frames: impl Iterator<Item = &'a [u8]>,
+    vector: bool,
+    now: &mut u64,
+    mut outcome: Option<&mut Outcome>,
+) {
+    let mut out = [Decision::BLANK; BURST];
+    let mut burst: [&[u8]; BURST] = [&[]; BURST];
+    let mut n = 0;
+    let mut flush = |w: &mut Worker, burst: &[&[u8]], now: &mut u64| {
+        if vector {
+            *now += 1000 * burst.len() as u64;
+            w.process_burst::<NoPrefetch>(rules, screens, burst, UNTRUST, *now, &mut out);
+            for d in &out[..burst.len()] {
+                if let Some(o) = outcome.as_deref_mut() {
+                    o.add(d);
+                }
+                black_box(d.events().count());
+            }
+        } else {
+            for f in burst {
+                *now += 1000;
+                w.process_into(rules, screens, black_box(f), UNTRUST, *now, &mut out[0]);
+                if let Some(o) = outcome.as_deref_mut() {
+                    o.add(&out[0]);
+                }
+                black_box(out[0].events().count());
+            }
+        }
+    };
+    for f in frames {
+        burst[n] = f;
+        n += 1;
+        if n == BURST {
+            flush(w, &burst[..n], now);
+            n = 0;
+        }
+    }
+    flush(w, &burst[..n], now);
+}
+
+/// The suffix of a scenario's name for how it is run.
+fn mode(vector: bool) -> &'static str {
+    if vector {
+        "burst of 32"
+    } else {
+        "per packet"
+    }
+}
+
+/// A clock for stage timing in the in-memory bench: nanoseconds.
+fn ns_clock() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
 struct Scenario {
-    name: &'static str,
+    name: String,
+    /// Stage timing of one burst-path pass (burst scenarios only).
+    stages: Option<StageCycles>,
     /// Runs one timed repetition; returns (ns elapsed, packets).
     run: Box<dyn FnMut() -> (u64, u64)>,
     outcome: String,
@@ -265,7 +334,8 @@ fn main() {
             assert!(matches!(wire::parse(f), Ok(wire::Parsed::Ip(_))));
         }
         scenarios.push(Scenario {
-            name: "wire::parse (TCP/IPv4, 64 B payload)",
+            name: "wire::parse (TCP/IPv4, 64 B payload)".into(),
+            stages: None,
             outcome: "parse only".into(),
             samples: vec![],
             run: Box::new(move || {
@@ -286,7 +356,8 @@ fn main() {
     {
         let frames = mixed_frames.clone();
         scenarios.push(Scenario {
-            name: "wire::parse (traffic::mixed)",
+            name: "wire::parse (traffic::mixed)".into(),
+            stages: None,
             outcome: "parse only".into(),
             samples: vec![],
             run: Box::new(move || {
@@ -300,38 +371,52 @@ fn main() {
     }
 
     // (a) established sessions, with and without the screen profile.
-    for (name, rules) in [
-        ("(a) process: established session, data", plain.clone()),
+    for ((name, rules), vector) in [
+        ("(a) established session, data", plain.clone()),
         (
-            "(d1) process: established session, data, screen-heavy",
+            "(d1) established session, data, screen-heavy",
             screened.clone(),
         ),
-    ] {
+    ]
+    .into_iter()
+    .flat_map(|s| [(s.clone(), false), (s, true)])
+    {
         let screens = ScreenState::new(1 << 16);
         let mut now = 1_000_000_000u64;
         let mut w = established(&rules, &screens, &mut now);
         let frames = data_frames.clone();
         let mut o = Outcome::default();
-        for f in &frames {
-            now += 1000;
-            let d = w.process(&rules, &screens, f, UNTRUST, now);
-            o.add(&d);
-        }
+        let each = || frames.iter().map(|f| f.as_slice());
+        decide(
+            &mut w,
+            &rules,
+            &screens,
+            each(),
+            vector,
+            &mut now,
+            Some(&mut o),
+        );
         assert_eq!(
             o.forwarded, o.packets,
             "{name}: every data segment forwarded"
         );
+        let stages = vector.then(|| {
+            w.measure_stages(ns_clock);
+            decide(&mut w, &rules, &screens, each(), true, &mut now, None);
+            let t = w.stage_cycles();
+            w = established(&rules, &screens, &mut now);
+            t
+        });
         scenarios.push(Scenario {
-            name,
+            name: format!("{name} ({})", mode(vector)),
+            stages,
             outcome: o.describe(),
             samples: vec![],
             run: Box::new(move || {
                 let t = Instant::now();
                 for _ in 0..passes {
-                    for f in &frames {
-                        now += 1000;
-                        black_box(w.process(&rules, &screens, black_box(f), UNTRUST, now));
-                    }
+                    let each = frames.iter().map(|f| f.as_slice());
+                    decide(&mut w, &rules, &screens, each, vector, &mut now, None);
                 }
                 (
                     t.elapsed().as_nanos() as u64,
@@ -341,141 +426,92 @@ fn main() {
         });
     }
 
-    // (b1) first packets hitting a deny policy: policy lookup on every
-    // packet, no session created, no event.
-    {
-        let rules = deny_rules.clone();
-        let screens = ScreenState::new(1 << 16);
-        let frames = syn_frames.clone();
-        let mut w = Worker::new(0, &rules);
-        let mut now = 1_000_000_000u64;
-        let mut o = Outcome::default();
-        for f in frames.iter() {
-            now += 1000;
-            o.add(&w.process(&rules, &screens, f, UNTRUST, now));
-        }
-        assert_eq!(o.dropped, o.packets);
-        scenarios.push(Scenario {
-            name: "(b1) process: new flow SYN, policy deny (no session)",
-            outcome: o.describe(),
-            samples: vec![],
-            run: Box::new(move || {
-                let t = Instant::now();
-                for f in frames.iter() {
-                    now += 1000;
-                    black_box(w.process(&rules, &screens, black_box(f), UNTRUST, now));
-                }
-                (t.elapsed().as_nanos() as u64, frames.len() as u64)
-            }),
-        });
-    }
-
-    // (b2) first packets hitting a permit policy: lookup + session insert
-    // + session-open event; a fresh worker (empty table) every rep,
-    // created outside the timed region.
-    for (name, rules) in [
+    // First packets of new flows, a fresh worker (empty table) and screen
+    // state every rep, made outside the timed region:
+    // (b1) hitting a deny policy: policy lookup on every packet, no
+    //      session created, no event;
+    // (b2) hitting a permit policy: lookup, session insert and a
+    //      session-open event (d2: with the screen profile);
+    // (c)  deny storm: default deny with log, an event per packet;
+    // (d3) mixed traffic (handshakes, data, UDP, ICMP, IPv6).
+    type Frames = Arc<Vec<Vec<u8>>>;
+    type Check = fn(&Outcome);
+    let mixed_bytes: Frames = Arc::new(mixed_frames.iter().map(|f| f.bytes.clone()).collect());
+    let first_packets: [(&str, Arc<Ruleset>, Frames, Check); 6] = [
         (
-            "(b2) process: new flow SYN, policy permit (session created)",
+            "(b1) new flow SYN, policy deny (no session)",
+            deny_rules.clone(),
+            syn_frames.clone(),
+            |o| assert_eq!(o.dropped, o.packets),
+        ),
+        (
+            "(b2) new flow SYN, policy permit (session created)",
             plain.clone(),
+            syn_frames.clone(),
+            |o| assert_eq!(o.forwarded, o.packets, "every SYN permitted"),
         ),
         (
-            "(d2) process: new flow SYN, permit, screen-heavy",
+            "(d2) new flow SYN, permit, screen-heavy",
             screened.clone(),
+            syn_frames.clone(),
+            |o| assert_eq!(o.forwarded, o.packets, "every SYN permitted"),
         ),
-    ] {
-        let frames = syn_frames.clone();
+        (
+            "(c) deny storm (default deny + log)",
+            storm_rules.clone(),
+            storm_frames.clone(),
+            |o| assert!(o.dropped == o.packets && o.events == o.packets),
+        ),
+        (
+            "(d3) traffic::mixed, no screen",
+            plain.clone(),
+            mixed_bytes.clone(),
+            |_| {},
+        ),
+        (
+            "(d3) traffic::mixed, screen-heavy",
+            screened.clone(),
+            mixed_bytes.clone(),
+            |_| {},
+        ),
+    ];
+    for ((name, rules, frames, check), vector) in first_packets
+        .into_iter()
+        .flat_map(|s| [(s.clone(), false), (s, true)])
+    {
+        let each = || frames.iter().map(|f| f.as_slice());
         let mut o = Outcome::default();
-        {
+        let stages = {
             let screens = ScreenState::new(1 << 16);
             let mut w = Worker::new(0, &rules);
-            let mut now = 1_000_000_000u64;
-            for f in frames.iter() {
-                now += 1000;
-                o.add(&w.process(&rules, &screens, f, UNTRUST, now));
+            if vector {
+                w.measure_stages(ns_clock);
             }
-        }
-        assert_eq!(o.forwarded, o.packets, "{name}: every SYN permitted");
+            let mut now = 1_000_000_000u64;
+            decide(
+                &mut w,
+                &rules,
+                &screens,
+                each(),
+                vector,
+                &mut now,
+                Some(&mut o),
+            );
+            vector.then(|| w.stage_cycles())
+        };
+        check(&o);
         scenarios.push(Scenario {
-            name,
+            name: format!("{name} ({})", mode(vector)),
+            stages,
             outcome: o.describe(),
             samples: vec![],
             run: Box::new(move || {
                 let screens = ScreenState::new(1 << 16);
                 let mut w = Worker::new(0, &rules);
                 let mut now = 1_000_000_000u64;
+                let each = frames.iter().map(|f| f.as_slice());
                 let t = Instant::now();
-                for f in frames.iter() {
-                    now += 1000;
-                    black_box(w.process(&rules, &screens, black_box(f), UNTRUST, now));
-                }
-                let e = t.elapsed().as_nanos() as u64;
-                drop(black_box(w));
-                (e, frames.len() as u64)
-            }),
-        });
-    }
-
-    // (c) deny storm: default deny with log, every packet denied with an event.
-    {
-        let rules = storm_rules.clone();
-        let screens = ScreenState::new(1 << 16);
-        let frames = storm_frames.clone();
-        let mut w = Worker::new(0, &rules);
-        let mut now = 1_000_000_000u64;
-        let mut o = Outcome::default();
-        for f in frames.iter() {
-            now += 1000;
-            o.add(&w.process(&rules, &screens, f, UNTRUST, now));
-        }
-        assert_eq!(o.dropped, o.packets);
-        assert_eq!(o.events, o.packets);
-        scenarios.push(Scenario {
-            name: "(c) process: deny storm (default deny + log)",
-            outcome: o.describe(),
-            samples: vec![],
-            run: Box::new(move || {
-                let t = Instant::now();
-                for f in frames.iter() {
-                    now += 1000;
-                    let d = w.process(&rules, &screens, black_box(f), UNTRUST, now);
-                    for e in d.events() {
-                        black_box(e);
-                    }
-                }
-                (t.elapsed().as_nanos() as u64, frames.len() as u64)
-            }),
-        });
-    }
-
-    // (d3) mixed traffic (handshakes, data, UDP, ICMP, IPv6), with and
-    // without the screen profile; fresh worker and screen state per rep.
-    for (name, rules) in [
-        ("(d3) process: traffic::mixed, no screen", plain.clone()),
-        (
-            "(d3) process: traffic::mixed, screen-heavy",
-            screened.clone(),
-        ),
-    ] {
-        let frames = mixed_frames.clone();
-        let mut o = Outcome::default();
-        {
-            let screens = ScreenState::new(1 << 16);
-            let mut w = Worker::new(0, &rules);
-            for f in frames.iter() {
-                o.add(&w.process(&rules, &screens, &f.bytes, UNTRUST, f.ts_ns));
-            }
-        }
-        scenarios.push(Scenario {
-            name,
-            outcome: o.describe(),
-            samples: vec![],
-            run: Box::new(move || {
-                let screens = ScreenState::new(1 << 16);
-                let mut w = Worker::new(0, &rules);
-                let t = Instant::now();
-                for f in frames.iter() {
-                    black_box(w.process(&rules, &screens, black_box(&f.bytes), UNTRUST, f.ts_ns));
-                }
+                decide(&mut w, &rules, &screens, each, vector, &mut now, None);
                 let e = t.elapsed().as_nanos() as u64;
                 drop(black_box(w));
                 (e, frames.len() as u64)
@@ -513,6 +549,23 @@ fn main() {
             1000.0 / st.median,
             st.median / base,
             s.outcome
+        );
+    }
+
+    println!(
+        "\nWhere the burst path's time goes (ns per packet in each stage, every stage timed once per burst, one pass):\n"
+    );
+    println!("| scenario | {} | total |", COST_STAGES.join(" | "));
+    println!("|---|{}---:|", "---:|".repeat(COST_STAGES.len()));
+    for s in &scenarios {
+        let Some(t) = s.stages else { continue };
+        let per = |c: u64| c as f64 / t.samples.max(1) as f64;
+        let cells: Vec<String> = t.cycles.iter().map(|&c| format!("{:.1}", per(c))).collect();
+        println!(
+            "| {} | {} | {:.1} |",
+            s.name,
+            cells.join(" | "),
+            per(t.cycles.iter().sum())
         );
     }
 }

@@ -414,6 +414,24 @@ impl Ruleset {
         }
     }
 
+    /// What the flow stage reads and writes for a policy match: its
+    /// verdict and this worker's hit counter (a burst prefetches them
+    /// once its policy lookups are done; with thousands of policies both
+    /// are cache misses).
+    pub(crate) fn policy_lines(&self, worker: usize, m: PolicyMatch) -> [Option<*const u8>; 2] {
+        let verdict = match m {
+            PolicyMatch::Rule(id) => self
+                .verdicts
+                .get(id as usize)
+                .map(|v| (v as *const PolicyVerdict).cast()),
+            PolicyMatch::Default => None,
+        };
+        [
+            verdict,
+            self.hits.slot_addr(worker, self.hits.policy_slot(m)),
+        ]
+    }
+
     /// The id events give the default policy: the one after the last
     /// policy (as in the name tables).
     pub fn default_policy_id(&self) -> u32 {
@@ -534,6 +552,12 @@ impl RuleHits {
         }
     }
 
+    /// Where a worker's counter of `slot` is (for a prefetch).
+    fn slot_addr(&self, worker: usize, slot: usize) -> Option<*const u8> {
+        let a = self.slots.get(worker * self.row + slot)?;
+        Some((a as *const AtomicU64).cast())
+    }
+
     fn policy_slot(&self, m: PolicyMatch) -> usize {
         match m {
             PolicyMatch::Rule(id) => id as usize,
@@ -641,7 +665,7 @@ pub struct Worker {
     frags: FragTable,
     pub counters: Counters,
     /// This worker's row in [`RuleHits`].
-    index: usize,
+    pub(crate) index: usize,
     /// The cycle counter that times stages, when measuring.
     pub(crate) clock: Option<fn() -> u64>,
     pub(crate) stage_totals: StageCycles,

@@ -462,10 +462,31 @@ impl SessionTable {
         (&self.index[self.home(probe.hash)] as *const u64).cast()
     }
 
-    /// A session's slot (for a prefetch ahead of its update).
+    /// The session `probe` most likely finds: the first in its probe
+    /// chain with the same hash, read from the index alone (a burst reads
+    /// it once the index slot is in cache, and prefetches the session
+    /// before it compares keys).
     #[inline(always)]
-    pub fn session_addr(&self, h: SessionHandle) -> *const u8 {
-        (&self.slab[h.0 as usize] as *const Session).cast()
+    pub fn candidate(&self, probe: &Probe) -> Option<SessionHandle> {
+        let mut i = self.home(probe.hash);
+        loop {
+            let e = self.index[i];
+            if e == EMPTY {
+                return None;
+            }
+            if entry_hash(e) == probe.hash {
+                return Some(SessionHandle(entry_slot(e)));
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The cache lines of a session's slot (for prefetches ahead of its
+    /// lookup and update).
+    #[inline(always)]
+    pub fn session_lines(&self, h: SessionHandle) -> [*const u8; 3] {
+        let base: *const u8 = (&self.slab[h.0 as usize] as *const Session).cast();
+        [base, base.wrapping_add(64), base.wrapping_add(128)]
     }
 
     /// [`SessionTable::lookup`] with the key's canonical form and hash

@@ -147,17 +147,22 @@ impl Worker {
         }
         self.lap(&mut since, CostStage::Screen);
 
-        // Session lookup: every index slot prefetched before the first probe.
+        // Session lookup in three passes, each prefetching what the next
+        // reads: the index slots, the sessions they name, then the probes.
         let prefetch = P::prefetch;
         for m in self.burst.meta[..n].iter_mut().filter(|m| m.live) {
             m.probe = Probe::of(&m.key);
             prefetch(self.sessions.probe_home(&m.probe));
         }
+        for m in self.burst.meta[..n].iter().filter(|m| m.live) {
+            if let Some(handle) = self.sessions.candidate(&m.probe) {
+                for line in self.sessions.session_lines(handle) {
+                    prefetch(line);
+                }
+            }
+        }
         for m in self.burst.meta[..n].iter_mut().filter(|m| m.live) {
             m.found = self.sessions.lookup_probe(&m.probe);
-            if let Some((handle, _)) = m.found {
-                prefetch(self.sessions.session_addr(handle));
-            }
         }
         let looked_up = self.sessions.changes();
         self.lap(&mut since, CostStage::Session);
@@ -247,6 +252,13 @@ impl Worker {
         );
         for k in 0..count {
             b.meta[b.misses[k] as usize].policy = Some(b.matches[k]);
+            for line in rules
+                .policy_lines(self.index, b.matches[k])
+                .into_iter()
+                .flatten()
+            {
+                P::prefetch(line);
+            }
         }
     }
 

@@ -177,7 +177,7 @@ impl ControlPlane<'_> {
         for (name, help, pick) in [
             (
                 "rampart_worker_stage_cycles_total",
-                "TSC cycles measured per pipeline stage (rx/tx per burst, the rest on sampled packets).",
+                "TSC cycles measured per pipeline stage, each timed once per burst.",
                 (|c| &c.stage_cycles) as fn(&WorkerCounters) -> &[std::sync::atomic::AtomicU64; STAGES.len()],
             ),
             (

@@ -470,7 +470,7 @@ pub fn result(s1: &Sample, s2: &Sample, finished: &Finished) -> Value {
         })
         .collect();
     // Per-stage cycles per packet over the interval, summed over workers
-    // (rx/tx timed per burst, the rest on sampled packets).
+    // (every stage timed once per burst).
     let stage_sum = |v: &Value, stage: &str, k: &str| -> u64 {
         v["workers"]
             .as_array()

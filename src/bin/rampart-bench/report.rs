@@ -312,7 +312,7 @@ fn conntrack_table(s: &mut String, rows: &[&Value]) {
 fn stage_table(s: &mut String, rows: &[&Value]) {
     let _ = writeln!(
         s,
-        "\nWhere Rampart's cycles go (cycles per packet by stage, medians; `rx` and `tx` timed per burst, the other stages on one packet in 64, each sample including ~30 cycles of reading the TSC; from `rampart stats --json` `stage_cycles`):\n"
+        "\nWhere Rampart's cycles go (cycles per packet by stage, medians; every stage timed once per burst over all of its packets (the burst pipeline); the loop's own work between stages (aging, event publishing, staging for TX) is in the total only; from `rampart stats --json` `stage_cycles`):\n"
     );
     let _ = writeln!(s, "| profile | {} | total busy |", STAGES.join(" | "));
     let _ = writeln!(s, "|---|{}---:|", "---:|".repeat(STAGES.len()));
