@@ -185,6 +185,8 @@ pub struct Worker {
     pub held: FragHold<Mbuf>,
     /// Room for one whole multi-segment packet (see `process_chained`).
     pub scratch: Box<[u8]>,
+    /// Packets dropped in the burst being processed, freed together.
+    pub dropped: Burst,
 }
 
 /// The CPU's prefetch, for the pipeline's burst lookups.
@@ -321,6 +323,7 @@ impl Worker {
             }
             work += self.drain_handoffs(now);
             let before_tx = tsc_cycles();
+            self.dropped.clear();
             self.flush_all();
             if work > 0 {
                 self.stage_totals.tx_cycles += tsc_cycles() - before_tx;
@@ -338,6 +341,7 @@ impl Worker {
         loop {
             let now = self.clock.now_ns(tsc_cycles());
             let moved = self.drain_handoffs(now) + self.retry_stalled();
+            self.dropped.clear();
             self.flush_all();
             self.events.publish();
             if moved == 0 && self.stalled.is_empty() && stop.settled() {
@@ -537,12 +541,16 @@ impl Worker {
         let first_fragment = packet.filter(|p| p.frag.is_first_fragment);
         match verdict {
             Verdict::Forward { egress } => self.stage(egress as usize, m),
-            Verdict::Drop => self.count_drop(reason),
+            Verdict::Drop => {
+                self.count_drop(reason);
+                self.discard(m);
+            }
             Verdict::Reject => {
                 self.count_drop(reason);
                 if let Some(pkt) = packet {
                     self.send_reject(&m, &pkt, iface);
                 }
+                self.discard(m);
             }
             Verdict::Hold => {
                 let Some(pkt) = packet else { return };
@@ -557,6 +565,16 @@ impl Worker {
             while let Some((m, ingress)) = self.held.take_released(datagram) {
                 self.resume_held(m, ingress as usize, now);
             }
+        }
+    }
+
+    /// Frees a dropped packet with the others of its burst (one bulk
+    /// return to the pool, after the burst).
+    #[inline(always)]
+    fn discard(&mut self, m: Mbuf) {
+        if let Err(m) = self.dropped.push(m) {
+            self.dropped.clear();
+            let _ = self.dropped.push(m);
         }
     }
 

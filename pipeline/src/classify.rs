@@ -338,6 +338,15 @@ impl Sets {
         ]
     }
 
+    /// A set's lowest member (`None`: empty).
+    fn first_member(&self, set: u32) -> Option<usize> {
+        let base = set as usize * self.aggs;
+        let a = (0..self.aggs).find(|&a| self.agg[base + a] != 0)?;
+        let bit = self.agg[base + a].trailing_zeros() as usize;
+        let word = self.words[self.rank[base + a] as usize];
+        Some((a * 64 + bit) * 64 + word.trailing_zeros() as usize)
+    }
+
     /// Where a set's first stored word is (`None`: it stores none).
     fn first_word_addr(&self, set: u32) -> Option<*const u8> {
         let first = self.rank[set as usize * self.aggs] as usize;
@@ -916,6 +925,17 @@ impl Classifier {
                     if let Some(a) = self.sets.first_word_addr(set) {
                         prefetch(a);
                     }
+                }
+            }
+            // The rule of the destination set's first sub-rule (a host's
+            // set names one: usually the answer).
+            for &(_, d) in &nodes[..n] {
+                let first = self
+                    .dst
+                    .set_of(d)
+                    .and_then(|set| self.sets.first_member(set));
+                if let Some(owner) = first.and_then(|sub| self.owner.get(sub)) {
+                    prefetch((owner as *const u32).cast());
                 }
             }
             for (i, q) in queries[..n].iter().enumerate() {

@@ -381,6 +381,7 @@ pub fn run(
                 routes: [Route::Here; rampart_core::MAX_BURST],
                 held: rampart_pipeline::frag::FragHold::new(HELD_FRAGMENTS),
                 scratch: vec![0; MAX_FRAME].into_boxed_slice(),
+                dropped: rampart_core::Burst::new(),
                 rules_in,
                 rules_out,
             }
