@@ -732,9 +732,18 @@ pub struct Stats {
 /// on the bit vectors win.
 pub const LINEAR_MAX: usize = 8;
 
+/// Address intervals (both fields) above which lookups are batched: 4,096
+/// 16-byte interval starts are 64 KiB, past a first-level cache.
+const BATCH_MIN_INTERVALS: usize = 4096;
+
 /// The compiled classifier (immutable; share it between workers).
 pub struct Classifier {
     rules: usize,
+    /// Its address tables outgrow the L1 cache: [`Classifier::classify_batch`]
+    /// steps through them for a whole batch (below that, the steps'
+    /// bookkeeping costs more than the misses they hide; measured with
+    /// `benches/classify.rs`).
+    batched: bool,
     /// A copy of the rules when there are at most [`LINEAR_MAX`] of them
     /// (then `classify` scans it); empty otherwise.
     small: Vec<Rule>,
@@ -847,6 +856,7 @@ impl Classifier {
 
         Classifier {
             rules: rules.len(),
+            batched: src.starts.len() + dst.starts.len() > BATCH_MIN_INTERVALS,
             small: Vec::new(),
             owner,
             sets,
@@ -880,9 +890,9 @@ impl Classifier {
     ) {
         let prefetch = P::prefetch;
         const BATCH: usize = 32;
-        if !self.small.is_empty() {
+        if !self.batched {
             for (q, o) in queries.iter().zip(out.iter_mut()) {
-                *o = classify_linear(&self.small, q);
+                *o = self.classify(q);
             }
             return;
         }
@@ -1472,12 +1482,17 @@ mod tests {
             }
             // In batches (of up to 70: more than one chunk), each query
             // answered as on its own.
-            let mut batched = vec![None; queries.len()];
-            for (qs, out) in queries.chunks(70).zip(batched.chunks_mut(70)) {
-                c.classify_batch::<crate::vector::NoPrefetch>(qs, out);
-            }
-            for (q, got) in queries.iter().zip(&batched) {
-                prop_assert_eq!(*got, classify_linear(&rules, q));
+            // Stepped through as a batch whatever its size.
+            let mut stepped = Classifier::build_bitvector(&rules);
+            stepped.batched = true;
+            for c in [&c, &stepped] {
+                let mut batched = vec![None; queries.len()];
+                for (qs, out) in queries.chunks(70).zip(batched.chunks_mut(70)) {
+                    c.classify_batch::<crate::vector::NoPrefetch>(qs, out);
+                }
+                for (q, got) in queries.iter().zip(&batched) {
+                    prop_assert_eq!(*got, classify_linear(&rules, q));
+                }
             }
         }
     }

@@ -112,15 +112,22 @@ impl PolicyTable {
         }
         let mut batch = [Query::default(); crate::vector::BURST];
         let mut found = [None; crate::vector::BURST];
-        for set in sets.iter().flatten() {
+        for (s, set) in sets.iter().enumerate() {
+            let Some(set) = set else { continue };
             if left == 0 {
                 break;
             }
-            for (b, &k) in batch[..left].iter_mut().zip(&todo[..left]) {
-                *b = queries[k as usize];
+            if s == 0 {
+                // The pair's own policies see every query: no copy.
+                set.classifier
+                    .classify_batch::<P>(&queries[..n], &mut found[..n]);
+            } else {
+                for (b, &k) in batch[..left].iter_mut().zip(&todo[..left]) {
+                    *b = queries[k as usize];
+                }
+                set.classifier
+                    .classify_batch::<P>(&batch[..left], &mut found[..left]);
             }
-            set.classifier
-                .classify_batch::<P>(&batch[..left], &mut found[..left]);
             let mut still = 0;
             for j in 0..left {
                 let k = todo[j];
