@@ -199,6 +199,9 @@ impl rampart_pipeline::vector::Prefetch for CpuPrefetch {
     }
 }
 
+// A whole RX burst fits one pipeline burst.
+const _: () = assert!(MAX_BURST <= rampart_pipeline::vector::BURST);
+
 /// The slot of [`Worker::decisions`] for a packet decided on its own.
 pub const PACKET_SLOT: usize = MAX_BURST;
 
@@ -428,7 +431,10 @@ impl Worker {
     /// Decides the packets of an RX burst that are ours as one vector
     /// ([`engine::Worker::process_burst`]: each stage over all of them),
     /// exports their events (timed as the `events` stage), then carries
-    /// out each decision in order.
+    /// out each decision in order. If the vector stopped at a first
+    /// fragment that releases held fragments, those are resumed as it is
+    /// carried out and the packets after it go one by one (rare: only
+    /// with reordered fragments about).
     #[inline(always)]
     fn decide_burst(&mut self, burst: &mut Burst, iface: usize, now: u64) {
         let mut frames: [&[u8]; MAX_BURST] = [&[]; MAX_BURST];
@@ -447,32 +453,35 @@ impl Worker {
             counters,
             events,
             stage_totals,
+            held,
             ..
         } = self;
-        pipeline.process_burst::<CpuPrefetch>(
+        let decided = pipeline.process_burst::<CpuPrefetch>(
             rules,
             screens,
             &frames[..n],
             iface as u16,
             now,
             &mut decisions[..n],
+            !held.is_empty(),
         );
         let before = tsc_cycles();
-        for (d, frame) in decisions.iter().zip(&frames[..n]) {
+        for (d, frame) in decisions.iter().zip(&frames[..decided]) {
             for e in d.events() {
                 export(counters, events, e, Some(d), frame, now);
             }
         }
         stage_totals.events_cycles += tsc_cycles() - before;
-        stage_totals.events_packets += n as u64;
+        stage_totals.events_packets += decided as u64;
         let mut slot = 0;
         for (i, m) in burst.drain().enumerate() {
             match self.routes[i] {
                 Route::HandOff(owner) => self.hand_off(owner, m, TAG_PROCESS | iface as u64),
-                _ => {
+                _ if slot < decided => {
                     self.act(m, iface, now, slot);
                     slot += 1;
                 }
+                _ => self.process(m, iface, now),
             }
         }
     }

@@ -85,9 +85,16 @@ impl Burst {
         }
     }
 
-    /// Frees every mbuf.
+    /// Frees every mbuf, in one return to their pools.
     pub fn clear(&mut self) {
-        drop(self.drain());
+        if self.len == 0 {
+            return;
+        }
+        let (ptr, n) = self.held_raw();
+        // SAFETY: the first len slots are owned mbufs; bulk free takes
+        // them all, and the burst forgets them.
+        unsafe { sys::rte_pktmbuf_free_bulk(ptr, n as u32) };
+        self.len = 0;
     }
 
     /// Raw pointers of the free tail, for `rte_eth_rx_burst` to fill.
@@ -134,13 +141,7 @@ impl Burst {
 
 impl Drop for Burst {
     fn drop(&mut self) {
-        if self.len == 0 {
-            return;
-        }
-        let (ptr, n) = self.held_raw();
-        // SAFETY: the first len slots are owned mbufs; bulk free takes them all.
-        unsafe { sys::rte_pktmbuf_free_bulk(ptr, n as u32) };
-        self.len = 0;
+        self.clear();
     }
 }
 

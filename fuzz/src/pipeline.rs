@@ -186,6 +186,7 @@ pub fn pipeline(data: &[u8]) {
             ingress as u16,
             now,
             std::slice::from_mut(&mut d),
+            !held.is_empty(),
         );
         let _ = worker.stage_cycles();
 

@@ -194,7 +194,9 @@ fn decide<'a>(
     let mut flush = |w: &mut Worker, burst: &[&[u8]], now: &mut u64| {
         if vector {
             *now += 1000 * burst.len() as u64;
-            w.process_burst::<NoPrefetch>(rules, screens, burst, UNTRUST, *now, &mut out);
+            let done = w
+                .process_burst::<NoPrefetch>(rules, screens, burst, UNTRUST, *now, &mut out, false);
+            assert_eq!(done, burst.len(), "no reordered fragments here");
             for d in &out[..burst.len()] {
                 if let Some(o) = outcome.as_deref_mut() {
                     o.add(d);

@@ -789,6 +789,7 @@ impl Classifier {
         let mut c = Classifier::build_bitvector(rules);
         if rules.len() <= LINEAR_MAX {
             c.small = rules.to_vec();
+            c.batched = false;
         }
         c
     }

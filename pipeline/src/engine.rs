@@ -2710,7 +2710,8 @@ audit = true
         let syn = tcp(c, s, 40000, 80, TcpFlags::SYN, &[]);
         let dns = udp(c, s, 1, 53, &[]);
         let mut out = [Decision::BLANK; 2];
-        w.process_burst::<NoPrefetch>(&rules, &screens, &[&dns, &syn], UNTRUST, S, &mut out);
+        let frames = [dns.as_slice(), syn.as_slice()];
+        w.process_burst::<NoPrefetch>(&rules, &screens, &frames, UNTRUST, S, &mut out, false);
         let t = w.stage_cycles();
         assert_eq!(t.samples, 2, "every packet of the burst");
         let stage = |name: &str| t.cycles[COST_STAGES.iter().position(|n| *n == name).unwrap()];

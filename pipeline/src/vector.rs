@@ -94,6 +94,14 @@ impl Worker {
     /// Decides a burst of frames that entered on `ingress`: `out[i]` for
     /// `frames[i]`, exactly as [`Worker::process_into`] one by one in
     /// order would (see the module doc). At most [`BURST`] frames.
+    ///
+    /// Returns how many it decided, from the first: all, unless a first
+    /// fragment may release fragments held for it (`fragments_held`: the
+    /// caller holds some; or a later fragment came earlier in the burst).
+    /// The burst then ends with that first fragment, so that the caller
+    /// resumes the held ones right after it, as one by one, and decides
+    /// the rest after them.
+    #[allow(clippy::too_many_arguments)]
     pub fn process_burst<P: Prefetch>(
         &mut self,
         rules: &Ruleset,
@@ -102,17 +110,25 @@ impl Worker {
         ingress: u16,
         now_ns: u64,
         out: &mut [Decision],
-    ) {
+        fragments_held: bool,
+    ) -> usize {
         assert!(frames.len() <= BURST && out.len() >= frames.len());
-        let n = frames.len();
+        let mut n = frames.len();
         let mut since = self.clock.map_or(0, |c| c());
 
         // Parse.
+        let mut held = fragments_held;
         for i in 0..n {
-            let live = self
-                .admit(rules, wire::parse(frames[i]), ingress, &mut out[i])
-                .is_some();
-            self.burst.meta[i].live = live;
+            let parsed = self.admit(rules, wire::parse(frames[i]), ingress, &mut out[i]);
+            self.burst.meta[i].live = parsed.is_some();
+            if let Some(frag) = parsed.map(|p| p.frag).filter(|f| f.is_fragment) {
+                if !frag.is_first_fragment {
+                    held = true;
+                } else if held {
+                    n = i + 1;
+                    break;
+                }
+            }
         }
         self.lap(&mut since, CostStage::Parse);
 
@@ -212,6 +228,7 @@ impl Worker {
         if self.clock.is_some() {
             self.stage_totals.samples += n as u64;
         }
+        n
     }
 
     /// Looks up the zone pair's policy for every live packet that found no
