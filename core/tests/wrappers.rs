@@ -190,6 +190,34 @@ fn typed_ring_batches_in_place_writes_until_published() {
 }
 
 #[test]
+fn burst_clear_returns_every_mbuf_and_the_burst_is_reusable() {
+    let eal = eal("burst-clear", &[]);
+    let pool = Mempool::create_pktmbuf(&eal, "pool", 1023, 0, 0).unwrap();
+    let start = pool.in_use();
+    let mut burst = Burst::new();
+    for round in 0..3 {
+        // A full burst, a partial one, then an empty one.
+        let n = [MAX_BURST, 5, 0][round];
+        for _ in 0..n {
+            burst
+                .push(Mbuf::alloc(&pool).unwrap())
+                .map_err(|_| ())
+                .unwrap();
+        }
+        assert_eq!(pool.in_use(), start + n as u32);
+        burst.clear();
+        assert!(burst.is_empty());
+        assert_eq!(pool.in_use(), start, "round {round}: all back in the pool");
+    }
+    burst
+        .push(Mbuf::alloc(&pool).unwrap())
+        .map_err(|_| ())
+        .unwrap();
+    drop(burst);
+    assert_eq!(pool.in_use(), start, "drop frees what is left");
+}
+
+#[test]
 fn mbuf_ring_moves_ownership_and_frees_leftovers() {
     let eal = eal("mbuf-ring", &[]);
     let pool = Mempool::create_pktmbuf(&eal, "pool", 1023, 0, 0).unwrap();
