@@ -502,8 +502,7 @@ impl Worker {
         } = self;
         let d = &mut decisions[PACKET_SLOT];
         pipeline.process_into(rules, screens, m.data(), iface as u16, now, d);
-        self.export_events(&m, now, PACKET_SLOT);
-        self.act(m, iface, now, PACKET_SLOT);
+        self.act_alone(m, iface, now);
     }
 
     /// A multi-segment packet: the pipeline reads a copy of the whole
@@ -528,6 +527,12 @@ impl Worker {
         };
         let d = &mut decisions[PACKET_SLOT];
         pipeline.process_into(rules, screens, frame, iface as u16, now, d);
+        self.act_alone(m, iface, now);
+    }
+
+    /// Exports the events of the decision in [`PACKET_SLOT`] and carries
+    /// it out: a packet decided on its own.
+    fn act_alone(&mut self, m: Mbuf, iface: usize, now: u64) {
         self.export_events(&m, now, PACKET_SLOT);
         self.act(m, iface, now, PACKET_SLOT);
     }
@@ -605,8 +610,7 @@ impl Worker {
         };
         let d = &mut decisions[PACKET_SLOT];
         pipeline.resume_held(rules, screens, frame, iface as u16, now, d);
-        self.export_events(&m, now, PACKET_SLOT);
-        self.act(m, iface, now, PACKET_SLOT);
+        self.act_alone(m, iface, now);
     }
 
     /// Drops a held fragment without a decision, counted by why.

@@ -935,7 +935,6 @@ impl Worker {
         hints: FlowHints,
         d: &mut Decision,
     ) -> Option<(u16, Reason)> {
-        let pkt = *pkt;
         let port = rules.ports[ingress as usize];
         let profile = rules.zone_screen[port.zone as usize].map(|p| &rules.screens[p as usize]);
         let Some(egress) = port.peer else {
@@ -944,7 +943,7 @@ impl Worker {
         };
         let to_zone = rules.ports[egress as usize].zone;
 
-        if rules.config.flow.ipv6_nd_permit && is_link_local_control(&pkt) {
+        if rules.config.flow.ipv6_nd_permit && is_link_local_control(pkt) {
             self.counters.neighbor_discovery += 1;
             d.stage = Stage::Policy;
             return Some((egress, Reason::NeighborDiscovery));
@@ -955,11 +954,11 @@ impl Worker {
             None => self.sessions.lookup(&key),
         };
         if let Some(found) = hit {
-            if starts_exchange(&pkt) {
+            if starts_exchange(pkt) {
                 hit = self.end_for_new_connection(rules, screens, found, now_ns, d);
             }
         }
-        let seg = tcp_segment(rules, frame, &pkt);
+        let seg = tcp_segment(rules, frame, pkt);
         if let Some((handle, dir)) = hit {
             let update = self
                 .sessions
@@ -972,7 +971,7 @@ impl Worker {
             }
             self.counters.tcp_rst_unconfirmed += u64::from(update.rst_unconfirmed);
             let mut closed = update.closed;
-            if closed.is_none() && dir == Direction::ServerToClient && is_echo_reply(&pkt) {
+            if closed.is_none() && dir == Direction::ServerToClient && is_echo_reply(pkt) {
                 // The echo is answered: the exchange is over, as an SRX
                 // closes it ("response received"); a next request opens a
                 // new session through policy.
@@ -993,7 +992,7 @@ impl Worker {
         // An ICMP error about a flow with a session belongs to it, whichever
         // side (or router on the path) sends it; one about no session goes
         // through policy like any ICMP.
-        if let Some(quoted) = crate::wire::related::quoted_flow(frame, &pkt) {
+        if let Some(quoted) = crate::wire::related::quoted_flow(frame, pkt) {
             if let Some((handle, _)) = self.sessions.lookup(&quoted) {
                 self.counters.related_icmp += 1;
                 d.stage = Stage::Session;
@@ -1002,7 +1001,7 @@ impl Worker {
             }
         }
 
-        if fails_syn_check(rules, &pkt) {
+        if fails_syn_check(rules, pkt) {
             self.drop(d, Stage::Session, Reason::TcpSynCheck, Verdict::Drop);
             return None;
         }
@@ -1010,7 +1009,7 @@ impl Worker {
         let (from, to) = (port.zone as usize, to_zone as usize);
         let mut matched = match hints.policy {
             Some(m) => m,
-            None => rules.policies.lookup(from, to, &pkt),
+            None => rules.policies.lookup(from, to, pkt),
         };
         rules.hits.bump(self.index, rules.hits.policy_slot(matched));
         // Audit mode (the policy's, or its zone pair's): log what the
@@ -1028,9 +1027,9 @@ impl Worker {
                 reject: verdict.action == PolicyAction::Reject,
                 audit: true,
                 session_id: self.sessions.next_id(),
-                application: matched_application(rules, Some(id), &pkt),
+                application: matched_application(rules, Some(id), pkt),
             });
-            matched = rules.policies.lookup_after(from, to, &pkt, id);
+            matched = rules.policies.lookup_after(from, to, pkt, id);
             rules.hits.bump(self.index, rules.hits.policy_slot(matched));
         }
         let (action, log_deny, log, policy_id) = match matched {
@@ -1051,7 +1050,7 @@ impl Worker {
                         reject: dp.action == PolicyAction::Reject,
                         audit: true,
                         session_id: self.sessions.next_id(),
-                        application: matched_application(rules, None, &pkt),
+                        application: matched_application(rules, None, pkt),
                     });
                     (
                         PolicyAction::Permit,
@@ -1073,7 +1072,7 @@ impl Worker {
                         reject,
                         audit: false,
                         session_id: self.sessions.next_id(),
-                        application: matched_application(rules, policy_id, &pkt),
+                        application: matched_application(rules, policy_id, pkt),
                     });
                 }
                 let (reason, verdict) = if reject {
@@ -1113,7 +1112,7 @@ impl Worker {
                     screen_profile: profile.map(|p| p.id),
                     log_close: log.session_close,
                     application: if log.session_init || log.session_close {
-                        matched_application(rules, policy_id, &pkt)
+                        matched_application(rules, policy_id, pkt)
                     } else {
                         NO_APPLICATION
                     },
@@ -2078,15 +2077,9 @@ log = true
     #[test]
     fn fragments_ahead_of_their_first_are_held_then_follow_its_decision() {
         use crate::frag::{DatagramKey, FragHold, GaveUp};
-        use crate::wire::build::{packet_vec, Ethernet, Fragment, Ip, L4};
+        use crate::wire::build::L4;
         let frag = |src: Addr, dst: Addr, id: u32, offset: u16, l4: L4<'_>, len: usize| {
-            let mut ip = Ip::new(src, dst);
-            ip.fragment = Some(Fragment {
-                offset,
-                more: offset == 0,
-                id,
-            });
-            packet_vec(&Ethernet::DEFAULT, &ip, &l4, &vec![9; len]).unwrap()
+            crate::traffic::fragment(src, dst, id, offset, offset == 0, l4, &vec![9; len])
         };
         let raw = |protocol| L4::Raw { protocol };
         let (rules, screens, mut w) = setup("");

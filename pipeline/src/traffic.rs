@@ -113,6 +113,22 @@ pub fn ping(src: Addr, dst: Addr, ident: u16, seq: u16) -> Vec<u8> {
     .expect("test frames fit")
 }
 
+/// A fragment of datagram `id`: `l4` is the first fragment's L4 header
+/// (a later fragment takes `L4::Raw` of the protocol), `offset` in bytes.
+pub fn fragment(
+    src: Addr,
+    dst: Addr,
+    id: u32,
+    offset: u16,
+    more: bool,
+    l4: L4<'_>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut ip = Ip::new(src, dst);
+    ip.fragment = Some(crate::wire::build::Fragment { offset, more, id });
+    packet_vec(&Ethernet::DEFAULT, &ip, &l4, payload).expect("test frames fit")
+}
+
 /// `count` frames of mixed, well-formed client traffic (TCP handshakes and
 /// data, UDP, ICMP, IPv4 and IPv6) from `clients` sources towards a server
 /// subnet, sizes varying from minimum to near MTU. Frames are 1 us apart.
@@ -346,16 +362,9 @@ pub fn demo(start_ns: u64) -> Vec<Frame> {
 pub fn screen_attacks() -> Vec<(&'static str, Vec<u8>)> {
     use crate::flow::proto;
     use crate::screen::ScreenOption;
-    use crate::wire::build::Fragment;
     let (a, b) = (v4(198, 51, 100, 1), v4(10, 1, 0, 10));
     let frag = |l4: L4<'_>, offset: u16, more: bool, payload: &[u8]| {
-        let mut ip = Ip::new(a, b);
-        ip.fragment = Some(Fragment {
-            offset,
-            more,
-            id: 77,
-        });
-        packet_vec(&Ethernet::DEFAULT, &ip, &l4, payload).expect("fits")
+        fragment(a, b, 77, offset, more, l4, payload)
     };
     let with_options = |options: &[u8]| {
         let mut ip = Ip::new(a, b);

@@ -286,17 +286,11 @@ fn later_packets_of_a_new_flow_see_the_session_the_first_created() {
 #[test]
 fn a_first_fragment_releases_held_fragments_before_the_rest_of_its_burst() {
     use rampart_pipeline::engine::Reason;
-    use rampart_pipeline::wire::build::{packet_vec, Ethernet, Fragment, Ip, L4};
+    use rampart_pipeline::wire::build::L4;
     let rules = demo_rules(true);
     let (c, s) = (v4(192, 0, 2, 120), v4(10, 1, 0, 53));
     let frag = |id: u32, offset: u16, l4: L4<'_>, len: usize| {
-        let mut ip = Ip::new(c, s);
-        ip.fragment = Some(Fragment {
-            offset,
-            more: offset == 0,
-            id,
-        });
-        packet_vec(&Ethernet::DEFAULT, &ip, &l4, &vec![9; len]).unwrap()
+        traffic::fragment(c, s, id, offset, offset == 0, l4, &vec![9; len])
     };
     let raw = L4::Raw {
         protocol: rampart_pipeline::flow::proto::UDP,
