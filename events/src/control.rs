@@ -239,6 +239,20 @@ impl ControlEncoder {
         self.finish(fb::Body::Stats, t.as_union_value())
     }
 
+    /// Bytes a [`ControlEncoder::loss`] record takes at most (every field
+    /// present at its widest), so a caller can tell whether one would fit
+    /// before it builds one.
+    pub fn loss_len_bound() -> usize {
+        static BOUND: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *BOUND.get_or_init(|| {
+            ControlEncoder::new()
+                .loss(u64::MAX, u64::MAX, &[u64::MAX; N])
+                .len()
+                // Alignment padding may differ by a few bytes.
+                + 16
+        })
+    }
+
     pub fn loss(&mut self, ts_ns: u64, consumer_id: u64, dropped: &[u64; N]) -> &[u8] {
         self.fbb.reset();
         let dropped = self.fbb.create_vector(&dropped[..]);

@@ -263,6 +263,12 @@ impl Consumer {
             self.notices.clear();
         }
         if self.pending_loss.iter().any(|&n| n != 0) {
+            // A consumer that is behind has no room, and every record
+            // offered to it would build a loss record only to drop it:
+            // look at the room first.
+            if ControlEncoder::loss_len_bound() > self.ring.free() {
+                return false;
+            }
             let loss = ctl.loss(now_ns, self.id, &self.pending_loss);
             if loss.len() > self.ring.free() {
                 return false;

@@ -223,6 +223,18 @@ fn truncated_and_corrupted_records_are_errors() {
 }
 
 proptest! {
+    /// The hub checks a consumer has room for a loss record before it
+    /// builds one: the bound must hold for any counts.
+    #[test]
+    fn a_loss_record_never_exceeds_its_bound(
+        ts in any::<u64>(),
+        id in any::<u64>(),
+        dropped in proptest::array::uniform6(prop_oneof![Just(0u64), any::<u64>()]),
+    ) {
+        let mut ctl = ControlEncoder::new();
+        prop_assert!(ctl.loss(ts, id, &dropped).len() <= ControlEncoder::loss_len_bound());
+    }
+
     /// Every field value of every event type survives encode -> verified
     /// decode (the encoder writes its own flatbuffer layout).
     #[test]
