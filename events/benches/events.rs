@@ -2,11 +2,13 @@
 //! 1. ns per event to encode one record and copy it into a ring slot;
 //! 2. events/s the hub delivers to one consumer reading a Unix socket in
 //!    another thread;
-//! 3. lines/s each output format renders from a decoded deny record (what
-//!    `rampart events` does per record before writing).
+//! 3. lines/s each output format renders from a decoded deny record, and
+//!    records/s per core for all `rampart events` does with a record's
+//!    bytes: decode (verified), render, append to the output buffer.
 //!
 //! `cargo bench -p rampart-events --bench events` (optionally
-//! `-- --events N`).
+//! `-- --events N`; `RAMPART_BENCH_FORMAT=json` runs only that format's
+//! rendering).
 
 use std::io::{BufReader, Read};
 use std::os::unix::net::UnixStream;
@@ -244,45 +246,49 @@ fn bench_render(n: u64) {
         facility: 1,
     };
     let mut line = String::with_capacity(1024);
-    type Render<'a> = Box<dyn Fn(&mut String) + 'a>;
+    type Render<'a> = Box<dyn Fn(&Record<'_>, &mut String) + 'a>;
     let cases: [(&str, Render); 5] = [
         (
             "json",
-            Box::new(|l| {
-                render(Format::Json, &rec, &names, l);
+            Box::new(|r, l| {
+                render(Format::Json, r, &names, l);
             }),
         ),
         (
             "junos",
-            Box::new(|l| {
-                render(Format::Junos, &rec, &names, l);
+            Box::new(|r, l| {
+                render(Format::Junos, r, &names, l);
             }),
         ),
         (
             "junos-sd (RFC 5424)",
-            Box::new(|l| {
-                render(Format::JunosSd, &rec, &names, l);
+            Box::new(|r, l| {
+                render(Format::JunosSd, r, &names, l);
             }),
         ),
         (
             "junos BSD syslog",
-            Box::new(|l| {
-                write_syslog_message(Format::Junos, Framing::Bsd, &rec, &names, &opts, l);
+            Box::new(|r, l| {
+                write_syslog_message(Format::Junos, Framing::Bsd, r, &names, &opts, l);
             }),
         ),
         (
             "droplog",
-            Box::new(|l| {
-                render(Format::Droplog, &rec, &names, l);
+            Box::new(|r, l| {
+                render(Format::Droplog, r, &names, l);
             }),
         ),
     ];
-    for (name, f) in cases {
+    let only = std::env::var("RAMPART_BENCH_FORMAT").ok();
+    for (name, f) in &cases {
+        if only.as_deref().is_some_and(|o| o != *name) {
+            continue;
+        }
         let t0 = Instant::now();
         let mut bytes = 0usize;
         for _ in 0..n {
             line.clear();
-            f(&mut line);
+            f(&rec, &mut line);
             bytes += line.len();
         }
         let dt = t0.elapsed();
@@ -290,6 +296,26 @@ fn bench_render(n: u64) {
             "render policy_deny    {name:22} {:6.2} M lines/s  ({} B/line)",
             n as f64 / dt.as_secs_f64() / 1e6,
             bytes / n as usize
+        );
+    }
+    // What `rampart events` does per record once its bytes are read:
+    // decode (verified), render, append to the output buffer.
+    for (name, f) in &cases {
+        if only.as_deref().is_some_and(|o| o != *name) {
+            continue;
+        }
+        let mut out = std::io::BufWriter::with_capacity(256 << 10, std::io::sink());
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let rec = decode(std::hint::black_box(&bytes)).unwrap();
+            line.clear();
+            f(&rec, &mut line);
+            std::io::Write::write_all(&mut out, line.as_bytes()).unwrap();
+        }
+        let dt = t0.elapsed();
+        println!(
+            "decode+render+write   {name:22} {:6.2} M records/s per core",
+            n as f64 / dt.as_secs_f64() / 1e6,
         );
     }
 }
@@ -302,6 +328,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "--test") {
         n = 10_000; // `cargo test --benches`: smoke run
+    }
+    if std::env::var("RAMPART_BENCH_FORMAT").is_ok() {
+        bench_render(n.min(2_000_000));
+        return;
     }
     bench_encode(n);
     bench_render(n.min(2_000_000));

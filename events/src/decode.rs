@@ -150,6 +150,41 @@ fn unknown(field: &'static str, value: u8) -> DecodeError {
     DecodeError::UnknownValue { field, value }
 }
 
+/// `(reject, audit)` of a deny record's action.
+pub(crate) fn deny_flags(a: fb::DenyAction) -> Result<(bool, bool), DecodeError> {
+    match a {
+        fb::DenyAction::Deny => Ok((false, false)),
+        fb::DenyAction::Reject => Ok((true, false)),
+        fb::DenyAction::Audit => Ok((false, true)),
+        a => Err(unknown("deny action", a.0)),
+    }
+}
+
+pub(crate) fn screen_option(o: fb::ScreenOption) -> Result<ScreenOption, DecodeError> {
+    ScreenOption::from_u8(o.0).ok_or_else(|| unknown("screen option", o.0))
+}
+
+/// Whether a screen record's action is alarm-only.
+pub(crate) fn screen_alarm_only(a: fb::ScreenAction) -> Result<bool, DecodeError> {
+    match a {
+        fb::ScreenAction::Drop => Ok(false),
+        fb::ScreenAction::Alarm => Ok(true),
+        a => Err(unknown("screen action", a.0)),
+    }
+}
+
+pub(crate) fn filter_action(a: fb::FilterAction) -> Result<FilterAction, DecodeError> {
+    FilterAction::from_u8(a.0).ok_or_else(|| unknown("filter action", a.0))
+}
+
+pub(crate) fn direction(d: fb::Direction) -> Result<Direction, DecodeError> {
+    Direction::from_u8(d.0).ok_or_else(|| unknown("direction", d.0))
+}
+
+pub(crate) fn close_reason(r: fb::CloseReason) -> Result<CloseReason, DecodeError> {
+    CloseReason::from_u8(r.0).ok_or_else(|| unknown("close reason", r.0))
+}
+
 fn addr_of(a: flatbuffers::Array<'_, u8, 16>) -> [u8; 16] {
     let mut out = [0u8; 16];
     for (o, b) in out.iter_mut().zip(a.iter()) {
@@ -158,7 +193,7 @@ fn addr_of(a: flatbuffers::Array<'_, u8, 16>) -> [u8; 16] {
     out
 }
 
-fn meta_of(m: &fb::PacketMeta) -> PacketMeta {
+pub(crate) fn meta_of(m: &fb::PacketMeta) -> PacketMeta {
     PacketMeta {
         ts_ns: m.ts_ns(),
         worker: m.worker(),
@@ -245,12 +280,7 @@ fn decode_verified(
     Ok(match bt {
         fb::Body::PolicyDeny => {
             let t = rec.body_as_policy_deny().ok_or(DecodeError::NoBody)?;
-            let (reject, audit) = match t.action() {
-                fb::DenyAction::Deny => (false, false),
-                fb::DenyAction::Reject => (true, false),
-                fb::DenyAction::Audit => (false, true),
-                a => return Err(unknown("deny action", a.0)),
-            };
+            let (reject, audit) = deny_flags(t.action())?;
             ev(
                 t.meta(),
                 Event::PolicyDeny(PolicyDeny {
@@ -266,13 +296,8 @@ fn decode_verified(
         }
         fb::Body::ScreenDrop => {
             let t = rec.body_as_screen_drop().ok_or(DecodeError::NoBody)?;
-            let option = ScreenOption::from_u8(t.option().0)
-                .ok_or_else(|| unknown("screen option", t.option().0))?;
-            let alarm_only = match t.action() {
-                fb::ScreenAction::Drop => false,
-                fb::ScreenAction::Alarm => true,
-                a => return Err(unknown("screen action", a.0)),
-            };
+            let option = screen_option(t.option())?;
+            let alarm_only = screen_alarm_only(t.action())?;
             ev(
                 t.meta(),
                 Event::ScreenDrop(ScreenDrop {
@@ -286,10 +311,8 @@ fn decode_verified(
         }
         fb::Body::FilterLog => {
             let t = rec.body_as_filter_log().ok_or(DecodeError::NoBody)?;
-            let action = FilterAction::from_u8(t.action().0)
-                .ok_or_else(|| unknown("filter action", t.action().0))?;
-            let direction = Direction::from_u8(t.direction().0)
-                .ok_or_else(|| unknown("direction", t.direction().0))?;
+            let action = filter_action(t.action())?;
+            let direction = direction(t.direction())?;
             ev(
                 t.meta(),
                 Event::FilterLog(FilterLog {
@@ -317,8 +340,7 @@ fn decode_verified(
         }
         fb::Body::SessionClose => {
             let t = rec.body_as_session_close().ok_or(DecodeError::NoBody)?;
-            let reason = CloseReason::from_u8(t.reason().0)
-                .ok_or_else(|| unknown("close reason", t.reason().0))?;
+            let reason = close_reason(t.reason())?;
             ev(
                 t.meta(),
                 Event::SessionClose(SessionClose {
@@ -339,8 +361,7 @@ fn decode_verified(
         }
         fb::Body::ScreenEpisode => {
             let t = rec.body_as_screen_episode().ok_or(DecodeError::NoBody)?;
-            let option = ScreenOption::from_u8(t.option().0)
-                .ok_or_else(|| unknown("screen option", t.option().0))?;
+            let option = screen_option(t.option())?;
             let phase = EpisodePhase::from_u8(t.phase().0)
                 .ok_or_else(|| unknown("episode phase", t.phase().0))?;
             let mut top_sources = [SourceCount::default(); MAX_TOP_SOURCES];
@@ -489,10 +510,31 @@ fn decode_verified(
 /// Decodes the first size-prefixed record of `buf`; returns it and the
 /// number of bytes it used (prefix included).
 pub fn decode_size_prefixed(buf: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
+    let (frame, end) = first_frame(buf)?;
+    // The packet events our encoder wrote are read field by field, every
+    // read bounds-checked; anything else goes through the verifier.
+    if let Some(rec) = crate::decode_fast::packet_event(frame) {
+        return rec.map(|rec| (rec, end));
+    }
+    Ok((
+        decode_verified(fb::size_prefixed_root_as_record(frame))?,
+        end,
+    ))
+}
+
+/// The first size-prefixed frame of `buf` (prefix included) and its end.
+fn first_frame(buf: &[u8]) -> Result<(&[u8], usize), DecodeError> {
     let len = buf.get(..4).ok_or(DecodeError::Truncated)?;
     let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
     let end = 4usize.saturating_add(len);
-    let frame = buf.get(..end).ok_or(DecodeError::Truncated)?;
+    Ok((buf.get(..end).ok_or(DecodeError::Truncated)?, end))
+}
+
+/// [`decode_size_prefixed`] through the flatbuffers verifier only,
+/// without the fast path for packet events (tests compare the two).
+#[doc(hidden)]
+pub fn decode_size_prefixed_verified(buf: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
+    let (frame, end) = first_frame(buf)?;
     Ok((
         decode_verified(fb::size_prefixed_root_as_record(frame))?,
         end,
@@ -540,6 +582,9 @@ pub fn read_frame<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<bool> {
 pub struct NameCache {
     tables: BTreeMap<u32, Names>,
     hello: Option<Hello>,
+    /// `node:boot_id:` of the last hello, checked and written once (every
+    /// record's event id starts with it); `None` without an identity.
+    event_id_prefix: Option<String>,
     empty: Names,
 }
 
@@ -557,6 +602,17 @@ impl NameCache {
                 if h.oldest_generation != 0 {
                     self.tables.retain(|&g, _| g >= h.oldest_generation);
                 }
+                // A producer's name goes into the id as it is: one that is
+                // not a valid node name (a buggy or hostile producer)
+                // gives no id.
+                self.event_id_prefix = (h.boot_id != 0 && rampart_vocab::node_name_ok(&h.node))
+                    .then(|| {
+                        let mut p = h.node.clone();
+                        p.push(':');
+                        crate::junos::push_hex16(&mut p, h.boot_id);
+                        p.push(':');
+                        p
+                    });
                 self.hello = Some(h.clone());
             }
             Record::Names(t) => self.insert(t.generation, t.names.clone()),
@@ -581,19 +637,10 @@ impl NameCache {
     /// stream: `node:boot_id:worker:seq`, boot id as 16 hex digits. False
     /// (nothing written) before a hello with an identity.
     pub fn write_event_id(&self, worker: u16, seq: u64, out: &mut String) -> bool {
-        // A producer's name goes into the id as it is: one that is not a
-        // valid node name (a buggy or hostile producer) gives no id.
-        let Some(h) = self
-            .hello
-            .as_ref()
-            .filter(|h| h.boot_id != 0 && rampart_vocab::node_name_ok(&h.node))
-        else {
+        let Some(prefix) = &self.event_id_prefix else {
             return false;
         };
-        out.push_str(&h.node);
-        out.push(':');
-        crate::junos::push_hex16(out, h.boot_id);
-        out.push(':');
+        out.push_str(prefix);
         crate::junos::push_u64(out, worker.into());
         out.push(':');
         crate::junos::push_u64(out, seq);

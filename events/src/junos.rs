@@ -575,19 +575,8 @@ pub(crate) fn push_hex16(out: &mut String, v: u64) {
     }
 }
 
-pub(crate) fn push_u64(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    // The bytes are ASCII digits.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+pub(crate) fn push_u64(out: &mut String, v: u64) {
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 /// "0" to "255".
@@ -649,6 +638,9 @@ pub(crate) fn name(out: &mut String, name: Option<&str>, id: u64, none: u64) {
         return;
     }
     match name {
+        Some(n) if !n.is_empty() && !crate::render::has_space_or_non_ascii(n.as_bytes()) => {
+            out.push_str(n)
+        }
         Some(n) if !n.is_empty() && !n.chars().any(char::is_whitespace) => out.push_str(n),
         Some(n) if !n.is_empty() => {
             for c in n.chars() {

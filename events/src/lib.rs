@@ -19,6 +19,7 @@ pub mod client;
 pub mod control;
 pub mod counters;
 pub mod decode;
+mod decode_fast;
 pub mod encode;
 pub mod episodes;
 mod fixed_index;
@@ -37,8 +38,9 @@ pub use counters::{
     RateLimiter, SharedCounters, TypeCounters, WorkerCountersSnapshot, WorkerEventCounters,
 };
 pub use decode::{
-    decode, decode_size_prefixed, decode_unprefixed, read_frame, ConfigReject, DecodeError, Hello,
-    LossRecord, NameCache, NameTable, PacketEvent, Record, StatsRecord,
+    decode, decode_size_prefixed, decode_size_prefixed_verified, decode_unprefixed, read_frame,
+    ConfigReject, DecodeError, Hello, LossRecord, NameCache, NameTable, PacketEvent, Record,
+    StatsRecord,
 };
 pub use encode::{Encoder, EventSlot, MAX_SNIPPET, SLOT_CAPACITY, SLOT_SIZE};
 pub use episodes::{EpisodeReport, EpisodeTracker};

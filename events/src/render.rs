@@ -89,8 +89,9 @@ pub fn write_rfc3339(out: &mut String, ts_ns: u64, frac_digits: u32) {
     let nanos = ts_ns % 1_000_000_000;
     let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
     let sod = secs % 86_400;
-    // Fixed-width digits by hand: every event line starts with this.
-    let mut b = *b"0000-00-00T00:00:00";
+    // Fixed-width digits by hand into one buffer, validated once: every
+    // event line starts with this.
+    let mut b = *b"0000-00-00T00:00:00.000000000Z";
     let mut put = |at: usize, width: usize, mut v: u64| {
         for i in (at..at + width).rev() {
             b[i] = b'0' + (v % 10) as u8;
@@ -103,27 +104,68 @@ pub fn write_rfc3339(out: &mut String, ts_ns: u64, frac_digits: u32) {
     put(11, 2, sod / 3600);
     put(14, 2, (sod / 60) % 60);
     put(17, 2, sod % 60);
-    out.push_str(std::str::from_utf8(&b).unwrap_or_default());
     let digits = frac_digits.min(9) as usize;
-    if digits > 0 {
-        let mut frac = *b".000000000";
-        let mut v = nanos / 10u64.pow(9 - digits as u32);
-        for i in (1..=digits).rev() {
-            frac[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        out.push_str(std::str::from_utf8(&frac[..=digits]).unwrap_or_default());
-    }
-    out.push('Z');
+    put(20, 9, nanos);
+    // "...:SS" + (".ddd" if any fraction digits) + "Z".
+    let end = if digits > 0 { 20 + digits } else { 19 };
+    b[end] = b'Z';
+    out.push_str(std::str::from_utf8(&b[..=end]).unwrap_or_default());
 }
 
 // ---------------------------------------------------------------- json
+
+/// Whether any byte of `s` must be escaped in a JSON string (a control
+/// character, `"` or a backslash), looked at 8 bytes at a time: names are
+/// checked on every line.
+fn json_needs_escape(s: &[u8]) -> bool {
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        if has_byte_below(x, 0x20) || has_byte(x, b'"') || has_byte(x, b'\\') {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// Whether `s` holds a byte up to the space or a non-ASCII byte (the
+/// Junos renderer's test for names it can copy as they are).
+pub(crate) fn has_space_or_non_ascii(s: &[u8]) -> bool {
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        if has_byte_below(x, 0x21) || x & HIGH_BITS != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b <= b' ' || b >= 0x80)
+}
+
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether a byte of `x` is below `n` (`n` <= 128; exact as a yes/no).
+const fn has_byte_below(x: u64, n: u8) -> bool {
+    x.wrapping_sub(LOW_BITS * n as u64) & !x & HIGH_BITS != 0
+}
+
+/// Whether a byte of `x` equals `b`.
+const fn has_byte(x: u64, b: u8) -> bool {
+    has_byte_below(x ^ (LOW_BITS * b as u64), 1)
+}
 
 /// Appends `s` as a JSON string literal.
 pub fn json_str(out: &mut String, s: &str) {
     out.push('"');
     // Names rarely need escaping: copy them whole when they do not.
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if !json_needs_escape(s.as_bytes()) {
         out.push_str(s);
         out.push('"');
         return;
@@ -171,10 +213,11 @@ fn json_application(out: &mut String, names: &Names, id: u16) {
     }
 }
 
+/// `,"key":` (keys are this file's own ASCII names: nothing to escape).
 fn json_key(out: &mut String, key: &str) {
-    out.push(',');
-    json_str(out, key);
-    out.push(':');
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":");
 }
 
 fn json_per_type(out: &mut String, v: &[u64; EventType::COUNT]) {
@@ -434,7 +477,8 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             json_key(out, "action");
             json_str(out, deny_action(d));
             if d.session_id != 0 {
-                let _ = write!(out, ",\"session_id\":{}", d.session_id);
+                out.push_str(",\"session_id\":");
+                push_u64(out, d.session_id);
             }
             json_application(out, names, d.application);
         }
@@ -493,7 +537,8 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             json_str(out, f.direction.name());
         }
         Event::SessionOpen(s) => {
-            let _ = write!(out, ",\"session_id\":{}", s.session_id);
+            out.push_str(",\"session_id\":");
+            push_u64(out, s.session_id);
             json_key(out, "policy");
             json_name(out, names.policy(s.policy), s.policy.into(), NO_ID32.into());
             zones(out);
@@ -535,7 +580,8 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
         out.push('"');
     }
     if !e.snippet.is_empty() {
-        let _ = write!(out, ",\"snippet_len\":{}", e.snippet.len());
+        out.push_str(",\"snippet_len\":");
+        push_u64(out, e.snippet.len() as u64);
     }
 }
 
