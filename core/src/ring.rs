@@ -361,10 +361,6 @@ impl<T: Copy> RingConsumer<T> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    pub fn capacity(&self) -> u32 {
-        self.ring.capacity()
-    }
 }
 
 /// An mbuf in flight between lcores with a small tag (e.g. its egress port).

@@ -37,25 +37,6 @@ pub struct ControlPlane<'a> {
     /// Connection counters as last logged (refusals are logged as counts
     /// once a second, not one line per connection).
     logged: Logged,
-    /// A loop that moved fewer records than this sleeps before the next
-    /// (see [`quiet_below`]).
-    quiet_below: usize,
-}
-
-/// How long the loop sleeps when it found little to do.
-const QUIET_SLEEP: Duration = Duration::from_micros(200);
-
-/// Records per loop under which the control lcore sleeps [`QUIET_SLEEP`]:
-/// a sixteenth of the smallest event ring. The rings then hold what
-/// arrives meanwhile (at 8 M events/s a 16,384-slot ring fills in 2 ms),
-/// and the next loop moves it in one go. Sleeping only when every ring
-/// was nearly empty leaves the CPU to what shares it (`rampart events`
-/// itself, on a small machine) instead of spinning on a trickle with
-/// syscalls; a faster stream is never held back, since the backlog then
-/// exceeds the mark and the loop no longer sleeps.
-fn quiet_below(sources: &[export::RingSource]) -> usize {
-    let smallest = sources.iter().map(|s| s.0.capacity()).min().unwrap_or(0);
-    (smallest as usize / 16).max(1)
 }
 
 #[derive(Default)]
@@ -74,7 +55,6 @@ impl<'a> ControlPlane<'a> {
         reload: Reloader,
         drained: Arc<DrainedSnapshot>,
     ) -> Self {
-        let quiet_below = quiet_below(sources);
         ControlPlane {
             hub,
             sources,
@@ -83,7 +63,6 @@ impl<'a> ControlPlane<'a> {
             reload,
             drained,
             logged: Logged::default(),
-            quiet_below,
         }
     }
 
@@ -139,8 +118,8 @@ impl<'a> ControlPlane<'a> {
                     return "input idle";
                 }
             }
-            if moved < self.quiet_below {
-                std::thread::sleep(QUIET_SLEEP);
+            if moved == 0 {
+                std::thread::sleep(Duration::from_micros(200));
             }
         }
     }
