@@ -2,7 +2,7 @@
 //! the event socket to appear, reads records, and reconnects when the
 //! dataplane goes away.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::ops::ControlFlow;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::decode::{decode, read_frame, DecodeError, NameCache, Record};
+use crate::decode::{decode, read_frame, DecodeError, NameCache, Record, MAX_FRAME};
 
 /// What the consumer loop reports to its handler.
 #[derive(Debug)]
@@ -130,6 +130,15 @@ where
             if reader.buffer().is_empty() && handler(FrameEvent::Idle).is_break() {
                 return Ok(());
             }
+            // A frame wholly in the reader's buffer (all but one in each
+            // buffer fill) is handed over where it lies, without a copy.
+            if let Some(n) = whole_frame(reader.buffer()) {
+                if handler(FrameEvent::Frame(&reader.buffer()[..n])).is_break() {
+                    return Ok(());
+                }
+                reader.consume(n);
+                continue;
+            }
             match read_frame(&mut reader, &mut frame) {
                 Ok(true) => {}
                 Ok(false) => break io::Error::from(io::ErrorKind::UnexpectedEof),
@@ -147,6 +156,15 @@ where
         }
         std::thread::sleep(opts.retry_interval);
     }
+}
+
+/// The length (with its prefix) of the size-prefixed frame at the start of
+/// `buf` if `buf` holds all of it; a prefix beyond [`MAX_FRAME`] is left
+/// to [`read_frame`], which reports it.
+fn whole_frame(buf: &[u8]) -> Option<usize> {
+    let prefix = buf.get(..4)?;
+    let n = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+    (n <= MAX_FRAME && 4 + n <= buf.len()).then_some(4 + n)
 }
 
 /// Read that retries timeouts until the stop flag is set.
@@ -172,5 +190,65 @@ impl Read for TimeoutRetry<'_> {
                 r => return r,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixListener;
+
+    /// Frames arrive in pieces of every size, straddle the reader's buffer
+    /// and one is larger than it: each is handed over whole, in order,
+    /// byte for byte, whether it was read in place or copied.
+    #[test]
+    fn frames_come_whole_and_in_order_however_the_stream_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut sent = Vec::new();
+        let mut stream = Vec::new();
+        for i in 0..3000usize {
+            // Mostly small records, now and then one of 300 KiB (more than
+            // the 256 KiB reader buffer).
+            let len = if i % 1000 == 999 {
+                300 << 10
+            } else {
+                1 + i * 7 % 500
+            };
+            let body: Vec<u8> = (0..len).map(|j| (i + j) as u8).collect();
+            let mut frame = (len as u32).to_le_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            stream.extend_from_slice(&frame);
+            sent.push(frame);
+        }
+        let writer = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut at = 0;
+            let mut piece = 1;
+            while at < stream.len() {
+                let end = (at + piece).min(stream.len());
+                s.write_all(&stream[at..end]).unwrap();
+                at = end;
+                piece = piece * 7 % 70_001 + 1;
+            }
+        });
+        let opts = ConsumeOptions {
+            retry_interval: Duration::from_millis(10),
+            once: true,
+            stop: None,
+        };
+        let mut got = Vec::new();
+        consume_frames(&path, &opts, |ev| {
+            if let FrameEvent::Frame(f) = ev {
+                got.push(f.to_vec());
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        writer.join().unwrap();
+        assert_eq!(got.len(), sent.len());
+        assert!(got == sent, "a frame differs");
     }
 }

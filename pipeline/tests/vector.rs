@@ -189,9 +189,12 @@ impl Driver {
     }
 }
 
+/// A generated packet: its kind, flow, which frame of it, byte edits.
+type PacketSpec = (u8, u8, usize, Vec<(u16, u8)>);
+
 fn run(
     rules: &Ruleset,
-    packets: &[(u8, u8, usize, Vec<(u16, u8)>)],
+    packets: &[PacketSpec],
     bursts: &[(usize, bool, u8)],
 ) -> Result<(), TestCaseError> {
     let mut reference = Driver::new(rules);

@@ -896,6 +896,46 @@ proptest! {
         exercise(&f);
     }
 
+    /// The fast path for untagged IPv4 TCP/UDP answers exactly as the
+    /// general parser: on every seed frame, on TCP and UDP frames with any
+    /// header bytes, and on all of them mutated and cut.
+    #[test]
+    fn the_fast_path_parses_as_the_general_parser(
+        seed in 0usize..64,
+        l4 in prop_oneof![Just(6u8), Just(17), any::<u8>()],
+        header in proptest::collection::vec(any::<u8>(), 40),
+        edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..6),
+        cut in any::<u16>(),
+    ) {
+        let seeds = seeds();
+        let mut f = if seed < seeds.len() {
+            seeds[seed].clone()
+        } else {
+            // Ethernet IPv4, then 40 random bytes for the IP and L4
+            // headers with version/IHL 0x45 and the protocol chosen, and
+            // a payload.
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&[0x08, 0x00]);
+            f.extend_from_slice(&header);
+            f[14] = 0x45;
+            f[23] = l4;
+            f.extend_from_slice(&[0xab; 30]);
+            // A whole, unfragmented packet unless an edit says otherwise.
+            let total = (f.len() - 14) as u16;
+            f[16..18].copy_from_slice(&total.to_be_bytes());
+            f[20] &= 0xc0;
+            f[21] = 0;
+            f
+        };
+        for (at, b) in edits {
+            let i = usize::from(at) % f.len();
+            f[i] = b;
+        }
+        prop_assert_eq!(parse(&f), parse::parse_general(&f));
+        let n = usize::from(cut) % (f.len() + 1);
+        prop_assert_eq!(parse(&f[..n]), parse::parse_general(&f[..n]));
+    }
+
     #[test]
     fn parse_never_panics_on_mutated_valid_packets(
         seed in 0usize..8,
