@@ -127,6 +127,17 @@ pub fn message(e: &PacketEvent<'_>) -> Message {
 pub struct Template {
     text: &'static str,
     parsed: OnceLock<Vec<Piece>>,
+    /// The plain text's pieces: the parameters it does not show left out
+    /// and the fixed values ([`fixed_value`]) merged into the text around
+    /// them, so a line is a few copies and only the packet's own values.
+    plain: OnceLock<Vec<PlainPiece>>,
+}
+
+/// A piece of the plain text once fixed values are merged in.
+#[derive(Debug)]
+enum PlainPiece {
+    Text(Box<str>),
+    Param(Field),
 }
 
 /// Literal text, or a parameter and whether the plain text shows it.
@@ -155,6 +166,7 @@ impl Template {
         Template {
             text,
             parsed: OnceLock::new(),
+            plain: OnceLock::new(),
         }
     }
 
@@ -165,6 +177,34 @@ impl Template {
 
     fn pieces(&self) -> &[Piece] {
         self.parsed.get_or_init(|| parse(self.text))
+    }
+
+    fn plain_pieces(&self) -> &[PlainPiece] {
+        self.plain.get_or_init(|| {
+            let mut out = Vec::new();
+            let mut text = String::new();
+            for piece in self.pieces() {
+                match *piece {
+                    Piece::Text(t) => text.push_str(t),
+                    // The plain text is the same for every message kind:
+                    // only the structured deny differs.
+                    Piece::Param(field, true) => match fixed_value(field, Form::Text, false) {
+                        Some(v) => text.push_str(v),
+                        None => {
+                            if !text.is_empty() {
+                                out.push(PlainPiece::Text(std::mem::take(&mut text).into()));
+                            }
+                            out.push(PlainPiece::Param(field));
+                        }
+                    },
+                    Piece::Param(_, false) => {}
+                }
+            }
+            if !text.is_empty() {
+                out.push(PlainPiece::Text(text.into()));
+            }
+            out
+        })
     }
 
     /// Whether the message has its own packet count (the PFE filter line's
@@ -224,11 +264,10 @@ pub fn write_text(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
 
 /// Appends the message text without its tag.
 pub fn write_body(e: &PacketEvent<'_>, names: &Names, msg: &Message, out: &mut String) {
-    for piece in msg.template.pieces() {
-        match *piece {
-            Piece::Text(t) => out.push_str(t),
-            Piece::Param(field, true) => write_value(e, names, field, Form::Text, out),
-            Piece::Param(_, false) => {}
+    for piece in msg.template.plain_pieces() {
+        match piece {
+            PlainPiece::Text(t) => out.push_str(t),
+            PlainPiece::Param(field) => write_value(e, names, *field, Form::Text, out),
         }
     }
     if e.repeat.is_aggregated() && !msg.template.counts_packets() {
@@ -448,9 +487,47 @@ impl Field {
     }
 }
 
+/// The value of a parameter that does not depend on the packet (Rampart
+/// has no NAT, user identity or AppID): what an SRX without them reports.
+/// `deny`: the message is a session deny.
+fn fixed_value(field: Field, form: Form, deny: bool) -> Option<&'static str> {
+    use Field as F;
+    let text = form == Form::Text;
+    Some(match field {
+        F::ConnectionTag | F::NatConnectionTag => {
+            if text {
+                "0x0"
+            } else {
+                "0"
+            }
+        }
+        F::SrcNatRuleType
+        | F::SrcNatRuleName
+        | F::DstNatRuleType
+        | F::DstNatRuleName
+        | F::Username
+        | F::Roles
+        | F::ApplicationCategory
+        | F::ApplicationSubCategory
+        | F::ApplicationCharacteristics => "N/A",
+        // What an SRX without AppID reports for an unidentified application.
+        F::ApplicationRisk => "1",
+        F::Application | F::NestedApplication => "UNKNOWN",
+        // A real SRX's structured deny says `No`, its plain deny and the
+        // sessions of an unidentified application `UNKNOWN`.
+        F::Encrypted if deny && !text => "No",
+        F::Encrypted => "UNKNOWN",
+        _ => return None,
+    })
+}
+
 /// Appends one parameter's value.
 fn write_value(e: &PacketEvent<'_>, names: &Names, field: Field, form: Form, out: &mut String) {
     use Field as F;
+    if let Some(v) = fixed_value(field, form, matches!(e.event, Event::PolicyDeny(_))) {
+        out.push_str(v);
+        return;
+    }
     let m = &e.meta;
     let text = form == Form::Text;
     match (field, &e.event) {
@@ -464,22 +541,7 @@ fn write_value(e: &PacketEvent<'_>, names: &Names, field: Field, form: Form, out
         }
         (F::SourcePort | F::NatSourcePort, _) => push_u64(out, m.src_port.into()),
         (F::DestinationPort | F::NatDestinationPort, _) => push_u64(out, m.dst_port.into()),
-        (F::ConnectionTag | F::NatConnectionTag, _) => out.push_str(if text { "0x0" } else { "0" }),
         (F::ServiceName, _) => out.push_str(service_name(m, names, application_of(&e.event))),
-        (
-            F::SrcNatRuleType
-            | F::SrcNatRuleName
-            | F::DstNatRuleType
-            | F::DstNatRuleName
-            | F::Username
-            | F::Roles
-            | F::ApplicationCategory
-            | F::ApplicationSubCategory
-            | F::ApplicationCharacteristics,
-            _,
-        ) => out.push_str("N/A"),
-        // What an SRX without AppID reports for an unidentified application.
-        (F::ApplicationRisk, _) => out.push('1'),
         (F::ProtocolId, _) => push_u64(out, m.protocol.into()),
         (F::IcmpType, _) => push_u64(out, m.icmp_type.into()),
         (F::PolicyName, Event::PolicyDeny(d)) => policy(out, names, d.policy),
@@ -487,7 +549,6 @@ fn write_value(e: &PacketEvent<'_>, names: &Names, field: Field, form: Form, out
         (F::PolicyName, Event::SessionClose(s)) => policy(out, names, s.policy),
         (F::SourceZoneName, _) => zone(out, names, m.from_zone),
         (F::DestinationZoneName, _) => zone(out, names, m.to_zone),
-        (F::Application | F::NestedApplication, _) => out.push_str("UNKNOWN"),
         (F::PacketIncomingInterface | F::InterfaceName, _) => interface(out, names, m.ingress),
         // A filter log names the interface the filter is on.
         (F::Interface, Event::FilterLog(f)) => interface(
@@ -498,10 +559,6 @@ fn write_value(e: &PacketEvent<'_>, names: &Names, field: Field, form: Form, out
                 _ => m.ingress,
             },
         ),
-        // A real SRX's structured deny says `No`, its plain deny and the
-        // sessions of an unidentified application `UNKNOWN`.
-        (F::Encrypted, Event::PolicyDeny(_)) if !text => out.push_str("No"),
-        (F::Encrypted, _) => out.push_str("UNKNOWN"),
         // Audit mode has no Junos counterpart: a reason of its own, so no
         // parser mistakes it for a packet that was dropped.
         (F::Reason, Event::PolicyDeny(d)) => out.push_str(match (d.audit, d.reject, text) {
