@@ -131,6 +131,17 @@ pub struct Template {
     /// and the fixed values ([`fixed_value`]) merged into the text around
     /// them, so a line is a few copies and only the packet's own values.
     plain: OnceLock<Vec<PlainPiece>>,
+    /// The structured data's pieces likewise: `name="value"` of the fixed
+    /// values merged into literal runs.
+    structured: OnceLock<Vec<StructuredPiece>>,
+}
+
+/// A piece of the structured data once fixed values are merged in: a
+/// literal run, or a parameter and whether its value may need escaping.
+#[derive(Debug)]
+enum StructuredPiece {
+    Text(Box<str>),
+    Param(Field, bool),
 }
 
 /// A piece of the plain text once fixed values are merged in.
@@ -167,6 +178,7 @@ impl Template {
             text,
             parsed: OnceLock::new(),
             plain: OnceLock::new(),
+            structured: OnceLock::new(),
         }
     }
 
@@ -177,6 +189,41 @@ impl Template {
 
     fn pieces(&self) -> &[Piece] {
         self.parsed.get_or_init(|| parse(self.text))
+    }
+
+    fn structured_pieces(&self) -> &[StructuredPiece] {
+        self.structured.get_or_init(|| {
+            let mut out = Vec::new();
+            let mut text = String::new();
+            for piece in self.pieces() {
+                let Piece::Param(field, _) = *piece else {
+                    continue;
+                };
+                text.push(' ');
+                text.push_str(field.name());
+                text.push_str("=\"");
+                // Merged only where every message kind has the same value
+                // (the structured deny's `encrypted` differs).
+                let fixed = fixed_value(field, Form::Structured, false)
+                    .filter(|&v| fixed_value(field, Form::Structured, true) == Some(v));
+                match fixed {
+                    Some(v) => {
+                        let start = text.len();
+                        text.push_str(v);
+                        escape_param_value(&mut text, start);
+                    }
+                    None => {
+                        out.push(StructuredPiece::Text(std::mem::take(&mut text).into()));
+                        out.push(StructuredPiece::Param(field, !field.value_is_plain()));
+                    }
+                }
+                text.push('"');
+            }
+            if !text.is_empty() {
+                out.push(StructuredPiece::Text(text.into()));
+            }
+            out
+        })
     }
 
     fn plain_pieces(&self) -> &[PlainPiece] {
@@ -287,15 +334,16 @@ pub fn write_structured(e: &PacketEvent<'_>, names: &Names, out: &mut String) ->
     }
     out.push('[');
     out.push_str(JUNOS_SD_ID);
-    for piece in msg.template.pieces() {
-        if let Piece::Param(field, _) = *piece {
-            out.push(' ');
-            out.push_str(field.name());
-            out.push_str("=\"");
-            let start = out.len();
-            write_value(e, names, field, Form::Structured, out);
-            escape_param_value(out, start);
-            out.push('"');
+    for piece in msg.template.structured_pieces() {
+        match piece {
+            StructuredPiece::Text(t) => out.push_str(t),
+            StructuredPiece::Param(field, escape) => {
+                let start = out.len();
+                write_value(e, names, *field, Form::Structured, out);
+                if *escape {
+                    escape_param_value(out, start);
+                }
+            }
         }
     }
     if e.repeat.is_aggregated() && !msg.template.counts_packets() {
@@ -311,7 +359,10 @@ pub fn write_structured(e: &PacketEvent<'_>, names: &Names, out: &mut String) ->
 
 /// RFC 5424 PARAM-VALUE escaping of `out[start..]` (`"`, `\` and `]`).
 fn escape_param_value(out: &mut String, start: usize) {
-    if !out[start..].contains(['"', '\\', ']']) {
+    if !out.as_bytes()[start..]
+        .iter()
+        .any(|b| matches!(b, b'"' | b'\\' | b']'))
+    {
         return;
     }
     let value = out.split_off(start);
@@ -376,6 +427,36 @@ enum Field {
 }
 
 impl Field {
+    /// Whether the field's values are digits, addresses and punctuation
+    /// only (nothing RFC 5424 escapes), so the structured form need not
+    /// look at them: names from the config may hold anything.
+    fn value_is_plain(self) -> bool {
+        use Field as F;
+        matches!(
+            self,
+            F::SourceAddress
+                | F::SourcePort
+                | F::DestinationAddress
+                | F::DestinationPort
+                | F::NatSourceAddress
+                | F::NatSourcePort
+                | F::NatDestinationAddress
+                | F::NatDestinationPort
+                | F::ProtocolId
+                | F::IcmpType
+                | F::SessionId32
+                | F::PacketsFromClient
+                | F::BytesFromClient
+                | F::PacketsFromServer
+                | F::BytesFromServer
+                | F::ElapsedTime
+                | F::Packets
+                | F::PeakPps
+                | F::TopSources
+                | F::FilterAction
+        )
+    }
+
     const ALL: [Field; 47] = [
         Field::SourceAddress,
         Field::SourcePort,

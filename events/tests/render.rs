@@ -642,3 +642,36 @@ fn serde_json_free_check(s: &str) {
     assert!(s.starts_with('{') && s.ends_with('}'), "{s}");
     assert_eq!(s.matches('"').count() % 2, 0, "{s}");
 }
+
+/// Names from the config may hold what RFC 5424 escapes in a PARAM-VALUE
+/// (`"`, `\`, `]`): the structured data escapes them in every name field,
+/// and the values merged in ahead (N/A, UNKNOWN, 0) stay as they are.
+#[test]
+fn structured_data_escapes_config_names_and_keeps_the_fixed_values() {
+    let mut n = names();
+    n.policies[1].name = r#"deny "all" \ [x]"#.into();
+    n.zones[0].name = "un]trust".into();
+    let mut cache = NameCache::new();
+    cache.insert(3, n);
+    let (meta, ev, _) = all_events().remove(0);
+    let bytes = decoded(&meta, &ev, &[]);
+    let rec = decode(&bytes).unwrap();
+    let mut s = String::new();
+    assert!(render(Format::JunosSd, &rec, &cache, &mut s));
+    // (Spaces in names become `_`, as everywhere in Junos output.)
+    assert!(s.contains(r#" policy-name="deny_\"all\"_\\_[x\]""#), "{s}");
+    assert!(s.contains(r#" source-zone-name="un\]trust""#), "{s}");
+    for fixed in [
+        r#" connection-tag="0""#,
+        r#" application="UNKNOWN""#,
+        r#" username="N/A""#,
+        r#" encrypted="No""#,
+    ] {
+        assert!(s.contains(fixed), "{fixed} in {s}");
+    }
+    let sd = s.find('[').map(|i| &s[i..]).unwrap();
+    assert!(
+        rfc5424().is_match(&format!("<14>1 2024-05-01T12:00:00Z h a - m {sd}")),
+        "{s}"
+    );
+}
