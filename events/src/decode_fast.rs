@@ -44,19 +44,25 @@ pub(crate) fn packet_event(frame: &[u8]) -> Option<Result<Record<'_>, DecodeErro
             last_ts_ns: t.u64(last_slot, 0)?,
         })
     };
+    // A field outside the layout leaves the record to the verified path;
+    // an unknown enum value is the one error this path reports itself.
     let (event, snippet, repeat) = match t.body_type {
         fb::Body::PolicyDeny => {
             use fb::PolicyDeny as T;
-            let (reject, audit) = match deny_flags(fb::DenyAction(t.u8(T::VT_ACTION, 0)?)) {
-                Ok(flags) => flags,
-                Err(e) => return Some(Err(e)),
-            };
-            let event = Event::PolicyDeny(PolicyDeny {
-                policy: t.u32(T::VT_POLICY, u32::MAX)?,
-                reject,
-                audit,
-                session_id: t.u64(T::VT_SESSION_ID, 0)?,
-                application: t.u16(T::VT_APPLICATION, u16::MAX)?,
+            let action = fb::DenyAction(t.u8(T::VT_ACTION, 0)?);
+            let (policy, session_id, application) = (
+                t.u32(T::VT_POLICY, u32::MAX)?,
+                t.u64(T::VT_SESSION_ID, 0)?,
+                t.u16(T::VT_APPLICATION, u16::MAX)?,
+            );
+            let event = deny_flags(action).map(|(reject, audit)| {
+                Event::PolicyDeny(PolicyDeny {
+                    policy,
+                    reject,
+                    audit,
+                    session_id,
+                    application,
+                })
             });
             (
                 event,
@@ -66,16 +72,15 @@ pub(crate) fn packet_event(frame: &[u8]) -> Option<Result<Record<'_>, DecodeErro
         }
         fb::Body::ScreenDrop => {
             use fb::ScreenDrop as T;
-            let option = screen_option(fb::ScreenOption(t.u8(T::VT_OPTION, 0)?));
-            let alarm_only = screen_alarm_only(fb::ScreenAction(t.u8(T::VT_ACTION, 0)?));
-            let (option, alarm_only) = match (option, alarm_only) {
-                (Ok(o), Ok(a)) => (o, a),
-                (Err(e), _) | (_, Err(e)) => return Some(Err(e)),
-            };
-            let event = Event::ScreenDrop(ScreenDrop {
-                screen: t.u16(T::VT_SCREEN, u16::MAX)?,
-                option,
-                alarm_only,
+            let option = fb::ScreenOption(t.u8(T::VT_OPTION, 0)?);
+            let action = fb::ScreenAction(t.u8(T::VT_ACTION, 0)?);
+            let screen = t.u16(T::VT_SCREEN, u16::MAX)?;
+            let event = screen_option(option).and_then(|option| {
+                Ok(Event::ScreenDrop(ScreenDrop {
+                    screen,
+                    option,
+                    alarm_only: screen_alarm_only(action)?,
+                }))
             });
             (
                 event,
@@ -85,17 +90,16 @@ pub(crate) fn packet_event(frame: &[u8]) -> Option<Result<Record<'_>, DecodeErro
         }
         fb::Body::FilterLog => {
             use fb::FilterLog as T;
-            let action = filter_action(fb::FilterAction(t.u8(T::VT_ACTION, 0)?));
-            let dir = direction(fb::Direction(t.u8(T::VT_DIRECTION, 0)?));
-            let (action, direction) = match (action, dir) {
-                (Ok(a), Ok(d)) => (a, d),
-                (Err(e), _) | (_, Err(e)) => return Some(Err(e)),
-            };
-            let event = Event::FilterLog(FilterLog {
-                filter: t.u16(T::VT_FILTER, u16::MAX)?,
-                term: t.u16(T::VT_TERM, u16::MAX)?,
-                action,
-                direction,
+            let action = fb::FilterAction(t.u8(T::VT_ACTION, 0)?);
+            let dir = fb::Direction(t.u8(T::VT_DIRECTION, 0)?);
+            let (filter, term) = (t.u16(T::VT_FILTER, u16::MAX)?, t.u16(T::VT_TERM, u16::MAX)?);
+            let event = filter_action(action).and_then(|action| {
+                Ok(Event::FilterLog(FilterLog {
+                    filter,
+                    term,
+                    action,
+                    direction: direction(dir)?,
+                }))
             });
             (
                 event,
@@ -110,7 +114,7 @@ pub(crate) fn packet_event(frame: &[u8]) -> Option<Result<Record<'_>, DecodeErro
                 policy: t.u32(T::VT_POLICY, u32::MAX)?,
                 application: t.u16(T::VT_APPLICATION, u16::MAX)?,
             });
-            (event, &[][..], Repeat::ONE)
+            (Ok(event), &[][..], Repeat::ONE)
         }
         fb::Body::SessionClose => {
             use fb::SessionClose as T;
@@ -130,17 +134,19 @@ pub(crate) fn packet_event(frame: &[u8]) -> Option<Result<Record<'_>, DecodeErro
                 session_generation: t.u32(T::VT_SESSION_GENERATION, 0)?,
                 application: t.u16(T::VT_APPLICATION, u16::MAX)?,
             });
-            (event, &[][..], Repeat::ONE)
+            (Ok(event), &[][..], Repeat::ONE)
         }
         _ => return None,
     };
-    Some(Ok(Record::Event(PacketEvent {
-        seq: meta.seq(),
-        meta: meta_of(&meta),
-        event,
-        snippet,
-        repeat,
-    })))
+    Some(event.map(|event| {
+        Record::Event(PacketEvent {
+            seq: meta.seq(),
+            meta: meta_of(&meta),
+            event,
+            snippet,
+            repeat,
+        })
+    }))
 }
 
 /// The event table of a record in the encoder's layout.

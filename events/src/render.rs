@@ -115,37 +115,38 @@ pub fn write_rfc3339(out: &mut String, ts_ns: u64, frac_digits: u32) {
 // ---------------------------------------------------------------- json
 
 /// Whether any byte of `s` must be escaped in a JSON string (a control
-/// character, `"` or a backslash), looked at 8 bytes at a time: names are
-/// checked on every line.
+/// character, `"` or a backslash): names are checked on every line.
 fn json_needs_escape(s: &[u8]) -> bool {
-    let mut chunks = s.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let x = u64::from_le_bytes(w);
-        if has_byte_below(x, 0x20) || has_byte(x, b'"') || has_byte(x, b'\\') {
-            return true;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    any_byte(
+        s,
+        |x| has_byte_below(x, 0x20) || has_byte(x, b'"') || has_byte(x, b'\\'),
+        |b| b < 0x20 || b == b'"' || b == b'\\',
+    )
 }
 
 /// Whether `s` holds a byte up to the space or a non-ASCII byte (the
 /// Junos renderer's test for names it can copy as they are).
 pub(crate) fn has_space_or_non_ascii(s: &[u8]) -> bool {
+    any_byte(
+        s,
+        |x| has_byte_below(x, 0x21) || x & HIGH_BITS != 0,
+        |b| b <= b' ' || b >= 0x80,
+    )
+}
+
+/// Whether a byte of `s` passes a test, looked at 8 bytes at a time
+/// (`word`: the test on a little-endian word of 8; `byte`: on the rest).
+#[inline(always)]
+fn any_byte(s: &[u8], word: impl Fn(u64) -> bool, byte: impl Fn(u8) -> bool) -> bool {
     let mut chunks = s.chunks_exact(8);
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
-        let x = u64::from_le_bytes(w);
-        if has_byte_below(x, 0x21) || x & HIGH_BITS != 0 {
+        if word(u64::from_le_bytes(w)) {
             return true;
         }
     }
-    chunks.remainder().iter().any(|&b| b <= b' ' || b >= 0x80)
+    chunks.remainder().iter().any(|&b| byte(b))
 }
 
 const LOW_BITS: u64 = 0x0101_0101_0101_0101;
