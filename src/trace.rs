@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use rampart_pipeline::config::Config;
-use rampart_pipeline::engine::{Decision, Event, Ruleset, Verdict, Worker};
+use rampart_pipeline::engine::{Decision, Event, EventType, Ruleset, Verdict, Worker};
 use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::pcap;
 use rampart_pipeline::screen::ScreenState;
@@ -70,7 +70,7 @@ pub fn run(
         }
         let d = worker.process(&rules, &screens, &rec.data, ingress as u16, rec.ts_ns);
         let mut events: Vec<&'static str> = aged.iter().map(Event::type_name).collect();
-        events.extend(d.events().map(Event::type_name));
+        events.extend(d.event_types().map(EventType::name));
         print(&mut out, i, &d, &events)?;
         if let (Verdict::Hold, Some(pkt)) = (d.verdict, d.packet) {
             if let Some((item, _)) = held.hold((i, d), ingress as u16, &pkt, rec.ts_ns) {
@@ -81,7 +81,7 @@ pub fn run(
             while let Some(((j, _), port)) = held.take_released(DatagramKey::of(&first)) {
                 let mut d = Decision::BLANK;
                 worker.resume_held(&rules, &screens, &records[j].data, port, rec.ts_ns, &mut d);
-                let events: Vec<&str> = d.events().map(Event::type_name).collect();
+                let events: Vec<&str> = d.event_types().map(EventType::name).collect();
                 print(&mut out, j, &d, &events)?;
             }
         }

@@ -467,8 +467,8 @@ impl Worker {
         );
         let before = tsc_cycles();
         for (d, frame) in decisions.iter().zip(&frames[..decided]) {
-            for e in d.events() {
-                export(counters, events, e, Some(d), frame, now);
+            for e in pipeline.events(d) {
+                export(counters, events, &e, Some(d), frame, now);
             }
         }
         stage_totals.events_cycles += tsc_cycles() - before;
@@ -624,14 +624,15 @@ impl Worker {
     #[inline(always)]
     fn export_events(&mut self, m: &Mbuf, now: u64, slot: usize) {
         let Worker {
+            pipeline,
             decisions,
             counters,
             events,
             ..
         } = self;
         let d = &decisions[slot];
-        for e in d.events() {
-            export(counters, events, e, Some(d), m.data(), now);
+        for e in pipeline.events(d) {
+            export(counters, events, &e, Some(d), m.data(), now);
         }
     }
 

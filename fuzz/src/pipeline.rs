@@ -198,8 +198,8 @@ pub fn pipeline(data: &[u8]) {
         if let Some(z) = d.to_zone {
             assert!(usize::from(z) < config.zones.len());
         }
-        for e in d.events() {
-            check_event(rules, e);
+        for e in worker.events(&d) {
+            check_event(rules, &e);
             events += 1;
         }
         let _ = (d.stage.name(), d.reason.name(), d.verdict.name());
@@ -233,8 +233,8 @@ pub fn pipeline(data: &[u8]) {
             while let Some((f, port)) = held.take_released(DatagramKey::of(&first)) {
                 worker.resume_held(rules, &screens, &f, port, now, &mut resumed);
                 assert_ne!(resumed.verdict, Verdict::Hold, "a resumed fragment is decided");
-                for e in resumed.events() {
-                    check_event(rules, e);
+                for e in worker.events(&resumed) {
+                    check_event(rules, &e);
                     events += 1;
                 }
             }

@@ -163,7 +163,7 @@ impl Outcome {
             Verdict::Forward { .. } => self.forwarded += 1,
             _ => self.dropped += 1,
         }
-        self.events += d.events().count() as u64;
+        self.events += d.event_count() as u64;
     }
     fn describe(&self) -> String {
         let p = self.packets.max(1) as f64;
@@ -201,7 +201,7 @@ fn decide<'a>(
                 if let Some(o) = outcome.as_deref_mut() {
                     o.add(d);
                 }
-                black_box(d.events().count());
+                black_box(w.events(d).count());
             }
         } else {
             for f in burst {
@@ -210,7 +210,7 @@ fn decide<'a>(
                 if let Some(o) = outcome.as_deref_mut() {
                     o.add(&out[0]);
                 }
-                black_box(out[0].events().count());
+                black_box(w.events(&out[0]).count());
             }
         }
     };

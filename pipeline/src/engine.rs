@@ -193,8 +193,13 @@ pub enum FilterDirection {
 
 /// An event an operator must see, with the identities captured at the
 /// decision. The caller encodes it (DPDK worker) or lists it (`trace`).
+///
+/// `C` is how a session close is carried. A [`Decision`] records a
+/// [`CloseRef`] into its worker's [`CloseLog`], so that a decision stays
+/// small (a close record is 128 bytes, every other event at most 24);
+/// [`Worker::events`] builds the full events from the decision at export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<C = SessionClosed> {
     PolicyDeny {
         policy: Option<u32>,
         reject: bool,
@@ -226,10 +231,10 @@ pub enum Event {
         /// As in `PolicyDeny`.
         application: u16,
     },
-    SessionClose(SessionClosed),
+    SessionClose(C),
 }
 
-impl Event {
+impl<C> Event<C> {
     /// The event's type; its name is the one used in JSON, stats and `trace`.
     pub const fn event_type(&self) -> EventType {
         match self {
@@ -243,6 +248,97 @@ impl Event {
 
     pub fn type_name(&self) -> &'static str {
         self.event_type().name()
+    }
+
+    /// The same event with its close carried as `close` makes it (`None`
+    /// if `close` finds none).
+    fn map_close<D>(self, close: impl FnOnce(C) -> Option<D>) -> Option<Event<D>> {
+        Some(match self {
+            Event::PolicyDeny {
+                policy,
+                reject,
+                audit,
+                session_id,
+                application,
+            } => Event::PolicyDeny {
+                policy,
+                reject,
+                audit,
+                session_id,
+                application,
+            },
+            Event::ScreenDrop {
+                profile,
+                option,
+                alarm_only,
+            } => Event::ScreenDrop {
+                profile,
+                option,
+                alarm_only,
+            },
+            Event::FilterLog {
+                filter,
+                term,
+                action,
+                direction,
+            } => Event::FilterLog {
+                filter,
+                term,
+                action,
+                direction,
+            },
+            Event::SessionOpen {
+                session_id,
+                policy,
+                application,
+            } => Event::SessionOpen {
+                session_id,
+                policy,
+                application,
+            },
+            Event::SessionClose(c) => Event::SessionClose(close(c)?),
+        })
+    }
+}
+
+/// A session close a decision made, kept in its worker's [`CloseLog`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseRef(u32);
+
+/// The last [`CloseLog::LEN`] session closes the worker's decisions
+/// made: enough for every close of the burst being exported and the one
+/// before it (a packet closes at most one session).
+pub struct CloseLog {
+    records: Box<[Option<SessionClosed>; CloseLog::LEN]>,
+    /// How many closes were ever kept (wrapping): the next one's number.
+    next: u32,
+}
+
+impl CloseLog {
+    pub const LEN: usize = 2 * crate::vector::BURST;
+
+    fn new() -> CloseLog {
+        CloseLog {
+            records: Box::new([None; CloseLog::LEN]),
+            next: 0,
+        }
+    }
+
+    fn keep(&mut self, c: SessionClosed) -> CloseRef {
+        let r = CloseRef(self.next);
+        self.records[r.0 as usize % CloseLog::LEN] = Some(c);
+        self.next = self.next.wrapping_add(1);
+        r
+    }
+
+    /// The close `r` names, unless [`CloseLog::LEN`] later ones replaced it.
+    pub fn get(&self, r: CloseRef) -> Option<&SessionClosed> {
+        let age = self.next.wrapping_sub(r.0) as usize;
+        if (1..=CloseLog::LEN).contains(&age) {
+            self.records[r.0 as usize % CloseLog::LEN].as_ref()
+        } else {
+            None
+        }
     }
 }
 
@@ -290,8 +386,9 @@ pub struct Decision {
     /// The parsed packet (absent for malformed and non-IP frames).
     pub packet: Option<ParsedPacket>,
     /// The first `event_count` are this packet's; the rest are stale and
-    /// never read, so a new decision resets the count, not the ~0.5 KiB.
-    events: [Option<Event>; MAX_EVENTS],
+    /// never read, so a new decision resets the count only. Read them with
+    /// [`Worker::events`].
+    events: [Option<Event<CloseRef>>; MAX_EVENTS],
     event_count: u8,
 }
 
@@ -311,13 +408,21 @@ impl Decision {
         event_count: 0,
     };
 
-    pub fn events(&self) -> impl Iterator<Item = &Event> {
-        self.events[..usize::from(self.event_count)]
-            .iter()
-            .flatten()
+    /// How many events the decision made.
+    pub fn event_count(&self) -> usize {
+        usize::from(self.event_count)
     }
 
-    fn push(&mut self, e: Event) {
+    /// The types of the events the decision made, in order (their
+    /// contents: [`Worker::events`]).
+    pub fn event_types(&self) -> impl Iterator<Item = EventType> + '_ {
+        self.events[..self.event_count()]
+            .iter()
+            .flatten()
+            .map(Event::event_type)
+    }
+
+    fn push(&mut self, e: Event<CloseRef>) {
         if let Some(slot) = self.events.get_mut(usize::from(self.event_count)) {
             *slot = Some(e);
             self.event_count += 1;
@@ -671,6 +776,8 @@ pub struct Worker {
     pub(crate) stage_totals: StageCycles,
     /// Per-packet metadata of the burst being decided.
     pub(crate) burst: Box<crate::vector::BurstMeta>,
+    /// The session closes of the latest decisions ([`Worker::events`]).
+    closes: CloseLog,
 }
 
 /// Fragments tracked per worker.
@@ -690,7 +797,22 @@ impl Worker {
             clock: None,
             stage_totals: StageCycles::default(),
             burst: Box::default(),
+            closes: CloseLog::new(),
         }
+    }
+
+    /// The events of decision `d`, as the worker exports them: built from
+    /// what the decision recorded, a session close from this worker's
+    /// [`CloseLog`]. Read them before the worker decides another burst.
+    pub fn events<'a>(&'a self, d: &'a Decision) -> impl Iterator<Item = Event> + 'a {
+        d.events[..d.event_count()]
+            .iter()
+            .flatten()
+            .filter_map(|e| {
+                let event = e.map_close(|r| self.closes.get(r).copied());
+                debug_assert!(event.is_some(), "a close read after the log moved on");
+                event
+            })
     }
 
     /// Switches to a new config generation between bursts: its flow
@@ -981,7 +1103,7 @@ impl Worker {
                 let s = self.sessions.get(handle);
                 // The entry lingers (closing timeout) so late segments still
                 // match it; aging removes it without a second close event.
-                self.close_session(rules, screens, &s, reason, now_ns, &mut |e| d.push(e));
+                self.close_for_packet(rules, screens, &s, reason, now_ns, d);
             }
             // Named in this generation: exact for sessions it created;
             // events name older sessions through their own generation.
@@ -1173,7 +1295,9 @@ impl Worker {
                     n += 1;
                 });
             for (s, reason) in closed.iter().take(n).flatten() {
-                self.close_session(rules, screens, s, *reason, now_ns, emit);
+                if let Some(c) = self.close_session(rules, screens, s, *reason, now_ns) {
+                    emit(Event::SessionClose(c));
+                }
             }
         }
     }
@@ -1190,7 +1314,9 @@ impl Worker {
         let mut all = Vec::new();
         self.sessions.drain_all(&mut |s: &Session| all.push(*s));
         for s in &all {
-            self.close_session(rules, screens, s, reason, now_ns, emit);
+            if let Some(c) = self.close_session(rules, screens, s, reason, now_ns) {
+                emit(Event::SessionClose(c));
+            }
         }
     }
 
@@ -1212,9 +1338,7 @@ impl Worker {
         let ended = match (s.closed(), s.tcp) {
             (Some(_), _) => true,
             (None, TcpState::Closing) => {
-                self.close_session(rules, screens, &s, CloseReason::TcpFin, now_ns, &mut |e| {
-                    d.push(e)
-                });
+                self.close_for_packet(rules, screens, &s, CloseReason::TcpFin, now_ns, d);
                 true
             }
             _ => false,
@@ -1227,6 +1351,8 @@ impl Worker {
         None
     }
 
+    /// Counts a session closed and tells its screen; the close record,
+    /// if the session logs its close.
     fn close_session(
         &mut self,
         rules: &Ruleset,
@@ -1234,8 +1360,7 @@ impl Worker {
         s: &Session,
         reason: CloseReason,
         now_ns: u64,
-        emit: &mut impl FnMut(Event),
-    ) {
+    ) -> Option<SessionClosed> {
         self.counters.sessions_closed += 1;
         if let Some(p) = s
             .meta
@@ -1245,25 +1370,39 @@ impl Worker {
             let key = s.key();
             screen::session_closed(p, screens, key.src, key.dst);
         }
-        if s.meta.log_close {
-            emit(Event::SessionClose(SessionClosed {
-                session_id: s.id,
-                policy: s.meta.policy,
-                generation: s.meta.generation,
-                key: s.key(),
-                from_zone: s.meta.from_zone,
-                to_zone: s.meta.to_zone,
-                ingress: s.meta.ingress,
-                egress: s.meta.egress,
-                reason,
-                packets_client: s.packets[0],
-                bytes_client: s.bytes[0],
-                packets_server: s.packets[1],
-                bytes_server: s.bytes[1],
-                created_ns: s.created_ns,
-                closed_ns: now_ns,
-                application: s.meta.application,
-            }));
+        s.meta.log_close.then(|| SessionClosed {
+            session_id: s.id,
+            policy: s.meta.policy,
+            generation: s.meta.generation,
+            key: s.key(),
+            from_zone: s.meta.from_zone,
+            to_zone: s.meta.to_zone,
+            ingress: s.meta.ingress,
+            egress: s.meta.egress,
+            reason,
+            packets_client: s.packets[0],
+            bytes_client: s.bytes[0],
+            packets_server: s.packets[1],
+            bytes_server: s.bytes[1],
+            created_ns: s.created_ns,
+            closed_ns: now_ns,
+            application: s.meta.application,
+        })
+    }
+
+    /// Closes session `s` for the packet of decision `d`, which records
+    /// the close event (if the session logs one) by its place in the log.
+    fn close_for_packet(
+        &mut self,
+        rules: &Ruleset,
+        screens: &ScreenState,
+        s: &Session,
+        reason: CloseReason,
+        now_ns: u64,
+        d: &mut Decision,
+    ) {
+        if let Some(c) = self.close_session(rules, screens, s, reason, now_ns) {
+            d.push(Event::SessionClose(self.closes.keep(c)));
         }
     }
 
@@ -1581,7 +1720,7 @@ log = true
     }
 
     fn names(d: &Decision) -> Vec<&'static str> {
-        d.events().map(Event::type_name).collect()
+        d.event_types().map(EventType::name).collect()
     }
 
     #[test]
@@ -1639,8 +1778,8 @@ log = true
             UNTRUST,
             2 * S,
         );
-        let close = d.events().find_map(|e| match e {
-            Event::SessionClose(c) => Some(*c),
+        let close = w.events(&d).find_map(|e| match e {
+            Event::SessionClose(c) => Some(c),
             _ => None,
         });
         let close = close.expect("the last ACK closes the session");
@@ -1743,7 +1882,7 @@ log = true
         ] {
             let d = w.process(&rules, &screens, frame, iface, S);
             assert_eq!(
-                (d.verdict, d.reason, d.stage, d.events().count()),
+                (d.verdict, d.reason, d.stage, d.event_count()),
                 (
                     Verdict::Forward { egress: 1 - iface },
                     Reason::NeighborDiscovery,
@@ -1818,7 +1957,7 @@ log = true
             let e = icmp_error(from, c, msg_type, code, rest, original);
             let d = w.process(&rules, &screens, &e, TRUST, S + 1);
             assert_eq!(
-                (d.verdict, d.reason, d.rule, d.events().count()),
+                (d.verdict, d.reason, d.rule, d.event_count()),
                 (
                     Verdict::Forward { egress: UNTRUST },
                     Reason::RelatedIcmp,
@@ -2169,7 +2308,7 @@ log = true
                 (d.reason, names(&d)),
                 (Reason::Session, vec!["session_close"])
             );
-            match d.events().next() {
+            match w.events(&d).next() {
                 Some(Event::SessionClose(c)) => {
                     assert_eq!(c.reason, CloseReason::ResponseReceived);
                     assert_eq!((c.packets_client, c.packets_server), (1, 1));
@@ -2225,7 +2364,7 @@ audit = true
             ),
             "logged as audit, permitted by allow-web"
         );
-        match d.events().next() {
+        match w.events(&d).next() {
             Some(Event::PolicyDeny {
                 policy: Some(0),
                 audit: true,
@@ -2282,7 +2421,7 @@ audit = true
             ),
             "reject-telnet's audit, then the default policy's, and through"
         );
-        match d.events().next() {
+        match w.events(&d).next() {
             Some(Event::PolicyDeny {
                 policy: Some(1),
                 audit: true,
@@ -2300,7 +2439,7 @@ audit = true
             S,
         );
         assert_eq!(d.verdict, Verdict::Forward { egress: TRUST });
-        match d.events().next() {
+        match w.events(&d).next() {
             Some(Event::PolicyDeny {
                 policy: None,
                 audit: true,

@@ -81,15 +81,26 @@ fn frame(kind: u8, flow: u8, reverse: bool, pick: usize, edits: &[(u16, u8)]) ->
     }
 }
 
-fn same(reference: &Decision, vector: &Decision) -> Result<(), TestCaseError> {
+/// A decision and its events, read from the worker as it was made (as the
+/// DPDK worker exports them).
+type Decided = (Decision, Vec<Event>);
+
+fn decided(w: &Worker, d: Decision) -> Decided {
+    let events = w.events(&d).collect();
+    (d, events)
+}
+
+fn same(
+    (reference, r_events): &Decided,
+    (vector, v_events): &Decided,
+) -> Result<(), TestCaseError> {
     prop_assert_eq!(reference.verdict, vector.verdict);
     prop_assert_eq!(reference.stage, vector.stage);
     prop_assert_eq!(reference.reason, vector.reason);
     prop_assert_eq!(reference.rule, vector.rule);
     prop_assert_eq!(reference.egress, vector.egress);
     prop_assert_eq!(reference.packet, vector.packet);
-    let events = |d: &Decision| d.events().copied().collect::<Vec<Event>>();
-    prop_assert_eq!(events(reference), events(vector));
+    prop_assert_eq!(r_events, v_events);
     Ok(())
 }
 
@@ -119,7 +130,7 @@ impl Driver {
         d: &Decision,
         ingress: u16,
         now: u64,
-        resumed: &mut Vec<Decision>,
+        resumed: &mut Vec<Decided>,
     ) {
         if let (Verdict::Hold, Some(p)) = (d.verdict, d.packet) {
             if self.held.hold(frame.to_vec(), ingress, &p, now).is_some() {
@@ -131,7 +142,7 @@ impl Driver {
                 let mut r = Decision::BLANK;
                 self.worker
                     .resume_held(rules, &self.screens, &f, port, now, &mut r);
-                resumed.push(r);
+                resumed.push(decided(&self.worker, r));
             }
         }
     }
@@ -143,16 +154,16 @@ impl Driver {
         frames: &[Vec<u8>],
         ingress: u16,
         now: u64,
-    ) -> (Vec<Decision>, Vec<Decision>) {
-        let (mut decided, mut resumed) = (Vec::new(), Vec::new());
+    ) -> (Vec<Decided>, Vec<Decided>) {
+        let (mut done, mut resumed) = (Vec::new(), Vec::new());
         for f in frames {
             let mut d = Decision::BLANK;
             self.worker
                 .process_into(rules, &self.screens, f, ingress, now, &mut d);
+            done.push(decided(&self.worker, d));
             self.act(rules, f, &d, ingress, now, &mut resumed);
-            decided.push(d);
         }
-        (decided, resumed)
+        (done, resumed)
     }
 
     /// As the DPDK worker: the burst as a vector, each decision carried
@@ -164,7 +175,7 @@ impl Driver {
         frames: &[Vec<u8>],
         ingress: u16,
         now: u64,
-    ) -> (Vec<Decision>, Vec<Decision>) {
+    ) -> (Vec<Decided>, Vec<Decided>) {
         let mut out = vec![Decision::BLANK; frames.len()];
         let slices: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
         let waiting = !self.held.is_empty();
@@ -177,15 +188,18 @@ impl Driver {
             &mut out,
             waiting,
         );
+        let mut all: Vec<Decided> = out[..done]
+            .iter()
+            .map(|d| decided(&self.worker, *d))
+            .collect();
         let mut resumed = Vec::new();
         for (f, d) in frames.iter().zip(&out).take(done) {
             self.act(rules, f, d, ingress, now, &mut resumed);
         }
-        out.truncate(done);
         let (rest, more) = self.one_by_one(rules, &frames[done..], ingress, now);
-        out.extend(rest);
+        all.extend(rest);
         resumed.extend(more);
-        (out, resumed)
+        (all, resumed)
     }
 }
 
@@ -323,7 +337,7 @@ fn a_first_fragment_releases_held_fragments_before_the_rest_of_its_burst() {
         assert_eq!(r_resumed.len(), v_resumed.len());
         if k != 1 {
             assert_eq!(v_resumed.len(), 1, "burst {k}");
-            assert_eq!(v_resumed[0].reason, Reason::Session, "burst {k}");
+            assert_eq!(v_resumed[0].0.reason, Reason::Session, "burst {k}");
         }
     }
     let (r, v) = (&reference.worker.counters, &vector.worker.counters);
