@@ -2825,6 +2825,52 @@ audit = true
         assert!(matched > 500, "the traffic hits rules ({matched})");
     }
 
+    /// A decision names its close in the log; a name the log has moved
+    /// past (by [`CloseLog::LEN`] later closes) finds nothing, never
+    /// another close.
+    #[test]
+    fn the_close_log_answers_for_its_last_closes_only() {
+        let closed = |session_id| SessionClosed {
+            session_id,
+            policy: 0,
+            generation: 1,
+            key: FlowKey {
+                src: v4(192, 0, 2, 1),
+                dst: v4(198, 51, 100, 1),
+                src_port: 40000,
+                dst_port: 80,
+                protocol: proto::TCP,
+            },
+            from_zone: 0,
+            to_zone: 1,
+            ingress: 0,
+            egress: 1,
+            reason: CloseReason::TcpFin,
+            packets_client: 1,
+            bytes_client: 60,
+            packets_server: 1,
+            bytes_server: 60,
+            created_ns: 1,
+            closed_ns: 2,
+            application: NO_APPLICATION,
+        };
+        let mut log = CloseLog::new();
+        let refs: Vec<CloseRef> = (0..CloseLog::LEN as u64 + 3)
+            .map(|id| log.keep(closed(id)))
+            .collect();
+        for (id, r) in refs.iter().enumerate() {
+            let found = log.get(*r).map(|c| c.session_id);
+            let expect = (id >= 3).then_some(id as u64);
+            assert_eq!(found, expect, "close {id}");
+        }
+        // Numbers wrap: the log still answers across u32::MAX.
+        log.next = u32::MAX;
+        let r = log.keep(closed(7));
+        let after = log.keep(closed(8));
+        assert_eq!(log.get(r).map(|c| c.session_id), Some(7));
+        assert_eq!(log.get(after).map(|c| c.session_id), Some(8));
+    }
+
     /// A clock that advances 10 per read, so each stage boundary is visible.
     fn ticking_clock() -> u64 {
         use std::sync::atomic::AtomicU64;
