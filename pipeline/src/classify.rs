@@ -49,6 +49,13 @@
 //! `O(sub-rules / 4096)` summary words plus the candidate words; nothing is
 //! allocated.
 //!
+//! When the sub-rules of an address's deepest prefix and of every prefix
+//! containing it all lie in one word (a host named by a few rules, inside
+//! no named prefix: the common shape of a large policy), that word is the
+//! only one that can hold the answer. Each prefix keeps it precomputed
+//! ([`OneWord`]), so the lookup reads one entry and ANDs the other fields'
+//! words at that one index, skipping the summaries.
+//!
 //! # Memory
 //!
 //! [`Classifier::memory_bytes`] reports the exact footprint and
@@ -329,6 +336,24 @@ impl Sets {
         self.agg.len() / self.aggs
     }
 
+    /// How many non-zero words a set stores.
+    fn word_count(&self, set: u32) -> usize {
+        let base = set as usize * self.aggs;
+        self.agg[base..base + self.aggs]
+            .iter()
+            .map(|s| s.count_ones() as usize)
+            .sum()
+    }
+
+    /// A set's first non-zero word: its index in the full bit vector and
+    /// its bits (`None`: empty).
+    fn first_word(&self, set: u32) -> Option<(usize, u64)> {
+        let base = set as usize * self.aggs;
+        let a = (0..self.aggs).find(|&a| self.agg[base + a] != 0)?;
+        let bit = self.agg[base + a].trailing_zeros() as usize;
+        Some((a * 64 + bit, self.words[self.rank[base + a] as usize]))
+    }
+
     /// Where a set's first summary word and first rank are.
     fn head_addrs(&self, set: u32) -> [*const u8; 2] {
         let i = set as usize * self.aggs;
@@ -340,11 +365,8 @@ impl Sets {
 
     /// A set's lowest member (`None`: empty).
     fn first_member(&self, set: u32) -> Option<usize> {
-        let base = set as usize * self.aggs;
-        let a = (0..self.aggs).find(|&a| self.agg[base + a] != 0)?;
-        let bit = self.agg[base + a].trailing_zeros() as usize;
-        let word = self.words[self.rank[base + a] as usize];
-        Some((a * 64 + bit) * 64 + word.trailing_zeros() as usize)
+        self.first_word(set)
+            .map(|(w, bits)| w * 64 + bits.trailing_zeros() as usize)
     }
 
     /// Where a set's first stored word is (`None`: it stores none).
@@ -370,6 +392,43 @@ struct AddrField {
     v4_deepest: Vec<u32>,
     parent: Vec<u32>,
     set: Vec<u32>,
+    /// Per prefix: its chain's sub-rules when they all lie in one word.
+    one_word: Vec<OneWord>,
+}
+
+/// The sub-rules of a prefix and of every prefix containing it, when they
+/// all lie in one 64-bit word of the bit vector (a host named by a few
+/// rules, inside no named prefix): the word's index and bits. A lookup
+/// then reads this one entry instead of the summary, rank and word of
+/// every set on the chain, and only that word can hold the answer.
+#[derive(Clone, Copy, Debug)]
+struct OneWord {
+    /// `NONE`: the chain's sub-rules span several words.
+    index: u32,
+    bits: u64,
+}
+
+/// [`OneWord`] of the chain from `node` up (`parent` links, `set` per node).
+fn one_word_of_chain(sets: &Sets, set: &[u32], parent: &[u32], mut node: u32) -> OneWord {
+    const MANY: OneWord = OneWord {
+        index: NONE,
+        bits: 0,
+    };
+    let mut found: Option<(usize, u64)> = None;
+    while node != NONE {
+        let s = set[node as usize];
+        match (sets.word_count(s), sets.first_word(s), found) {
+            (0, _, _) => {}
+            (1, Some(w), None) => found = Some(w),
+            (1, Some((i, bits)), Some((j, acc))) if i == j => found = Some((i, acc | bits)),
+            _ => return MANY,
+        }
+        node = parent[node as usize];
+    }
+    found.map_or(MANY, |(index, bits)| OneWord {
+        index: index as u32,
+        bits,
+    })
 }
 
 impl AddrField {
@@ -426,7 +485,10 @@ impl AddrField {
             v4_deepest.push(d);
         }
 
-        let set = prefixes.iter().map(|(_, m)| sets.push_sorted(m)).collect();
+        let set: Vec<u32> = prefixes.iter().map(|(_, m)| sets.push_sorted(m)).collect();
+        let one_word = (0..prefixes.len() as u32)
+            .map(|node| one_word_of_chain(sets, &set, &parent, node))
+            .collect();
         AddrField {
             starts: SortedKeys::new(starts),
             deepest,
@@ -434,7 +496,20 @@ impl AddrField {
             v4_deepest,
             parent,
             set,
+            one_word,
         }
+    }
+
+    /// The one word holding every sub-rule of `node`'s chain, if there is
+    /// one ([`OneWord`]): its index and bits.
+    #[inline(always)]
+    fn one_word(&self, node: u32) -> Option<(usize, u64)> {
+        let w = self.one_word[node as usize];
+        (w.index != NONE).then_some((w.index as usize, w.bits))
+    }
+
+    fn one_word_addr(&self, node: u32) -> *const u8 {
+        (&self.one_word[node as usize] as *const OneWord).cast()
     }
 
     #[inline(always)]
@@ -521,6 +596,7 @@ impl AddrField {
         self.starts.memory_bytes()
             + self.v4_starts.memory_bytes()
             + (self.deepest.len() + self.v4_deepest.len() + self.parent.len() + self.set.len()) * 4
+            + self.one_word.len() * std::mem::size_of::<OneWord>()
     }
 }
 
@@ -917,6 +993,27 @@ impl Classifier {
             for (i, q) in queries[..n].iter().enumerate() {
                 let (s, d) = (self.src.node(q.src, src[i]), self.dst.node(q.dst, dst[i]));
                 nodes[i] = (s, d);
+                if s != NONE && d != NONE {
+                    prefetch(self.src.one_word_addr(s));
+                    prefetch(self.dst.one_word_addr(d));
+                }
+            }
+            // A destination host's one word (the usual case): the rule of
+            // its first sub-rule, usually the answer. Otherwise the heads
+            // of the deepest prefixes' sets.
+            let mut general = [false; BATCH];
+            for (i, &(s, d)) in nodes[..n].iter().enumerate() {
+                if s == NONE || d == NONE {
+                    continue;
+                }
+                if let Some((w, bits)) = self.dst.one_word(d) {
+                    let sub = w * 64 + bits.trailing_zeros() as usize;
+                    if let Some(owner) = self.owner.get(sub) {
+                        prefetch((owner as *const u32).cast());
+                    }
+                    continue;
+                }
+                general[i] = true;
                 for set in [self.src.set_of(s), self.dst.set_of(d)]
                     .into_iter()
                     .flatten()
@@ -926,9 +1023,9 @@ impl Classifier {
                     }
                 }
             }
-            // The words of the deepest prefixes' sets (a host's set is
-            // one word: the one the answer is read from).
-            for &(s, d) in &nodes[..n] {
+            // Their first words (a set of one word: the one the answer is
+            // read from).
+            for (&(s, d), _) in nodes[..n].iter().zip(general).filter(|(_, g)| *g) {
                 for set in [self.src.set_of(s), self.dst.set_of(d)]
                     .into_iter()
                     .flatten()
@@ -938,9 +1035,8 @@ impl Classifier {
                     }
                 }
             }
-            // The rule of the destination set's first sub-rule (a host's
-            // set names one: usually the answer).
-            for &(_, d) in &nodes[..n] {
+            // The rule of the destination set's first sub-rule.
+            for (&(_, d), _) in nodes[..n].iter().zip(general).filter(|(_, g)| *g) {
                 let first = self
                     .dst
                     .set_of(d)
@@ -970,6 +1066,14 @@ impl Classifier {
         }
         let p = [self.protocol[q.protocol as usize], self.any_protocol];
         let sets = &self.sets;
+        if let Some((w, bits)) = self.dst.one_word(dst) {
+            let (ai, bit) = (w / 64, (w % 64) as u32);
+            return self.answer_in_word(w, bits & self.src.word(sets, src, ai, bit), p, a, b);
+        }
+        if let Some((w, bits)) = self.src.one_word(src) {
+            let (ai, bit) = (w / 64, (w % 64) as u32);
+            return self.answer_in_word(w, bits & self.dst.word(sets, dst, ai, bit), p, a, b);
+        }
         for ai in 0..sets.aggs {
             let mut m = summary2(sets, p, ai) & self.key_b.summary(sets, b, ai);
             if m == 0 {
@@ -1001,6 +1105,24 @@ impl Classifier {
             }
         }
         None
+    }
+
+    /// The first rule matching in word `w` of the bit vector, given `x`:
+    /// the bits of that word both address fields accept (the only word
+    /// that can hold the answer, see [`OneWord`]).
+    #[inline(always)]
+    fn answer_in_word(&self, w: usize, mut x: u64, p: [u32; 2], a: u32, b: u32) -> Option<u32> {
+        let (ai, bit, sets) = (w / 64, (w % 64) as u32, &self.sets);
+        if x != 0 {
+            x &= word2(sets, p, ai, bit);
+        }
+        if x != 0 {
+            x &= self.key_b.word(sets, b, ai, bit);
+        }
+        if x != 0 {
+            x &= self.key_a.word(sets, a, ai, bit);
+        }
+        (x != 0).then(|| self.owner[w * 64 + x.trailing_zeros() as usize])
     }
 
     /// Number of rules it was built from.
