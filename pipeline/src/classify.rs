@@ -53,7 +53,7 @@
 //! containing it all lie in one word (a host named by a few rules, inside
 //! no named prefix: the common shape of a large policy), that word is the
 //! only one that can hold the answer. Each prefix keeps it precomputed
-//! ([`OneWord`]), so the lookup reads one entry and ANDs the other fields'
+//! (`OneWord`), so the lookup reads one entry and ANDs the other fields'
 //! words at that one index, skipping the summaries.
 //!
 //! # Memory
