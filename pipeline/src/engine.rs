@@ -316,6 +316,9 @@ pub struct CloseLog {
 
 impl CloseLog {
     pub const LEN: usize = 2 * crate::vector::BURST;
+    // A power of two divides 2^32, so a number's slot stays the same
+    // across the wrap of `next` and `get` never returns another close.
+    const _POWER_OF_TWO: () = assert!(CloseLog::LEN.is_power_of_two());
 
     fn new() -> CloseLog {
         CloseLog {
@@ -803,7 +806,11 @@ impl Worker {
 
     /// The events of decision `d`, as the worker exports them: built from
     /// what the decision recorded, a session close from this worker's
-    /// [`CloseLog`]. Read them before the worker decides another burst.
+    /// [`CloseLog`]. Read them before the worker decides another burst: a
+    /// close the log no longer holds is left out (the DPDK worker exports
+    /// every decision right after it is made, so it never meets one; the
+    /// vector property test checks the events against
+    /// [`Decision::event_types`]).
     pub fn events<'a>(&'a self, d: &'a Decision) -> impl Iterator<Item = Event> + 'a {
         d.events[..d.event_count()]
             .iter()

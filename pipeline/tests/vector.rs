@@ -86,7 +86,10 @@ fn frame(kind: u8, flow: u8, reverse: bool, pick: usize, edits: &[(u16, u8)]) ->
 type Decided = (Decision, Vec<Event>);
 
 fn decided(w: &Worker, d: Decision) -> Decided {
-    let events = w.events(&d).collect();
+    let events: Vec<Event> = w.events(&d).collect();
+    // Every event the decision made is still there to build.
+    let types: Vec<_> = events.iter().map(Event::event_type).collect();
+    assert_eq!(types, d.event_types().collect::<Vec<_>>());
     (d, events)
 }
 
