@@ -626,3 +626,67 @@ then = "deny"
     );
     assert_eq!(fin["episodes_untracked"], 0, "{fin}");
 }
+
+/// A SYN flood on 100 targets of one /24 (`max = 256`) is 100 episodes,
+/// each ending with its target's drops, and none untracked. The episode
+/// table once placed an IPv4 target by its first octet only, so a flood on
+/// one subnet found 32 slots and most of it went untracked.
+#[test]
+fn a_flood_on_one_subnet_is_one_episode_per_target() {
+    let dir = TempDir::new();
+    const TARGETS: u32 = 100;
+    let frames: Vec<Vec<u8>> = (0..60_000u32)
+        .map(|i| {
+            tcp(
+                v4(198, 51, 100, 1 + (i / TARGETS % 50) as u8),
+                v4(203, 0, 113, 1 + (i % TARGETS) as u8),
+                1024 + (i % 60_000) as u16,
+                80,
+                TcpFlags::SYN,
+                &[],
+            )
+        })
+        .collect();
+    let (config, socket) = pcap_pair_config(
+        &dir,
+        "subnet-flood",
+        &frames,
+        "",
+        r#"[events.episodes]
+update = "1s"
+quiet = "300ms"
+max = 256
+[events.rate_limit]
+screen_drop = 100
+[zone.untrust]
+screen = "flood"
+[zone.trust]
+[screen.flood]
+syn-flood = { attack-threshold = 10, source-threshold = 1000000, destination-threshold = 1000000 }
+[default-policy]
+then = "deny"
+"#,
+    );
+    let stats_out = dir.path("final.json");
+    let (lines, fin, summary) = run_with_consumer_args(
+        &config,
+        &socket,
+        &["--format", "json", "--types", "screen_episode"],
+        Some(&stats_out),
+    );
+    let ends: Vec<serde_json::Value> = json_lines(&lines)
+        .into_iter()
+        .filter(|r| r["type"] == "screen_episode" && r["phase"] == "end")
+        .collect();
+    let mut targets: Vec<&str> = ends.iter().map(|e| e["dst_ip"].as_str().unwrap()).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    assert_eq!(targets.len(), TARGETS as usize, "{targets:?}\n{summary}");
+    assert_eq!(fin["episodes_untracked"], 0, "{fin}");
+    let dropped = fin["events"]["screen_drop"]["generated"].as_u64().unwrap();
+    let in_episodes: u64 = ends.iter().map(|e| e["packets"].as_u64().unwrap()).sum();
+    assert_eq!(
+        in_episodes, dropped,
+        "every drop in its target's episode: {fin}"
+    );
+}

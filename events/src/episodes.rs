@@ -414,6 +414,26 @@ mod tests {
         assert_eq!(t.active(), 0);
     }
 
+    /// A flood on 100 targets of one /24 is 100 episodes in a table of
+    /// 256, whatever the table's secret: the slot depends on the whole
+    /// address. Before, it depended on the first octet only and 32 of the
+    /// targets had an episode.
+    #[test]
+    fn a_flood_on_one_subnet_is_an_episode_per_target() {
+        for _ in 0..20 {
+            let mut t = EpisodeTracker::new(256);
+            t.configure(1000 * MS, 1000 * MS);
+            let starts = (0..100u8)
+                .flat_map(|dst| (1..4).map(move |src| (src, dst)))
+                .filter(|&(src, dst)| {
+                    t.observe(&drop_from(src, dst), 0, ScreenOption::SynFlood, false, 0)
+                        .is_some()
+                })
+                .count();
+            assert_eq!((starts, t.active(), t.untracked()), (100, 100, 0));
+        }
+    }
+
     #[test]
     fn subjects_other_screens_and_a_full_table() {
         let mut t = EpisodeTracker::new(2);

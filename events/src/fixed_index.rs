@@ -27,15 +27,32 @@ pub(crate) enum Probe {
 /// Slots a lookup walks at most.
 pub(crate) const MAX_PROBE: usize = 32;
 
-/// The hash of a key given as words, from a table's `seed`: a multiply
-/// and rotate per word (FxHash's step), then the high bits folded into the
-/// low ones the index uses.
+/// The hash of a key given as words, keyed by a table's secret `seed`.
+///
+/// Each word is xored into the state, which is then multiplied and
+/// xor-shifted (both bijections, so keys that differ in one word never
+/// share a 64-bit hash); the end is MurmurHash3's 64-bit finaliser, whose
+/// every output bit depends on every input bit. The index takes the low
+/// bits, so they must depend on the whole key: a multiply alone carries
+/// only upwards, and left the slot of an IPv4 address to its first octet
+/// (a flood on one /24 found 32 slots).
 #[inline]
 pub(crate) fn hash_words(seed: u64, words: &[u64]) -> u64 {
     let h = words.iter().fold(seed, |h, &w| {
-        (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95)
+        let h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^ h >> 32
     });
-    h ^ h >> 29
+    fmix64(h)
+}
+
+/// MurmurHash3's finaliser: full avalanche of a 64-bit state.
+#[inline]
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ h >> 33
 }
 
 /// A 16-byte address as two words for [`hash_words`].
@@ -118,6 +135,49 @@ impl FixedIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// How many of `slots` slots `keys` land in, and the most in one.
+    fn spread(seed: u64, keys: impl Iterator<Item = Vec<u64>>, slots: usize) -> (usize, usize) {
+        let mut load = vec![0usize; slots];
+        for k in keys {
+            load[hash_words(seed, &k) as usize & (slots - 1)] += 1;
+        }
+        (
+            load.iter().filter(|&&n| n > 0).count(),
+            load.into_iter().max().unwrap_or(0),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Keys that differ in one field only (one byte of one word: an
+        /// address octet, a port, the ICMP type) spread over the index's
+        /// slots like random keys: 4,096 keys over 8,192 slots fill about
+        /// 79% of 4,096 distinct slots (1 - e^-0.5 of 8,192), with no slot
+        /// holding more than a handful. The FxHash step this replaced put
+        /// every IPv4 address of a /8 in the same 32 slots.
+        #[test]
+        fn keys_differing_in_one_field_spread_over_the_slots(
+            seed in any::<u64>(),
+            base in proptest::collection::vec(any::<u64>(), 7),
+            word in 0usize..7,
+            byte in 0u32..7,
+        ) {
+            const KEYS: u64 = 4096;
+            let keys = (0..KEYS).map(|i| {
+                let mut k = base.clone();
+                // Two bytes of the field from `byte` on (a port, or an
+                // octet and its neighbour), the rest of the key fixed.
+                k[word] = (k[word] & !(0xffff << (8 * byte))) | i << (8 * byte);
+                k
+            });
+            let (distinct, most) = spread(seed, keys, 2 * KEYS as usize);
+            prop_assert!(distinct >= 3000, "{} distinct slots of 4096 keys", distinct);
+            prop_assert!(most <= 12, "{} keys in one slot", most);
+        }
+    }
 
     /// Keys that all hash alike (what an attacker would craft) fill a
     /// bounded run of slots; past it lookups give up instead of walking
