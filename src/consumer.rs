@@ -4,8 +4,7 @@
 //! host), it follows them all and merges their records into one stream in
 //! time order, without the duplicates a record reaching it twice would make.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -17,6 +16,8 @@ use anyhow::Context;
 use rampart_events::{
     self as ev, syslog, ConsumeEvent, ConsumeOptions, Format, FrameEvent, NameCache, Record,
 };
+
+use crate::merge::{Dedup, MergeBuffer, RateLimitedCount};
 
 pub struct Options {
     pub format: Format,
@@ -33,8 +34,11 @@ pub struct Options {
     /// Prefix for printed lines (the demo tags them).
     pub prefix: &'static str,
     /// With several sockets: how long a packet record waits for records
-    /// of other sources with an earlier timestamp.
+    /// of other sources with an earlier timestamp (at most
+    /// [`crate::merge::MAX_WINDOW`]).
     pub merge_window: Duration,
+    /// With several sockets: rendered bytes the merge holds at most.
+    pub merge_buffer_bytes: usize,
 }
 
 pub fn parse_types(list: &str) -> anyhow::Result<HashSet<ev::EventType>> {
@@ -221,17 +225,28 @@ enum FromSource {
     Ended(usize, Option<std::io::Error>),
 }
 
-/// A packet record waiting in the merge: its timestamp, arrival order
-/// (ties keep it), when it arrived, and its rendered line.
-type Waiting = Reverse<(u64, u64, Instant, String)>;
+/// Each socket's identity: the index of the first socket naming the same
+/// file, so a socket given twice is one source (its records arrive twice)
+/// and different sockets are different sources.
+fn source_identities(sockets: &[PathBuf]) -> Vec<usize> {
+    let resolved: Vec<PathBuf> = sockets
+        .iter()
+        .map(|s| {
+            let parent = s.parent().filter(|p| !p.as_os_str().is_empty());
+            match (parent.map(std::fs::canonicalize), s.file_name()) {
+                (Some(Ok(dir)), Some(name)) => dir.join(name),
+                _ => std::env::current_dir().map_or_else(|_| s.clone(), |d| d.join(s)),
+            }
+        })
+        .collect();
+    resolved
+        .iter()
+        .map(|r| resolved.iter().position(|x| x == r).unwrap_or(0))
+        .collect()
+}
 
-/// Event ids remembered to drop duplicates (about 20 MiB); the oldest are
-/// forgotten first.
-const REMEMBERED_IDS: usize = 1 << 18;
-
-/// One event id, by its parts: node (hashed; boot ids are random, so the
-/// node only guards a coincidence), boot id, worker, seq.
-type EventKey = (u64, u64, u16, u64);
+/// How often suppressed duplicates and early releases are reported.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 fn run_merged(sockets: &[PathBuf], opts: &Options) -> anyhow::Result<()> {
     let mut output = Output::new(opts)?;
@@ -281,10 +296,11 @@ fn run_merged(sockets: &[PathBuf], opts: &Options) -> anyhow::Result<()> {
         })
         .collect();
     let json = opts.syslog.is_none() && opts.format == Format::Json;
-    let mut waiting: BinaryHeap<Waiting> = BinaryHeap::new();
-    let mut seen: HashSet<EventKey> = HashSet::new();
-    let mut seen_order: VecDeque<EventKey> = VecDeque::new();
-    let (mut arrivals, mut duplicates) = (0u64, 0u64);
+    let identity = source_identities(sockets);
+    let mut waiting = MergeBuffer::new(opts.merge_window, opts.merge_buffer_bytes);
+    let mut dedup = Dedup::new();
+    let mut duplicates = RateLimitedCount::new(REPORT_INTERVAL);
+    let mut early = RateLimitedCount::new(REPORT_INTERVAL);
     let mut ended = 0;
     let mut failure = None;
     let mut line = String::new();
@@ -307,18 +323,23 @@ fn run_merged(sockets: &[PathBuf], opts: &Options) -> anyhow::Result<()> {
                     }
                 };
                 names[i].observe(&rec);
+                if let (Record::Hello(_), Some(h)) = (&rec, names[i].hello()) {
+                    if let Some(first) = dedup.claim(identity[i], hash_str(&h.node), h.boot_id) {
+                        eprintln!(
+                            "rampart events: {} claims the node and boot id of {} ({}): \
+                             their records are not deduplicated against each other",
+                            sockets[i].display(),
+                            sockets[first].display(),
+                            h.node,
+                        );
+                    }
+                }
                 if let Record::Event(e) = &rec {
                     if let Some(h) = names[i].hello().filter(|h| h.boot_id != 0) {
-                        let key = (hash_str(&h.node), h.boot_id, e.meta.worker, e.seq);
-                        if !seen.insert(key) {
-                            duplicates += 1;
+                        let id = (hash_str(&h.node), h.boot_id, e.meta.worker, e.seq);
+                        if dedup.is_duplicate(identity[i], id) {
+                            duplicates.add(1);
                             continue;
-                        }
-                        seen_order.push_back(key);
-                        if seen_order.len() > REMEMBERED_IDS {
-                            if let Some(old) = seen_order.pop_front() {
-                                seen.remove(&old);
-                            }
                         }
                     }
                 }
@@ -332,13 +353,14 @@ fn run_merged(sockets: &[PathBuf], opts: &Options) -> anyhow::Result<()> {
                 }
                 match &rec {
                     Record::Event(e) => {
-                        arrivals += 1;
-                        waiting.push(Reverse((
-                            e.meta.ts_ns,
-                            arrivals,
-                            Instant::now(),
-                            std::mem::take(&mut line),
-                        )));
+                        let before = waiting.released_early();
+                        let text = std::mem::take(&mut line);
+                        if !waiting.push(e.meta.ts_ns, text, Instant::now(), &mut |l| {
+                            output.emit(l).is_continue()
+                        }) {
+                            flow = ControlFlow::Break(());
+                        }
+                        early.add(waiting.released_early() - before);
                     }
                     // Control records (hello, names, stats, loss) explain
                     // the stream of their source: written as they come.
@@ -356,41 +378,57 @@ fn run_merged(sockets: &[PathBuf], opts: &Options) -> anyhow::Result<()> {
             Some(FromSource::Idle) | None => {}
         }
         // Records leave in timestamp order once they have waited the
-        // window (a source's later record cannot be earlier by more).
-        while flow.is_continue() {
-            match waiting.peek() {
-                Some(Reverse((_, _, arrived, _))) if arrived.elapsed() >= opts.merge_window => {}
-                _ => break,
-            }
-            let Some(Reverse((.., text))) = waiting.pop() else {
-                break;
-            };
-            flow = output.emit(&text);
+        // window, never later (a source's clock cannot hold them back).
+        let now = Instant::now();
+        if flow.is_continue() && !waiting.release_due(now, &mut |l| output.emit(l).is_continue()) {
+            flow = ControlFlow::Break(());
         }
+        report_counts(&mut duplicates, &mut early, now);
         if flow.is_continue() && idle {
             flow = output.flush();
         }
     }
     // The end of every stream (or of the command): what waits goes now.
-    while flow.is_continue() {
-        let Some(Reverse((.., text))) = waiting.pop() else {
-            break;
-        };
-        flow = output.emit(&text);
+    if flow.is_continue() {
+        waiting.release_all(&mut |l| output.emit(l).is_continue());
     }
     stop.store(true, Ordering::Relaxed);
     drop(rx);
     for r in readers {
         let _ = r.join();
     }
-    if duplicates > 0 {
-        eprintln!("rampart events: {duplicates} duplicate record(s) dropped (same event id)");
+    if duplicates.total() > 0 {
+        eprintln!(
+            "rampart events: {} duplicate record(s) dropped in all (same event id from the same socket)",
+            duplicates.total()
+        );
+    }
+    if early.total() > 0 {
+        eprintln!(
+            "rampart events: {} record(s) in all written before their merge window ended (merge buffer full)",
+            early.total()
+        );
     }
     let finished = output.finish();
     if let Some(e) = failure {
         return Err(e);
     }
     finished
+}
+
+/// Says on stderr, at most once per interval each, how many duplicates
+/// were dropped and how many records left the full merge buffer early.
+fn report_counts(duplicates: &mut RateLimitedCount, early: &mut RateLimitedCount, now: Instant) {
+    if let Some(n) = duplicates.due(now) {
+        eprintln!(
+            "rampart events: {n} duplicate record(s) dropped (same event id from the same socket)"
+        );
+    }
+    if let Some(n) = early.due(now) {
+        eprintln!(
+            "rampart events: {n} record(s) written before their merge window ended (merge buffer full)"
+        );
+    }
 }
 
 fn hash_str(s: &str) -> u64 {

@@ -11,6 +11,7 @@ mod dataplane;
 mod demo;
 mod export;
 mod log;
+mod merge;
 mod metrics;
 mod serve;
 mod trace;
@@ -65,9 +66,16 @@ enum Command {
         #[arg(long, default_value = "/run/rampart/events.sock")]
         socket: Vec<PathBuf>,
         /// With several sockets: milliseconds a record waits for earlier
-        /// ones of the other sources before it is written.
-        #[arg(long, default_value_t = 500)]
+        /// ones of the other sources before it is written (at most 60000).
+        #[arg(long, default_value_t = 500,
+              value_parser = clap::value_parser!(u64).range(0..=merge::MAX_WINDOW.as_millis() as u64))]
         merge_window_ms: u64,
+        /// With several sockets: MiB of rendered records the merge holds at
+        /// most; past it the earliest are written before their window
+        /// ends, and counted.
+        #[arg(long, default_value_t = (merge::DEFAULT_BUFFER_BYTES >> 20) as u64,
+              value_parser = clap::value_parser!(u64).range(1..=4096))]
+        merge_buffer_mb: u64,
         /// json, junos, junos-sd or droplog.
         #[arg(long, default_value = "json")]
         format: rampart_events::Format,
@@ -132,6 +140,7 @@ fn main() -> ExitCode {
         Command::Events {
             socket,
             merge_window_ms,
+            merge_buffer_mb,
             format,
             types,
             syslog,
@@ -148,6 +157,7 @@ fn main() -> ExitCode {
                 stop: None,
                 prefix: "",
                 merge_window: std::time::Duration::from_millis(merge_window_ms),
+                merge_buffer_bytes: (merge_buffer_mb as usize) << 20,
             };
             consumer::run(&socket, opts).map(|()| ExitCode::SUCCESS)
         })(),
@@ -248,6 +258,7 @@ fn run(
                 stop: None,
                 prefix: "event: ",
                 merge_window: std::time::Duration::ZERO,
+                merge_buffer_bytes: merge::DEFAULT_BUFFER_BYTES,
             };
             consumer::run(&[socket], opts)
         })
