@@ -199,6 +199,7 @@ fn run_one(socket: &Path, opts: &Options) -> anyhow::Result<()> {
         once: opts.once,
         stop: opts.stop.clone(),
     };
+    let mut refusals = Refusals::default();
     let result = ev::consume(socket, &consume_opts, |event| match event {
         ConsumeEvent::Record(rec, names) => {
             if output.render(rec, names, &mut line) {
@@ -208,11 +209,47 @@ fn run_one(socket: &Path, opts: &Options) -> anyhow::Result<()> {
             }
         }
         ConsumeEvent::Idle | ConsumeEvent::Disconnected(_) => output.flush(),
-        _ => ControlFlow::Continue(()),
+        ConsumeEvent::Refused => {
+            refusals.refused(socket);
+            ControlFlow::Continue(())
+        }
+        ConsumeEvent::Connected => {
+            refusals.connected(socket);
+            ControlFlow::Continue(())
+        }
+        ConsumeEvent::BadRecord(_) => ControlFlow::Continue(()),
     });
     let finished = output.finish();
     result.with_context(|| format!("reading {}", socket.display()))?;
     finished
+}
+
+/// Says on stderr that the dataplane refused this consumer (every slot
+/// taken by consumers that keep up) when it starts, and when it gets in.
+#[derive(Default)]
+struct Refusals(u64);
+
+impl Refusals {
+    fn refused(&mut self, socket: &Path) {
+        if self.0 == 0 {
+            eprintln!(
+                "rampart events: {} refused the connection (every consumer slot is taken); retrying",
+                socket.display()
+            );
+        }
+        self.0 += 1;
+    }
+
+    fn connected(&mut self, socket: &Path) {
+        if self.0 > 0 {
+            eprintln!(
+                "rampart events: connected to {} after {} refusal(s)",
+                socket.display(),
+                self.0
+            );
+        }
+        self.0 = 0;
+    }
 }
 
 /// What a socket's reader thread hands to the merge.
@@ -268,10 +305,18 @@ fn run_merged(sockets: &[PathBuf], opts: &Options) -> anyhow::Result<()> {
                 stop: Some(stop.clone()),
             };
             std::thread::spawn(move || {
+                let mut refusals = Refusals::default();
                 let result = ev::consume_frames(&socket, &consume_opts, |event| {
                     let msg = match event {
-                        FrameEvent::Connected => FromSource::Connected(i),
+                        FrameEvent::Connected => {
+                            refusals.connected(&socket);
+                            FromSource::Connected(i)
+                        }
                         FrameEvent::Frame(f) => FromSource::Frame(i, f.to_vec()),
+                        FrameEvent::Refused => {
+                            refusals.refused(&socket);
+                            FromSource::Idle
+                        }
                         FrameEvent::Idle | FrameEvent::Disconnected(_) => FromSource::Idle,
                     };
                     match tx.send(msg) {

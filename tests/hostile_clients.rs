@@ -170,6 +170,13 @@ fn idle_dripping_and_reconnecting_control_clients_neither_stall_nor_lock_out_nor
 
 /// `rampart events --format json` on `socket`; its stdout lines arrive on the channel.
 fn json_consumer(socket: &Path) -> (Child, std::sync::mpsc::Receiver<String>) {
+    json_consumer_with_stderr(socket, Stdio::null())
+}
+
+fn json_consumer_with_stderr(
+    socket: &Path,
+    stderr: Stdio,
+) -> (Child, std::sync::mpsc::Receiver<String>) {
     let mut c = rampart()
         .args([
             "events",
@@ -181,7 +188,7 @@ fn json_consumer(socket: &Path) -> (Child, std::sync::mpsc::Receiver<String>) {
             "policy_deny",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let out = c.stdout.take().unwrap();
@@ -236,6 +243,74 @@ fn consumers_that_never_read_are_cut_off_and_a_real_consumer_gets_the_stream() {
     assert!(
         log.contains("event consumer") && log.contains("cut off"),
         "cut-offs are logged: {log}"
+    );
+    assert_books_balance_without_overflow(&last);
+}
+
+/// Every slot taken by slow readers (64 KiB every half second, far behind
+/// a 20,000 records/s stream, so their own losses keep rising): a real
+/// consumer is refused at first, says so, retries, and gets in once the
+/// slow readers have held their slots a second, in place of the one
+/// furthest behind. Before, slow readers counted as readers and held every
+/// slot, and `rampart events` waited in silence.
+#[test]
+fn slow_readers_that_fall_behind_give_way_to_a_real_consumer() {
+    let dir = TempDir::new();
+    let child = start(&dir, "slow-consumers", "");
+    let events = dir.path("run/events.sock");
+    let stop = Arc::new(AtomicBool::new(false));
+    let slow: Vec<JoinHandle<()>> = (0..16)
+        .map(|_| {
+            let mut s = UnixStream::connect(&events).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 << 10];
+                while !stop.load(Ordering::Relaxed) {
+                    if matches!(s.read(&mut buf), Ok(0)) {
+                        break; // evicted
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut consumer, lines) = json_consumer_with_stderr(&events, Stdio::piped());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut denies = 0;
+    while denies == 0 && Instant::now() < deadline {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            denies += (v["type"] == "policy_deny") as usize;
+        }
+    }
+    let _ = consumer.kill();
+    let mut said = String::new();
+    consumer
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    let _ = consumer.wait();
+    stop.store(true, Ordering::Relaxed);
+    for t in slow {
+        t.join().unwrap();
+    }
+    assert!(
+        denies > 0,
+        "the real consumer received no event within 10 s: {said}"
+    );
+    assert!(
+        said.contains("refused the connection") && said.contains("after"),
+        "a refused consumer says so, and when it got in: {said}"
+    );
+    let (log, last) = stop_within(child, &dir, Duration::from_secs(6));
+    assert!(
+        log.contains("furthest behind"),
+        "the eviction is logged: {log}"
     );
     assert_books_balance_without_overflow(&last);
 }

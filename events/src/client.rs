@@ -24,6 +24,10 @@ pub enum ConsumeEvent<'a> {
     BadRecord(&'a DecodeError),
     /// The connection ended; the loop will wait and reconnect.
     Disconnected(&'a io::Error),
+    /// The dataplane closed the connection before its hello: every
+    /// consumer slot is taken by consumers that keep up. The loop tries
+    /// again, less often each time (up to [`MAX_REFUSED_RETRY`]).
+    Refused,
     /// Every record received so far has been handled and the next read may
     /// wait: the moment to flush buffered output.
     Idle,
@@ -78,6 +82,7 @@ where
             Err(e) => handler(ConsumeEvent::BadRecord(&e)),
         },
         FrameEvent::Disconnected(e) => handler(ConsumeEvent::Disconnected(e)),
+        FrameEvent::Refused => handler(ConsumeEvent::Refused),
         FrameEvent::Idle => handler(ConsumeEvent::Idle),
     })
 }
@@ -89,8 +94,12 @@ pub enum FrameEvent<'a> {
     /// One record's bytes, with its size prefix.
     Frame(&'a [u8]),
     Disconnected(&'a io::Error),
+    Refused,
     Idle,
 }
+
+/// The longest wait between two attempts after refusals.
+pub const MAX_REFUSED_RETRY: Duration = Duration::from_secs(2);
 
 /// The loop of [`consume`] without decoding: each record's bytes as they
 /// came (for a consumer that hands them on, e.g. to merge streams).
@@ -104,6 +113,7 @@ where
 {
     let mut frame = Vec::with_capacity(4096);
     let mut connected_before = false;
+    let mut refused_retry = opts.retry_interval;
     loop {
         if opts.stopped() {
             return Ok(());
@@ -120,12 +130,26 @@ where
                 continue;
             }
         };
-        connected_before = true;
         stream.set_read_timeout(Some(opts.retry_interval))?;
+        let mut reader = BufReader::with_capacity(256 << 10, TimeoutRetry { s: stream, opts });
+        // The hub refuses a consumer by closing before its hello.
+        match reader.fill_buf() {
+            Ok([]) => {
+                if handler(FrameEvent::Refused).is_break() {
+                    return Ok(());
+                }
+                std::thread::sleep(refused_retry);
+                refused_retry = (refused_retry * 2).min(MAX_REFUSED_RETRY.max(opts.retry_interval));
+                continue;
+            }
+            Err(_) if opts.stopped() => return Ok(()),
+            _ => {}
+        }
+        refused_retry = opts.retry_interval;
+        connected_before = true;
         if handler(FrameEvent::Connected).is_break() {
             return Ok(());
         }
-        let mut reader = BufReader::with_capacity(256 << 10, TimeoutRetry { s: stream, opts });
         let err = loop {
             if reader.buffer().is_empty() && handler(FrameEvent::Idle).is_break() {
                 return Ok(());

@@ -194,6 +194,10 @@ struct Consumer {
     wrote_after_full: bool,
     /// When the peer last read (or had nothing to read).
     progress_ns: u64,
+    /// When it connected.
+    connected_ns: u64,
+    /// When it last lost a record for want of room (0: never).
+    last_loss_ns: u64,
 }
 
 /// Why a consumer was disconnected by the hub.
@@ -204,6 +208,11 @@ pub enum CutOffReason {
     /// Every slot was taken and it had read nothing for
     /// [`HubConfig::evict_after_ns`]: a new consumer took its place.
     Evicted,
+    /// Every slot was taken by consumers that read, and it was the one
+    /// furthest behind: it had been losing records for want of room within
+    /// the last [`HubConfig::evict_after_ns`] and had lost the most. A
+    /// new consumer took its place.
+    FellBehind,
 }
 
 /// A consumer the hub disconnected, for the daemon's log.
@@ -292,18 +301,16 @@ impl Consumer {
         if self.dead {
             return;
         }
-        if self.needs_prepare() && !self.prepare(ctl, names, now_ns) {
+        if (self.needs_prepare() && !self.prepare(ctl, names, now_ns))
+            || bytes.len() > self.ring.free()
+        {
             self.dropped[t] += count;
             self.pending_loss[t] += count;
+            self.last_loss_ns = now_ns;
             return;
         }
-        if bytes.len() <= self.ring.free() {
-            self.ring.push(bytes);
-            self.delivered[t] += count;
-        } else {
-            self.dropped[t] += count;
-            self.pending_loss[t] += count;
-        }
+        self.ring.push(bytes);
+        self.delivered[t] += count;
     }
 
     #[inline]
@@ -759,6 +766,8 @@ impl Hub {
             socket_was_full: false,
             wrote_after_full: false,
             progress_ns: self.now_ns,
+            connected_ns: self.now_ns,
+            last_loss_ns: 0,
         };
         // Hello, the retained earlier tables, then the current one.
         self.prune_history();
@@ -778,8 +787,9 @@ impl Hub {
     /// Accepts pending connections (at most [`MAX_ACCEPTS_PER_POLL`], so a
     /// connection flood cannot hold the drain); returns how many were
     /// added. With every slot taken, a consumer that has not read for
-    /// [`HubConfig::evict_after_ns`] makes room; otherwise the newcomer is
-    /// refused (closed at once, counted).
+    /// [`HubConfig::evict_after_ns`] makes room, or else the one furthest
+    /// behind ([`CutOffReason::FellBehind`]); when every consumer keeps
+    /// up, the newcomer is refused (closed at once, counted).
     pub fn accept(&mut self) -> usize {
         let mut n = 0;
         for _ in 0..MAX_ACCEPTS_PER_POLL {
@@ -789,8 +799,7 @@ impl Hub {
             match socket.accept() {
                 Ok(s) => {
                     self.connections.accepted += 1;
-                    if self.consumers.len() >= self.config.max_consumers && !self.evict_one_silent()
-                    {
+                    if self.consumers.len() >= self.config.max_consumers && !self.evict_one() {
                         self.connections.refused += 1;
                         drop(s);
                         continue;
@@ -807,33 +816,45 @@ impl Hub {
     }
 
     /// Cuts off the consumer silent longest, if silent past
-    /// `evict_after_ns`; true if one went.
-    fn evict_one_silent(&mut self) -> bool {
+    /// `evict_after_ns`; else the one that lost the most records of those
+    /// losing records within `evict_after_ns` and connected at least that
+    /// long (a slow reader holds a slot it cannot use, and one that keeps
+    /// up is never evicted). True if one went.
+    fn evict_one(&mut self) -> bool {
         let now = self.now_ns;
-        let unread_bytes = self.config.unread_bytes;
+        let (unread_bytes, recent) = (self.config.unread_bytes, self.config.evict_after_ns);
         for c in self.consumers.iter_mut().filter(|c| !c.dead) {
             c.check_progress(unread_bytes, now);
         }
-        let silent = self
-            .consumers
-            .iter_mut()
-            .filter(|c| !c.dead)
-            .min_by_key(|c| c.progress_ns);
-        match silent {
-            Some(c) if now.saturating_sub(c.progress_ns) >= self.config.evict_after_ns => {
-                c.dead = true;
-                let cut = CutOff {
-                    id: c.id,
-                    reason: CutOffReason::Evicted,
-                    silent_ns: now.saturating_sub(c.progress_ns),
-                    unread_bytes: c.unread(unread_bytes),
-                };
-                self.record_cut_off(cut);
-                self.consumers.retain(|c| !c.dead);
-                true
-            }
-            _ => false,
-        }
+        let live = || self.consumers.iter().enumerate().filter(|(_, c)| !c.dead);
+        let silent = live()
+            .min_by_key(|(_, c)| c.progress_ns)
+            .filter(|(_, c)| now.saturating_sub(c.progress_ns) >= recent)
+            .map(|(i, _)| (i, CutOffReason::Evicted));
+        let behind = || {
+            live()
+                .filter(|(_, c)| {
+                    c.last_loss_ns != 0
+                        && now.saturating_sub(c.last_loss_ns) < recent
+                        && now.saturating_sub(c.connected_ns) >= recent
+                })
+                .max_by_key(|(_, c)| c.dropped.iter().sum::<u64>())
+                .map(|(i, _)| (i, CutOffReason::FellBehind))
+        };
+        let Some((at, reason)) = silent.or_else(behind) else {
+            return false;
+        };
+        let c = &mut self.consumers[at];
+        c.dead = true;
+        let cut = CutOff {
+            id: c.id,
+            reason,
+            silent_ns: now.saturating_sub(c.progress_ns),
+            unread_bytes: c.unread(unread_bytes),
+        };
+        self.record_cut_off(cut);
+        self.consumers.retain(|c| !c.dead);
+        true
     }
 
     fn record_cut_off(&mut self, cut: CutOff) {

@@ -396,6 +396,7 @@ fn consume_waits_for_the_socket_and_reconnects() {
                 ConsumeEvent::Idle => return std::ops::ControlFlow::Continue(()),
                 ConsumeEvent::Connected => "connected".to_owned(),
                 ConsumeEvent::Disconnected(_) => "disconnected".to_owned(),
+                ConsumeEvent::Refused => "refused".to_owned(),
                 ConsumeEvent::BadRecord(e) => format!("bad {e}"),
                 ConsumeEvent::Record(rec, names) => {
                     let mut s = String::new();
@@ -448,6 +449,74 @@ fn consume_waits_for_the_socket_and_reconnects() {
         log.iter().any(|l| l.contains("deny-all untrust trust")),
         "{log:?}"
     );
+}
+
+/// A consumer the hub has no slot for hears `Refused`, not a connection,
+/// and keeps trying (less often each time); once a slot is free it gets
+/// in. `once` does not end the loop on a refusal.
+#[test]
+fn a_refused_consumer_is_told_and_retries_until_a_slot_frees() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_in(&dir);
+    let config = HubConfig {
+        max_consumers: 1,
+        ..HubConfig::default()
+    };
+    let mut hub = Hub::bind(&path, config).unwrap();
+    hub.set_names(1, &names());
+    // The one slot: a consumer that keeps up (it reads everything).
+    let first = UnixStream::connect(&path).unwrap();
+    wait_for(|| {
+        hub.accept();
+        hub.consumer_count() == 1
+    });
+    let first_reader = reader(first.try_clone().unwrap());
+    let opts = ConsumeOptions {
+        retry_interval: Duration::from_millis(10),
+        once: true,
+        stop: None,
+    };
+    let p2 = path.clone();
+    let log = Arc::new(std::sync::Mutex::new(Vec::<&'static str>::new()));
+    let log2 = log.clone();
+    let client = thread::spawn(move || {
+        consume(&p2, &opts, |ev| {
+            match ev {
+                ConsumeEvent::Refused => log2.lock().unwrap().push("refused"),
+                ConsumeEvent::Connected => log2.lock().unwrap().push("connected"),
+                ConsumeEvent::Record(Record::Hello(_), _) => {
+                    log2.lock().unwrap().push("hello");
+                    return std::ops::ControlFlow::Break(());
+                }
+                _ => {}
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+    });
+    let refused = |log: &Arc<std::sync::Mutex<Vec<&str>>>| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|l| **l == "refused")
+            .count()
+    };
+    wait_for(|| {
+        hub.poll::<&mut VecDeque<EventSlot>>(&mut [], 1);
+        refused(&log) >= 3
+    });
+    assert_eq!(hub.connections().refused as usize, refused(&log));
+    // The slot frees: the next attempt gets in.
+    first.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(first);
+    wait_for(|| {
+        hub.poll::<&mut VecDeque<EventSlot>>(&mut [], 2);
+        client.is_finished()
+    });
+    client.join().unwrap().unwrap();
+    first_reader.join().unwrap();
+    let log = log.lock().unwrap();
+    assert_eq!(log[log.len() - 2..], ["connected", "hello"], "{log:?}");
+    assert!(log[..log.len() - 2].iter().all(|l| *l == "refused"));
 }
 
 fn count_in(log: &[String], s: &str) -> usize {

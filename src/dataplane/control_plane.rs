@@ -213,13 +213,21 @@ impl<'a> ControlPlane<'a> {
     fn log_connections(&mut self, ep: &Endpoints, now: Instant) {
         for cut in self.hub.take_cut_offs() {
             let why = match cut.reason {
-                CutOffReason::Stalled => "read nothing",
-                CutOffReason::Evicted => "read nothing and every slot was taken",
+                CutOffReason::Stalled => {
+                    format!("it read nothing for {:.1} s", cut.silent_ns as f64 / 1e9)
+                }
+                CutOffReason::Evicted => format!(
+                    "it read nothing for {:.1} s and every slot was taken",
+                    cut.silent_ns as f64 / 1e9
+                ),
+                CutOffReason::FellBehind => {
+                    "every slot was taken and it was the furthest behind (losing records)"
+                        .to_owned()
+                }
             };
             log::warning!(
-                "event consumer {} cut off: it {why} for {:.1} s ({} bytes unread); its losses were counted",
+                "event consumer {} cut off: {why} ({} bytes unread); its losses were counted",
                 cut.id,
-                cut.silent_ns as f64 / 1e9,
                 cut.unread_bytes
             );
         }
