@@ -6,8 +6,11 @@
 //! request (a client sending a byte every 90 ms is cut off like one that
 //! sends nothing) and one for its reply. At most `max_connections` are
 //! open; beyond that the one that has waited longest without sending a
-//! whole request is closed to make room (evicted), or, when every one has
-//! sent its request, the newcomer is refused; accepts per poll are
+//! whole request is closed to make room (evicted), or else the one whose
+//! reply has waited longest on a full socket (a client that asks for a
+//! large reply and never reads it); only when every one has sent its
+//! request and is taking its reply (or waits on a reload) is the newcomer
+//! refused; accepts per poll are
 //! bounded, so a flood of connections neither stalls the drain nor locks
 //! out a client that sends its request at once. Every refusal, eviction
 //! and timeout is counted; the caller logs them.
@@ -79,7 +82,8 @@ impl Default for Limits {
 pub struct ServeCounters {
     pub accepted: u64,
     pub answered: u64,
-    /// Closed to make room for a new connection before sending a request.
+    /// Closed to make room for a new connection: it had not sent a whole
+    /// request, or was not reading its reply.
     pub evicted: u64,
     /// Closed at once: every slot held a request being answered.
     pub refused: u64,
@@ -99,7 +103,12 @@ pub enum Answer<T> {
 enum State<T> {
     Reading(Vec<u8>),
     Waiting(T),
-    Writing { reply: Vec<u8>, written: usize },
+    Writing {
+        reply: Vec<u8>,
+        written: usize,
+        /// Since when the socket has been full (the client not reading).
+        blocked_since: Option<Instant>,
+    },
 }
 
 struct Conn<S, T> {
@@ -156,9 +165,7 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
             match self.listener.accept_nonblocking() {
                 Ok(stream) => {
                     self.counters.accepted += 1;
-                    if self.conns.len() >= self.limits.max_connections
-                        && !self.evict_oldest_reader()
-                    {
+                    if self.conns.len() >= self.limits.max_connections && !self.evict_one() {
                         // Every slot holds a request being answered.
                         self.counters.refused += 1;
                         continue;
@@ -213,6 +220,7 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
                 c.state = State::Writing {
                     reply: reply.as_bytes().to_vec(),
                     written: 0,
+                    blocked_since: None,
                 };
                 c.deadline = now + self.limits.reply_deadline;
             }
@@ -220,20 +228,37 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
     }
 
     /// Closes the connection that has waited longest without sending a
-    /// whole request; false if every connection has sent one.
-    fn evict_oldest_reader(&mut self) -> bool {
-        let oldest = self
+    /// whole request, or else the one whose reply has waited longest on a
+    /// full socket; false if every connection is waiting on a reload or
+    /// taking its reply.
+    fn evict_one(&mut self) -> bool {
+        let idle = self
             .conns
             .iter()
             .enumerate()
             .filter(|(_, c)| matches!(c.state, State::Reading(_)))
-            .min_by_key(|(_, c)| c.opened)
-            .map(|(i, _)| i);
-        if let Some(i) = oldest {
+            .min_by_key(|(_, c)| c.opened);
+        let not_reading = || {
+            self.conns
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| match c.state {
+                    State::Writing {
+                        blocked_since: Some(t),
+                        ..
+                    } => Some((i, t)),
+                    _ => None,
+                })
+                .min_by_key(|&(_, t)| t)
+        };
+        let victim = idle
+            .map(|(i, _)| i)
+            .or_else(|| not_reading().map(|(i, _)| i));
+        if let Some(i) = victim {
             self.conns.swap_remove(i);
             self.counters.evicted += 1;
         }
-        oldest.is_some()
+        victim.is_some()
     }
 
     /// Advances connection `i`; false when it is finished (closed).
@@ -267,6 +292,7 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
                 Answer::Reply(r) => State::Writing {
                     reply: r.into_bytes(),
                     written: 0,
+                    blocked_since: None,
                 },
                 Answer::Later(ticket) => State::Waiting(ticket),
             };
@@ -277,12 +303,22 @@ impl<L: Listen, T: PartialEq> Server<L, T> {
             // Waiting has no deadline of its own: what it waits for
             // (a reload) is bounded, and shutdown drops every connection.
             State::Waiting(_) => true,
-            State::Writing { reply, written } => {
+            State::Writing {
+                reply,
+                written,
+                blocked_since,
+            } => {
                 while *written < reply.len() {
                     let r = c.stream.write(&reply[*written..]);
                     match outcome(r, now, c.deadline, &mut self.counters) {
-                        Io::Did(n) => *written += n,
-                        Io::Later => return true,
+                        Io::Did(n) => {
+                            *written += n;
+                            *blocked_since = None;
+                        }
+                        Io::Later => {
+                            blocked_since.get_or_insert(now);
+                            return true;
+                        }
                         Io::Closed => return false,
                     }
                 }
@@ -462,6 +498,46 @@ mod tests {
         srv.poll(now, echo);
         assert_eq!(read_all(&c), "done");
         assert_eq!(srv.open_connections(), 0);
+    }
+
+    /// Every slot held by a client that asked for a large reply and never
+    /// reads it: a newcomer takes the slot of the one blocked longest and
+    /// is answered. Before, it was refused until a reply deadline passed,
+    /// so clients reconnecting as fast as they were cut kept `rampart
+    /// stats` out.
+    #[test]
+    fn clients_not_reading_large_replies_give_way_to_a_newcomer() {
+        let limits = Limits {
+            max_connections: 4,
+            ..Limits::default()
+        };
+        let (mut srv, path, _d) = server(limits);
+        let t0 = Instant::now();
+        let big = |req: &[u8]| {
+            if req.starts_with(b"rules") {
+                Answer::Reply("x".repeat(4 << 20))
+            } else {
+                echo(req)
+            }
+        };
+        let hogs: Vec<UnixStream> = (0..4)
+            .map(|k| {
+                let mut c = UnixStream::connect(&path).unwrap();
+                c.write_all(b"rules\n").unwrap();
+                srv.poll(t0 + Duration::from_millis(k), big);
+                c
+            })
+            .collect();
+        assert_eq!(srv.open_connections(), 4);
+        let mut real = UnixStream::connect(&path).unwrap();
+        real.write_all(b"stats\n").unwrap();
+        srv.poll(t0 + Duration::from_millis(10), big);
+        assert_eq!(read_all(&real), "STATS\n");
+        assert_eq!((srv.counters.evicted, srv.counters.refused), (1, 0));
+        assert_eq!(srv.open_connections(), 3);
+        // The oldest hog went: its reply ends short.
+        hogs[0].set_nonblocking(false).unwrap();
+        assert!(read_all(&hogs[0]).len() < 4 << 20);
     }
 
     #[test]
