@@ -449,24 +449,37 @@ fn reordered_fragments_are_held_until_their_first_then_forwarded() {
     );
 }
 
-/// A 9000-byte IP packet (9014-byte frame): forwarded byte for byte and
-/// counted, as `trace` forwards it; with the default MTU it arrives as a
-/// chain of 2 KiB mbufs (decided from a copy of the whole frame), on a
-/// jumbo-MTU config in one buffer.
+/// A 9000-byte IP packet (9014-byte frame) on a jumbo-MTU config arrives
+/// in one buffer and is forwarded byte for byte and counted, as `trace`
+/// forwards it. With the default MTU (1500) it arrives as a chain of 2 KiB
+/// mbufs (decided from a copy of the whole frame) and is dropped at the
+/// egress port, counted as `mtu_exceeded`, as `trace` decides it; a
+/// 16,014-byte frame is dropped on both. Before, both left a port whose
+/// MTU is 1500, uncounted.
 #[test]
-fn jumbo_frames_are_forwarded_and_counted_as_trace_decides_them() {
+fn jumbo_frames_are_forwarded_within_the_mtu_and_dropped_beyond_it() {
     use rampart_pipeline::traffic::{udp, v4};
-    let jumbo = udp(
-        v4(192, 0, 2, 1),
-        v4(198, 51, 100, 9),
-        5000,
-        5001,
-        &[0x6a; 8972],
-    );
-    assert_eq!(jumbo.len(), 9014);
-    let small = udp(v4(192, 0, 2, 1), v4(198, 51, 100, 9), 5000, 5001, &[1; 100]);
-    let frames = vec![small, jumbo.clone()];
-    for (tag, mtu, chained) in [("jumbo-chain", None, 1), ("jumbo-mtu", Some(9000), 0)] {
+    let udp_of = |payload: usize| {
+        udp(
+            v4(192, 0, 2, 1),
+            v4(198, 51, 100, 9),
+            5000,
+            5001,
+            &vec![0x6a; payload],
+        )
+    };
+    let (small, jumbo, huge) = (udp_of(100), udp_of(8972), udp_of(15972));
+    assert_eq!((jumbo.len(), huge.len()), (9014, 16014));
+    let frames = vec![small.clone(), jumbo.clone(), huge];
+    for (tag, mtu, chained, leave) in [
+        ("jumbo-chain", None, 2, vec![small.clone()]),
+        (
+            "jumbo-mtu",
+            Some(9000),
+            1,
+            vec![small.clone(), jumbo.clone()],
+        ),
+    ] {
         let dir = TempDir::new();
         let input = dir.path("in.pcap");
         write_pcap(&input, &frames);
@@ -496,8 +509,8 @@ fn jumbo_frames_are_forwarded_and_counted_as_trace_decides_them() {
         let forwarded = read_pcap(&dir.path("out1.pcap"));
         assert_eq!(
             forwarded,
-            frames,
-            "{tag}: both frames leave unchanged\n{}",
+            leave,
+            "{tag}: what fits the MTU leaves unchanged\n{}",
             String::from_utf8_lossy(&out.stdout)
         );
         let stats: serde_json::Value =
@@ -505,7 +518,8 @@ fn jumbo_frames_are_forwarded_and_counted_as_trace_decides_them() {
         let w = &stats["workers"][0];
         assert_eq!(w["multi_segment"], chained, "{tag}: {w}");
         assert_eq!(w["drops"]["malformed"], 0, "{tag}: {w}");
-        assert_eq!(w["tx"], 2, "{tag}: {w}");
+        assert_eq!(w["tx"], leave.len(), "{tag}: {w}");
+        assert_eq!(w["drops"]["mtu_exceeded"], 3 - leave.len(), "{tag}: {w}");
 
         let trace = rampart()
             .args(["trace", "--config", config.to_str().unwrap()])
@@ -517,6 +531,22 @@ fn jumbo_frames_are_forwarded_and_counted_as_trace_decides_them() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert!(lines.iter().all(|l| l["verdict"] == "forward"), "{lines:?}");
+        let verdicts: Vec<(&str, &str)> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l["verdict"].as_str().unwrap(),
+                    l["reason"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(verdicts.len(), 3, "{lines:?}");
+        for (i, (verdict, reason)) in verdicts.iter().enumerate() {
+            if i < leave.len() {
+                assert_eq!(*verdict, "forward", "{tag} {i}: {lines:?}");
+            } else {
+                assert_eq!((*verdict, *reason), ("drop", "mtu-exceeded"), "{tag} {i}");
+            }
+        }
     }
 }

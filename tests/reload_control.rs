@@ -139,13 +139,18 @@ fn socket_modes_groups_and_prometheus_change_at_the_switch_and_restart_settings_
             "socket_mode = \"0640\"",
             "socket_mode = \"0600\"\nring_size = 4096",
         )
-        .replace("eal = [", "workers = 2\neal = [");
+        .replace("eal = [", "workers = 2\neal = [")
+        .replace(
+            "device = \"net_null0\"",
+            "device = \"net_null0\"\nmtu = 9000",
+        );
     std::fs::write(&config, text).unwrap();
     let (ok, out) = reload(&control);
     assert!(!ok);
     assert!(
         out.contains("dataplane.workers changed")
             && out.contains("events.ring_size changed")
+            && out.contains("interface ge-0/0/1 mtu changed (1500 -> 9000)")
             && out.contains("needs a restart"),
         "{out}"
     );

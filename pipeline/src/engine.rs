@@ -77,6 +77,9 @@ pub enum Reason {
     FragmentTimeout,
     /// A held fragment given up to make room (the hold was full).
     FragmentHoldFull,
+    /// Larger than the egress interface's MTU (the IP packet, or the L2
+    /// payload of a non-IP frame): a port must not send it.
+    MtuExceeded,
     PolicyDeny,
     PolicyReject,
     SessionTableFull,
@@ -102,6 +105,7 @@ impl Reason {
             Reason::FragmentHeld => "fragment-held",
             Reason::FragmentTimeout => "fragment-timeout",
             Reason::FragmentHoldFull => "fragment-hold-full",
+            Reason::MtuExceeded => "mtu-exceeded",
             Reason::PolicyDeny => "policy-deny",
             Reason::PolicyReject => "policy-reject",
             Reason::SessionTableFull => "session-table-full",
@@ -125,13 +129,14 @@ impl Reason {
             Reason::TcpOutOfWindow => 10,
             Reason::FragmentTimeout => 11,
             Reason::FragmentHoldFull => 12,
+            Reason::MtuExceeded => 13,
             _ => DROP_COUNTERS.len(),
         }
     }
 }
 
 /// Names of the drop counters, by [`Reason::drop_index`].
-pub const DROP_COUNTERS: [&str; 13] = [
+pub const DROP_COUNTERS: [&str; 14] = [
     "malformed",
     "filter_discard",
     "filter_reject",
@@ -145,6 +150,7 @@ pub const DROP_COUNTERS: [&str; 13] = [
     "tcp_out_of_window",
     "fragment_timeout",
     "fragment_hold_full",
+    "mtu_exceeded",
 ];
 
 /// What to do with the packet.
@@ -388,6 +394,9 @@ pub struct Decision {
     pub to_zone: Option<u16>,
     /// The parsed packet (absent for malformed and non-IP frames).
     pub packet: Option<ParsedPacket>,
+    /// Bytes of the frame from its IP header on (from the end of its
+    /// Ethernet header for others): what the egress MTU bounds.
+    pub l3_len: u32,
     /// The first `event_count` are this packet's; the rest are stale and
     /// never read, so a new decision resets the count only. Read them with
     /// [`Worker::events`].
@@ -407,6 +416,7 @@ impl Decision {
         from_zone: 0,
         to_zone: None,
         packet: None,
+        l3_len: 0,
         events: [None; MAX_EVENTS],
         event_count: 0,
     };
@@ -440,6 +450,8 @@ pub(crate) struct Port {
     pub peer: Option<u16>,
     pub input_filter: Option<u16>,
     pub output_filter: Option<u16>,
+    /// IP MTU: the largest IP packet the port may send.
+    pub mtu: u16,
 }
 
 /// Everything compiled from one config generation; immutable and shared
@@ -472,6 +484,7 @@ impl Ruleset {
                 peer: i.peer.map(|p| p as u16),
                 input_filter: i.input_filter.map(|f| f as u16),
                 output_filter: i.output_filter.map(|f| f as u16),
+                mtu: i.mtu,
             })
             .collect();
         let zone_screen = config
@@ -878,7 +891,7 @@ impl Worker {
         now_ns: u64,
         d: &mut Decision,
     ) {
-        let Some(pkt) = self.admit(rules, wire::parse(frame), ingress, d) else {
+        let Some(pkt) = self.admit(rules, wire::parse(frame), frame.len(), ingress, d) else {
             return;
         };
         if self.filter_input(rules, ingress, &pkt, d) {
@@ -902,11 +915,17 @@ impl Worker {
         &mut self,
         rules: &Ruleset,
         parsed: Result<Parsed, Malformed>,
+        frame_len: usize,
         ingress: u16,
         d: &mut Decision,
     ) -> Option<ParsedPacket> {
         self.counters.packets += 1;
         begin(rules, ingress, d);
+        let l2_len = match &parsed {
+            Ok(p) => p.l2().l3_offset,
+            Err(_) => wire::ethernet::HEADER_LEN as u16,
+        };
+        d.l3_len = frame_len.saturating_sub(usize::from(l2_len)) as u32;
         match parsed {
             Ok(Parsed::Ip(p)) => {
                 d.packet = Some(p);
@@ -914,13 +933,13 @@ impl Worker {
             }
             Ok(Parsed::NonIp(_)) => {
                 self.counters.non_ip += 1;
-                self.forward(d, Reason::NonIp);
+                self.forward(rules, d, Reason::NonIp);
                 None
             }
             Err(m) => {
                 self.counters.malformed[m as usize] += 1;
                 if rules.config.flow.malformed_forward {
-                    self.forward(d, Reason::MalformedForwarded(m));
+                    self.forward(rules, d, Reason::MalformedForwarded(m));
                 } else {
                     self.drop(d, Stage::Parse, Reason::Malformed(m), Verdict::Drop);
                 }
@@ -1022,6 +1041,7 @@ impl Worker {
             return self.drop(d, Stage::Parse, Reason::FragmentTimeout, Verdict::Drop);
         };
         d.packet = Some(pkt);
+        d.l3_len = frame.len().saturating_sub(pkt.l3_offset()) as u32;
         let key = self
             .frags
             .key_of(&pkt, now_ns)
@@ -1476,11 +1496,15 @@ impl Worker {
             d.rule = rule;
         }
         d.egress = Some(egress);
-        self.forward(d, reason)
+        self.forward(rules, d, reason)
     }
 
-    fn forward(&mut self, d: &mut Decision, reason: Reason) {
+    /// The last check before a packet leaves: the egress port's MTU.
+    fn forward(&mut self, rules: &Ruleset, d: &mut Decision, reason: Reason) {
         match d.egress {
+            Some(egress) if d.l3_len > u32::from(rules.ports[egress as usize].mtu) => {
+                self.drop(d, Stage::FilterOutput, Reason::MtuExceeded, Verdict::Drop)
+            }
             Some(egress) => {
                 self.counters.forwarded += 1;
                 d.verdict = Verdict::Forward { egress };
@@ -1923,6 +1947,52 @@ log = true
         let d = w.process(&rules, &screens, &ns, UNTRUST, S);
         assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::PolicyDeny));
         assert_eq!(w.counters.neighbor_discovery, 0);
+    }
+
+    /// A frame larger than the egress interface's MTU is dropped and
+    /// counted (`mtu_exceeded`), whatever decided it should go: a session
+    /// or policy (IP packets measured from the IP header, so VLAN tags do
+    /// not count), or the pass of a non-IP frame. Before, 9,614-byte frames
+    /// left a port with `mtu = 1500`, uncounted.
+    #[test]
+    fn frames_larger_than_the_egress_mtu_are_dropped_and_counted() {
+        let (rules, screens, mut w) = setup("");
+        let (client, server) = (v4(192, 0, 2, 7), v4(10, 1, 0, 5));
+        let mtu_exceeded = |w: &Worker| w.counters.dropped[Reason::MtuExceeded.drop_index()];
+        // IP packet of exactly 1500 bytes: forwarded.
+        let fits = udp(client, server, 4000, 53, &[0; 1500 - 28]);
+        let d = w.process(&rules, &screens, &fits, UNTRUST, S);
+        assert_eq!(d.verdict, Verdict::Forward { egress: 1 });
+        // One byte more, in the session the first one opened, and a jumbo
+        // frame: dropped after the decision to forward.
+        for size in [1501, 9600] {
+            let big = udp(client, server, 4000, 53, &vec![0; size - 28]);
+            let d = w.process(&rules, &screens, &big, UNTRUST, S);
+            assert_eq!(
+                (d.verdict, d.reason, d.stage),
+                (Verdict::Drop, Reason::MtuExceeded, Stage::FilterOutput),
+                "{size}"
+            );
+        }
+        assert_eq!(mtu_exceeded(&w), 2);
+        assert_eq!(w.counters.forwarded, 1);
+        // A non-IP frame (an ARP ethertype) with 1,501 bytes of payload.
+        let mut arp = vec![0xffu8; 14 + 1501];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        let d = w.process(&rules, &screens, &arp, UNTRUST, S);
+        assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::MtuExceeded));
+        arp.truncate(14 + 1500);
+        let d = w.process(&rules, &screens, &arp, UNTRUST, S);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::Forward { egress: 1 }, Reason::NonIp)
+        );
+        assert_eq!(mtu_exceeded(&w), 3);
+        assert_eq!(Reason::MtuExceeded.name(), "mtu-exceeded");
+        assert_eq!(
+            DROP_COUNTERS[Reason::MtuExceeded.drop_index()],
+            "mtu_exceeded"
+        );
     }
 
     /// An ICMP (IPv4) or ICMPv6 error from `from` to `to` quoting `original`.

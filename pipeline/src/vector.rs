@@ -119,7 +119,13 @@ impl Worker {
         // Parse.
         let mut held = fragments_held;
         for i in 0..n {
-            let parsed = self.admit(rules, wire::parse(frames[i]), ingress, &mut out[i]);
+            let parsed = self.admit(
+                rules,
+                wire::parse(frames[i]),
+                frames[i].len(),
+                ingress,
+                &mut out[i],
+            );
             self.burst.meta[i].live = parsed.is_some();
             if let Some(frag) = parsed.map(|p| p.frag).filter(|f| f.is_fragment) {
                 if !frag.is_first_fragment {

@@ -207,6 +207,17 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     if ifaces(old) != ifaces(new) {
         out.push("interfaces (names or devices) changed".to_string());
     }
+    // The port's MTU and the packet buffers' size are set at start.
+    if ifaces(old) == ifaces(new) {
+        for (o, n) in old.interfaces.iter().zip(&new.interfaces) {
+            if o.mtu != n.mtu {
+                out.push(format!(
+                    "interface {} mtu changed ({} -> {})",
+                    n.name, o.mtu, n.mtu
+                ));
+            }
+        }
+    }
     if old.dataplane.workers != new.dataplane.workers {
         out.push("dataplane.workers changed".into());
     }
@@ -264,10 +275,12 @@ zone = "z"
         new.flow.session_capacity += 1;
         new.dataplane.workers += 1;
         new.events.aggregate.max_keys += 1;
+        new.interfaces[0].mtu = 9000;
         let why = restart_required(&old, &new);
         assert_eq!(
             why,
             [
+                "interface ge-0/0/0 mtu changed (1500 -> 9000)",
                 "dataplane.workers changed",
                 "events.socket changed",
                 "events.ring_size changed",
