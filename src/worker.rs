@@ -561,9 +561,7 @@ impl Worker {
             }
             Verdict::Reject => {
                 self.count_drop(reason);
-                if let Some(pkt) = packet {
-                    self.send_reject(&m, &pkt, iface);
-                }
+                self.send_reject(&m, slot, iface);
                 self.discard(m);
             }
             Verdict::Hold => {
@@ -644,19 +642,17 @@ impl Worker {
         );
     }
 
-    fn send_reject(
-        &mut self,
-        original: &Mbuf,
-        pkt: &rampart_pipeline::wire::ParsedPacket,
-        iface: usize,
-    ) {
+    /// Answers the packet of the reject decision in `slot` out of its
+    /// ingress interface (a TCP RST, an ICMP unreachable or too-big).
+    fn send_reject(&mut self, original: &Mbuf, slot: usize, iface: usize) {
         let Some(mut answer) = Mbuf::alloc(&self.pool) else {
             return;
         };
         let Some(room) = answer.append(1280) else {
             return;
         };
-        if let Some(len) = engine::build_reject(original.data(), pkt, room) {
+        let d = &self.decisions[slot];
+        if let Some(len) = engine::build_answer_to(&self.rules, d, original.data(), room) {
             answer.truncate(len as u16);
             bump(&self.counters.rejects_sent, 1);
             self.stage(iface, answer);

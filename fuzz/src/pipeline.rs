@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 
 use rampart_pipeline::config::Config;
 use rampart_pipeline::engine::{
-    build_reject, owner_worker, Decision, Event, Ruleset, Verdict, Worker,
+    build_answer_to, owner_worker, Decision, Event, Ruleset, Verdict, Worker,
 };
 use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::screen::ScreenState;
@@ -37,6 +37,7 @@ const STRESS_FLOW: &str = r#"
 [flow]
 tcp-syn-check = false
 malformed = "forward"
+mtu-exceeded = "reject"
 session-capacity = 16
 timeouts = { tcp-initial = 1, tcp-established = 3, tcp-closing = 1, udp = 2, icmp = 1, other = 1 }
 "#;
@@ -209,14 +210,12 @@ pub fn pipeline(data: &[u8]) {
                 assert_eq!(d.egress, Some(egress));
             }
             Verdict::Reject => {
-                if let Some(p) = &d.packet {
-                    if let Some(n) = build_reject(frame, p, &mut answer) {
-                        assert!(n <= answer.len());
-                        assert!(
-                            matches!(wire::parse(&answer[..n]), Ok(Parsed::Ip(_))),
-                            "a reject answer that does not parse"
-                        );
-                    }
+                if let Some(n) = build_answer_to(rules, &d, frame, &mut answer) {
+                    assert!(n <= answer.len());
+                    assert!(
+                        matches!(wire::parse(&answer[..n]), Ok(Parsed::Ip(_))),
+                        "a reject answer that does not parse"
+                    );
                 }
             }
             Verdict::Drop => {}

@@ -1503,7 +1503,15 @@ impl Worker {
     fn forward(&mut self, rules: &Ruleset, d: &mut Decision, reason: Reason) {
         match d.egress {
             Some(egress) if d.l3_len > u32::from(rules.ports[egress as usize].mtu) => {
-                self.drop(d, Stage::FilterOutput, Reason::MtuExceeded, Verdict::Drop)
+                let answer = rules.config.flow.mtu_exceeded_reject
+                    && d.packet
+                        .is_some_and(|p| p.version == wire::IpVersion::V6 || p.dont_fragment);
+                let verdict = if answer {
+                    Verdict::Reject
+                } else {
+                    Verdict::Drop
+                };
+                self.drop(d, Stage::FilterOutput, Reason::MtuExceeded, verdict)
             }
             Some(egress) => {
                 self.counters.forwarded += 1;
@@ -1668,7 +1676,36 @@ fn is_initial_syn(pkt: &ParsedPacket) -> bool {
 /// Returns its length, or `None` when the packet must not be answered
 /// (a RST, an ICMP error, a non-first fragment).
 pub fn build_reject(frame: &[u8], pkt: &ParsedPacket, out: &mut [u8]) -> Option<usize> {
-    let r = if pkt.protocol == proto::TCP {
+    build_answer(None, frame, pkt, out)
+}
+
+/// The answer to a packet of a [`Verdict::Reject`] decision `d` made under
+/// `rules`: [`build_reject`], or for a packet too large for its egress
+/// port, ICMP fragmentation-needed / ICMPv6 packet-too-big with that
+/// port's MTU.
+pub fn build_answer_to(
+    rules: &Ruleset,
+    d: &Decision,
+    frame: &[u8],
+    out: &mut [u8],
+) -> Option<usize> {
+    let pkt = d.packet.as_ref()?;
+    let too_big = match (d.reason, d.egress) {
+        (Reason::MtuExceeded, Some(egress)) => Some(rules.ports[usize::from(egress)].mtu),
+        _ => None,
+    };
+    build_answer(too_big, frame, pkt, out)
+}
+
+fn build_answer(
+    too_big: Option<u16>,
+    frame: &[u8],
+    pkt: &ParsedPacket,
+    out: &mut [u8],
+) -> Option<usize> {
+    let r = if let Some(mtu) = too_big {
+        wire::build::icmp_too_big(frame, pkt, mtu, out)
+    } else if pkt.protocol == proto::TCP {
         wire::build::tcp_reset(frame, pkt, out)
     } else {
         wire::build::icmp_unreachable(frame, pkt, out)
@@ -1993,6 +2030,78 @@ log = true
             DROP_COUNTERS[Reason::MtuExceeded.drop_index()],
             "mtu_exceeded"
         );
+    }
+
+    /// With `mtu-exceeded = "reject"`, a packet too large for its egress
+    /// port is answered when its sender can use the answer (IPv4 with DF,
+    /// IPv6): ICMP fragmentation-needed / ICMPv6 packet-too-big carrying
+    /// the port's MTU, from the destination it was sent to, checksummed.
+    /// IPv4 without DF is dropped silently; counted either way.
+    #[test]
+    fn packets_too_big_are_answered_with_the_mtu_when_the_config_asks() {
+        use crate::wire::build::{packet_vec, Ethernet, Ip, L4};
+        let (rules, screens, mut w) = setup(
+            r#"[flow]
+mtu-exceeded = "reject"
+[[policy]]
+name = "any"
+from-zone = "untrust"
+to-zone = "trust"
+source-address = ["any"]
+destination-address = ["any"]
+application = ["any"]
+then = "permit"
+"#,
+        );
+        let big = |src: Addr, dst: Addr, dont_frag: bool| {
+            let ip = Ip {
+                dont_frag,
+                ..Ip::new(src, dst)
+            };
+            packet_vec(&Ethernet::DEFAULT, &ip, &L4::udp(4000, 53), &[7; 1600]).unwrap()
+        };
+        let (c4, s4) = (v4(192, 0, 2, 7), v4(10, 1, 0, 5));
+        let (c6, s6) = (v6("2001:db8::7"), v6("2001:db8:1::5"));
+        let mut out = [0u8; 1280];
+        for (frame, client, server, want) in [
+            (
+                big(c4, s4, true),
+                c4,
+                s4,
+                (proto::ICMP, 3, 4, [0, 0, 0x05, 0xdc]),
+            ),
+            (
+                big(c6, s6, false),
+                c6,
+                s6,
+                (proto::ICMPV6, 2, 0, [0, 0, 0x05, 0xdc]),
+            ),
+        ] {
+            let d = w.process(&rules, &screens, &frame, UNTRUST, S);
+            assert_eq!(
+                (d.verdict, d.reason),
+                (Verdict::Reject, Reason::MtuExceeded)
+            );
+            let n = build_answer_to(&rules, &d, &frame, &mut out).unwrap();
+            let Ok(Parsed::Ip(icmp)) = wire::parse_verified(&out[..n]) else {
+                panic!("the answer must parse with valid checksums")
+            };
+            let l4 = usize::from(icmp.l4_offset);
+            assert_eq!(
+                (
+                    icmp.protocol,
+                    icmp.icmp_type,
+                    icmp.icmp_code,
+                    icmp.src,
+                    icmp.dst
+                ),
+                (want.0, want.1, want.2, server, client)
+            );
+            assert_eq!(out[l4 + 4..l4 + 8], want.3, "the MTU, 1500");
+        }
+        let d = w.process(&rules, &screens, &big(c4, s4, false), UNTRUST, S);
+        assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::MtuExceeded));
+        assert_eq!(w.counters.dropped[Reason::MtuExceeded.drop_index()], 3);
     }
 
     /// An ICMP (IPv4) or ICMPv6 error from `from` to `to` quoting `original`.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use rampart_pipeline::config::Config;
-use rampart_pipeline::engine::{build_reject, Decision, Ruleset, Verdict, Worker};
+use rampart_pipeline::engine::{build_answer_to, Decision, Ruleset, Verdict, Worker};
 use rampart_pipeline::flow::Addr;
 use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::screen::ScreenState;
@@ -186,8 +186,8 @@ fn run_engine(rules: &Ruleset, packets: &[(u8, u32, Vec<u8>)]) -> Result<(), Tes
         if let Verdict::Forward { egress } = d.verdict {
             prop_assert!(usize::from(egress) < c.interfaces.len());
         }
-        if let (Verdict::Reject, Some(p)) = (d.verdict, d.packet) {
-            if let Some(n) = build_reject(frame, &p, &mut out) {
+        if d.verdict == Verdict::Reject {
+            if let Some(n) = build_answer_to(rules, &d, frame, &mut out) {
                 prop_assert!(matches!(wire::parse(&out[..n]), Ok(Parsed::Ip(_))));
             }
         }

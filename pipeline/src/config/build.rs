@@ -909,9 +909,21 @@ fn flow(ctx: &mut Ctx, root: &Tbl) -> Flow {
             "session-capacity",
             "timeouts",
             "ipv6-nd",
+            "mtu-exceeded",
         ],
         "[flow]",
     );
+    if let Some(m) = ctx.opt_str(&t, "mtu-exceeded") {
+        match m.s {
+            "drop" => f.mtu_exceeded_reject = false,
+            "reject" => f.mtu_exceeded_reject = true,
+            other => ctx.err(
+                &m.span,
+                &t.field("mtu-exceeded"),
+                format!("must be \"drop\" or \"reject\", found {other:?}"),
+            ),
+        }
+    }
     if let Some(m) = ctx.opt_str(&t, "ipv6-nd") {
         match m.s {
             "permit" => f.ipv6_nd_permit = true,

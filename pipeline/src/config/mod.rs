@@ -135,6 +135,12 @@ pub struct Flow {
     /// IPv6 does not work without them, and a deny-all last rule would
     /// otherwise drop them.
     pub ipv6_nd_permit: bool,
+    /// A packet larger than its egress port's MTU is dropped and counted
+    /// either way; with `mtu-exceeded = "reject"` an IPv4 packet with DF
+    /// and an IPv6 packet are also answered with fragmentation-needed /
+    /// packet-too-big carrying the MTU, so path MTU discovery works
+    /// across the firewall (default `"drop"`).
+    pub mtu_exceeded_reject: bool,
     /// Sessions per worker (preallocated; a full table refuses and counts).
     pub session_capacity: u32,
     /// Idle timeouts in seconds.
@@ -152,6 +158,7 @@ impl Default for Flow {
             tcp_sequence_check: true,
             malformed_forward: false,
             ipv6_nd_permit: true,
+            mtu_exceeded_reject: false,
             session_capacity: Flow::DEFAULT_SESSION_CAPACITY,
             timeouts: FlowTimeouts::default(),
         }

@@ -486,6 +486,55 @@ pub fn icmp_unreachable(
     pkt: &ParsedPacket,
     out: &mut [u8],
 ) -> Result<usize, BuildError> {
+    let (msg_type, code) = match pkt.version {
+        IpVersion::V4 => (
+            icmpv4::msg_type::DEST_UNREACHABLE,
+            icmpv4::unreachable::ADMIN_PROHIBITED,
+        ),
+        IpVersion::V6 => (
+            icmpv6::msg_type::DEST_UNREACHABLE,
+            icmpv6::unreachable::ADMIN_PROHIBITED,
+        ),
+    };
+    icmp_error(frame, pkt, msg_type, code, [0; 4], out)
+}
+
+/// ICMP fragmentation needed and DF set (RFC 1191: the next-hop MTU in
+/// the low 16 bits of the rest of the header) or ICMPv6 packet too big
+/// (RFC 4443 3.2: the MTU in the rest), answering `pkt` like
+/// [`icmp_unreachable`], so its sender's path MTU discovery can work.
+pub fn icmp_too_big(
+    frame: &[u8],
+    pkt: &ParsedPacket,
+    mtu: u16,
+    out: &mut [u8],
+) -> Result<usize, BuildError> {
+    let (msg_type, code, rest) = match pkt.version {
+        IpVersion::V4 => {
+            let [hi, lo] = mtu.to_be_bytes();
+            (
+                icmpv4::msg_type::DEST_UNREACHABLE,
+                icmpv4::unreachable::FRAG_NEEDED,
+                [0, 0, hi, lo],
+            )
+        }
+        IpVersion::V6 => (
+            icmpv6::msg_type::PACKET_TOO_BIG,
+            0,
+            u32::from(mtu).to_be_bytes(),
+        ),
+    };
+    icmp_error(frame, pkt, msg_type, code, rest, out)
+}
+
+fn icmp_error(
+    frame: &[u8],
+    pkt: &ParsedPacket,
+    msg_type: u8,
+    code: u8,
+    rest: [u8; 4],
+    out: &mut [u8],
+) -> Result<usize, BuildError> {
     let is_icmp_error = pkt.has_l4
         && match pkt.version {
             IpVersion::V4 => pkt.protocol == proto::ICMP && icmpv4::is_error(pkt.icmp_type),
@@ -497,21 +546,9 @@ pub fn icmp_unreachable(
     let orig = frame
         .get(usize::from(pkt.l2.l3_offset)..pkt.ip_end())
         .ok_or(BuildError::NotApplicable)?;
-    let (max, min, ip_hl, msg_type, code) = match pkt.version {
-        IpVersion::V4 => (
-            ICMPV4_QUOTE_MAX,
-            28,
-            ipv4::HEADER_LEN,
-            icmpv4::msg_type::DEST_UNREACHABLE,
-            icmpv4::unreachable::ADMIN_PROHIBITED,
-        ),
-        IpVersion::V6 => (
-            ICMPV6_QUOTE_MAX,
-            48,
-            ipv6::HEADER_LEN,
-            icmpv6::msg_type::DEST_UNREACHABLE,
-            icmpv6::unreachable::ADMIN_PROHIBITED,
-        ),
+    let (max, min, ip_hl) = match pkt.version {
+        IpVersion::V4 => (ICMPV4_QUOTE_MAX, 28, ipv4::HEADER_LEN),
+        IpVersion::V6 => (ICMPV6_QUOTE_MAX, 48, ipv6::HEADER_LEN),
     };
     let n = reply_l2(frame, pkt, out)?;
     let room = out.len().saturating_sub(n + ip_hl + icmpv4::HEADER_LEN);
@@ -523,7 +560,7 @@ pub fn icmp_unreachable(
     let l4 = L4::Icmp {
         msg_type,
         code,
-        rest: [0; 4],
+        rest,
     };
     let m = ip_packet(
         out.get_mut(n..).ok_or(BufferTooSmall)?,
