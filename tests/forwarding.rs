@@ -273,24 +273,12 @@ then = "permit"
 /// (counted, no session, no event), while other ICMPv6 is denied.
 #[test]
 fn ipv6_neighbour_discovery_crosses_a_deny_all_dataplane() {
-    use rampart_pipeline::wire::build::{packet_vec, Ethernet, Ip, L4};
     let dir = TempDir::new();
-    let icmpv6 = |src: &str, dst: &str, msg_type: u8, hops: u8| {
-        let ip = Ip {
-            ttl: hops,
-            ..Ip::new(traffic::v6(src), traffic::v6(dst))
-        };
-        let l4 = L4::Icmp {
-            msg_type,
-            code: 0,
-            rest: [0; 4],
-        };
-        packet_vec(&Ethernet::DEFAULT, &ip, &l4, &[0; 24]).unwrap()
-    };
+    let v6 = traffic::v6;
     let nd = vec![
-        icmpv6("fe80::1", "ff02::1:ff00:2", 135, 255),
-        icmpv6("fe80::1", "ff02::2", 133, 255),
-        icmpv6("fe80::1", "ff02::16", 143, 1),
+        traffic::neighbor_solicitation(v6("fe80::1"), v6("ff02::1:ff00:2"), v6("fe80::2")),
+        traffic::router_solicitation(v6("fe80::1")),
+        traffic::icmpv6_link((v6("fe80::1"), v6("ff02::16")), 1, (143, 0), [0; 4], &[]),
     ];
     let mut frames = nd.clone();
     frames.push(traffic::ping(

@@ -54,8 +54,9 @@ pub enum Reason {
     PolicyPermit,
     /// Forwarded without inspection (ARP and other non-IP frames).
     NonIp,
-    /// IPv6 neighbour discovery or multicast listener message, passed like
-    /// ARP (`flow.ipv6-nd = "permit"`).
+    /// A valid IPv6 neighbour discovery or multicast listener message (see
+    /// [`crate::wire::link_control::is_valid`]), passed like ARP
+    /// (`flow.ipv6-nd = "permit"`).
     NeighborDiscovery,
     /// An ICMP or ICMPv6 error about a flow with a session.
     RelatedIcmp,
@@ -1092,7 +1093,7 @@ impl Worker {
         };
         let to_zone = rules.ports[egress as usize].zone;
 
-        if rules.config.flow.ipv6_nd_permit && is_link_local_control(pkt) {
+        if rules.config.flow.ipv6_nd_permit && crate::wire::link_control::is_valid(frame, pkt) {
             self.counters.neighbor_discovery += 1;
             d.stage = Stage::Policy;
             return Some((egress, Reason::NeighborDiscovery));
@@ -1530,26 +1531,6 @@ impl Worker {
     }
 }
 
-/// IPv6 neighbour discovery (router and neighbour solicitation and
-/// advertisement, redirect; RFC 4861) and multicast listener messages
-/// (MLD, MLDv2; RFC 2710, 3810): what IPv6 needs on a link, as IPv4 needs
-/// ARP. Only as they are sent on a link: neighbour discovery with hop
-/// limit 255 and MLD with hop limit 1 from a link-local (or the unspecified)
-/// source, so a routed
-/// (or forged from afar) copy goes through policy like other ICMPv6.
-fn is_link_local_control(pkt: &ParsedPacket) -> bool {
-    if pkt.protocol != proto::ICMPV6 || pkt.frag.is_fragment {
-        return false;
-    }
-    match pkt.icmp_type {
-        133..=137 => pkt.ttl == 255,
-        // MLD reports go out from `::` before the link-local address is
-        // ready (RFC 3810 5.2.13).
-        130..=132 | 143 => pkt.ttl == 1 && (pkt.src.is_ipv6_link_local() || pkt.src.0 == 0),
-        _ => false,
-    }
-}
-
 /// What a policy does, as the hot path reads it.
 #[derive(Clone, Copy, Debug)]
 struct PolicyVerdict {
@@ -1920,28 +1901,18 @@ log = true
         assert_eq!(rules.hits.policy(PolicyMatch::Default), 0);
     }
 
-    /// An ICMPv6 message of `msg_type` with hop limit `hops`.
-    fn icmpv6(src: &str, dst: &str, msg_type: u8, hops: u8) -> Vec<u8> {
-        use crate::wire::build::{packet_vec, Ethernet, Ip, L4};
-        let ip = Ip {
-            ttl: hops,
-            ..Ip::new(v6(src), v6(dst))
-        };
-        let l4 = L4::Icmp {
-            msg_type,
-            code: 0,
-            rest: [0; 4],
-        };
-        packet_vec(&Ethernet::DEFAULT, &ip, &l4, &[0; 24]).unwrap()
-    }
-
     #[test]
     fn ipv6_neighbour_discovery_passes_like_arp_unless_the_config_says_policy() {
+        use crate::traffic::router_solicitation;
+        use crate::traffic::{icmpv6_link, neighbor_advertisement, neighbor_solicitation};
         let (rules, screens, mut w) = setup("");
-        let ns = icmpv6("fe80::1", "ff02::1:ff00:2", 135, 255);
-        let na = icmpv6("fe80::2", "fe80::1", 136, 255);
-        let rs = icmpv6("fe80::1", "ff02::2", 133, 255);
-        let mld = icmpv6("fe80::1", "ff02::16", 143, 1);
+        let ns = neighbor_solicitation(v6("fe80::1"), v6("ff02::1:ff00:2"), v6("fe80::2"));
+        let na = neighbor_advertisement(v6("fe80::2"), v6("fe80::1"), v6("fe80::2"), true);
+        let rs = router_solicitation(v6("fe80::1"));
+        let mld_report = |src, hop_limit| {
+            icmpv6_link((v6(src), v6("ff02::16")), hop_limit, (143, 0), [0; 4], &[])
+        };
+        let mld = mld_report("fe80::1", 1);
         for (frame, iface) in [
             (&ns, UNTRUST),
             (&na, TRUST),
@@ -1962,8 +1933,7 @@ log = true
         }
         assert_eq!(w.counters.neighbor_discovery, 4);
         assert_eq!(w.sessions.len(), 0);
-        let early_mld = icmpv6("::", "ff02::16", 143, 1);
-        let d = w.process(&rules, &screens, &early_mld, UNTRUST, S);
+        let d = w.process(&rules, &screens, &mld_report("::", 1), UNTRUST, S);
         assert_eq!(
             d.reason,
             Reason::NeighborDiscovery,
@@ -1971,10 +1941,17 @@ log = true
         );
         // Not as sent on a link (routed, or MLD from a global address), or
         // not a link message at all: policy decides, as for other ICMPv6.
+        let routed_ns = {
+            let mut f = ns.clone();
+            // The hop limit, and the checksum still right: only routing
+            // tells it apart.
+            f[14 + 7] = 64;
+            f
+        };
         for frame in [
-            icmpv6("fe80::1", "ff02::1:ff00:2", 135, 64),
-            icmpv6("2001:db8::1", "ff02::16", 143, 1),
-            icmpv6("2001:db8::1", "2001:db8:1::1", 128, 64),
+            routed_ns,
+            mld_report("2001:db8::1", 1),
+            ping(v6("2001:db8::1"), v6("2001:db8:1::1"), 1, 1),
         ] {
             let d = w.process(&rules, &screens, &frame, UNTRUST, S);
             assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::PolicyDeny));
@@ -2102,6 +2079,52 @@ then = "permit"
         let d = w.process(&rules, &screens, &big(c4, s4, false), UNTRUST, S);
         assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::MtuExceeded));
         assert_eq!(w.counters.dropped[Reason::MtuExceeded.drop_index()], 3);
+    }
+
+    /// Neighbour discovery passes like ARP only when RFC 4861's validity
+    /// checks hold (MLD: RFC 2710/3810's code and length): a solicitation
+    /// with code 9, with 1,200 bytes of junk after it or cut short, a
+    /// redirect or router advertisement from a global source, and the
+    /// rest of `traffic::link_control`'s invalid messages go through
+    /// policy, where the deny-all default drops them; the valid ones (with
+    /// their link-layer address options) still pass.
+    #[test]
+    fn only_valid_neighbour_discovery_passes_like_arp() {
+        let (rules, screens, mut w) = setup("");
+        let cases = crate::traffic::link_control();
+        for name in [
+            "ns-code-9",
+            "ns-junk-payload",
+            "ns-truncated",
+            "redirect-global-source",
+            "ra-global-source",
+        ] {
+            assert!(
+                cases.iter().any(|(n, valid, _)| *n == name && !valid),
+                "{name} is among the invalid cases"
+            );
+        }
+        // Every case that goes the wrong way, so a failure lists them all.
+        let mut wrong = Vec::new();
+        for (name, valid, frame) in &cases {
+            let before = w.counters.neighbor_discovery;
+            let d = w.process(&rules, &screens, frame, UNTRUST, S);
+            let expected = if *valid {
+                (
+                    Verdict::Forward { egress: TRUST },
+                    Reason::NeighborDiscovery,
+                    1,
+                )
+            } else {
+                (Verdict::Drop, Reason::PolicyDeny, 0)
+            };
+            let counted = w.counters.neighbor_discovery - before;
+            if (d.verdict, d.reason, counted) != expected {
+                wrong.push(format!("{name}: {:?} {:?}", d.verdict, d.reason));
+            }
+        }
+        assert_eq!(wrong, Vec::<String>::new());
+        assert_eq!(w.sessions.len(), 0);
     }
 
     /// An ICMP (IPv4) or ICMPv6 error from `from` to `to` quoting `original`.

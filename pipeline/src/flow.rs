@@ -34,6 +34,22 @@ impl Addr {
         self.0 >> 118 == 0xfe80 >> 6
     }
 
+    /// The IPv6 unspecified address (`::`).
+    pub const fn is_unspecified(self) -> bool {
+        self.0 == 0
+    }
+
+    /// An IPv6 multicast address (ff00::/8).
+    pub const fn is_ipv6_multicast(self) -> bool {
+        self.0 >> 120 == 0xff
+    }
+
+    /// A solicited-node multicast address (ff02::1:ff00:0/104, RFC 4291
+    /// 2.7.1), where neighbour solicitations for an address go.
+    pub const fn is_ipv6_solicited_node(self) -> bool {
+        self.0 & !0xff_ffff == 0xff02_0000_0000_0000_0000_0001_ff00_0000
+    }
+
     /// The low 32 bits as IPv4 octets (meaningful when `is_ipv4`).
     pub const fn ipv4_octets(self) -> [u8; 4] {
         (self.0 as u32).to_be_bytes()
@@ -195,6 +211,25 @@ mod tests {
         let b = Addr::from_ipv6("2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
         assert!(!b.is_ipv4());
         assert_eq!(b.to_string(), "2001:db8::1");
+    }
+
+    #[test]
+    fn ipv6_address_classes() {
+        let a = |text: &str| Addr::from_ipv6(text.parse::<Ipv6Addr>().unwrap().octets());
+        assert!(a("::").is_unspecified() && !Addr::from_ipv4([0; 4]).is_unspecified());
+        assert!(a("fe80::1").is_ipv6_link_local() && !a("2001:db8::1").is_ipv6_link_local());
+        assert!(a("ff02::1").is_ipv6_multicast() && a("ff05::1:3").is_ipv6_multicast());
+        assert!(!a("fe80::1").is_ipv6_multicast() && !a("2001:db8::1").is_ipv6_multicast());
+        assert!(a("ff02::1:ff00:2").is_ipv6_solicited_node());
+        assert!(a("ff02::1:ffab:cdef").is_ipv6_solicited_node());
+        for other in [
+            "ff02::1",
+            "ff02::1:fe00:2",
+            "ff05::1:ff00:2",
+            "fe80::1:ff00:2",
+        ] {
+            assert!(!a(other).is_ipv6_solicited_node(), "{other}");
+        }
     }
 
     #[test]

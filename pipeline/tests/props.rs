@@ -136,11 +136,13 @@ fn demo_rules() -> Ruleset {
     Ruleset::compile(Arc::new(c), 1)
 }
 
-/// Frames to mutate: the demo capture, every screen attack, mixed traffic.
+/// Frames to mutate: the demo capture, every screen attack, mixed traffic,
+/// neighbour discovery and MLD (valid and not).
 fn seed_frames() -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = traffic::demo(0).into_iter().map(|f| f.bytes).collect();
     v.extend(traffic::screen_attacks().into_iter().map(|(_, f)| f));
     v.extend(traffic::mixed(3, 16, 0).into_iter().map(|f| f.bytes));
+    v.extend(traffic::link_control().into_iter().map(|(_, _, f)| f));
     v
 }
 

@@ -36,12 +36,14 @@ fn full_rules() -> Ruleset {
 
 /// A packet of one of a few conversations (so bursts hold several packets
 /// of one flow, both its directions, its opening and its end), or a frame
-/// of the demo capture, a screen attack or mixed traffic, maybe mutated.
+/// of the demo capture, a screen attack, mixed traffic or neighbour
+/// discovery and MLD (valid and not), maybe mutated.
 fn frame(kind: u8, flow: u8, reverse: bool, pick: usize, edits: &[(u16, u8)]) -> Vec<u8> {
     let seeds = || {
         let mut v: Vec<Vec<u8>> = traffic::demo(0).into_iter().map(|f| f.bytes).collect();
         v.extend(traffic::screen_attacks().into_iter().map(|(_, f)| f));
         v.extend(traffic::mixed(3, 32, 0).into_iter().map(|f| f.bytes));
+        v.extend(traffic::link_control().into_iter().map(|(_, _, f)| f));
         v
     };
     if kind >= 8 {

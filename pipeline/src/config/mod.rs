@@ -133,7 +133,9 @@ pub struct Flow {
     /// without a session or a policy, as ARP does (`ipv6-nd = "permit"`,
     /// the default), or go through policy like any ICMPv6 (`"policy"`).
     /// IPv6 does not work without them, and a deny-all last rule would
-    /// otherwise drop them.
+    /// otherwise drop them. Only messages that pass the RFCs' validity
+    /// checks pass this way (`wire::link_control::is_valid`); others go
+    /// through policy.
     pub ipv6_nd_permit: bool,
     /// A packet larger than its egress port's MTU is dropped and counted
     /// either way; with `mtu-exceeded = "reject"` an IPv4 packet with DF

@@ -52,6 +52,7 @@ pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod link_control;
 mod parse;
 pub mod related;
 pub mod tcp;
