@@ -449,6 +449,11 @@ impl OutageReport {
                 period.as_secs_f64(),
                 self.total
             )
+        } else if self.lost_in_outage == 0 {
+            format!(
+                "syslog: collector {} unreachable ({})",
+                self.target, self.error
+            )
         } else {
             format!(
                 "syslog: collector {} unreachable ({}): {} message(s) dropped so far",
@@ -862,7 +867,7 @@ mod tests {
     /// write that makes progress.
     fn quick() -> ForwarderTimings {
         ForwarderTimings {
-            write_timeout: Duration::from_millis(300),
+            write_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(1),
             first_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_millis(400),
