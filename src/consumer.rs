@@ -75,11 +75,15 @@ struct Output<'a> {
 
 impl<'a> Output<'a> {
     fn new(opts: &'a Options) -> anyhow::Result<Output<'a>> {
+        // A TCP collector that is down now is tried again with backoff
+        // (only a UDP socket that cannot be made is an error).
         let forwarder = match &opts.syslog {
-            Some(target) => Some(
-                syslog::SyslogForwarder::connect(target)
-                    .context("connecting to the syslog target")?,
-            ),
+            Some(target) => {
+                let mut f = syslog::SyslogForwarder::connect(target)
+                    .with_context(|| format!("setting up syslog to {target}"))?;
+                say_notices(&mut f);
+                Some(f)
+            }
             None => None,
         };
         Ok(Output {
@@ -125,12 +129,8 @@ impl<'a> Output<'a> {
     fn emit(&mut self, line: &str) -> ControlFlow<()> {
         match self.forwarder.as_mut() {
             Some(f) => {
-                if let Err(e) = f.send(line) {
-                    eprintln!(
-                        "rampart events: syslog: {e} ({} message(s) dropped so far)",
-                        f.dropped()
-                    );
-                }
+                f.send(line);
+                say_notices(f);
             }
             None => {
                 let written = self
@@ -149,12 +149,8 @@ impl<'a> Output<'a> {
 
     fn flush(&mut self) -> ControlFlow<()> {
         if let Some(f) = self.forwarder.as_mut() {
-            if let Err(e) = f.flush() {
-                eprintln!(
-                    "rampart events: syslog: {e} ({} message(s) dropped so far)",
-                    f.dropped()
-                );
-            }
+            f.flush();
+            say_notices(f);
         }
         if let Err(e) = self.out.flush() {
             self.write_error = Some(e);
@@ -167,18 +163,28 @@ impl<'a> Output<'a> {
         if self.write_error.is_none() {
             let _ = self.flush();
         }
-        if let Some(n) = self
-            .forwarder
-            .as_ref()
-            .map(|f| f.dropped())
-            .filter(|&n| n > 0)
-        {
-            eprintln!("rampart events: syslog: {n} message(s) dropped (collector unreachable)");
+        if let Some(f) = self.forwarder.as_mut() {
+            f.close();
+            say_notices(f);
+            if f.dropped() > 0 {
+                eprintln!(
+                    "rampart events: syslog: {} message(s) dropped in all (collector {} unreachable)",
+                    f.dropped(),
+                    f.target()
+                );
+            }
         }
         match self.write_error {
             Some(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
             None => Ok(()),
         }
+    }
+}
+
+/// Writes the forwarder's lines about its collector (rate-limited by it).
+fn say_notices(f: &mut syslog::SyslogForwarder) {
+    for line in f.notices() {
+        eprintln!("rampart events: {line}");
     }
 }
 
@@ -481,4 +487,128 @@ fn hash_str(s: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     s.hash(&mut h);
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_events::{ipv4_mapped, Encoder, Event, EventSlot, Hub, HubConfig, PacketMeta};
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    fn deny() -> (PacketMeta, Event) {
+        let meta = PacketMeta {
+            ts_ns: 1_714_564_800_123_456_789,
+            worker: 0,
+            generation: 0,
+            src: ipv4_mapped([192, 0, 2, 1]),
+            dst: ipv4_mapped([10, 1, 0, 10]),
+            ipv6: false,
+            src_port: 40000,
+            dst_port: 23,
+            protocol: 6,
+            icmp_type: 0,
+            icmp_code: 0,
+            ingress: 0,
+            egress: 1,
+            from_zone: 0,
+            to_zone: 1,
+        };
+        let event = Event::PolicyDeny(ev::PolicyDeny {
+            policy: 0,
+            reject: false,
+            audit: false,
+            session_id: 1,
+            application: ev::NO_ID16,
+        });
+        (meta, event)
+    }
+
+    /// Issue 24 finding 4, items 2 and 5, through `rampart events` on a
+    /// real event socket (a hub, no dataplane): a TCP collector down at
+    /// start made the command exit 1. Now it reads on, forwards once the
+    /// collector is up, and each message's HOSTNAME is the node of the
+    /// stream's hello, not the forwarding host's name.
+    #[test]
+    fn syslog_to_a_collector_down_at_start_flows_once_it_is_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("events.sock");
+        let mut hub = Hub::bind(&socket, HubConfig::default()).unwrap();
+        hub.set_identity("fw-test-node", 0xfeed);
+        let collector_addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let opts = Options {
+            format: Format::JunosSd,
+            types: None,
+            syslog: Some(syslog::SyslogTarget::Tcp(collector_addr.to_string())),
+            syslog_framing: syslog::Framing::Rfc5424,
+            once: false,
+            stop: Some(stop.clone()),
+            prefix: "",
+            merge_window: Duration::from_millis(500),
+        };
+        let sockets = vec![socket.clone()];
+        let consumer = std::thread::spawn(move || run(&sockets, opts));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while hub.consumer_count() == 0 {
+            if consumer.is_finished() {
+                panic!("rampart events ended: {:?}", consumer.join());
+            }
+            assert!(Instant::now() < deadline, "rampart events never connected");
+            hub.accept();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+
+        // Records while the collector is down, then the collector.
+        let (meta, event) = deny();
+        let (mut encoder, mut ring, mut seq) = (Encoder::new(), VecDeque::new(), 0);
+        let mut emit = |hub: &mut Hub| {
+            let mut slot = EventSlot::EMPTY;
+            assert!(encoder.encode(seq, &meta, &event, &[], &mut slot));
+            seq += 1;
+            ring.push_back(slot);
+            hub.poll(std::slice::from_mut(&mut ring), 0);
+            hub.flush();
+        };
+        for _ in 0..10 {
+            emit(&mut hub);
+        }
+        let listener = TcpListener::bind(collector_addr).unwrap();
+        let got_one = Arc::new(AtomicBool::new(false));
+        let collector = {
+            let got_one = got_one.clone();
+            std::thread::spawn(move || {
+                let (mut conn, _) = listener.accept().unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+                let (mut text, mut buf) = (Vec::new(), [0u8; 4096]);
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    text.extend_from_slice(&buf[..n]);
+                    if text.windows(20).any(|w| w == b"RT_FLOW_SESSION_DENY") {
+                        got_one.store(true, Ordering::Relaxed);
+                    }
+                }
+                String::from_utf8_lossy(&text).into_owned()
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while !got_one.load(Ordering::Relaxed) && Instant::now() < deadline {
+            emit(&mut hub);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let ended = consumer.join().unwrap();
+        assert!(ended.is_ok(), "{ended:?}");
+        let text = collector.join().unwrap();
+        assert!(
+            got_one.load(Ordering::Relaxed),
+            "no deny reached the collector: {text:?}"
+        );
+        assert!(
+            text.contains(" fw-test-node RT_FLOW - RT_FLOW_SESSION_DENY ["),
+            "HOSTNAME is the hello's node: {text}"
+        );
+    }
 }

@@ -426,6 +426,66 @@ fn syslog_wrapping_of_other_formats_and_escaping() {
     assert!("udp://x".parse::<SyslogTarget>().is_err());
 }
 
+/// Issue 24 finding 4, item 5: the HOSTNAME was the forwarding host's,
+/// so the streams of several dataplanes forwarded from one host could not
+/// be told apart. It is the node of the stream's hello (the host name only
+/// for a hello without one), in every framing and format.
+#[test]
+fn syslog_hostname_is_the_node_of_the_streams_hello() {
+    let opts = SyslogOptions {
+        hostname: "forwarding-host".into(),
+        facility: 1,
+    };
+    let with_node = |node: &str| {
+        let mut enc = ControlEncoder::new();
+        enc.set_identity(node, 0x1234);
+        let hello = enc.hello(3, 0, "rampart").to_vec();
+        let mut c = cache();
+        c.observe(&decode(&hello).unwrap());
+        c
+    };
+    let ev = all_events();
+    let bytes = decoded(&ev[0].0, &ev[0].1, &ev[0].2);
+    let rec = decode(&bytes).unwrap();
+    let bsd_host =
+        Regex::new(r"^<[0-9]+>[A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} (?P<host>[^ ]+) ").unwrap();
+    for (names, host) in [
+        (with_node("fw-east-1"), "fw-east-1"),
+        (with_node(""), "forwarding-host"),
+        (cache(), "forwarding-host"),
+    ] {
+        for format in [
+            Format::JunosSd,
+            Format::Junos,
+            Format::Json,
+            Format::Droplog,
+        ] {
+            let mut s = String::new();
+            assert!(write_syslog_message(
+                format,
+                Framing::Rfc5424,
+                &rec,
+                &names,
+                &opts,
+                &mut s
+            ));
+            let c = rfc5424().captures(&s).unwrap_or_else(|| panic!("{s}"));
+            assert_eq!(&c["host"], host, "{format:?}: {s}");
+        }
+        let mut s = String::new();
+        assert!(write_syslog_message(
+            Format::Junos,
+            Framing::Bsd,
+            &rec,
+            &names,
+            &opts,
+            &mut s
+        ));
+        let c = bsd_host.captures(&s).unwrap_or_else(|| panic!("{s}"));
+        assert_eq!(&c["host"], host, "BSD: {s}");
+    }
+}
+
 #[test]
 fn syslog_forwarding_udp_and_tcp_octet_counting() {
     use rampart_events::syslog::SyslogForwarder;
@@ -433,8 +493,8 @@ fn syslog_forwarding_udp_and_tcp_octet_counting() {
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let target = SyslogTarget::Udp(udp.local_addr().unwrap().to_string());
     let mut f = SyslogForwarder::connect(&target).unwrap();
-    f.send("<12>1 - - - - - - one").unwrap();
-    f.send("<12>1 - - - - - - two").unwrap();
+    f.send("<12>1 - - - - - - one");
+    f.send("<12>1 - - - - - - two");
     let mut buf = [0u8; 256];
     let n = udp.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"<12>1 - - - - - - one");
@@ -445,8 +505,8 @@ fn syslog_forwarding_udp_and_tcp_octet_counting() {
     let target = SyslogTarget::Tcp(tcp.local_addr().unwrap().to_string());
     let mut f = SyslogForwarder::connect(&target).unwrap();
     let (mut conn, _) = tcp.accept().unwrap();
-    f.send("<14>1 - - - - - - héllo").unwrap();
-    f.send("<14>1 - - - - - - x").unwrap();
+    f.send("<14>1 - - - - - - héllo");
+    f.send("<14>1 - - - - - - x");
     drop(f);
     let mut got = String::new();
     conn.read_to_string(&mut got).unwrap();
