@@ -493,6 +493,7 @@ fn hash_str(s: &str) -> u64 {
 mod tests {
     use super::*;
     use rampart_events::{ipv4_mapped, Encoder, Event, EventSlot, Hub, HubConfig, PacketMeta};
+    use std::collections::VecDeque;
     use std::io::Read;
     use std::net::TcpListener;
 
@@ -549,6 +550,7 @@ mod tests {
             stop: Some(stop.clone()),
             prefix: "",
             merge_window: Duration::from_millis(500),
+            merge_buffer_bytes: crate::merge::DEFAULT_BUFFER_BYTES,
         };
         let sockets = vec![socket.clone()];
         let consumer = std::thread::spawn(move || run(&sockets, opts));
