@@ -145,99 +145,16 @@ impl WorkerEvents {
     /// the decision and packet it came from (absent for aging closes).
     #[inline]
     pub fn emit(&mut self, e: &Event, d: Option<&Decision>, frame: &[u8], now_ns: u64) {
-        let (t, record) = match *e {
-            Event::PolicyDeny {
-                policy,
-                reject,
-                audit,
-                session_id,
-                application,
-            } => (
-                ev::EventType::PolicyDeny,
-                ev::Event::PolicyDeny(ev::PolicyDeny {
-                    policy: policy.unwrap_or(self.default_policy),
-                    reject,
-                    audit,
-                    session_id,
-                    application,
-                }),
-            ),
-            Event::ScreenDrop {
-                profile,
-                option,
-                alarm_only,
-            } => {
-                // Both enums list the options in INTERFACES.md order (a test
-                // pins it), so the discriminant maps them without strings.
-                let Some(option) = ev::ScreenOption::from_u8(option as u8) else {
-                    return;
-                };
-                (
-                    ev::EventType::ScreenDrop,
-                    ev::Event::ScreenDrop(ev::ScreenDrop {
-                        screen: profile,
-                        option,
-                        alarm_only,
-                    }),
-                )
-            }
-            Event::FilterLog {
-                filter,
-                term,
-                action,
-                direction,
-            } => (
-                ev::EventType::FilterLog,
-                ev::Event::FilterLog(ev::FilterLog {
-                    filter,
-                    term: term.unwrap_or(ev::NO_ID16),
-                    action: match action {
-                        rampart_pipeline::config::FilterAction::Accept => ev::FilterAction::Accept,
-                        rampart_pipeline::config::FilterAction::Discard => {
-                            ev::FilterAction::Discard
-                        }
-                        rampart_pipeline::config::FilterAction::Reject => ev::FilterAction::Reject,
-                    },
-                    direction: match direction {
-                        FilterDirection::Input => ev::Direction::Input,
-                        FilterDirection::Output => ev::Direction::Output,
-                    },
-                }),
-            ),
-            Event::SessionOpen {
-                session_id,
-                policy,
-                application,
-            } => (
-                ev::EventType::SessionOpen,
-                ev::Event::SessionOpen(ev::SessionOpen {
-                    session_id,
-                    policy,
-                    application,
-                }),
-            ),
-            Event::SessionClose(c) => (
-                ev::EventType::SessionClose,
-                ev::Event::SessionClose(ev::SessionClose {
-                    session_id: c.session_id,
-                    policy: c.policy,
-                    reason: c.reason,
-                    packets_client: c.packets_client,
-                    bytes_client: c.bytes_client,
-                    packets_server: c.packets_server,
-                    bytes_server: c.bytes_server,
-                    elapsed_ns: c.closed_ns.saturating_sub(c.created_ns),
-                    session_generation: c.generation,
-                    application: c.application,
-                }),
-            ),
+        let Some(record) = record_of(e, self.default_policy) else {
+            return;
         };
+        let t = record.event_type();
         self.counters.incr_generated(t);
         // A flood, scan or sweep drop counts in its episode even when its
         // own record is rate limited.
         let mut episode_meta = None;
         if let (ev::Event::ScreenDrop(s), true) = (&record, self.episodes.is_on()) {
-            let meta = self.packet_meta(e, d, now_ns);
+            let meta = packet_meta(self.worker, self.generation, e, d, now_ns);
             self.track_episode(&meta, s, now_ns);
             episode_meta = Some(meta);
         }
@@ -247,11 +164,9 @@ impl WorkerEvents {
             self.counters.incr_rate_limited(t);
             return;
         }
-        let meta = episode_meta.unwrap_or_else(|| self.packet_meta(e, d, now_ns));
-        let snippet: &[u8] = match (e, d) {
-            (Event::SessionOpen { .. } | Event::SessionClose(_), _) | (_, None) => &[],
-            (_, Some(_)) => &frame[..frame.len().min(self.snippet_bytes)],
-        };
+        let meta =
+            episode_meta.unwrap_or_else(|| packet_meta(self.worker, self.generation, e, d, now_ns));
+        let snippet = snippet_of(e, d, frame, self.snippet_bytes);
         let repeat = if aggregated {
             if self.aggregator.fold(&meta, &record, snippet, now_ns) {
                 self.counters.incr_aggregating(t);
@@ -268,44 +183,6 @@ impl WorkerEvents {
         };
         self.sink()
             .send(&meta, &record, snippet, repeat, aggregated, now_ns);
-    }
-
-    /// The metadata of a record: the packet's flow, interfaces and zones
-    /// (a session close: its session's), this worker, generation and time.
-    fn packet_meta(&self, e: &Event, d: Option<&Decision>, now_ns: u64) -> ev::PacketMeta {
-        let mut meta = ev::PacketMeta {
-            ts_ns: now_ns,
-            worker: self.worker,
-            generation: self.generation,
-            egress: ev::NO_ID16,
-            to_zone: ev::NO_ID16,
-            ..Default::default()
-        };
-        if let Event::SessionClose(c) = e {
-            fill_flow(
-                &mut meta,
-                c.key.src,
-                c.key.dst,
-                c.key.src_port,
-                c.key.dst_port,
-                c.key.protocol,
-            );
-            meta.ingress = c.ingress;
-            meta.egress = c.egress;
-            meta.from_zone = c.from_zone;
-            meta.to_zone = c.to_zone;
-        } else if let Some(d) = d {
-            meta.ingress = d.ingress;
-            meta.egress = d.egress.unwrap_or(ev::NO_ID16);
-            meta.from_zone = d.from_zone;
-            meta.to_zone = d.to_zone.unwrap_or(ev::NO_ID16);
-            if let Some(p) = d.packet {
-                fill_flow(&mut meta, p.src, p.dst, p.src_port, p.dst_port, p.protocol);
-                meta.icmp_type = p.icmp_type;
-                meta.icmp_code = p.icmp_code;
-            }
-        }
-        meta
     }
 
     /// A flood, scan or sweep drop into its attack episode; the start
@@ -463,6 +340,134 @@ impl Sink<'_> {
     }
 }
 
+/// A pipeline event as the `events` crate encodes it (`None`: a screen
+/// option the encoder does not know, which a test rules out).
+pub fn record_of(e: &Event, default_policy: u32) -> Option<ev::Event> {
+    Some(match *e {
+        Event::PolicyDeny {
+            policy,
+            reject,
+            audit,
+            session_id,
+            application,
+        } => ev::Event::PolicyDeny(ev::PolicyDeny {
+            policy: policy.unwrap_or(default_policy),
+            reject,
+            audit,
+            session_id,
+            application,
+        }),
+        Event::ScreenDrop {
+            profile,
+            option,
+            alarm_only,
+        } => ev::Event::ScreenDrop(ev::ScreenDrop {
+            screen: profile,
+            // Both enums list the options in INTERFACES.md order (a test
+            // pins it), so the discriminant maps them without strings.
+            option: ev::ScreenOption::from_u8(option as u8)?,
+            alarm_only,
+        }),
+        Event::FilterLog {
+            filter,
+            term,
+            action,
+            direction,
+        } => ev::Event::FilterLog(ev::FilterLog {
+            filter,
+            term: term.unwrap_or(ev::NO_ID16),
+            action: match action {
+                rampart_pipeline::config::FilterAction::Accept => ev::FilterAction::Accept,
+                rampart_pipeline::config::FilterAction::Discard => ev::FilterAction::Discard,
+                rampart_pipeline::config::FilterAction::Reject => ev::FilterAction::Reject,
+            },
+            direction: match direction {
+                FilterDirection::Input => ev::Direction::Input,
+                FilterDirection::Output => ev::Direction::Output,
+            },
+        }),
+        Event::SessionOpen {
+            session_id,
+            policy,
+            application,
+        } => ev::Event::SessionOpen(ev::SessionOpen {
+            session_id,
+            policy,
+            application,
+        }),
+        Event::SessionClose(c) => ev::Event::SessionClose(ev::SessionClose {
+            session_id: c.session_id,
+            policy: c.policy,
+            reason: c.reason,
+            packets_client: c.packets_client,
+            bytes_client: c.bytes_client,
+            packets_server: c.packets_server,
+            bytes_server: c.bytes_server,
+            elapsed_ns: c.closed_ns.saturating_sub(c.created_ns),
+            session_generation: c.generation,
+            application: c.application,
+        }),
+    })
+}
+
+/// The packet bytes a record of `e` carries: the first `snippet_bytes` of
+/// its frame, none for session records and aging closes.
+fn snippet_of<'a>(
+    e: &Event,
+    d: Option<&Decision>,
+    frame: &'a [u8],
+    snippet_bytes: usize,
+) -> &'a [u8] {
+    match (e, d) {
+        (Event::SessionOpen { .. } | Event::SessionClose(_), _) | (_, None) => &[],
+        (_, Some(_)) => &frame[..frame.len().min(snippet_bytes)],
+    }
+}
+
+/// The metadata of a record: the packet's flow, interfaces and zones
+/// (a session close: its session's), this worker, generation and time.
+pub fn packet_meta(
+    worker: u16,
+    generation: u32,
+    e: &Event,
+    d: Option<&Decision>,
+    now_ns: u64,
+) -> ev::PacketMeta {
+    let mut meta = ev::PacketMeta {
+        ts_ns: now_ns,
+        worker,
+        generation,
+        egress: ev::NO_ID16,
+        to_zone: ev::NO_ID16,
+        ..Default::default()
+    };
+    if let Event::SessionClose(c) = e {
+        fill_flow(
+            &mut meta,
+            c.key.src,
+            c.key.dst,
+            c.key.src_port,
+            c.key.dst_port,
+            c.key.protocol,
+        );
+        meta.ingress = c.ingress;
+        meta.egress = c.egress;
+        meta.from_zone = c.from_zone;
+        meta.to_zone = c.to_zone;
+    } else if let Some(d) = d {
+        meta.ingress = d.ingress;
+        meta.egress = d.egress.unwrap_or(ev::NO_ID16);
+        meta.from_zone = d.from_zone;
+        meta.to_zone = d.to_zone.unwrap_or(ev::NO_ID16);
+        if let Some(p) = d.packet {
+            fill_flow(&mut meta, p.src, p.dst, p.src_port, p.dst_port, p.protocol);
+            meta.icmp_type = p.icmp_type;
+            meta.icmp_code = p.icmp_code;
+        }
+    }
+    meta
+}
+
 fn fill_flow(
     meta: &mut ev::PacketMeta,
     src: Addr,
@@ -485,5 +490,98 @@ pub struct RingSource(pub RingConsumer<ev::EventSlot>);
 impl ev::EventSource for RingSource {
     fn drain_into(&mut self, max: usize, each: &mut dyn FnMut(&ev::EventSlot)) -> usize {
         self.0.dequeue_in_place(max, each)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_pipeline::engine::{Ruleset, Worker};
+    use rampart_pipeline::session::CloseReason;
+    use rampart_pipeline::screen::ScreenState;
+
+    /// Where the records of the demo capture are kept, byte for byte, as
+    /// the tree encoded them when the fixture was written.
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/demo-records.bin"
+    );
+
+    /// The demo capture through the pipeline and the export's translation
+    /// and encoder: every record of every decision, then the closes of the
+    /// sessions left at the end, as size-prefixed records.
+    fn demo_records() -> Vec<u8> {
+        let text = include_str!("demo.toml").replace("@DIR@", "/nonexistent");
+        let config = Config::from_str_named(&text, "demo.toml").unwrap();
+        let snippet_bytes = config.events.snippet_bytes as usize;
+        let default_policy = config.policies.len() as u32;
+        let rules = Ruleset::compile(Arc::new(config), 1);
+        let screens = ScreenState::new(1024);
+        let mut worker = Worker::new(0, &rules);
+        let mut encoder = ev::Encoder::new();
+        let mut slot = ev::EventSlot::EMPTY;
+        let mut out = Vec::new();
+        let mut seq = 0;
+        let mut encode = |e: &Event, d: Option<&Decision>, frame: &[u8], now_ns: u64| {
+            let record = record_of(e, default_policy).expect("a known screen option");
+            let meta = packet_meta(0, 1, e, d, now_ns);
+            let snippet = snippet_of(e, d, frame, snippet_bytes);
+            seq += 1;
+            assert!(encoder.encode_repeated(
+                seq,
+                &meta,
+                &record,
+                snippet,
+                ev::Repeat::ONE,
+                &mut slot
+            ));
+            out.extend_from_slice(slot.as_bytes());
+        };
+        let frames = rampart_pipeline::traffic::demo(1_700_000_000_000_000_000);
+        let mut last_ns = 0;
+        for f in &frames {
+            let d = worker.process(&rules, &screens, &f.bytes, 0, f.ts_ns);
+            for e in worker.events(&d) {
+                encode(&e, Some(&d), &f.bytes, f.ts_ns);
+            }
+            last_ns = f.ts_ns;
+        }
+        let mut closes = Vec::new();
+        worker.close_all(
+            &rules,
+            &screens,
+            CloseReason::Shutdown,
+            last_ns + 1,
+            &mut |e| closes.push(e),
+        );
+        for e in &closes {
+            encode(e, None, &[], last_ns + 1);
+        }
+        out
+    }
+
+    /// The records of a fixed capture are byte for byte those of the tree
+    /// the fixture was written from: a change of structure changes no
+    /// record. `RAMPART_WRITE_FIXTURES=1` writes the fixture anew (only for
+    /// a change that means to change records, said in its commit).
+    #[test]
+    fn the_demo_capture_encodes_to_the_fixture_records() {
+        let records = demo_records();
+        if std::env::var_os("RAMPART_WRITE_FIXTURES").is_some() {
+            std::fs::write(FIXTURE, &records).unwrap();
+        }
+        let fixture =
+            std::fs::read(FIXTURE).expect("the fixture (RAMPART_WRITE_FIXTURES=1 writes it)");
+        assert!(
+            records.len() > 10_000,
+            "the demo makes records: {}",
+            records.len()
+        );
+        assert!(
+            records == fixture,
+            "the records differ from the fixture ({} bytes, fixture {})",
+            records.len(),
+            fixture.len()
+        );
     }
 }
