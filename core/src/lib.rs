@@ -6,6 +6,11 @@
 //! reference counted so a queue can never outlive the device it polls.
 //! Control-path errors are `thiserror` enums that carry `rte_errno`; the
 //! data path never returns errors.
+//!
+//! Every `unsafe` block says why it is sound in a `// SAFETY:` comment;
+//! clippy refuses one without.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod burst;
 mod eal;
