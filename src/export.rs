@@ -497,8 +497,8 @@ impl ev::EventSource for RingSource {
 mod tests {
     use super::*;
     use rampart_pipeline::engine::{Ruleset, Worker};
-    use rampart_pipeline::session::CloseReason;
     use rampart_pipeline::screen::ScreenState;
+    use rampart_pipeline::session::CloseReason;
 
     /// Where the records of the demo capture are kept, byte for byte, as
     /// the tree encoded them when the fixture was written.

@@ -9,7 +9,7 @@ use rampart_core::{
     tsc_cycles, ArcReceiver, ArcSender, Burst, Mbuf, MbufRingConsumer, MbufRingProducer, Mempool,
     RxQueue, TxQueue, MAX_BURST,
 };
-use rampart_pipeline::engine::{self, Event, EventType, Ruleset, Verdict, DROP_COUNTERS};
+use rampart_pipeline::engine::{self, DropReason, Event, EventType, Ruleset, Verdict};
 use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::screen::ScreenState;
 
@@ -44,7 +44,7 @@ pub struct WorkerCounters {
     pub tx: AtomicU64,
     /// Packets the pipeline dropped, in total and by reason.
     pub dropped: AtomicU64,
-    pub drops: [AtomicU64; DROP_COUNTERS.len()],
+    pub drops: [AtomicU64; DropReason::COUNT],
     /// Frames that did not parse (dropped or forwarded per `flow.malformed`).
     pub malformed: AtomicU64,
     /// IPv6 neighbour discovery and MLD passed like ARP (`flow.ipv6-nd`).
@@ -636,10 +636,9 @@ impl Worker {
 
     fn count_drop(&self, reason: engine::Reason) {
         bump(&self.counters.dropped, 1);
-        bump(
-            &self.counters.drops[reason.drop_index().min(DROP_COUNTERS.len() - 1)],
-            1,
-        );
+        if let Some(r) = reason.drop_reason() {
+            bump(&self.counters.drops[r.index()], 1);
+        }
     }
 
     /// Answers the packet of the reject decision in `slot` out of its

@@ -420,6 +420,29 @@ mod tests {
             assert_eq!(generated, camel(o.name(), '-'));
         }
     }
+
+    /// Close reasons and episode phases: the vocabulary's discriminant is
+    /// the wire value, so each must name the schema's value of that number.
+    #[test]
+    fn close_reasons_and_episode_phases_match_schema_enums() {
+        use rampart_schema::fb;
+        for r in CloseReason::ALL {
+            let generated = fb::CloseReason(r as u8).variant_name().unwrap();
+            assert_eq!(generated, camel(r.name(), '-'));
+        }
+        assert_eq!(
+            fb::CloseReason(CloseReason::COUNT as u8).variant_name(),
+            None
+        );
+        for p in EpisodePhase::ALL {
+            let generated = fb::EpisodePhase(p as u8).variant_name().unwrap();
+            assert_eq!(generated, camel(p.name(), '-'));
+        }
+        assert_eq!(
+            fb::EpisodePhase(EpisodePhase::COUNT as u8).variant_name(),
+            None
+        );
+    }
 }
 
 /// What an aggregated record stands for (`[events.aggregate]`): `count`

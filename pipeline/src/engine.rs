@@ -18,7 +18,7 @@ use crate::session::{
 };
 use crate::tcp_window::Segment;
 use crate::wire::{self, Malformed, Parsed, ParsedPacket, TcpFlags};
-pub use rampart_vocab::EventType;
+pub use rampart_vocab::{DropReason, EventType};
 
 /// Where in the pipeline a decision was made (names as in `trace`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,45 +114,36 @@ impl Reason {
         }
     }
 
-    /// Index of the drop counter this reason feeds.
-    pub fn drop_index(self) -> usize {
-        match self {
-            Reason::Malformed(_) => 0,
-            Reason::FilterDiscard => 1,
-            Reason::FilterReject => 2,
-            Reason::FilterImplicitDiscard => 3,
-            Reason::Screen(_) => 4,
-            Reason::TcpSynCheck => 5,
-            Reason::PolicyDeny => 6,
-            Reason::PolicyReject => 7,
-            Reason::SessionTableFull => 8,
-            Reason::NoEgress => 9,
-            Reason::TcpOutOfWindow => 10,
-            Reason::FragmentTimeout => 11,
-            Reason::FragmentHoldFull => 12,
-            Reason::MtuExceeded => 13,
-            _ => DROP_COUNTERS.len(),
-        }
+    /// The drop counter this reason feeds; `None` for the reasons a
+    /// packet goes on with (every variant is listed, so a new reason must
+    /// say which).
+    pub fn drop_reason(self) -> Option<DropReason> {
+        Some(match self {
+            Reason::Malformed(_) => DropReason::Malformed,
+            Reason::FilterDiscard => DropReason::FilterDiscard,
+            Reason::FilterReject => DropReason::FilterReject,
+            Reason::FilterImplicitDiscard => DropReason::FilterImplicitDiscard,
+            Reason::Screen(_) => DropReason::Screen,
+            Reason::TcpSynCheck => DropReason::TcpSynCheck,
+            Reason::PolicyDeny => DropReason::PolicyDeny,
+            Reason::PolicyReject => DropReason::PolicyReject,
+            Reason::SessionTableFull => DropReason::SessionTableFull,
+            Reason::NoEgress => DropReason::NoEgress,
+            Reason::TcpOutOfWindow => DropReason::TcpOutOfWindow,
+            Reason::FragmentTimeout => DropReason::FragmentTimeout,
+            Reason::FragmentHoldFull => DropReason::FragmentHoldFull,
+            Reason::MtuExceeded => DropReason::MtuExceeded,
+            Reason::Session
+            | Reason::PolicyPermit
+            | Reason::NonIp
+            | Reason::NeighborDiscovery
+            | Reason::RelatedIcmp
+            | Reason::MalformedForwarded(_)
+            | Reason::ScreenAlarm(_)
+            | Reason::FragmentHeld => return None,
+        })
     }
 }
-
-/// Names of the drop counters, by [`Reason::drop_index`].
-pub const DROP_COUNTERS: [&str; 14] = [
-    "malformed",
-    "filter_discard",
-    "filter_reject",
-    "filter_implicit_discard",
-    "screen",
-    "tcp_syn_check",
-    "policy_deny",
-    "policy_reject",
-    "session_table_full",
-    "no_egress",
-    "tcp_out_of_window",
-    "fragment_timeout",
-    "fragment_hold_full",
-    "mtu_exceeded",
-];
 
 /// What to do with the packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -614,7 +605,8 @@ fn compile_screen(id: u16, s: &crate::config::Screen) -> ScreenProfile {
 pub struct Counters {
     pub packets: u64,
     pub forwarded: u64,
-    pub dropped: [u64; DROP_COUNTERS.len()],
+    /// Packets dropped, by reason.
+    pub dropped: [u64; DropReason::COUNT],
     pub malformed: [u64; Malformed::COUNT],
     pub screen: [u64; ScreenOption::COUNT],
     pub non_ip: u64,
@@ -1058,11 +1050,13 @@ impl Worker {
     /// Counts a held fragment given up without a decision (see
     /// [`crate::frag::GaveUp`]) as a drop.
     pub fn give_up_held(&mut self, why: crate::frag::GaveUp) -> Reason {
-        let reason = match why {
-            crate::frag::GaveUp::Timeout => Reason::FragmentTimeout,
-            crate::frag::GaveUp::HoldFull => Reason::FragmentHoldFull,
+        let (reason, counter) = match why {
+            crate::frag::GaveUp::Timeout => (Reason::FragmentTimeout, DropReason::FragmentTimeout),
+            crate::frag::GaveUp::HoldFull => {
+                (Reason::FragmentHoldFull, DropReason::FragmentHoldFull)
+            }
         };
-        self.counters.dropped[reason.drop_index()] += 1;
+        self.counters.dropped[counter.index()] += 1;
         reason
     }
 
@@ -1533,7 +1527,10 @@ impl Worker {
     }
 
     fn drop(&mut self, d: &mut Decision, stage: Stage, reason: Reason, verdict: Verdict) {
-        self.counters.dropped[reason.drop_index().min(DROP_COUNTERS.len() - 1)] += 1;
+        debug_assert!(reason.drop_reason().is_some(), "{reason:?} is not a drop");
+        if let Some(r) = reason.drop_reason() {
+            self.counters.dropped[r.index()] += 1;
+        }
         d.verdict = verdict;
         d.stage = stage;
         d.reason = reason;
@@ -1981,7 +1978,7 @@ log = true
     fn frames_larger_than_the_egress_mtu_are_dropped_and_counted() {
         let (rules, screens, mut w) = setup("");
         let (client, server) = (v4(192, 0, 2, 7), v4(10, 1, 0, 5));
-        let mtu_exceeded = |w: &Worker| w.counters.dropped[Reason::MtuExceeded.drop_index()];
+        let mtu_exceeded = |w: &Worker| w.counters.dropped[DropReason::MtuExceeded.index()];
         // IP packet of exactly 1500 bytes: forwarded.
         let fits = udp(client, server, 4000, 53, &[0; 1500 - 28]);
         let d = w.process(&rules, &screens, &fits, UNTRUST, S);
@@ -2013,8 +2010,8 @@ log = true
         assert_eq!(mtu_exceeded(&w), 3);
         assert_eq!(Reason::MtuExceeded.name(), "mtu-exceeded");
         assert_eq!(
-            DROP_COUNTERS[Reason::MtuExceeded.drop_index()],
-            "mtu_exceeded"
+            Reason::MtuExceeded.drop_reason().map(DropReason::name),
+            Some("mtu_exceeded")
         );
     }
 
@@ -2087,7 +2084,7 @@ then = "permit"
         }
         let d = w.process(&rules, &screens, &big(c4, s4, false), UNTRUST, S);
         assert_eq!((d.verdict, d.reason), (Verdict::Drop, Reason::MtuExceeded));
-        assert_eq!(w.counters.dropped[Reason::MtuExceeded.drop_index()], 3);
+        assert_eq!(w.counters.dropped[DropReason::MtuExceeded.index()], 3);
     }
 
     /// Neighbour discovery passes like ARP only when RFC 4861's validity
@@ -2372,7 +2369,7 @@ then = "permit"
             );
             assert_eq!(names(&d), Vec::<&str>::new(), "counted, not logged");
         }
-        assert_eq!(w.counters.dropped[Reason::TcpOutOfWindow.drop_index()], 3);
+        assert_eq!(w.counters.dropped[DropReason::TcpOutOfWindow.index()], 3);
         // Inside the window but not where the client expects it: it goes
         // on (the client challenges it) and the session stays.
         let guessed = tcp_seq((s, 80), (c, 40000), rst, 5101 + 3000, 0, 0, &[]);
@@ -2486,7 +2483,7 @@ then = "permit"
             .take_expired(2 * S + crate::frag::FRAG_TIMEOUT_NS)
             .is_some());
         assert_eq!(w.give_up_held(GaveUp::Timeout), Reason::FragmentTimeout);
-        assert_eq!(w.counters.dropped[Reason::FragmentTimeout.drop_index()], 1);
+        assert_eq!(w.counters.dropped[DropReason::FragmentTimeout.index()], 1);
         // Protocols without ports are judged as they come.
         let gre = frag(c, s, 9, 40, raw(47), 24);
         let d = w.process(&rules, &screens, &gre, UNTRUST, 3 * S);
@@ -2936,7 +2933,7 @@ audit = true
         assert_eq!(reasons[4..], [Reason::SessionTableFull; 2]);
         assert_eq!(w.sessions.refused, 2);
         assert_eq!(w.sessions.len(), 4);
-        assert_eq!(w.counters.dropped[Reason::SessionTableFull.drop_index()], 2);
+        assert_eq!(w.counters.dropped[DropReason::SessionTableFull.index()], 2);
     }
 
     #[test]

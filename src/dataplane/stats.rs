@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rampart_core::{port_stats, PortStats, StartedPort};
 use rampart_pipeline::config::Config;
-use rampart_pipeline::engine::DROP_COUNTERS;
+use rampart_pipeline::engine::DropReason;
 
 use super::control_plane::ControlPlane;
 use crate::metrics::Exposition;
@@ -74,7 +74,7 @@ pub(super) fn register_telemetry(
                     format!("worker{w}.sessions_active"),
                     load(&c.sessions_active),
                 ));
-                for (i, reason) in DROP_COUNTERS.iter().enumerate() {
+                for (i, reason) in DropReason::NAMES.iter().enumerate() {
                     out.push((format!("worker{w}.drop.{reason}"), load(&c.drops[i])));
                 }
             }
@@ -207,7 +207,7 @@ impl ControlPlane<'_> {
             "Packets dropped, by reason.",
         );
         for (w, (_, c)) in self.workers.iter().enumerate() {
-            for (i, reason) in DROP_COUNTERS.iter().enumerate() {
+            for (i, reason) in DropReason::NAMES.iter().enumerate() {
                 e.sample(
                     "rampart_drops_total",
                     &[("worker", &w.to_string()), ("reason", reason)],
@@ -377,7 +377,7 @@ impl ControlPlane<'_> {
             .workers
             .iter()
             .map(|(lcore, c)| {
-                let drops: serde_json::Map<String, serde_json::Value> = DROP_COUNTERS
+                let drops: serde_json::Map<String, serde_json::Value> = DropReason::NAMES
                     .iter()
                     .enumerate()
                     .map(|(i, n)| (n.to_string(), load(&c.drops[i]).into()))
@@ -541,7 +541,7 @@ impl fmt::Display for Summary {
         let total = |pick: &dyn Fn(&WorkerCounters) -> &std::sync::atomic::AtomicU64| -> u64 {
             self.workers.iter().map(|(_, c)| load(pick(c))).sum()
         };
-        let drops: Vec<String> = DROP_COUNTERS
+        let drops: Vec<String> = DropReason::NAMES
             .iter()
             .enumerate()
             .map(|(i, name)| (name, total(&|c| &c.drops[i])))

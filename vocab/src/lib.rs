@@ -145,6 +145,29 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// Why a packet was dropped, as the counters name it (`drops.NAME` in
+    /// `stats --json`, `reason` of `rampart_drops_total`): the discriminant
+    /// indexes every drop counter array, so a new reason has a counter of
+    /// its own or does not compile.
+    pub enum DropReason {
+        Malformed = "malformed",
+        FilterDiscard = "filter_discard",
+        FilterReject = "filter_reject",
+        FilterImplicitDiscard = "filter_implicit_discard",
+        Screen = "screen",
+        TcpSynCheck = "tcp_syn_check",
+        PolicyDeny = "policy_deny",
+        PolicyReject = "policy_reject",
+        SessionTableFull = "session_table_full",
+        NoEgress = "no_egress",
+        TcpOutOfWindow = "tcp_out_of_window",
+        FragmentTimeout = "fragment_timeout",
+        FragmentHoldFull = "fragment_hold_full",
+        MtuExceeded = "mtu_exceeded",
+    }
+}
+
 /// What, besides the type, rule, action, zones and interfaces, makes two
 /// records the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -226,7 +249,12 @@ mod tests {
 
     #[test]
     fn names_are_unique() {
-        for names in [&EventType::NAMES[..], &ScreenOption::NAMES[..]] {
+        for names in [
+            &EventType::NAMES[..],
+            &ScreenOption::NAMES[..],
+            &DropReason::NAMES[..],
+            &CloseReason::NAMES[..],
+        ] {
             for (i, a) in names.iter().enumerate() {
                 assert!(!names[i + 1..].contains(a), "{a} listed twice");
             }
