@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rampart_pipeline::config::Config;
-use rampart_pipeline::engine::{Decision, Ruleset, StageCycles, Verdict, Worker, COST_STAGES};
+use rampart_pipeline::engine::{
+    Decision, Ruleset, Stage, StageCycles, Verdict, Worker, WorkerStage,
+};
 use rampart_pipeline::flow::Addr;
 use rampart_pipeline::screen::ScreenState;
 use rampart_pipeline::traffic::{mixed, ping, tcp, udp, v4, Frame};
@@ -557,8 +559,9 @@ fn main() {
     println!(
         "\nWhere the burst path's time goes (ns per packet in each stage, every stage timed once per burst, one pass):\n"
     );
-    println!("| scenario | {} | total |", COST_STAGES.join(" | "));
-    println!("|---|{}---:|", "---:|".repeat(COST_STAGES.len()));
+    let stages = Stage::ALL.map(|s| WorkerStage::of(s).name());
+    println!("| scenario | {} | total |", stages.join(" | "));
+    println!("|---|{}---:|", "---:|".repeat(stages.len()));
     for s in &scenarios {
         let Some(t) = s.stages else { continue };
         let per = |c: u64| c as f64 / t.samples.max(1) as f64;

@@ -18,31 +18,7 @@ use crate::session::{
 };
 use crate::tcp_window::Segment;
 use crate::wire::{self, Malformed, Parsed, ParsedPacket, TcpFlags};
-pub use rampart_vocab::{DropReason, EventType};
-
-/// Where in the pipeline a decision was made (names as in `trace`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    Parse,
-    FilterInput,
-    Screen,
-    Session,
-    Policy,
-    FilterOutput,
-}
-
-impl Stage {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Stage::Parse => "parse",
-            Stage::FilterInput => "filter-input",
-            Stage::Screen => "screen",
-            Stage::Session => "session",
-            Stage::Policy => "policy",
-            Stage::FilterOutput => "filter-output",
-        }
-    }
-}
+pub use rampart_vocab::{DropReason, EventType, Stage, WorkerStage};
 
 /// Why a packet was forwarded or dropped. `#[repr(u8)]` with a count so
 /// per-reason counters are plain arrays.
@@ -705,46 +681,6 @@ impl RuleHits {
     }
 }
 
-/// Pipeline stages whose cost is measured on sampled packets, in the
-/// order of [`StageCycles::cycles`]. `policy` includes session creation;
-/// `filter_output` includes the forwarding decision.
-pub const COST_STAGES: [&str; 6] = [
-    "parse",
-    "filter_input",
-    "screen",
-    "session",
-    "policy",
-    "filter_output",
-];
-
-/// Where a DPDK worker's cycles go, VPP `show runtime` style, as
-/// `rampart stats --json` names them in `stage_cycles`: `rx` and `tx`
-/// timed per burst, [`COST_STAGES`] in its order and `events` (encoding
-/// and ring enqueue) on sampled packets. Kept here, beside the pipeline's
-/// own stages, so that the worker and the benchmark harness share it.
-pub const WORKER_STAGES: [&str; COST_STAGES.len() + 3] = [
-    "rx",
-    "parse",
-    "filter_input",
-    "screen",
-    "session",
-    "policy",
-    "filter_output",
-    "events",
-    "tx",
-];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub(crate) enum CostStage {
-    Parse = 0,
-    FilterInput,
-    Screen,
-    Session,
-    Policy,
-    FilterOutput,
-}
-
 /// Cycles spent per stage (a cycle counter the caller supplies), like the
 /// per-node clocks of VPP's `show runtime`: each stage of
 /// [`Worker::process_burst`] is timed once per burst, over every packet
@@ -752,7 +688,8 @@ pub(crate) enum CostStage {
 /// (`samples`: the packets of the timed bursts).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StageCycles {
-    pub cycles: [u64; COST_STAGES.len()],
+    /// By [`Stage::index`].
+    pub cycles: [u64; Stage::COUNT],
     pub samples: u64,
 }
 
@@ -3107,14 +3044,14 @@ audit = true
         w.process_burst::<NoPrefetch>(&rules, &screens, &frames, UNTRUST, S, &mut out, false);
         let t = w.stage_cycles();
         assert_eq!(t.samples, 2, "every packet of the burst");
-        let stage = |name: &str| t.cycles[COST_STAGES.iter().position(|n| *n == name).unwrap()];
+        let stage = |name: &str| t.cycles[Stage::from_name(name).unwrap().index()];
         // 10 per clock read, one read per stage boundary: the session
         // stage is two loops (lookup, then the flow decisions).
-        for name in ["parse", "screen", "policy", "filter_output"] {
+        for name in ["parse", "screen", "policy", "filter-output"] {
             assert_eq!(stage(name), 10, "{name}: {t:?}");
         }
         assert_eq!(stage("session"), 20, "{t:?}");
-        assert_eq!(stage("filter_input"), 0, "no input filter configured");
+        assert_eq!(stage("filter-input"), 0, "no input filter configured");
         assert_eq!(out[1].reason, Reason::PolicyPermit);
     }
 }

@@ -25,7 +25,7 @@
 //! property test `vector_path_agrees_with_the_reference` holds both to
 //! the same verdicts, reasons, rules and events.
 
-use crate::engine::{fails_syn_check, CostStage, Decision, FlowHints, Reason, Ruleset, Worker};
+use crate::engine::{fails_syn_check, Decision, FlowHints, Reason, Ruleset, Stage, Worker};
 use crate::flow::FlowKey;
 use crate::policy::{self, PolicyMatch};
 use crate::screen::ScreenState;
@@ -136,7 +136,7 @@ impl Worker {
                 }
             }
         }
-        self.lap(&mut since, CostStage::Parse);
+        self.lap(&mut since, Stage::Parse);
 
         // Input filter.
         if rules.ports[ingress as usize].input_filter.is_some() {
@@ -147,7 +147,7 @@ impl Worker {
                     }
                 }
             }
-            self.lap(&mut since, CostStage::FilterInput);
+            self.lap(&mut since, Stage::FilterInput);
         }
 
         // Fragments and screen.
@@ -167,7 +167,7 @@ impl Worker {
                 }
             }
         }
-        self.lap(&mut since, CostStage::Screen);
+        self.lap(&mut since, Stage::Screen);
 
         // Session lookup in three passes, each prefetching what the next
         // reads: the index slots, the sessions they name, then the probes.
@@ -187,11 +187,11 @@ impl Worker {
             m.found = self.sessions.lookup_probe(&m.probe);
         }
         let looked_up = self.sessions.changes();
-        self.lap(&mut since, CostStage::Session);
+        self.lap(&mut since, Stage::Session);
 
         // Policy for the packets without a session, as one batch.
         self.policy_stage::<P>(rules, ingress, n, out);
-        self.lap(&mut since, CostStage::Policy);
+        self.lap(&mut since, Stage::Policy);
 
         // Flow, in packet order.
         for i in 0..n {
@@ -222,7 +222,7 @@ impl Worker {
                 &mut out[i],
             );
         }
-        self.lap(&mut since, CostStage::Session);
+        self.lap(&mut since, Stage::Session);
 
         // Output filter and forwarding.
         for (i, d) in out[..n].iter_mut().enumerate() {
@@ -230,7 +230,7 @@ impl Worker {
                 self.output(rules, d, egress, &pkt, reason);
             }
         }
-        self.lap(&mut since, CostStage::FilterOutput);
+        self.lap(&mut since, Stage::FilterOutput);
         if self.clock.is_some() {
             self.stage_totals.samples += n as u64;
         }
@@ -287,10 +287,10 @@ impl Worker {
 
     /// Adds the cycles since `since` to `stage` (when measuring).
     #[inline(always)]
-    fn lap(&mut self, since: &mut u64, stage: CostStage) {
+    fn lap(&mut self, since: &mut u64, stage: Stage) {
         if let Some(clock) = self.clock {
             let now = clock();
-            self.stage_totals.cycles[stage as usize] += now.wrapping_sub(*since);
+            self.stage_totals.cycles[stage.index()] += now.wrapping_sub(*since);
             *since = now;
         }
     }

@@ -146,6 +146,46 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// Where the pipeline decided a packet, as `trace` names it (`stage`),
+    /// in the order a packet meets the stages; the discriminant indexes
+    /// the per-stage cycle arrays of the burst path.
+    pub enum Stage {
+        Parse = "parse",
+        FilterInput = "filter-input",
+        Screen = "screen",
+        Session = "session",
+        Policy = "policy",
+        FilterOutput = "filter-output",
+    }
+}
+
+vocabulary! {
+    /// Where a DPDK worker's cycles go, VPP `show runtime` style, as
+    /// `rampart stats --json` names them (`stage_cycles`): `rx` and `tx`
+    /// timed per burst, each pipeline [`Stage`] timed per burst
+    /// (`policy` includes session creation, `filter_output` the
+    /// forwarding decision), and `events` (encoding and ring enqueue).
+    pub enum WorkerStage {
+        Rx = "rx",
+        Parse = "parse",
+        FilterInput = "filter_input",
+        Screen = "screen",
+        Session = "session",
+        Policy = "policy",
+        FilterOutput = "filter_output",
+        Events = "events",
+        Tx = "tx",
+    }
+}
+
+impl WorkerStage {
+    /// The worker stage that times pipeline stage `s`.
+    pub const fn of(s: Stage) -> WorkerStage {
+        WorkerStage::ALL[1 + s as usize]
+    }
+}
+
+vocabulary! {
     /// Why a packet was dropped, as the counters name it (`drops.NAME` in
     /// `stats --json`, `reason` of `rampart_drops_total`): the discriminant
     /// indexes every drop counter array, so a new reason has a counter of
@@ -245,6 +285,30 @@ mod tests {
         assert_eq!(ScreenOption::from_name("alarm-without-drop"), None);
         assert_eq!(ScreenOption::SynFin.name(), "syn-fin");
         assert_eq!(ScreenOption::LimitSession.name(), "limit-session");
+    }
+
+    /// Each pipeline stage has its worker stage, named alike (stats use
+    /// `_` where `trace` uses `-`).
+    #[test]
+    fn every_pipeline_stage_is_a_worker_stage() {
+        for s in Stage::ALL {
+            let w = WorkerStage::of(s);
+            let stat_name = w.name().as_bytes();
+            let trace_name = s.name().as_bytes();
+            assert_eq!(stat_name.len(), trace_name.len());
+            for (a, b) in stat_name.iter().zip(trace_name) {
+                assert!(
+                    a == b || (*a == b'_' && *b == b'-'),
+                    "{} {}",
+                    w.name(),
+                    s.name()
+                );
+            }
+        }
+        assert_eq!(
+            WorkerStage::of(Stage::FilterOutput).index() + 1,
+            WorkerStage::Events.index()
+        );
     }
 
     #[test]

@@ -559,7 +559,8 @@ fn worker_load(s1: &Sample, s2: &Sample) -> Option<f64> {
 }
 
 /// The worker stages `rampart stats --json` reports in `stage_cycles`.
-pub use rampart_pipeline::engine::WORKER_STAGES as STAGES;
+pub const STAGES: [&str; rampart_pipeline::engine::WorkerStage::COUNT] =
+    rampart_pipeline::engine::WorkerStage::NAMES;
 
 #[cfg(test)]
 mod tests {
