@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rampart_core::{RingConsumer, RingProducer};
 use rampart_events as ev;
 use rampart_pipeline::config::Config;
-use rampart_pipeline::engine::{Decision, Event, FilterDirection};
+use rampart_pipeline::engine::{Decision, Event};
 use rampart_pipeline::flow::Addr;
 
 /// Name tables of a config generation; policy id `policies.len()` is the
@@ -376,15 +376,8 @@ pub fn record_of(e: &Event, default_policy: u32) -> Option<ev::Event> {
         } => ev::Event::FilterLog(ev::FilterLog {
             filter,
             term: term.unwrap_or(ev::NO_ID16),
-            action: match action {
-                rampart_pipeline::config::FilterAction::Accept => ev::FilterAction::Accept,
-                rampart_pipeline::config::FilterAction::Discard => ev::FilterAction::Discard,
-                rampart_pipeline::config::FilterAction::Reject => ev::FilterAction::Reject,
-            },
-            direction: match direction {
-                FilterDirection::Input => ev::Direction::Input,
-                FilterDirection::Output => ev::Direction::Output,
-            },
+            action,
+            direction,
         }),
         Event::SessionOpen {
             session_id,

@@ -11,9 +11,9 @@ use rampart_schema::fb;
 
 use crate::counters::{TypeCounters, WorkerCountersSnapshot};
 use crate::types::{
-    CloseReason, Direction, EpisodePhase, Event, EventType, FilterAction, FilterLog, FilterName,
-    InterfaceName, Names, PacketMeta, PolicyDeny, PolicyName, Repeat, ScreenDrop, ScreenEpisode,
-    ScreenOption, SessionClose, SessionOpen, SourceCount, ZoneName, MAX_TOP_SOURCES,
+    CloseReason, EpisodePhase, Event, EventType, FilterAction, FilterDirection, FilterLog,
+    FilterName, InterfaceName, Names, PacketMeta, PolicyDeny, PolicyName, Repeat, ScreenDrop,
+    ScreenEpisode, ScreenOption, SessionClose, SessionOpen, SourceCount, ZoneName, MAX_TOP_SOURCES,
 };
 
 const N: usize = EventType::COUNT;
@@ -177,8 +177,8 @@ pub(crate) fn filter_action(a: fb::FilterAction) -> Result<FilterAction, DecodeE
     FilterAction::from_u8(a.0).ok_or_else(|| unknown("filter action", a.0))
 }
 
-pub(crate) fn direction(d: fb::Direction) -> Result<Direction, DecodeError> {
-    Direction::from_u8(d.0).ok_or_else(|| unknown("direction", d.0))
+pub(crate) fn direction(d: fb::Direction) -> Result<FilterDirection, DecodeError> {
+    FilterDirection::from_u8(d.0).ok_or_else(|| unknown("direction", d.0))
 }
 
 pub(crate) fn close_reason(r: fb::CloseReason) -> Result<CloseReason, DecodeError> {

@@ -15,8 +15,8 @@ use std::sync::OnceLock;
 
 use crate::decode::PacketEvent;
 use crate::types::{
-    is_ipv4_mapped, Direction, Event, FilterAction, Names, PacketMeta, ScreenDrop, ScreenEpisode,
-    ScreenOption, NO_ID16,
+    is_ipv4_mapped, Event, FilterAction, FilterDirection, Names, PacketMeta, ScreenDrop,
+    ScreenEpisode, ScreenOption, NO_ID16,
 };
 
 /// The SD-ID of Junos security log structured data.
@@ -636,7 +636,7 @@ fn write_value(e: &PacketEvent<'_>, names: &Names, field: Field, form: Form, out
             out,
             names,
             match f.direction {
-                Direction::Output if m.egress != NO_ID16 => m.egress,
+                FilterDirection::Output if m.egress != NO_ID16 => m.egress,
                 _ => m.ingress,
             },
         ),

@@ -54,10 +54,10 @@ pub use sockfile::{
     resolve_group, write_file_atomic, write_file_atomic_mode, SockFileError, SocketFile,
 };
 pub use types::{
-    ipv4_mapped, CloseReason, Direction, EpisodePhase, Event, EventType, FilterAction, FilterLog,
-    FilterName, InterfaceName, Names, PacketMeta, PolicyDeny, PolicyName, Repeat, ScreenDrop,
-    ScreenEpisode, ScreenOption, SessionClose, SessionOpen, SourceCount, ZoneName, MAX_TOP_SOURCES,
-    NO_ID16, NO_ID32,
+    ipv4_mapped, CloseReason, EpisodePhase, Event, EventType, FilterAction, FilterDirection,
+    FilterLog, FilterName, InterfaceName, Names, PacketMeta, PolicyDeny, PolicyName, Repeat,
+    ScreenDrop, ScreenEpisode, ScreenOption, SessionClose, SessionOpen, SourceCount, ZoneName,
+    MAX_TOP_SOURCES, NO_ID16, NO_ID32,
 };
 
 /// The schema source, for tools that generate readers in other languages.

@@ -8,7 +8,9 @@ pub const NO_ID16: u16 = u16::MAX;
 /// A u32 id meaning "none" (no policy).
 pub const NO_ID32: u32 = u32::MAX;
 
-pub use rampart_vocab::{CloseReason, EpisodePhase, EventType, ScreenOption};
+pub use rampart_vocab::{
+    CloseReason, EpisodePhase, EventType, FilterAction, FilterDirection, ScreenOption,
+};
 
 /// Which RT_SCREEN message family an option belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,57 +57,6 @@ pub(crate) const fn junos_screen(option: ScreenOption) -> (&'static str, ScreenC
         O::PortScan => ("TCP port scan!", ByProtocol),
         O::IpSweep => ("IP sweep!", ByProtocol),
         O::LimitSession => ("Src IP session limit!", SessionLimit),
-    }
-}
-
-/// Filter term action.
-#[repr(u8)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FilterAction {
-    Accept = 0,
-    Discard = 1,
-    Reject = 2,
-}
-
-impl FilterAction {
-    pub const fn name(self) -> &'static str {
-        match self {
-            FilterAction::Accept => "accept",
-            FilterAction::Discard => "discard",
-            FilterAction::Reject => "reject",
-        }
-    }
-    pub const fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            0 => Some(FilterAction::Accept),
-            1 => Some(FilterAction::Discard),
-            2 => Some(FilterAction::Reject),
-            _ => None,
-        }
-    }
-}
-
-/// Filter direction (interface input or output filter).
-#[repr(u8)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    Input = 0,
-    Output = 1,
-}
-
-impl Direction {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Direction::Input => "input",
-            Direction::Output => "output",
-        }
-    }
-    pub const fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            0 => Some(Direction::Input),
-            1 => Some(Direction::Output),
-            _ => None,
-        }
     }
 }
 
@@ -201,7 +152,7 @@ pub struct FilterLog {
     /// Index of the term in the filter.
     pub term: u16,
     pub action: FilterAction,
-    pub direction: Direction,
+    pub direction: FilterDirection,
 }
 
 /// A session was created (policy `log session-init`).
@@ -421,7 +372,8 @@ mod tests {
         }
     }
 
-    /// Close reasons and episode phases: the vocabulary's discriminant is
+    /// Close reasons, episode phases, filter actions and directions: the
+    /// vocabulary's discriminant is
     /// the wire value, so each must name the schema's value of that number.
     #[test]
     fn close_reasons_and_episode_phases_match_schema_enums() {
@@ -440,6 +392,22 @@ mod tests {
         }
         assert_eq!(
             fb::EpisodePhase(EpisodePhase::COUNT as u8).variant_name(),
+            None
+        );
+        for a in FilterAction::ALL {
+            let generated = fb::FilterAction(a as u8).variant_name().unwrap();
+            assert_eq!(generated, camel(a.name(), '-'));
+        }
+        assert_eq!(
+            fb::FilterAction(FilterAction::COUNT as u8).variant_name(),
+            None
+        );
+        for d in FilterDirection::ALL {
+            let generated = fb::Direction(d as u8).variant_name().unwrap();
+            assert_eq!(generated, camel(d.name(), '-'));
+        }
+        assert_eq!(
+            fb::Direction(FilterDirection::COUNT as u8).variant_name(),
             None
         );
     }

@@ -276,7 +276,7 @@ proptest! {
                 filter: small as u16,
                 term: (small >> 16) as u16,
                 action: if flag { FilterAction::Accept } else { FilterAction::Reject },
-                direction: if a & 1 == 0 { Direction::Input } else { Direction::Output },
+                direction: if a & 1 == 0 { FilterDirection::Input } else { FilterDirection::Output },
             }),
             3 => Event::SessionOpen(SessionOpen { session_id: a, policy: small, application: NO_ID16 }),
             _ => Event::SessionClose(SessionClose {

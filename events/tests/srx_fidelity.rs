@@ -411,7 +411,12 @@ fn filter_logs_are_plain_text_as_an_srx_sends_them() {
             direction,
         })
     };
-    let ours = render(Framing::Rfc5424, names.clone(), &m, &log(Direction::Input));
+    let ours = render(
+        Framing::Rfc5424,
+        names.clone(),
+        &m,
+        &log(FilterDirection::Input),
+    );
     let tail = |s: &str| s[s.find("PFE_FW_SYSLOG_IP: ").unwrap()..].to_owned();
     assert_eq!(tail(&ours), tail(&real), "{ours}\n{real}");
     let head = Regex::new(r"^<(\d+)>1 \S+ \S+ - - - - ").unwrap();
@@ -419,7 +424,7 @@ fn filter_logs_are_plain_text_as_an_srx_sends_them() {
     // Informational, as the SRX's <158> (local3.info) is.
     assert!(ours.starts_with("<14>1 "), "{ours}");
     // An output filter's log names the interface the filter is on.
-    let ours = render(Framing::Rfc5424, names, &m, &log(Direction::Output));
+    let ours = render(Framing::Rfc5424, names, &m, &log(FilterDirection::Output));
     assert!(ours.contains("FW: reth6.0 A pim "), "{ours}");
 }
 

@@ -344,7 +344,7 @@ pub fn records() -> Vec<Vec<u8>> {
                 filter: 0,
                 term: 1,
                 action: FilterAction::Discard,
-                direction: rampart_events::Direction::Input,
+                direction: rampart_events::FilterDirection::Input,
             }),
         ),
         (

@@ -18,7 +18,7 @@ use crate::session::{
 };
 use crate::tcp_window::Segment;
 use crate::wire::{self, Malformed, Parsed, ParsedPacket, TcpFlags};
-pub use rampart_vocab::{DropReason, EventType, Stage, WorkerStage};
+pub use rampart_vocab::{DropReason, EventType, FilterDirection, Stage, WorkerStage};
 
 /// Why a packet was forwarded or dropped. `#[repr(u8)]` with a count so
 /// per-reason counters are plain arrays.
@@ -157,12 +157,6 @@ pub enum RuleRef {
     FilterTerm { filter: u16, term: u16 },
     FilterEnd { filter: u16 },
     Screen { profile: u16 },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FilterDirection {
-    Input,
-    Output,
 }
 
 /// An event an operator must see, with the identities captured at the

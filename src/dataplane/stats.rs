@@ -348,7 +348,7 @@ impl ControlPlane<'_> {
                     .iter()
                     .enumerate()
                     .map(|(t, term)| {
-                        serde_json::json!({"term": term.name, "action": term.then.action.as_str(),
+                        serde_json::json!({"term": term.name, "action": term.then.action.name(),
                                            "hits": rules.hits.term(f as u16, FilterOutcome::Term(t as u16), n)})
                     })
                     .collect();

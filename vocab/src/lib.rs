@@ -186,6 +186,26 @@ impl WorkerStage {
 }
 
 vocabulary! {
+    /// What a firewall filter term does (`then = { action = ... }`), as
+    /// config, events and stats name it; the discriminant is the schema's
+    /// `FilterAction`.
+    pub enum FilterAction {
+        Accept = "accept",
+        Discard = "discard",
+        Reject = "reject",
+    }
+}
+
+vocabulary! {
+    /// Which of an interface's filters logged (`input_filter` or
+    /// `output_filter`); the discriminant is the schema's `Direction`.
+    pub enum FilterDirection {
+        Input = "input",
+        Output = "output",
+    }
+}
+
+vocabulary! {
     /// Why a packet was dropped, as the counters name it (`drops.NAME` in
     /// `stats --json`, `reason` of `rampart_drops_total`): the discriminant
     /// indexes every drop counter array, so a new reason has a counter of
@@ -317,6 +337,7 @@ mod tests {
             &EventType::NAMES[..],
             &ScreenOption::NAMES[..],
             &DropReason::NAMES[..],
+            &FilterAction::NAMES[..],
             &CloseReason::NAMES[..],
         ] {
             for (i, a) in names.iter().enumerate() {

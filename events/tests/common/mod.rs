@@ -125,7 +125,7 @@ pub fn all_events() -> Vec<(PacketMeta, Event, Vec<u8>)> {
                 filter: 0,
                 term: 0,
                 action: FilterAction::Discard,
-                direction: Direction::Input,
+                direction: FilterDirection::Input,
             }),
             syn_frame(),
         ),

@@ -903,22 +903,7 @@ impl TcpFlags {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FilterAction {
-    Accept,
-    Discard,
-    Reject,
-}
-
-impl FilterAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FilterAction::Accept => "accept",
-            FilterAction::Discard => "discard",
-            FilterAction::Reject => "reject",
-        }
-    }
-}
+pub use rampart_vocab::FilterAction;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TermAction {
