@@ -80,7 +80,6 @@ pub struct WorkerEvents {
     seq: u64,
     worker: u16,
     generation: u32,
-    default_policy: u32,
     snippet_bytes: usize,
     /// `[events.aggregate]`: repeats wait here for their window to end.
     aggregator: ev::Aggregator,
@@ -125,7 +124,6 @@ impl WorkerEvents {
             seq: 0,
             worker,
             generation,
-            default_policy: config.policies.len() as u32,
             snippet_bytes: config.events.snippet_bytes as usize,
             aggregator: {
                 let a = &config.events.aggregate;
@@ -145,9 +143,7 @@ impl WorkerEvents {
     /// the decision and packet it came from (absent for aging closes).
     #[inline]
     pub fn emit(&mut self, e: &Event, d: Option<&Decision>, frame: &[u8], now_ns: u64) {
-        let Some(record) = record_of(e, self.default_policy) else {
-            return;
-        };
+        let record = record_of(e);
         let t = record.event_type();
         self.counters.incr_generated(t);
         // A flood, scan or sweep drop counts in its episode even when its
@@ -276,7 +272,6 @@ impl WorkerEvents {
         configure_episodes(&mut self.episodes, config);
         self.limiter.set_rates(rate_limits(config), now_ns);
         self.generation = generation;
-        self.default_policy = config.policies.len() as u32;
         self.snippet_bytes = config.events.snippet_bytes as usize;
     }
 }
@@ -340,67 +335,17 @@ impl Sink<'_> {
     }
 }
 
-/// A pipeline event as the `events` crate encodes it (`None`: a screen
-/// option the encoder does not know, which a test rules out).
-pub fn record_of(e: &Event, default_policy: u32) -> Option<ev::Event> {
-    Some(match *e {
-        Event::PolicyDeny {
-            policy,
-            reject,
-            audit,
-            session_id,
-            application,
-        } => ev::Event::PolicyDeny(ev::PolicyDeny {
-            policy: policy.unwrap_or(default_policy),
-            reject,
-            audit,
-            session_id,
-            application,
-        }),
-        Event::ScreenDrop {
-            profile,
-            option,
-            alarm_only,
-        } => ev::Event::ScreenDrop(ev::ScreenDrop {
-            screen: profile,
-            // Both enums list the options in INTERFACES.md order (a test
-            // pins it), so the discriminant maps them without strings.
-            option: ev::ScreenOption::from_u8(option as u8)?,
-            alarm_only,
-        }),
-        Event::FilterLog {
-            filter,
-            term,
-            action,
-            direction,
-        } => ev::Event::FilterLog(ev::FilterLog {
-            filter,
-            term: term.unwrap_or(ev::NO_ID16),
-            action,
-            direction,
-        }),
-        Event::SessionOpen {
-            session_id,
-            policy,
-            application,
-        } => ev::Event::SessionOpen(ev::SessionOpen {
-            session_id,
-            policy,
-            application,
-        }),
-        Event::SessionClose(c) => ev::Event::SessionClose(ev::SessionClose {
-            session_id: c.session_id,
-            policy: c.policy,
-            reason: c.reason,
-            packets_client: c.packets_client,
-            bytes_client: c.bytes_client,
-            packets_server: c.packets_server,
-            bytes_server: c.bytes_server,
-            elapsed_ns: c.closed_ns.saturating_sub(c.created_ns),
-            session_generation: c.generation,
-            application: c.application,
-        }),
-    })
+/// A pipeline event as the `events` crate encodes it: the same payload
+/// (`rampart_vocab::records`), a close without the flow its metadata
+/// carries.
+pub fn record_of(e: &Event) -> ev::Event {
+    match *e {
+        Event::PolicyDeny(p) => ev::Event::PolicyDeny(p),
+        Event::ScreenDrop(s) => ev::Event::ScreenDrop(s),
+        Event::FilterLog(f) => ev::Event::FilterLog(f),
+        Event::SessionOpen(o) => ev::Event::SessionOpen(o),
+        Event::SessionClose(c) => ev::Event::SessionClose(c.record),
+    }
 }
 
 /// The packet bytes a record of `e` carries: the first `snippet_bytes` of
@@ -412,7 +357,7 @@ fn snippet_of<'a>(
     snippet_bytes: usize,
 ) -> &'a [u8] {
     match (e, d) {
-        (Event::SessionOpen { .. } | Event::SessionClose(_), _) | (_, None) => &[],
+        (Event::SessionOpen(_) | Event::SessionClose(_), _) | (_, None) => &[],
         (_, Some(_)) => &frame[..frame.len().min(snippet_bytes)],
     }
 }
@@ -507,7 +452,6 @@ mod tests {
         let text = include_str!("demo.toml").replace("@DIR@", "/nonexistent");
         let config = Config::from_str_named(&text, "demo.toml").unwrap();
         let snippet_bytes = config.events.snippet_bytes as usize;
-        let default_policy = config.policies.len() as u32;
         let rules = Ruleset::compile(Arc::new(config), 1);
         let screens = ScreenState::new(1024);
         let mut worker = Worker::new(0, &rules);
@@ -516,7 +460,7 @@ mod tests {
         let mut out = Vec::new();
         let mut seq = 0;
         let mut encode = |e: &Event, d: Option<&Decision>, frame: &[u8], now_ns: u64| {
-            let record = record_of(e, default_policy).expect("a known screen option");
+            let record = record_of(e);
             let meta = packet_meta(0, 1, e, d, now_ns);
             let snippet = snippet_of(e, d, frame, snippet_bytes);
             seq += 1;

@@ -3,11 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// A u16 id meaning "none" (no egress interface, no zone, global policy...).
-pub const NO_ID16: u16 = u16::MAX;
-/// A u32 id meaning "none" (no policy).
-pub const NO_ID32: u32 = u32::MAX;
-
+pub use rampart_vocab::records::{
+    FilterLog, PolicyDeny, ScreenDrop, SessionClose, SessionOpen, NO_ID16, NO_ID32,
+};
 pub use rampart_vocab::{
     CloseReason, EpisodePhase, EventType, FilterAction, FilterDirection, ScreenOption,
 };
@@ -117,70 +115,6 @@ impl PacketMeta {
     pub fn is_icmp(&self) -> bool {
         (!self.ipv6 && self.protocol == 1) || (self.ipv6 && self.protocol == 58)
     }
-}
-
-/// A policy denied (or rejected) the first packet of a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PolicyDeny {
-    /// Policy id (index in the name table); the default policy has its own id.
-    pub policy: u32,
-    pub reject: bool,
-    /// An audit-mode policy would have denied it; it was let through to
-    /// the next matching policy.
-    pub audit: bool,
-    /// The denied packet's own id (Junos `session-id-32`), unique like a
-    /// session's; 0 from older producers.
-    pub session_id: u64,
-    /// The policy's application that matched ([`Names::application`]),
-    /// [`NO_ID16`] for none.
-    pub application: u16,
-}
-
-/// A screen option matched: dropped, or alarm only (`alarm-without-drop`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScreenDrop {
-    /// Screen profile id.
-    pub screen: u16,
-    pub option: ScreenOption,
-    pub alarm_only: bool,
-}
-
-/// A filter term with `then log` matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FilterLog {
-    pub filter: u16,
-    /// Index of the term in the filter.
-    pub term: u16,
-    pub action: FilterAction,
-    pub direction: FilterDirection,
-}
-
-/// A session was created (policy `log session-init`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionOpen {
-    pub session_id: u64,
-    pub policy: u32,
-    /// As in [`PolicyDeny::application`].
-    pub application: u16,
-}
-
-/// A session ended (policy `log session-close`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionClose {
-    pub session_id: u64,
-    pub policy: u32,
-    pub reason: CloseReason,
-    pub packets_client: u64,
-    pub bytes_client: u64,
-    pub packets_server: u64,
-    pub bytes_server: u64,
-    pub elapsed_ns: u64,
-    /// The config generation the session was created in: the record's ids
-    /// (policy, zones, interfaces) index that generation's name tables.
-    /// 0 = the record's own generation (older producers).
-    pub session_generation: u32,
-    /// As in [`PolicyDeny::application`].
-    pub application: u16,
 }
 
 /// Sources an episode record names at most.

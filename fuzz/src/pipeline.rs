@@ -280,23 +280,19 @@ fn check_event(rules: &Ruleset, e: &Event) {
     let c = &rules.config;
     let _ = e.type_name();
     match e {
-        Event::PolicyDeny { policy, .. } => {
-            if let Some(p) = policy {
-                assert!((*p as usize) < c.policies.len());
-            }
+        // The default policy's id is the one after the last policy.
+        Event::PolicyDeny(p) => assert!((p.policy as usize) <= c.policies.len()),
+        Event::ScreenDrop(s) => assert!(usize::from(s.screen) < c.screens.len()),
+        Event::FilterLog(l) => {
+            let f = &c.filters[usize::from(l.filter)];
+            assert!(usize::from(l.term) < f.terms.len());
         }
-        Event::ScreenDrop { profile, .. } => assert!(usize::from(*profile) < c.screens.len()),
-        Event::FilterLog { filter, term, .. } => {
-            let f = &c.filters[usize::from(*filter)];
-            if let Some(t) = term {
-                assert!(usize::from(*t) < f.terms.len());
-            }
-        }
-        Event::SessionOpen { policy, .. } => {
-            assert!(*policy == u32::MAX || (*policy as usize) < c.policies.len());
+        Event::SessionOpen(o) => {
+            assert!(o.policy == u32::MAX || (o.policy as usize) < c.policies.len());
         }
         Event::SessionClose(s) => {
-            assert!(s.policy == u32::MAX || (s.policy as usize) < c.policies.len());
+            let policy = s.record.policy;
+            assert!(policy == u32::MAX || (policy as usize) < c.policies.len());
             assert!(usize::from(s.from_zone) < c.zones.len());
             assert!(usize::from(s.to_zone) < c.zones.len());
             assert!(usize::from(s.ingress) < c.interfaces.len());

@@ -18,6 +18,9 @@ use crate::session::{
 };
 use crate::tcp_window::Segment;
 use crate::wire::{self, Malformed, Parsed, ParsedPacket, TcpFlags};
+pub use rampart_vocab::records::{
+    FilterLog, PolicyDeny, ScreenDrop, SessionClose, SessionOpen, NO_ID16,
+};
 pub use rampart_vocab::{DropReason, EventType, FilterDirection, Stage, WorkerStage};
 
 /// Why a packet was forwarded or dropped. `#[repr(u8)]` with a count so
@@ -168,37 +171,12 @@ pub enum RuleRef {
 /// [`Worker::events`] builds the full events from the decision at export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event<C = SessionClosed> {
-    PolicyDeny {
-        policy: Option<u32>,
-        reject: bool,
-        /// An audit-mode policy would have denied (or rejected) the packet;
-        /// it was not enforced.
-        audit: bool,
-        /// The denied packet's own id, from the session id space (an
-        /// SRX gives each denied first packet one).
-        session_id: u64,
-        /// The policy's application that matched ([`NO_APPLICATION`]: none).
-        application: u16,
-    },
-    ScreenDrop {
-        profile: u16,
-        option: ScreenOption,
-        alarm_only: bool,
-    },
-    FilterLog {
-        filter: u16,
-        term: Option<u16>,
-        action: FilterAction,
-        direction: FilterDirection,
-    },
-    /// `policy` is an id of the generation live at the decision (the
-    /// default policy is the id after the last policy).
-    SessionOpen {
-        session_id: u64,
-        policy: u32,
-        /// As in `PolicyDeny`.
-        application: u16,
-    },
+    PolicyDeny(PolicyDeny),
+    ScreenDrop(ScreenDrop),
+    FilterLog(FilterLog),
+    SessionOpen(SessionOpen),
+    /// The closed session's record: its payload and the flow, interfaces
+    /// and zones its record names ([`SessionClosed`]).
     SessionClose(C),
 }
 
@@ -206,10 +184,10 @@ impl<C> Event<C> {
     /// The event's type; its name is the one used in JSON, stats and `trace`.
     pub const fn event_type(&self) -> EventType {
         match self {
-            Event::PolicyDeny { .. } => EventType::PolicyDeny,
-            Event::ScreenDrop { .. } => EventType::ScreenDrop,
-            Event::FilterLog { .. } => EventType::FilterLog,
-            Event::SessionOpen { .. } => EventType::SessionOpen,
+            Event::PolicyDeny(_) => EventType::PolicyDeny,
+            Event::ScreenDrop(_) => EventType::ScreenDrop,
+            Event::FilterLog(_) => EventType::FilterLog,
+            Event::SessionOpen(_) => EventType::SessionOpen,
             Event::SessionClose(_) => EventType::SessionClose,
         }
     }
@@ -222,48 +200,10 @@ impl<C> Event<C> {
     /// if `close` finds none).
     fn map_close<D>(self, close: impl FnOnce(C) -> Option<D>) -> Option<Event<D>> {
         Some(match self {
-            Event::PolicyDeny {
-                policy,
-                reject,
-                audit,
-                session_id,
-                application,
-            } => Event::PolicyDeny {
-                policy,
-                reject,
-                audit,
-                session_id,
-                application,
-            },
-            Event::ScreenDrop {
-                profile,
-                option,
-                alarm_only,
-            } => Event::ScreenDrop {
-                profile,
-                option,
-                alarm_only,
-            },
-            Event::FilterLog {
-                filter,
-                term,
-                action,
-                direction,
-            } => Event::FilterLog {
-                filter,
-                term,
-                action,
-                direction,
-            },
-            Event::SessionOpen {
-                session_id,
-                policy,
-                application,
-            } => Event::SessionOpen {
-                session_id,
-                policy,
-                application,
-            },
+            Event::PolicyDeny(e) => Event::PolicyDeny(e),
+            Event::ScreenDrop(e) => Event::ScreenDrop(e),
+            Event::FilterLog(e) => Event::FilterLog(e),
+            Event::SessionOpen(e) => Event::SessionOpen(e),
             Event::SessionClose(c) => Event::SessionClose(close(c)?),
         })
     }
@@ -316,27 +256,15 @@ impl CloseLog {
 /// A closed session as its close event reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionClosed {
-    pub session_id: u64,
-    /// The policy (an id of `generation`) that permitted the session.
-    pub policy: u32,
-    /// The generation the session was created in: every id here is one
-    /// of its ids (see [`SessionMeta::generation`]).
-    pub generation: u32,
+    /// What its record says (ids of the generation the session was
+    /// created in, `record.session_generation`).
+    pub record: SessionClose,
     /// The initiator's 5-tuple.
     pub key: FlowKey,
     pub from_zone: u16,
     pub to_zone: u16,
     pub ingress: u16,
     pub egress: u16,
-    pub reason: CloseReason,
-    pub packets_client: u64,
-    pub bytes_client: u64,
-    pub packets_server: u64,
-    pub bytes_server: u64,
-    pub created_ns: u64,
-    pub closed_ns: u64,
-    /// The application the session's policy matched (see `PolicyDeny`).
-    pub application: u16,
 }
 
 /// At most this many events per packet (input filter log, screen alarm,
@@ -920,11 +848,11 @@ impl Worker {
         if let Some(profile) = profile {
             if let Some(hit) = screen::check(profile, screens, pkt, overlap, now_ns) {
                 self.counters.screen[hit.option as usize] += 1;
-                d.push(Event::ScreenDrop {
-                    profile: profile.id,
+                d.push(Event::ScreenDrop(ScreenDrop {
+                    screen: profile.id,
                     option: hit.option,
                     alarm_only: hit.alarm_only,
-                });
+                }));
                 if !hit.alarm_only {
                     d.rule = RuleRef::Screen {
                         profile: profile.id,
@@ -1097,13 +1025,13 @@ impl Worker {
                 break;
             }
             self.counters.policy_audit += 1;
-            d.push(Event::PolicyDeny {
-                policy: Some(id),
+            d.push(Event::PolicyDeny(PolicyDeny {
+                policy: id,
                 reject: verdict.action == PolicyAction::Reject,
                 audit: true,
                 session_id: self.sessions.next_id(),
                 application: matched_application(rules, Some(id), pkt),
-            });
+            }));
             matched = rules.policies.lookup_after(from, to, pkt, id);
             rules.hits.bump(self.index, rules.hits.policy_slot(matched));
         }
@@ -1120,13 +1048,13 @@ impl Worker {
                     // An audited pair drops nothing: what the default
                     // policy would drop is logged and let through.
                     self.counters.policy_audit += 1;
-                    d.push(Event::PolicyDeny {
-                        policy: None,
+                    d.push(Event::PolicyDeny(PolicyDeny {
+                        policy: rules.default_policy_id(),
                         reject: dp.action == PolicyAction::Reject,
                         audit: true,
                         session_id: self.sessions.next_id(),
                         application: matched_application(rules, None, pkt),
-                    });
+                    }));
                     (
                         PolicyAction::Permit,
                         false,
@@ -1142,13 +1070,13 @@ impl Worker {
             PolicyAction::Deny | PolicyAction::Reject => {
                 let reject = action == PolicyAction::Reject;
                 if log_deny {
-                    d.push(Event::PolicyDeny {
-                        policy: policy_id,
+                    d.push(Event::PolicyDeny(PolicyDeny {
+                        policy: policy_id.unwrap_or(rules.default_policy_id()),
                         reject,
                         audit: false,
                         session_id: self.sessions.next_id(),
                         application: matched_application(rules, policy_id, pkt),
-                    });
+                    }));
                 }
                 let (reason, verdict) = if reject {
                     (Reason::PolicyReject, Verdict::Reject)
@@ -1163,11 +1091,11 @@ impl Worker {
                     if let Some(hit) = screen::session_limit_hit(profile, screens, key.src, key.dst)
                     {
                         self.counters.screen[hit.option as usize] += 1;
-                        d.push(Event::ScreenDrop {
-                            profile: profile.id,
+                        d.push(Event::ScreenDrop(ScreenDrop {
+                            screen: profile.id,
                             option: hit.option,
                             alarm_only: hit.alarm_only,
-                        });
+                        }));
                         if !hit.alarm_only {
                             d.rule = RuleRef::Screen {
                                 profile: profile.id,
@@ -1206,11 +1134,11 @@ impl Worker {
                             screen::session_opened(profile, screens, key.src, key.dst);
                         }
                         if log.session_init {
-                            d.push(Event::SessionOpen {
+                            d.push(Event::SessionOpen(SessionOpen {
                                 session_id: self.sessions.get(handle).id,
                                 policy: meta.policy,
                                 application: meta.application,
-                            });
+                            }));
                         }
                         d.stage = Stage::Policy;
                         Some((egress, Reason::PolicyPermit))
@@ -1324,22 +1252,23 @@ impl Worker {
             screen::session_closed(p, screens, key.src, key.dst);
         }
         s.meta.log_close.then(|| SessionClosed {
-            session_id: s.id,
-            policy: s.meta.policy,
-            generation: s.meta.generation,
+            record: SessionClose {
+                session_id: s.id,
+                policy: s.meta.policy,
+                reason,
+                packets_client: s.packets[0],
+                bytes_client: s.bytes[0],
+                packets_server: s.packets[1],
+                bytes_server: s.bytes[1],
+                elapsed_ns: now_ns.saturating_sub(s.created_ns),
+                session_generation: s.meta.generation,
+                application: s.meta.application,
+            },
             key: s.key(),
             from_zone: s.meta.from_zone,
             to_zone: s.meta.to_zone,
             ingress: s.meta.ingress,
             egress: s.meta.egress,
-            reason,
-            packets_client: s.packets[0],
-            bytes_client: s.bytes[0],
-            packets_server: s.packets[1],
-            bytes_server: s.bytes[1],
-            created_ns: s.created_ns,
-            closed_ns: now_ns,
-            application: s.meta.application,
         })
     }
 
@@ -1373,18 +1302,19 @@ impl Worker {
             self.index,
             rules.hits.term_slot(f, outcome, filter.terms.len()),
         );
-        let (term, log) = match outcome {
-            FilterOutcome::Term(t) => (Some(t), filter.terms[t as usize].then.log),
-            FilterOutcome::ImplicitDiscard => (None, false),
+        let term = match outcome {
+            FilterOutcome::Term(t) => Some(t),
+            FilterOutcome::ImplicitDiscard => None,
         };
         let action = filter::action(filter, outcome);
-        if log {
-            d.push(Event::FilterLog {
+        // The implicit discard at a filter's end logs nothing.
+        if let Some(term) = term.filter(|&t| filter.terms[t as usize].then.log) {
+            d.push(Event::FilterLog(FilterLog {
                 filter: f,
                 term,
                 action,
                 direction: dir,
-            });
+            }));
         }
         let stage = match dir {
             FilterDirection::Input => Stage::FilterInput,
@@ -1478,7 +1408,7 @@ struct PolicyVerdict {
 }
 
 /// No application: the default policy, or none of the policy's matched.
-pub const NO_APPLICATION: u16 = u16::MAX;
+pub const NO_APPLICATION: u16 = NO_ID16;
 
 /// The first of policy `policy`'s applications (an index into the config's
 /// applications) that the packet matches, for the service name operators
@@ -1769,9 +1699,12 @@ log = true
             _ => None,
         });
         let close = close.expect("the last ACK closes the session");
-        assert_eq!(close.reason, CloseReason::TcpFin);
-        assert_eq!((close.packets_client, close.packets_server), (5, 3));
-        assert!(close.bytes_server > 1000);
+        assert_eq!(close.record.reason, CloseReason::TcpFin);
+        assert_eq!(
+            (close.record.packets_client, close.record.packets_server),
+            (5, 3)
+        );
+        assert!(close.record.bytes_server > 1000);
         // A late segment still matches the closing session...
         assert_eq!(
             run(
@@ -2456,8 +2389,8 @@ log = true
             );
             match w.events(&d).next() {
                 Some(Event::SessionClose(c)) => {
-                    assert_eq!(c.reason, CloseReason::ResponseReceived);
-                    assert_eq!((c.packets_client, c.packets_server), (1, 1));
+                    assert_eq!(c.record.reason, CloseReason::ResponseReceived);
+                    assert_eq!((c.record.packets_client, c.record.packets_server), (1, 1));
                 }
                 other => panic!("{other:?}"),
             }
@@ -2511,12 +2444,12 @@ audit = true
             "logged as audit, permitted by allow-web"
         );
         match w.events(&d).next() {
-            Some(Event::PolicyDeny {
-                policy: Some(0),
+            Some(Event::PolicyDeny(PolicyDeny {
+                policy: 0,
                 audit: true,
                 reject: false,
                 ..
-            }) => {}
+            })) => {}
             other => panic!("{other:?}"),
         }
         assert_eq!(d.rule, RuleRef::Policy(1), "allow-web decided");
@@ -2568,12 +2501,12 @@ audit = true
             "reject-telnet's audit, then the default policy's, and through"
         );
         match w.events(&d).next() {
-            Some(Event::PolicyDeny {
-                policy: Some(1),
+            Some(Event::PolicyDeny(PolicyDeny {
+                policy: 1,
                 audit: true,
                 reject: true,
                 ..
-            }) => {}
+            })) => {}
             other => panic!("{other:?}"),
         }
         // What only the default policy denies passes too, logged.
@@ -2586,11 +2519,11 @@ audit = true
         );
         assert_eq!(d.verdict, Verdict::Forward { egress: TRUST });
         match w.events(&d).next() {
-            Some(Event::PolicyDeny {
-                policy: None,
+            Some(Event::PolicyDeny(PolicyDeny {
+                policy,
                 audit: true,
                 ..
-            }) => {}
+            })) if policy == rules.default_policy_id() => {}
             other => panic!("{other:?}"),
         }
         assert_eq!(
@@ -2701,7 +2634,7 @@ audit = true
             events.push(e)
         });
         match events.as_slice() {
-            [Event::SessionClose(c)] => assert_eq!(c.reason, CloseReason::IdleTimeout),
+            [Event::SessionClose(c)] => assert_eq!(c.record.reason, CloseReason::IdleTimeout),
             other => panic!("{other:?}"),
         }
         assert!(w.sessions.is_empty());
@@ -2725,7 +2658,7 @@ audit = true
             events.push(e)
         });
         match events.as_slice() {
-            [Event::SessionClose(c)] => assert_eq!(c.reason, CloseReason::IdleTimeout),
+            [Event::SessionClose(c)] => assert_eq!(c.record.reason, CloseReason::IdleTimeout),
             other => panic!("the session opened under 60 s ages at 5 s: {other:?}"),
         }
         assert!(w.sessions.is_empty());
@@ -2761,7 +2694,7 @@ audit = true
         let mut closed = Vec::new();
         w.expire(&reloaded, &screens, 1000 * S, usize::MAX, &mut |e| {
             if let Event::SessionClose(c) = e {
-                closed.push((c.key.src, c.policy, c.generation));
+                closed.push((c.key.src, c.record.policy, c.record.session_generation));
             }
         });
         closed.sort();
@@ -2977,9 +2910,18 @@ audit = true
     #[test]
     fn the_close_log_answers_for_its_last_closes_only() {
         let closed = |session_id| SessionClosed {
-            session_id,
-            policy: 0,
-            generation: 1,
+            record: SessionClose {
+                session_id,
+                policy: 0,
+                reason: CloseReason::TcpFin,
+                packets_client: 1,
+                bytes_client: 60,
+                packets_server: 1,
+                bytes_server: 60,
+                elapsed_ns: 1,
+                session_generation: 1,
+                application: NO_APPLICATION,
+            },
             key: FlowKey {
                 src: v4(192, 0, 2, 1),
                 dst: v4(198, 51, 100, 1),
@@ -2991,21 +2933,13 @@ audit = true
             to_zone: 1,
             ingress: 0,
             egress: 1,
-            reason: CloseReason::TcpFin,
-            packets_client: 1,
-            bytes_client: 60,
-            packets_server: 1,
-            bytes_server: 60,
-            created_ns: 1,
-            closed_ns: 2,
-            application: NO_APPLICATION,
         };
         let mut log = CloseLog::new();
         let refs: Vec<CloseRef> = (0..CloseLog::LEN as u64 + 3)
             .map(|id| log.keep(closed(id)))
             .collect();
         for (id, r) in refs.iter().enumerate() {
-            let found = log.get(*r).map(|c| c.session_id);
+            let found = log.get(*r).map(|c| c.record.session_id);
             let expect = (id >= 3).then_some(id as u64);
             assert_eq!(found, expect, "close {id}");
         }
@@ -3013,8 +2947,8 @@ audit = true
         log.next = u32::MAX;
         let r = log.keep(closed(7));
         let after = log.keep(closed(8));
-        assert_eq!(log.get(r).map(|c| c.session_id), Some(7));
-        assert_eq!(log.get(after).map(|c| c.session_id), Some(8));
+        assert_eq!(log.get(r).map(|c| c.record.session_id), Some(7));
+        assert_eq!(log.get(after).map(|c| c.record.session_id), Some(8));
     }
 
     /// A clock that advances 10 per read, so each stage boundary is visible.

@@ -12,6 +12,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod records;
+
 macro_rules! vocabulary {
     (
         $(#[$doc:meta])*
