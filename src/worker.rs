@@ -9,15 +9,12 @@ use rampart_core::{
     tsc_cycles, ArcReceiver, ArcSender, Burst, Mbuf, MbufRingConsumer, MbufRingProducer, Mempool,
     RxQueue, TxQueue, MAX_BURST,
 };
-use rampart_pipeline::engine::{self, DropReason, Event, EventType, Ruleset, Verdict, WorkerStage};
+use rampart_pipeline::engine::{self, DropReason, Ruleset, Verdict, WorkerStage};
 use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::screen::ScreenState;
 
 use crate::export::WorkerEvents;
 use rampart_pipeline::session::CloseReason as SessionCloseReason;
-
-/// Event type names, indexed like [`WorkerCounters::events`].
-pub const EVENT_TYPES: [&str; EventType::COUNT] = EventType::NAMES;
 
 /// Where a worker's cycles go, every stage timed once per burst.
 pub const STAGES: [&str; WorkerStage::COUNT] = WorkerStage::NAMES;
@@ -57,8 +54,6 @@ pub struct WorkerCounters {
     /// queue), and those refused because that ring was full.
     pub handoff_out: AtomicU64,
     pub handoff_full: AtomicU64,
-    /// Events generated, by type (see `EVENT_TYPES`).
-    pub events: [AtomicU64; EventType::COUNT],
     pub sessions_created: AtomicU64,
     pub sessions_closed: AtomicU64,
     /// Ended TCP sessions a new connection's SYN replaced.
@@ -369,7 +364,6 @@ impl Worker {
             pipeline,
             rules,
             screens,
-            counters,
             events,
             ..
         } = &mut self;
@@ -378,10 +372,10 @@ impl Worker {
             screens,
             SessionCloseReason::Shutdown,
             now,
-            &mut |e| export(counters, events, &e, None, &[], now),
+            &mut |e| events.emit(&e, None, &[], now),
         );
         self.events.publish();
-        self.publish_sessions();
+        self.publish_pipeline_counters();
         stop.finished.fetch_add(1, Ordering::AcqRel);
         self.counters
     }
@@ -448,7 +442,6 @@ impl Worker {
             rules,
             screens,
             decisions,
-            counters,
             events,
             stage_totals,
             held,
@@ -466,7 +459,7 @@ impl Worker {
         let before = tsc_cycles();
         for (d, frame) in decisions.iter().zip(&frames[..decided]) {
             for e in pipeline.events(d) {
-                export(counters, events, &e, Some(d), frame, now);
+                events.emit(&e, Some(d), frame, now);
             }
         }
         stage_totals.events_cycles += tsc_cycles() - before;
@@ -536,35 +529,22 @@ impl Worker {
     }
 
     /// Carries out the decision in `slot` made for `m` (its events are
-    /// exported): counters, then forward, drop, reject or hold; then the
-    /// fragments a first fragment releases.
+    /// exported; the pipeline counted it): forward, drop, reject or hold;
+    /// then the fragments a first fragment releases.
     #[inline(always)]
     fn act(&mut self, m: Mbuf, iface: usize, now: u64, slot: usize) {
         let d = &self.decisions[slot];
-        let (verdict, reason, packet) = (d.verdict, d.reason, d.packet);
-        match reason {
-            engine::Reason::Malformed(_) | engine::Reason::MalformedForwarded(_) => {
-                bump(&self.counters.malformed, 1)
-            }
-            engine::Reason::NeighborDiscovery => bump(&self.counters.neighbor_discovery, 1),
-            engine::Reason::RelatedIcmp => bump(&self.counters.related_icmp, 1),
-            _ => {}
-        }
+        let (verdict, packet) = (d.verdict, d.packet);
         let first_fragment = packet.filter(|p| p.frag.is_first_fragment);
         match verdict {
             Verdict::Forward { egress } => self.stage(egress as usize, m),
-            Verdict::Drop => {
-                self.count_drop(reason);
-                self.discard(m);
-            }
+            Verdict::Drop => self.discard(m),
             Verdict::Reject => {
-                self.count_drop(reason);
                 self.send_reject(&m, slot, iface);
                 self.discard(m);
             }
             Verdict::Hold => {
                 let Some(pkt) = packet else { return };
-                bump(&self.counters.fragments_held, 1);
                 if let Some((oldest, _)) = self.held.hold(m, iface as u16, &pkt, now) {
                     self.give_up_held(oldest, GaveUp::HoldFull);
                 }
@@ -609,10 +589,10 @@ impl Worker {
         self.act_alone(m, iface, now);
     }
 
-    /// Drops a held fragment without a decision, counted by why.
+    /// Drops a held fragment without a decision (the pipeline counts it
+    /// by why).
     fn give_up_held(&mut self, m: Mbuf, why: GaveUp) {
-        let reason = self.pipeline.give_up_held(why);
-        self.count_drop(reason);
+        self.pipeline.give_up_held(why);
         drop(m);
     }
 
@@ -622,20 +602,12 @@ impl Worker {
         let Worker {
             pipeline,
             decisions,
-            counters,
             events,
             ..
         } = self;
         let d = &decisions[slot];
         for e in pipeline.events(d) {
-            export(counters, events, &e, Some(d), m.data(), now);
-        }
-    }
-
-    fn count_drop(&self, reason: engine::Reason) {
-        bump(&self.counters.dropped, 1);
-        if let Some(r) = reason.drop_reason() {
-            bump(&self.counters.drops[r.index()], 1);
+            events.emit(&e, Some(d), m.data(), now);
         }
     }
 
@@ -664,18 +636,17 @@ impl Worker {
             pipeline,
             rules,
             screens,
-            counters,
             events,
             ..
         } = self;
         pipeline.expire(rules, screens, now, EXPIRE_BUDGET, &mut |e| {
-            export(counters, events, &e, None, &[], now)
+            events.emit(&e, None, &[], now)
         });
         // The hub keeps name tables from here on for consumers to come.
         events
             .counters
             .publish_oldest_generation(pipeline.oldest_generation(rules));
-        self.publish_sessions();
+        self.publish_pipeline_counters();
     }
 
     /// Publishes [`STAGES`] totals (plain stores: this worker is the only writer).
@@ -700,8 +671,19 @@ impl Worker {
         set(&c.stage_packets[at(WorkerStage::Tx)], t.tx_packets);
     }
 
-    fn publish_sessions(&self) {
+    /// Publishes the pipeline's counts (it is the only place they are
+    /// counted) and the sessions open.
+    fn publish_pipeline_counters(&self) {
         let c = &self.pipeline.counters;
+        let set = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        set(&self.counters.dropped, c.dropped.iter().sum());
+        for (counter, &n) in self.counters.drops.iter().zip(&c.dropped) {
+            set(counter, n);
+        }
+        set(&self.counters.malformed, c.malformed.iter().sum());
+        set(&self.counters.neighbor_discovery, c.neighbor_discovery);
+        set(&self.counters.related_icmp, c.related_icmp);
+        set(&self.counters.fragments_held, c.fragments_held);
         self.counters
             .sessions_created
             .store(c.sessions_created, Ordering::Relaxed);
@@ -810,20 +792,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// Counts an event and exports it on this worker's event ring.
-#[inline(always)]
-fn export(
-    counters: &WorkerCounters,
-    events: &mut WorkerEvents,
-    e: &Event,
-    d: Option<&engine::Decision>,
-    frame: &[u8],
-    now: u64,
-) {
-    bump(&counters.events[e.event_type().index()], 1);
-    events.emit(e, d, frame, now);
 }
 
 #[inline(always)]

@@ -13,7 +13,7 @@ use rampart_pipeline::engine::DropReason;
 use super::control_plane::ControlPlane;
 use crate::metrics::Exposition;
 use crate::serve::ServeCounters;
-use crate::worker::{Worker, WorkerCounters, EVENT_TYPES, STAGES};
+use crate::worker::{Worker, WorkerCounters, STAGES};
 
 pub struct Summary {
     pub(super) elapsed: Duration,
@@ -557,10 +557,9 @@ impl fmt::Display for Summary {
                 drops.join(" ")
             }
         )?;
-        let events: Vec<String> = EVENT_TYPES
+        let events: Vec<String> = rampart_events::EventType::ALL
             .iter()
-            .enumerate()
-            .map(|(i, name)| format!("{name}={}", total(&|c| &c.events[i])))
+            .map(|t| format!("{}={}", t.name(), self.events.events[t.index()].generated))
             .collect();
         writeln!(f, "events generated: {}", events.join(" "))?;
         writeln!(
