@@ -966,7 +966,7 @@ impl Classifier {
     /// large classifier) go step by step over the whole batch, each step
     /// prefetching what the next reads, so the misses of different
     /// queries overlap instead of adding up; the rest runs per query.
-    pub fn classify_batch<P: crate::vector::Prefetch>(
+    pub fn classify_batch<P: crate::prefetch::Prefetch>(
         &self,
         queries: &[Query],
         out: &mut [Option<u32>],
@@ -1617,7 +1617,7 @@ mod tests {
             for c in [&c, &stepped] {
                 let mut batched = vec![None; queries.len()];
                 for (qs, out) in queries.chunks(70).zip(batched.chunks_mut(70)) {
-                    c.classify_batch::<crate::vector::NoPrefetch>(qs, out);
+                    c.classify_batch::<crate::prefetch::NoPrefetch>(qs, out);
                 }
                 for (q, got) in queries.iter().zip(&batched) {
                     prop_assert_eq!(*got, classify_linear(&rules, q));
@@ -1854,7 +1854,7 @@ mod tests {
                 let mut stepped = Classifier::build_bitvector(&rules);
                 stepped.batched = true;
                 let mut batched = vec![None; qs.len()];
-                stepped.classify_batch::<crate::vector::NoPrefetch>(&qs, &mut batched);
+                stepped.classify_batch::<crate::prefetch::NoPrefetch>(&qs, &mut batched);
                 for (q, b) in qs.iter().zip(&batched) {
                     let want = classify_linear(&rules, q);
                     assert_eq!(c.classify(q), want, "{hosts_on_src} {seed} {q:?}");

@@ -223,7 +223,7 @@ pub struct CloseLog {
 }
 
 impl CloseLog {
-    pub const LEN: usize = 2 * crate::vector::BURST;
+    pub const LEN: usize = 2 * crate::prefetch::BURST;
     // A power of two divides 2^32, so a number's slot stays the same
     // across the wrap of `next` and `get` never returns another close.
     const _POWER_OF_TWO: () = assert!(CloseLog::LEN.is_power_of_two());
@@ -2960,7 +2960,7 @@ audit = true
 
     #[test]
     fn every_stage_is_timed_once_per_burst() {
-        use crate::vector::NoPrefetch;
+        use crate::prefetch::NoPrefetch;
         let (rules, screens, mut w) = setup("");
         assert_eq!(w.stage_cycles(), StageCycles::default(), "off by default");
         w.measure_stages(ticking_clock);

@@ -10,6 +10,7 @@ pub mod flow;
 pub mod frag;
 pub mod pcap;
 pub mod policy;
+pub mod prefetch;
 pub mod screen;
 pub mod session;
 pub mod tcp_window;

@@ -90,28 +90,28 @@ impl PolicyTable {
     }
 
     /// [`PolicyTable::lookup`] for a batch of queries of one zone pair
-    /// (at most [`crate::vector::BURST`]): each classifier runs over all
+    /// (at most [`crate::prefetch::BURST`]): each classifier runs over all
     /// of them at once, so its cache misses overlap.
-    pub fn lookup_batch<P: crate::vector::Prefetch>(
+    pub fn lookup_batch<P: crate::prefetch::Prefetch>(
         &self,
         from: usize,
         to: usize,
         queries: &[Query],
         out: &mut [PolicyMatch],
     ) {
-        let n = queries.len().min(out.len()).min(crate::vector::BURST);
+        let n = queries.len().min(out.len()).min(crate::prefetch::BURST);
         out[..n].fill(PolicyMatch::Default);
         let Some(sets) = self.pairs.get(from * self.zones + to) else {
             return;
         };
         // The queries still unmatched (all, before the first set).
-        let mut todo = [0u8; crate::vector::BURST];
+        let mut todo = [0u8; crate::prefetch::BURST];
         let mut left = n;
         for (k, t) in todo[..n].iter_mut().enumerate() {
             *t = k as u8;
         }
-        let mut batch = [Query::default(); crate::vector::BURST];
-        let mut found = [None; crate::vector::BURST];
+        let mut batch = [Query::default(); crate::prefetch::BURST];
+        let mut found = [None; crate::prefetch::BURST];
         for (s, set) in sets.iter().enumerate() {
             let Some(set) = set else { continue };
             if left == 0 {

@@ -32,24 +32,7 @@ use crate::screen::ScreenState;
 use crate::session::{Direction, Probe, SessionHandle};
 use crate::wire;
 
-/// A cache prefetch (DPDK's `rte_prefetch0`) for the lookups of a burst:
-/// the pipeline has no unsafe code to issue one, so the caller names one
-/// (a type, so the call inlines).
-pub trait Prefetch {
-    fn prefetch(p: *const u8);
-}
-
-/// No prefetch: tests, `rampart trace`, machines without one.
-pub struct NoPrefetch;
-
-impl Prefetch for NoPrefetch {
-    #[inline(always)]
-    fn prefetch(_: *const u8) {}
-}
-
-/// The most packets [`Worker::process_burst`] decides at once (DPDK's
-/// usual RX burst).
-pub const BURST: usize = 32;
+pub use crate::prefetch::{NoPrefetch, Prefetch, BURST};
 
 /// What the stages pass along for one packet (its decision holds the
 /// parsed packet and, once made, the outcome).
