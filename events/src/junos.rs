@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use crate::decode::PacketEvent;
+use crate::text::{push_ip, push_u64};
 use crate::types::{
     is_ipv4_mapped, Event, FilterAction, FilterDirection, Names, PacketMeta, ScreenDrop,
     ScreenEpisode, ScreenOption, NO_ID16,
@@ -703,58 +704,6 @@ fn write_value(e: &PacketEvent<'_>, names: &Names, field: Field, form: Form, out
     }
 }
 
-/// Appends `v` in decimal (without the formatting machinery: renderers
-/// write millions of these per second).
-/// Appends `v` as 16 lowercase hex digits (a boot id).
-pub(crate) fn push_hex16(out: &mut String, v: u64) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..16).rev() {
-        out.push(HEX[(v >> (shift * 4)) as usize & 15] as char);
-    }
-}
-
-pub(crate) fn push_u64(out: &mut String, v: u64) {
-    out.push_str(itoa::Buffer::new().format(v));
-}
-
-/// "0" to "255".
-static OCTETS: [&str; 256] = [
-    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
-    "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31", "32",
-    "33", "34", "35", "36", "37", "38", "39", "40", "41", "42", "43", "44", "45", "46", "47", "48",
-    "49", "50", "51", "52", "53", "54", "55", "56", "57", "58", "59", "60", "61", "62", "63", "64",
-    "65", "66", "67", "68", "69", "70", "71", "72", "73", "74", "75", "76", "77", "78", "79", "80",
-    "81", "82", "83", "84", "85", "86", "87", "88", "89", "90", "91", "92", "93", "94", "95", "96",
-    "97", "98", "99", "100", "101", "102", "103", "104", "105", "106", "107", "108", "109", "110",
-    "111", "112", "113", "114", "115", "116", "117", "118", "119", "120", "121", "122", "123",
-    "124", "125", "126", "127", "128", "129", "130", "131", "132", "133", "134", "135", "136",
-    "137", "138", "139", "140", "141", "142", "143", "144", "145", "146", "147", "148", "149",
-    "150", "151", "152", "153", "154", "155", "156", "157", "158", "159", "160", "161", "162",
-    "163", "164", "165", "166", "167", "168", "169", "170", "171", "172", "173", "174", "175",
-    "176", "177", "178", "179", "180", "181", "182", "183", "184", "185", "186", "187", "188",
-    "189", "190", "191", "192", "193", "194", "195", "196", "197", "198", "199", "200", "201",
-    "202", "203", "204", "205", "206", "207", "208", "209", "210", "211", "212", "213", "214",
-    "215", "216", "217", "218", "219", "220", "221", "222", "223", "224", "225", "226", "227",
-    "228", "229", "230", "231", "232", "233", "234", "235", "236", "237", "238", "239", "240",
-    "241", "242", "243", "244", "245", "246", "247", "248", "249", "250", "251", "252", "253",
-    "254", "255",
-];
-
-/// Appends an address: dotted quad for IPv4 (written by hand, the common
-/// case), the standard text form for IPv6.
-pub(crate) fn push_ip(out: &mut String, bytes: &[u8; 16], ipv6: bool) {
-    if ipv6 {
-        let _ = write!(out, "{}", std::net::Ipv6Addr::from(*bytes));
-        return;
-    }
-    for (i, b) in bytes[12..].iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        out.push_str(OCTETS[usize::from(*b)]);
-    }
-}
-
 fn policy(out: &mut String, names: &Names, id: u32) {
     name(
         out,
@@ -776,7 +725,7 @@ pub(crate) fn name(out: &mut String, name: Option<&str>, id: u64, none: u64) {
         return;
     }
     match name {
-        Some(n) if !n.is_empty() && !crate::render::has_space_or_non_ascii(n.as_bytes()) => {
+        Some(n) if !n.is_empty() && !crate::text::has_space_or_non_ascii(n.as_bytes()) => {
             out.push_str(n)
         }
         Some(n) if !n.is_empty() && !n.chars().any(char::is_whitespace) => out.push_str(n),
@@ -895,20 +844,5 @@ mod tests {
         for f in Field::ALL {
             assert_eq!(Field::from_name(f.name()), Some(f));
         }
-    }
-
-    #[test]
-    fn numbers_and_addresses_are_written_as_display_would() {
-        for (i, o) in OCTETS.iter().enumerate() {
-            assert_eq!(*o, i.to_string());
-        }
-        for v in [0u64, 7, 10, 65535, 4_294_967_295, u64::MAX] {
-            let mut s = String::new();
-            push_u64(&mut s, v);
-            assert_eq!(s, v.to_string());
-        }
-        let mut s = String::new();
-        push_ip(&mut s, &crate::types::ipv4_mapped([192, 0, 2, 255]), false);
-        assert_eq!(s, "192.0.2.255");
     }
 }

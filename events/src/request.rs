@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use crate::render::json_str;
+use crate::text::json_str;
 
 /// Bytes of a request the server reads (the command and its newline).
 pub const MAX_REQUEST_BYTES: usize = 256;

@@ -10,9 +10,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::decode::{NameCache, Record};
+use crate::format::Format;
+use crate::json::write_json;
 use crate::junos;
 pub use crate::junos::JUNOS_SD_ID;
-use crate::render::{write_json, write_rfc3339, Format};
+use crate::text::write_rfc3339;
 use crate::types::Event;
 
 /// Syslog severities (RFC 5424 table 2) used here.
@@ -198,7 +200,7 @@ fn write_bsd_timestamp(out: &mut String, ts_ns: u64) {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let secs = ts_ns / 1_000_000_000;
-    let (_, month, day) = crate::render::civil_from_days((secs / 86_400) as i64);
+    let (_, month, day) = crate::text::civil_from_days((secs / 86_400) as i64);
     let t = secs % 86_400;
     let _ = write!(
         out,
@@ -254,7 +256,7 @@ pub fn write_syslog_message(
                 write_json(rec, cache, &mut body);
                 true
             } else {
-                crate::render::write_droplog(rec, cache, &mut body)
+                crate::droplog::write_droplog(rec, cache, &mut body)
             };
             if !ok {
                 return false;

@@ -29,6 +29,18 @@ pub struct PolicyDeny {
     pub application: u16,
 }
 
+impl PolicyDeny {
+    /// `deny`, `reject`, or `audit` (an audit-mode policy would have
+    /// denied): the action as JSON and drop-log lines name it.
+    pub const fn action_name(&self) -> &'static str {
+        match (self.audit, self.reject) {
+            (true, _) => "audit",
+            (false, true) => "reject",
+            (false, false) => "deny",
+        }
+    }
+}
+
 /// A screen option matched: dropped, or alarm only (`alarm-without-drop`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScreenDrop {

@@ -15,7 +15,7 @@
 
 use rampart_schema::fb;
 
-use crate::decode::{
+use super::{
     close_reason, deny_flags, direction, filter_action, meta_of, screen_alarm_only, screen_option,
     DecodeError, PacketEvent, Record,
 };

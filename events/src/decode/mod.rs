@@ -4,6 +4,8 @@
 //! No-panic contract: [`decode`] runs the flatbuffers verifier before any
 //! access, so arbitrary bytes produce `Err`, never a panic.
 
+mod fast;
+
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
@@ -513,7 +515,7 @@ pub fn decode_size_prefixed(buf: &[u8]) -> Result<(Record<'_>, usize), DecodeErr
     let (frame, end) = first_frame(buf)?;
     // The packet events our encoder wrote are read field by field, every
     // read bounds-checked; anything else goes through the verifier.
-    if let Some(rec) = crate::decode_fast::packet_event(frame) {
+    if let Some(rec) = fast::packet_event(frame) {
         return rec.map(|rec| (rec, end));
     }
     Ok((
@@ -609,7 +611,7 @@ impl NameCache {
                     .then(|| {
                         let mut p = h.node.clone();
                         p.push(':');
-                        crate::junos::push_hex16(&mut p, h.boot_id);
+                        crate::text::push_hex16(&mut p, h.boot_id);
                         p.push(':');
                         p
                     });
@@ -641,9 +643,9 @@ impl NameCache {
             return false;
         };
         out.push_str(prefix);
-        crate::junos::push_u64(out, worker.into());
+        crate::text::push_u64(out, worker.into());
         out.push(':');
-        crate::junos::push_u64(out, seq);
+        crate::text::push_u64(out, seq);
         true
     }
 
