@@ -4,6 +4,7 @@
 
 pub mod classify;
 pub mod config;
+pub mod decision;
 pub mod engine;
 pub mod filter;
 pub mod flow;
@@ -11,6 +12,7 @@ pub mod frag;
 pub mod pcap;
 pub mod policy;
 pub mod prefetch;
+pub mod ruleset;
 pub mod screen;
 pub mod session;
 pub mod tcp_window;
