@@ -58,6 +58,19 @@ pub struct StageCycles {
     pub samples: u64,
 }
 
+/// One packet as the screen and flow stages read it: the rules and the
+/// shared screen state it is judged by, its frame and what was parsed of
+/// it, where it came in and when.
+#[derive(Clone, Copy)]
+pub(crate) struct Arrival<'a> {
+    pub rules: &'a Ruleset,
+    pub screens: &'a ScreenState,
+    pub frame: &'a [u8],
+    pub pkt: &'a ParsedPacket,
+    pub ingress: u16,
+    pub now_ns: u64,
+}
+
 /// Lookups a burst made ahead for one packet, still valid when its flow
 /// is decided (see [`crate::vector`]).
 #[derive(Clone, Copy, Debug)]
@@ -192,13 +205,18 @@ impl Worker {
         if self.filter_input(rules, ingress, &pkt, d) {
             return;
         }
-        let Some(key) = self.screen(rules, screens, frame, &pkt, ingress, now_ns, d) else {
+        let p = Arrival {
+            rules,
+            screens,
+            frame,
+            pkt: &pkt,
+            ingress,
+            now_ns,
+        };
+        let Some(key) = self.screen(p, d) else {
             return;
         };
-        let hints = FlowHints::NONE;
-        if let Some((egress, reason)) =
-            self.decide_flow(rules, screens, frame, &pkt, key, ingress, now_ns, hints, d)
-        {
+        if let Some((egress, reason)) = self.decide_flow(p, key, FlowHints::NONE, d) {
             self.output(rules, d, egress, &pkt, reason);
         }
     }
@@ -262,18 +280,16 @@ impl Worker {
     /// ones that follow) and the ingress zone's screen. `Some(key)`: the
     /// flow key the packet goes on with; `None`: decided here (dropped by
     /// a screen, or held until its first fragment comes).
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    pub(crate) fn screen(
-        &mut self,
-        rules: &Ruleset,
-        screens: &ScreenState,
-        frame: &[u8],
-        pkt: &ParsedPacket,
-        ingress: u16,
-        now_ns: u64,
-        d: &mut Decision,
-    ) -> Option<FlowKey> {
+    pub(crate) fn screen(&mut self, p: Arrival, d: &mut Decision) -> Option<FlowKey> {
+        let Arrival {
+            rules,
+            screens,
+            frame,
+            pkt,
+            ingress,
+            now_ns,
+        } = p;
         let port = rules.ports[ingress as usize];
         let mut key = pkt.flow_key();
         let mut overlap = false;
@@ -341,10 +357,15 @@ impl Worker {
             .frags
             .key_of(&pkt, now_ns)
             .unwrap_or_else(|| pkt.flow_key());
-        let hints = FlowHints::NONE;
-        if let Some((egress, reason)) =
-            self.decide_flow(rules, screens, frame, &pkt, key, ingress, now_ns, hints, d)
-        {
+        let p = Arrival {
+            rules,
+            screens,
+            frame,
+            pkt: &pkt,
+            ingress,
+            now_ns,
+        };
+        if let Some((egress, reason)) = self.decide_flow(p, key, FlowHints::NONE, d) {
             self.output(rules, d, egress, &pkt, reason);
         }
     }
@@ -367,20 +388,22 @@ impl Worker {
     /// the packet goes to the output filter (the caller runs
     /// [`Worker::output`]); `None`: decided here. `hints` are lookups a
     /// burst made ahead, still valid (see [`FlowHints`]).
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(crate) fn decide_flow(
         &mut self,
-        rules: &Ruleset,
-        screens: &ScreenState,
-        frame: &[u8],
-        pkt: &ParsedPacket,
+        p: Arrival,
         key: FlowKey,
-        ingress: u16,
-        now_ns: u64,
         hints: FlowHints,
         d: &mut Decision,
     ) -> Option<(u16, Reason)> {
+        let Arrival {
+            rules,
+            screens,
+            frame,
+            pkt,
+            ingress,
+            now_ns,
+        } = p;
         let port = rules.ports[ingress as usize];
         let profile = rules.zone_screen[port.zone as usize].map(|p| &rules.screens[p as usize]);
         let Some(egress) = port.peer else {

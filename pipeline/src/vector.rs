@@ -25,7 +25,9 @@
 //! property test `vector_path_agrees_with_the_reference` holds both to
 //! the same verdicts, reasons, rules and events.
 
-use crate::engine::{fails_syn_check, Decision, FlowHints, Reason, Ruleset, Stage, Worker};
+use crate::engine::{
+    fails_syn_check, Arrival, Decision, FlowHints, Reason, Ruleset, Stage, Worker,
+};
 use crate::flow::FlowKey;
 use crate::policy::{self, PolicyMatch};
 use crate::screen::ScreenState;
@@ -136,15 +138,15 @@ impl Worker {
         // Fragments and screen.
         for i in 0..n {
             if let (true, Some(pkt)) = (self.burst.meta[i].live, out[i].packet) {
-                match self.screen(
+                let p = Arrival {
                     rules,
                     screens,
-                    frames[i],
-                    &pkt,
+                    frame: frames[i],
+                    pkt: &pkt,
                     ingress,
                     now_ns,
-                    &mut out[i],
-                ) {
+                };
+                match self.screen(p, &mut out[i]) {
                     Some(key) => self.burst.meta[i].key = key,
                     None => self.burst.meta[i].live = false,
                 }
@@ -193,17 +195,15 @@ impl Worker {
                 session: Some(session),
                 policy: m.policy,
             };
-            self.burst.meta[i].output = self.decide_flow(
+            let p = Arrival {
                 rules,
                 screens,
-                frames[i],
-                &pkt,
-                m.key,
+                frame: frames[i],
+                pkt: &pkt,
                 ingress,
                 now_ns,
-                hints,
-                &mut out[i],
-            );
+            };
+            self.burst.meta[i].output = self.decide_flow(p, m.key, hints, &mut out[i]);
         }
         self.lap(&mut since, Stage::Session);
 
