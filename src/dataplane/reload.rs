@@ -196,61 +196,10 @@ pub fn socket_groups(events: &EventsConfig) -> Result<(Option<u32>, Option<u32>)
 
 /// Every setting that differs and that a running dataplane cannot change
 /// without a restart, one entry each; empty when a reload can apply all.
+/// The restart-only keys are declared with the others, in
+/// `rampart_pipeline::config::keys`.
 pub fn restart_required(old: &Config, new: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    let ifaces = |c: &Config| {
-        c.interfaces
-            .iter()
-            .map(|i| (i.name.clone(), i.device.clone()))
-            .collect::<Vec<_>>()
-    };
-    if ifaces(old) != ifaces(new) {
-        out.push("interfaces (names or devices) changed".to_string());
-    }
-    // The port's MTU and the packet buffers' size are set at start.
-    if ifaces(old) == ifaces(new) {
-        for (o, n) in old.interfaces.iter().zip(&new.interfaces) {
-            if o.mtu != n.mtu {
-                out.push(format!(
-                    "interface {} mtu changed ({} -> {})",
-                    n.name, o.mtu, n.mtu
-                ));
-            }
-        }
-    }
-    if old.dataplane.workers != new.dataplane.workers {
-        out.push("dataplane.workers changed".into());
-    }
-    if old.dataplane.eal != new.dataplane.eal {
-        out.push("dataplane.eal changed".into());
-    }
-    if old.dataplane.node != new.dataplane.node {
-        out.push("dataplane.node changed (event ids name it)".into());
-    }
-    if old.dataplane != new.dataplane && out.is_empty() {
-        out.push("[dataplane] changed".into());
-    }
-    let (o, n) = (&old.events, &new.events);
-    if o.socket != n.socket {
-        out.push("events.socket changed".into());
-    }
-    if o.control_socket != n.control_socket {
-        out.push("events.control_socket changed".into());
-    }
-    if o.ring_size != n.ring_size {
-        out.push("events.ring_size changed".into());
-    }
-    // Each worker reserves its aggregation table at start.
-    if o.aggregate.max_keys != n.aggregate.max_keys {
-        out.push("events.aggregate.max_keys changed".into());
-    }
-    if o.episodes.max != n.episodes.max {
-        out.push("events.episodes.max changed".into());
-    }
-    if old.flow.session_capacity != new.flow.session_capacity {
-        out.push("flow.session-capacity changed".into());
-    }
-    out
+    rampart_pipeline::config::keys::restart_required(old, new)
 }
 
 #[cfg(test)]

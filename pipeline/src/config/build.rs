@@ -872,7 +872,7 @@ fn telemetry(ctx: &mut Ctx, root: &Tbl) -> Telemetry {
     let Some(tbl) = ctx.table(v, &root.span, "telemetry".into()) else {
         return t;
     };
-    ctx.check_keys(&tbl, &["prometheus"], "[telemetry]");
+    ctx.check_keys(&tbl, &super::keys::names("[telemetry]"), "[telemetry]");
     if let Some(s) = ctx.opt_str(&tbl, "prometheus") {
         // A bare port means loopback: nothing listens on the network unless asked.
         let text = if s.s.parse::<u16>().is_ok() {
@@ -900,19 +900,7 @@ fn flow(ctx: &mut Ctx, root: &Tbl) -> Flow {
     let Some(t) = ctx.table(v, &root.span, "flow".into()) else {
         return f;
     };
-    ctx.check_keys(
-        &t,
-        &[
-            "tcp-syn-check",
-            "tcp-sequence-check",
-            "malformed",
-            "session-capacity",
-            "timeouts",
-            "ipv6-nd",
-            "mtu-exceeded",
-        ],
-        "[flow]",
-    );
+    ctx.check_keys(&t, &super::keys::names("[flow]"), "[flow]");
     if let Some(m) = ctx.opt_str(&t, "mtu-exceeded") {
         match m.s {
             "drop" => f.mtu_exceeded_reject = false,
@@ -965,7 +953,12 @@ fn flow(ctx: &mut Ctx, root: &Tbl) -> Flow {
                 "icmp",
                 "other",
             ];
-            ctx.check_keys(&tt, &keys, "[flow.timeouts]");
+            debug_assert_eq!(super::keys::names("[flow.timeouts]"), keys);
+            ctx.check_keys(
+                &tt,
+                &super::keys::names("[flow.timeouts]"),
+                "[flow.timeouts]",
+            );
             let to = &mut f.timeouts;
             for (key, slot) in keys.iter().zip([
                 &mut to.tcp_initial,
@@ -992,7 +985,7 @@ fn dataplane(ctx: &mut Ctx, root: &Tbl) -> Dataplane {
     let Some(t) = ctx.table(v, &root.span, "dataplane".into()) else {
         return d;
     };
-    ctx.check_keys(&t, &["workers", "eal", "node"], "[dataplane]");
+    ctx.check_keys(&t, &super::keys::names("[dataplane]"), "[dataplane]");
     if let Some(s) = ctx.opt_str(&t, "node") {
         if node_name_ok(s.s) {
             d.node = Some(s.s.to_owned());
@@ -1035,23 +1028,7 @@ fn events(ctx: &mut Ctx, root: &Tbl) -> EventsConfig {
     let Some(t) = ctx.table(v, &root.span, "events".into()) else {
         return e;
     };
-    ctx.check_keys(
-        &t,
-        &[
-            "socket",
-            "control_socket",
-            "ring_size",
-            "snippet_bytes",
-            "rate_limit",
-            "aggregate",
-            "episodes",
-            "socket_mode",
-            "socket_group",
-            "control_socket_mode",
-            "control_socket_group",
-        ],
-        "[events]",
-    );
+    ctx.check_keys(&t, &super::keys::names("[events]"), "[events]");
     for (key, slot) in [
         ("socket_mode", &mut e.socket_mode),
         ("control_socket_mode", &mut e.control_socket_mode),
@@ -1151,7 +1128,11 @@ fn episodes(ctx: &mut Ctx, a: &Tbl) -> Episodes {
         enabled: true,
         ..Episodes::default()
     };
-    ctx.check_keys(a, &["update", "quiet", "max"], "[events.episodes]");
+    ctx.check_keys(
+        a,
+        &super::keys::names("[events.episodes]"),
+        "[events.episodes]",
+    );
     for (key, slot) in [("update", &mut out.update_ms), ("quiet", &mut out.quiet_ms)] {
         let Some(s) = ctx.opt_str(a, key) else {
             continue;
@@ -1177,7 +1158,7 @@ fn episodes(ctx: &mut Ctx, a: &Tbl) -> Episodes {
 fn aggregate(ctx: &mut Ctx, a: &Tbl) -> Aggregate {
     let mut out = Aggregate::default();
     let mut known: Vec<&str> = Aggregate::TYPES.iter().map(|t| t.name()).collect();
-    known.extend(["key", "max_keys"]);
+    known.extend(super::keys::names("[events.aggregate]"));
     ctx.check_keys(a, &known, "[events.aggregate]");
     for t in Aggregate::TYPES {
         let Some(s) = ctx.opt_str(a, t.name()) else {
@@ -1972,19 +1953,7 @@ fn interfaces(ctx: &mut Ctx, root: &Tbl, zones: &[Zone], filters: &[Filter]) -> 
         };
         let mut peer = None;
         if let Some(t) = t {
-            ctx.check_keys(
-                t,
-                &[
-                    "name",
-                    "device",
-                    "zone",
-                    "peer",
-                    "input_filter",
-                    "output_filter",
-                    "mtu",
-                ],
-                "an interface",
-            );
+            ctx.check_keys(t, &super::keys::names("[[interface]]"), "an interface");
             if let Some(n) = ctx.opt_int(t, "mtu", 1280, Interface::MAX_MTU.into()) {
                 iface.mtu = n as u16;
             }

@@ -76,6 +76,7 @@
 
 mod build;
 mod error;
+pub mod keys;
 mod tree;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,562 @@
+//! Every key of the settings tables, declared once: its table, type,
+//! default, what it does, and whether a reload applies it at the switch or
+//! needs a restart. The parser accepts exactly the keys declared here (an
+//! unknown key is an error naming the known ones), the reload check
+//! ([`restart_required`]) refuses exactly the restart-only keys that
+//! changed, and `docs/config.md` is generated from this table
+//! ([`reference_page`], checked current by a test), so a new key cannot be
+//! forgotten by any of them.
+//!
+//! The rule tables (`[zone.*]`, `[screen.*]`, `[address-book]`,
+//! `[application]`, `[[policy]]`, `[default-policy]`, `[[filter]]`,
+//! `[[zone-pair]]`) compile into the ruleset as a whole and a reload
+//! applies every one of their keys at the switch; the reference page
+//! names them, and README.md shows them in use.
+
+use super::Config;
+
+/// When a changed key takes effect.
+#[derive(Clone, Copy)]
+pub enum Reload {
+    /// A reload applies it at the switch to the new generation.
+    Switch,
+    /// Read at start only: a reload that changes it is refused. The
+    /// function says what changed between the running and the new config,
+    /// one line per change (none: unchanged).
+    Restart(fn(&Config, &Config) -> Vec<String>),
+}
+
+/// One declared key.
+pub struct Key {
+    /// The table as written in TOML: `[flow]`, `[[interface]]`.
+    pub table: &'static str,
+    pub key: &'static str,
+    /// The value's type as a user writes it.
+    pub kind: &'static str,
+    /// The default as a user would write it (`-`: required or none).
+    pub default: &'static str,
+    pub reload: Reload,
+    pub doc: &'static str,
+}
+
+/// `message` when `changed`.
+fn changed(changed: bool, message: &str) -> Vec<String> {
+    if changed {
+        vec![message.to_owned()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The interfaces are the ports DPDK started: the same names and devices
+/// in the same order, or a restart.
+fn interfaces_changed(old: &Config, new: &Config) -> Vec<String> {
+    let ports = |c: &Config| {
+        c.interfaces
+            .iter()
+            .map(|i| (i.name.clone(), i.device.clone()))
+            .collect::<Vec<_>>()
+    };
+    changed(
+        ports(old) != ports(new),
+        "interfaces (names or devices) changed",
+    )
+}
+
+/// The port's MTU and the packet buffers' size are set at start.
+fn mtu_changed(old: &Config, new: &Config) -> Vec<String> {
+    if old.interfaces.len() != new.interfaces.len() {
+        return Vec::new(); // said by `interfaces_changed`
+    }
+    old.interfaces
+        .iter()
+        .zip(&new.interfaces)
+        .filter(|(o, n)| o.mtu != n.mtu)
+        .map(|(o, n)| format!("interface {} mtu changed ({} -> {})", n.name, o.mtu, n.mtu))
+        .collect()
+}
+
+/// Every declared key of the settings tables, in reference-page order.
+pub static KEYS: &[Key] = &[
+    Key {
+        table: "[[interface]]",
+        key: "name",
+        kind: "string",
+        default: "-",
+        reload: Reload::Restart(interfaces_changed),
+        doc: "The interface's name in events, logs and `--interface` (Junos style, `ge-0/0/0`).",
+    },
+    Key {
+        table: "[[interface]]",
+        key: "device",
+        kind: "string",
+        default: "-",
+        reload: Reload::Restart(interfaces_changed),
+        doc: "A DPDK vdev string (`net_pcap0,rx_pcap=in.pcap`) or a PCI address.",
+    },
+    Key {
+        table: "[[interface]]",
+        key: "zone",
+        kind: "zone name",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "The security zone the interface belongs to.",
+    },
+    Key {
+        table: "[[interface]]",
+        key: "peer",
+        kind: "interface name",
+        default: "none",
+        reload: Reload::Switch,
+        doc: "Bump in the wire: what enters here leaves through the peer (symmetric).",
+    },
+    Key {
+        table: "[[interface]]",
+        key: "input_filter",
+        kind: "filter name",
+        default: "none",
+        reload: Reload::Switch,
+        doc: "Stateless filter run on what enters, before the screen.",
+    },
+    Key {
+        table: "[[interface]]",
+        key: "output_filter",
+        kind: "filter name",
+        default: "none",
+        reload: Reload::Switch,
+        doc: "Stateless filter run on what leaves, after policy.",
+    },
+    Key {
+        table: "[[interface]]",
+        key: "mtu",
+        kind: "integer, 1280-9600",
+        default: "1500",
+        reload: Reload::Restart(mtu_changed),
+        doc: "IP MTU: the port is set to it and packet buffers sized for the largest; a larger packet is dropped at egress (`drops.mtu_exceeded`).",
+    },
+    Key {
+        table: "[dataplane]",
+        key: "workers",
+        kind: "integer >= 1",
+        default: "1",
+        reload: Reload::Restart(|o, n| {
+            changed(o.dataplane.workers != n.dataplane.workers, "dataplane.workers changed")
+        }),
+        doc: "Worker lcores.",
+    },
+    Key {
+        table: "[dataplane]",
+        key: "eal",
+        kind: "array of strings",
+        default: "[]",
+        reload: Reload::Restart(|o, n| changed(o.dataplane.eal != n.dataplane.eal, "dataplane.eal changed")),
+        doc: "Extra EAL arguments (`--no-pci`, `-l 0-1`, `--file-prefix` ...).",
+    },
+    Key {
+        table: "[dataplane]",
+        key: "node",
+        kind: "string: letters, digits, `.`, `-`, `_`",
+        default: "the host name",
+        reload: Reload::Restart(|o, n| {
+            changed(
+                o.dataplane.node != n.dataplane.node,
+                "dataplane.node changed (event ids name it)",
+            )
+        }),
+        doc: "This dataplane's name in event ids (`node:boot_id:worker:seq`) and syslog HOSTNAME.",
+    },
+    Key {
+        table: "[events]",
+        key: "socket",
+        kind: "path",
+        default: "/run/rampart/events.sock",
+        reload: Reload::Restart(|o, n| changed(o.events.socket != n.events.socket, "events.socket changed")),
+        doc: "The event socket consumers read.",
+    },
+    Key {
+        table: "[events]",
+        key: "control_socket",
+        kind: "path",
+        default: "/run/rampart/control.sock",
+        reload: Reload::Restart(|o, n| {
+            changed(
+                o.events.control_socket != n.events.control_socket,
+                "events.control_socket changed",
+            )
+        }),
+        doc: "The control socket (`stats`, `reload`).",
+    },
+    Key {
+        table: "[events]",
+        key: "ring_size",
+        kind: "power of two >= 64",
+        default: "16384",
+        reload: Reload::Restart(|o, n| {
+            changed(o.events.ring_size != n.events.ring_size, "events.ring_size changed")
+        }),
+        doc: "Event ring slots per worker.",
+    },
+    Key {
+        table: "[events]",
+        key: "snippet_bytes",
+        kind: "integer, 0-256",
+        default: "64",
+        reload: Reload::Switch,
+        doc: "Packet bytes carried in drop events (0: none).",
+    },
+    Key {
+        table: "[events]",
+        key: "socket_mode",
+        kind: "octal string",
+        default: "\"0660\"",
+        reload: Reload::Switch,
+        doc: "Mode of the event socket.",
+    },
+    Key {
+        table: "[events]",
+        key: "socket_group",
+        kind: "group name",
+        default: "none",
+        reload: Reload::Switch,
+        doc: "Group of the event socket (log shippers).",
+    },
+    Key {
+        table: "[events]",
+        key: "control_socket_mode",
+        kind: "octal string",
+        default: "\"0600\"",
+        reload: Reload::Switch,
+        doc: "Mode of the control socket.",
+    },
+    Key {
+        table: "[events]",
+        key: "control_socket_group",
+        kind: "group name",
+        default: "none",
+        reload: Reload::Switch,
+        doc: "Group of the control socket (operators).",
+    },
+    Key {
+        table: "[events]",
+        key: "rate_limit",
+        kind: "table",
+        default: "none",
+        reload: Reload::Switch,
+        doc: "`[events.rate_limit]`, below.",
+    },
+    Key {
+        table: "[events]",
+        key: "aggregate",
+        kind: "table",
+        default: "none",
+        reload: Reload::Switch,
+        doc: "`[events.aggregate]`, below.",
+    },
+    Key {
+        table: "[events]",
+        key: "episodes",
+        kind: "table",
+        default: "none",
+        reload: Reload::Switch,
+        doc: "`[events.episodes]`, below.",
+    },
+    Key {
+        table: "[events.rate_limit]",
+        key: "EVENT_TYPE",
+        kind: "integer (events per second)",
+        default: "unlimited",
+        reload: Reload::Switch,
+        doc: "Per worker, per type: `policy_deny`, `screen_drop`, `filter_log`, `session_open`, `session_close`, `screen_episode`.",
+    },
+    Key {
+        table: "[events.aggregate]",
+        key: "AGGREGATING_TYPE",
+        kind: "duration (`\"250ms\"`, `\"1s\"`) or `\"off\"`",
+        default: "off",
+        reload: Reload::Switch,
+        doc: "Window for `policy_deny`, `screen_drop` or `filter_log` records: repeats of a key fold into one record with a count.",
+    },
+    Key {
+        table: "[events.aggregate]",
+        key: "key",
+        kind: "`flow`, `source`, `destination` or `rule`",
+        default: "flow",
+        reload: Reload::Switch,
+        doc: "What besides the type, rule, zones and interfaces makes two records the same.",
+    },
+    Key {
+        table: "[events.aggregate]",
+        key: "max_keys",
+        kind: "integer",
+        default: "4096",
+        reload: Reload::Restart(|o, n| {
+            changed(
+                o.events.aggregate.max_keys != n.events.aggregate.max_keys,
+                "events.aggregate.max_keys changed",
+            )
+        }),
+        doc: "Keys each worker keeps waiting (reserved at start); beyond them records go one by one.",
+    },
+    Key {
+        table: "[events.episodes]",
+        key: "update",
+        kind: "duration",
+        default: "\"1s\"",
+        reload: Reload::Switch,
+        doc: "An update record this often while an attack's drops continue.",
+    },
+    Key {
+        table: "[events.episodes]",
+        key: "quiet",
+        kind: "duration",
+        default: "\"5s\"",
+        reload: Reload::Switch,
+        doc: "An episode ends after this long without a drop.",
+    },
+    Key {
+        table: "[events.episodes]",
+        key: "max",
+        kind: "integer",
+        default: "256",
+        reload: Reload::Restart(|o, n| {
+            changed(
+                o.events.episodes.max != n.events.episodes.max,
+                "events.episodes.max changed",
+            )
+        }),
+        doc: "Episodes each worker tracks at once (reserved at start).",
+    },
+    Key {
+        table: "[telemetry]",
+        key: "prometheus",
+        kind: "address (`127.0.0.1:9100`)",
+        default: "off",
+        reload: Reload::Switch,
+        doc: "Prometheus text endpoint (`GET /metrics`).",
+    },
+    Key {
+        table: "[flow]",
+        key: "tcp-syn-check",
+        kind: "boolean",
+        default: "true",
+        reload: Reload::Switch,
+        doc: "A TCP session only starts with a SYN (Junos default).",
+    },
+    Key {
+        table: "[flow]",
+        key: "tcp-sequence-check",
+        kind: "boolean",
+        default: "true",
+        reload: Reload::Switch,
+        doc: "Drop segments outside the window; only an exact RST closes.",
+    },
+    Key {
+        table: "[flow]",
+        key: "malformed",
+        kind: "`drop` or `forward`",
+        default: "drop",
+        reload: Reload::Switch,
+        doc: "What to do with frames that do not parse (counted either way).",
+    },
+    Key {
+        table: "[flow]",
+        key: "ipv6-nd",
+        kind: "`permit` or `policy`",
+        default: "permit",
+        reload: Reload::Switch,
+        doc: "Valid IPv6 neighbour discovery and MLD pass like ARP, or go through policy.",
+    },
+    Key {
+        table: "[flow]",
+        key: "mtu-exceeded",
+        kind: "`drop` or `reject`",
+        default: "drop",
+        reload: Reload::Switch,
+        doc: "`reject` also answers a packet too big for its egress port with fragmentation-needed / packet-too-big.",
+    },
+    Key {
+        table: "[flow]",
+        key: "session-capacity",
+        kind: "integer",
+        default: "262144",
+        reload: Reload::Restart(|o, n| {
+            changed(
+                o.flow.session_capacity != n.flow.session_capacity,
+                "flow.session-capacity changed",
+            )
+        }),
+        doc: "Sessions per worker, preallocated; a full table refuses and counts.",
+    },
+    Key {
+        table: "[flow]",
+        key: "timeouts",
+        kind: "table",
+        default: "below",
+        reload: Reload::Switch,
+        doc: "`[flow.timeouts]`, below.",
+    },
+    Key {
+        table: "[flow.timeouts]",
+        key: "tcp-initial",
+        kind: "seconds",
+        default: "20",
+        reload: Reload::Switch,
+        doc: "Idle timeout of a TCP session before it is established.",
+    },
+    Key {
+        table: "[flow.timeouts]",
+        key: "tcp-established",
+        kind: "seconds",
+        default: "1800",
+        reload: Reload::Switch,
+        doc: "Idle timeout of an established TCP session.",
+    },
+    Key {
+        table: "[flow.timeouts]",
+        key: "tcp-closing",
+        kind: "seconds",
+        default: "2",
+        reload: Reload::Switch,
+        doc: "Idle timeout of a closing TCP session.",
+    },
+    Key {
+        table: "[flow.timeouts]",
+        key: "udp",
+        kind: "seconds",
+        default: "60",
+        reload: Reload::Switch,
+        doc: "Idle timeout of a UDP session.",
+    },
+    Key {
+        table: "[flow.timeouts]",
+        key: "icmp",
+        kind: "seconds",
+        default: "4",
+        reload: Reload::Switch,
+        doc: "Idle timeout of an ICMP session.",
+    },
+    Key {
+        table: "[flow.timeouts]",
+        key: "other",
+        kind: "seconds",
+        default: "60",
+        reload: Reload::Switch,
+        doc: "Idle timeout of other protocols' sessions.",
+    },
+];
+
+/// The keys declared for `table` (families such as `EVENT_TYPE` are the
+/// caller's to expand).
+pub fn names(table: &str) -> Vec<&'static str> {
+    KEYS.iter()
+        .filter(|k| k.table == table && !k.key.starts_with(|c: char| c.is_ascii_uppercase()))
+        .map(|k| k.key)
+        .collect()
+}
+
+/// Every restart-only setting that differs between the running config and
+/// a new one, once each, in declaration order; empty when a reload can
+/// apply all of it.
+pub fn restart_required(old: &Config, new: &Config) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for k in KEYS {
+        if let Reload::Restart(differs) = k.reload {
+            for change in differs(old, new) {
+                if !out.contains(&change) {
+                    out.push(change);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The tables whose keys the ruleset compiles as a whole (every key
+/// applied at the switch), as the reference page lists them.
+const RULE_TABLES: [(&str, &str); 8] = [
+    ("[zone.NAME]", "a zone: `screen`"),
+    (
+        "[screen.NAME]",
+        "a screen profile: Junos option names (README, \"Screens\")",
+    ),
+    ("[address-book]", "named prefixes and address sets"),
+    ("[application]", "named protocol and port matches"),
+    ("[[policy]]", "zone-pair security policies"),
+    ("[default-policy]", "`then`, `log`"),
+    ("[[filter]]", "stateless filters and their terms"),
+    ("[[zone-pair]]", "`from-zone`, `to-zone`, `audit`"),
+];
+
+/// `docs/config.md`: every declared key with its type, default and
+/// reload class, generated from [`KEYS`].
+pub fn reference_page() -> String {
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         Generated from `pipeline/src/config/keys.rs` (the one declaration of each key; \
+         `cargo test -p rampart-pipeline config_reference` checks this page is current, \
+         `RAMPART_WRITE_DOCS=1` rewrites it). **Reload**: *switch*, a reload applies the new \
+         value at the switch to the new generation; *restart*, a reload that changes it is \
+         refused, naming it, and the running config stays.\n",
+    );
+    let mut table = "";
+    for k in KEYS {
+        if k.table != table {
+            table = k.table;
+            out.push_str(&format!(
+                "\n## `{table}`\n\n| key | type | default | reload | what it does |\n|---|---|---|---|---|\n"
+            ));
+        }
+        let reload = match k.reload {
+            Reload::Switch => "switch",
+            Reload::Restart(_) => "restart",
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {reload} | {} |\n",
+            k.key, k.kind, k.default, k.doc
+        ));
+    }
+    out.push_str(
+        "\n## Rule tables\n\nCompiled into the ruleset as a whole: a reload applies every key of \
+         these at the switch (README.md shows them in use).\n\n| table | what it holds |\n|---|---|\n",
+    );
+    for (t, what) in RULE_TABLES {
+        out.push_str(&format!("| `{t}` | {what} |\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md");
+
+    /// The reference page in the repository is the one the declarations
+    /// make now.
+    #[test]
+    fn config_reference_page_is_current() {
+        let page = reference_page();
+        if std::env::var_os("RAMPART_WRITE_DOCS").is_some() {
+            std::fs::write(PAGE, &page).unwrap();
+        }
+        let committed = std::fs::read_to_string(PAGE).unwrap_or_default();
+        assert!(
+            committed == page,
+            "docs/config.md is stale: RAMPART_WRITE_DOCS=1 cargo test -p rampart-pipeline config_reference"
+        );
+    }
+
+    #[test]
+    fn each_key_is_declared_once() {
+        for (i, a) in KEYS.iter().enumerate() {
+            assert!(
+                !KEYS[i + 1..]
+                    .iter()
+                    .any(|b| a.table == b.table && a.key == b.key),
+                "{} {} declared twice",
+                a.table,
+                a.key
+            );
+        }
+    }
+}
