@@ -230,6 +230,22 @@ vocabulary! {
     }
 }
 
+impl ScreenOption {
+    /// On or off, judged on the packet alone; the others (floods, scans,
+    /// sweeps, session limits) count over time and have thresholds.
+    pub const fn is_stateless(self) -> bool {
+        !matches!(
+            self,
+            ScreenOption::SynFlood
+                | ScreenOption::IcmpFlood
+                | ScreenOption::UdpFlood
+                | ScreenOption::PortScan
+                | ScreenOption::IpSweep
+                | ScreenOption::LimitSession
+        )
+    }
+}
+
 /// What, besides the type, rule, action, zones and interfaces, makes two
 /// records the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

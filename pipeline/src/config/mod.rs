@@ -437,26 +437,10 @@ pub const ALARM_WITHOUT_DROP: &str = "alarm-without-drop";
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Screen {
     pub name: String,
-    pub land: bool,
-    pub syn_fin: bool,
-    pub tcp_no_flag: bool,
-    pub fin_no_ack: bool,
-    pub winnuke: bool,
-    pub syn_frag: bool,
-    pub tear_drop: bool,
-    pub ping_death: bool,
-    pub icmp_fragment: bool,
-    pub icmp_large: bool,
-    pub block_frag: bool,
-    pub source_route_option: bool,
-    pub loose_source_route_option: bool,
-    pub strict_source_route_option: bool,
-    pub record_route_option: bool,
-    pub timestamp_option: bool,
-    pub security_option: bool,
-    pub stream_option: bool,
-    pub bad_option: bool,
-    pub unknown_protocol: bool,
+    /// The stateless (on/off) options, by [`ScreenOption::index`]; the
+    /// stateful ones (floods, scans, sweeps, session limits) have fields
+    /// of their own and stay false here.
+    pub stateless: [bool; ScreenOption::COUNT],
     pub syn_flood: Option<SynFlood>,
     /// ICMP packets per second to one destination.
     pub icmp_flood: Option<Threshold>,
@@ -475,38 +459,16 @@ impl Screen {
     /// Whether a stateless (on/off) option is enabled; `None` for the
     /// stateful options, which have fields of their own.
     pub fn stateless(&self, option: ScreenOption) -> Option<bool> {
-        // One listing of the fields (`stateless_mut`); config path, so a
-        // clone costs nothing that matters.
-        self.clone().stateless_mut(option).map(|on| *on)
+        option
+            .is_stateless()
+            .then(|| self.stateless[option.index()])
     }
 
     /// The flag of a stateless option, `None` for a stateful one.
     pub fn stateless_mut(&mut self, option: ScreenOption) -> Option<&mut bool> {
-        use ScreenOption as O;
-        Some(match option {
-            O::Land => &mut self.land,
-            O::SynFin => &mut self.syn_fin,
-            O::TcpNoFlag => &mut self.tcp_no_flag,
-            O::FinNoAck => &mut self.fin_no_ack,
-            O::Winnuke => &mut self.winnuke,
-            O::SynFrag => &mut self.syn_frag,
-            O::TearDrop => &mut self.tear_drop,
-            O::PingDeath => &mut self.ping_death,
-            O::IcmpFragment => &mut self.icmp_fragment,
-            O::IcmpLarge => &mut self.icmp_large,
-            O::BlockFrag => &mut self.block_frag,
-            O::SourceRouteOption => &mut self.source_route_option,
-            O::LooseSourceRouteOption => &mut self.loose_source_route_option,
-            O::StrictSourceRouteOption => &mut self.strict_source_route_option,
-            O::RecordRouteOption => &mut self.record_route_option,
-            O::TimestampOption => &mut self.timestamp_option,
-            O::SecurityOption => &mut self.security_option,
-            O::StreamOption => &mut self.stream_option,
-            O::BadOption => &mut self.bad_option,
-            O::UnknownProtocol => &mut self.unknown_protocol,
-            O::SynFlood | O::IcmpFlood | O::UdpFlood | O::PortScan | O::IpSweep => return None,
-            O::LimitSession => return None,
-        })
+        option
+            .is_stateless()
+            .then(|| &mut self.stateless[option.index()])
     }
 }
 

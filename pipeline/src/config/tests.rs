@@ -140,7 +140,13 @@ fn interfaces_md_example_loads() {
     let untrust = &c.zones[ge0.zone];
     assert_eq!(untrust.name, "untrust");
     let edge = &c.screens[untrust.screen.unwrap()];
-    assert!(edge.land && edge.syn_fin && edge.unknown_protocol && !edge.icmp_large);
+    let on = |o: ScreenOption| edge.stateless(o) == Some(true);
+    assert!(
+        on(ScreenOption::Land)
+            && on(ScreenOption::SynFin)
+            && on(ScreenOption::UnknownProtocol)
+            && !on(ScreenOption::IcmpLarge)
+    );
     assert_eq!(
         edge.syn_flood,
         Some(SynFlood {
@@ -246,7 +252,10 @@ fn full_fixture_loads() {
     assert!(inner.alarm_without_drop);
     let edge = &c.screens[c.screen_id("edge").unwrap()];
     assert_eq!(edge.syn_flood.unwrap().timeout, 10);
-    assert!(edge.strict_source_route_option && !edge.block_frag);
+    assert!(
+        edge.stateless(ScreenOption::StrictSourceRouteOption) == Some(true)
+            && edge.stateless(ScreenOption::BlockFrag) == Some(false)
+    );
 
     // Address sets flatten, deduplicated, in order.
     let all = c.address_book.get("everything-internal").unwrap();
