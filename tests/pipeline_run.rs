@@ -559,37 +559,8 @@ fn a_syn_flood_is_reported_as_an_episode_with_start_updates_and_end() {
             )
         })
         .collect();
-    let (config, socket) = pcap_pair_config(
-        &dir,
-        "episodes",
-        &frames,
-        "",
-        r#"[events.episodes]
-update = "10ms"
-quiet = "300ms"
-# Per-packet records of the flood limited: the episode tells its story.
-[events.rate_limit]
-screen_drop = 100
-[zone.untrust]
-screen = "flood"
-[zone.trust]
-[screen.flood]
-syn-flood = { attack-threshold = 1000, source-threshold = 1000000, destination-threshold = 1000000 }
-[default-policy]
-then = "deny"
-"#,
-    );
-    let stats_out = dir.path("final.json");
-    let (lines, fin, summary) = run_with_consumer_args(
-        &config,
-        &socket,
-        &["--format", "json", "--types", "screen_episode"],
-        Some(&stats_out),
-    );
-    let episodes: Vec<serde_json::Value> = json_lines(&lines)
-        .into_iter()
-        .filter(|r| r["type"] == "screen_episode")
-        .collect();
+    let (episodes, fin, summary) =
+        syn_flood_episodes(&dir, "episodes", &frames, "update = \"10ms\"", 1000);
     let phases: Vec<&str> = episodes
         .iter()
         .map(|r| r["phase"].as_str().unwrap())
@@ -647,37 +618,14 @@ fn a_flood_on_one_subnet_is_one_episode_per_target() {
             )
         })
         .collect();
-    let (config, socket) = pcap_pair_config(
+    let (episodes, fin, summary) = syn_flood_episodes(
         &dir,
         "subnet-flood",
         &frames,
-        "",
-        r#"[events.episodes]
-update = "1s"
-quiet = "300ms"
-max = 256
-[events.rate_limit]
-screen_drop = 100
-[zone.untrust]
-screen = "flood"
-[zone.trust]
-[screen.flood]
-syn-flood = { attack-threshold = 10, source-threshold = 1000000, destination-threshold = 1000000 }
-[default-policy]
-then = "deny"
-"#,
+        "update = \"1s\"\nmax = 256",
+        10,
     );
-    let stats_out = dir.path("final.json");
-    let (lines, fin, summary) = run_with_consumer_args(
-        &config,
-        &socket,
-        &["--format", "json", "--types", "screen_episode"],
-        Some(&stats_out),
-    );
-    let ends: Vec<serde_json::Value> = json_lines(&lines)
-        .into_iter()
-        .filter(|r| r["type"] == "screen_episode" && r["phase"] == "end")
-        .collect();
+    let ends: Vec<&serde_json::Value> = episodes.iter().filter(|r| r["phase"] == "end").collect();
     let mut targets: Vec<&str> = ends.iter().map(|e| e["dst_ip"].as_str().unwrap()).collect();
     targets.sort_unstable();
     targets.dedup();
@@ -689,4 +637,51 @@ then = "deny"
         in_episodes, dropped,
         "every drop in its target's episode: {fin}"
     );
+}
+
+/// Replays `frames` into a zone whose screen has only `syn-flood` (at
+/// `attack_threshold` SYNs per second), with `[events.episodes]` (`quiet =
+/// "300ms"` and `episodes`) and screen drops rate-limited to 100 a second
+/// (the episodes tell the story); returns the `screen_episode` records, the
+/// final stats and the run's summary.
+fn syn_flood_episodes(
+    dir: &TempDir,
+    tag: &str,
+    frames: &[Vec<u8>],
+    episodes: &str,
+    attack_threshold: u32,
+) -> (Vec<serde_json::Value>, serde_json::Value, String) {
+    let (config, socket) = pcap_pair_config(
+        dir,
+        tag,
+        frames,
+        "",
+        &format!(
+            r#"[events.episodes]
+quiet = "300ms"
+{episodes}
+[events.rate_limit]
+screen_drop = 100
+[zone.untrust]
+screen = "flood"
+[zone.trust]
+[screen.flood]
+syn-flood = {{ attack-threshold = {attack_threshold}, source-threshold = 1000000, destination-threshold = 1000000 }}
+[default-policy]
+then = "deny"
+"#
+        ),
+    );
+    let stats_out = dir.path("final.json");
+    let (lines, fin, summary) = run_with_consumer_args(
+        &config,
+        &socket,
+        &["--format", "json", "--types", "screen_episode"],
+        Some(&stats_out),
+    );
+    let records = json_lines(&lines)
+        .into_iter()
+        .filter(|r| r["type"] == "screen_episode")
+        .collect();
+    (records, fin, summary)
 }
