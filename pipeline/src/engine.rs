@@ -99,7 +99,7 @@ pub struct Worker {
     pub(crate) clock: Option<fn() -> u64>,
     pub(crate) stage_totals: StageCycles,
     /// Per-packet metadata of the burst being decided.
-    pub(crate) burst: Box<crate::vector::BurstMeta>,
+    pub(crate) burst: Box<crate::burst::BurstMeta>,
     /// The session closes of the latest decisions ([`Worker::events`]).
     closes: CloseLog,
 }

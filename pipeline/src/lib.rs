@@ -2,6 +2,7 @@
 //! so every stage is testable without DPDK.
 #![forbid(unsafe_code)]
 
+mod burst;
 pub mod classify;
 pub mod config;
 pub mod decision;

@@ -25,55 +25,13 @@
 //! property test `vector_path_agrees_with_the_reference` holds both to
 //! the same verdicts, reasons, rules and events.
 
-use crate::engine::{
-    fails_syn_check, Arrival, Decision, FlowHints, Reason, Ruleset, Stage, Worker,
-};
-use crate::flow::FlowKey;
-use crate::policy::{self, PolicyMatch};
+use crate::engine::{fails_syn_check, Arrival, Decision, FlowHints, Ruleset, Stage, Worker};
+use crate::policy;
 use crate::screen::ScreenState;
-use crate::session::{Direction, Probe, SessionHandle};
+use crate::session::Probe;
 use crate::wire;
 
 pub use crate::prefetch::{NoPrefetch, Prefetch, BURST};
-
-/// What the stages pass along for one packet (its decision holds the
-/// parsed packet and, once made, the outcome).
-#[derive(Clone, Copy, Debug, Default)]
-struct PacketMeta {
-    /// Not decided yet: goes on to the next stage.
-    live: bool,
-    /// The flow key after fragment tracking (a later fragment's is its
-    /// first fragment's).
-    key: FlowKey,
-    probe: Probe,
-    /// The session lookup of the lookup stage.
-    found: Option<(SessionHandle, Direction)>,
-    /// The policy stage's match, for packets without a session.
-    policy: Option<PolicyMatch>,
-    /// Left the flow stage for the output filter: egress and reason.
-    output: Option<(u16, Reason)>,
-}
-
-/// Per-packet metadata of the burst being decided (a worker's, reused).
-#[derive(Debug)]
-pub struct BurstMeta {
-    meta: [PacketMeta; BURST],
-    /// Indices of the packets the policy stage looks up, and their matches.
-    misses: [u8; BURST],
-    queries: [crate::classify::Query; BURST],
-    matches: [PolicyMatch; BURST],
-}
-
-impl Default for BurstMeta {
-    fn default() -> BurstMeta {
-        BurstMeta {
-            meta: [PacketMeta::default(); BURST],
-            misses: [0; BURST],
-            queries: [crate::classify::Query::default(); BURST],
-            matches: [PolicyMatch::Default; BURST],
-        }
-    }
-}
 
 impl Worker {
     /// Decides a burst of frames that entered on `ingress`: `out[i]` for
