@@ -27,7 +27,7 @@ formats=("$@")
 if [ -n "${RAMPART_BIN:-}" ]; then
     bin=$RAMPART_BIN
 else
-    cargo build --release --locked -q --bin rampart --bin rampart-bench
+    cargo build --release --locked -q -p rampart -p rampart-bench
     bin=$PWD/target/release
 fi
 work=$(mktemp -d /tmp/rampart-bench-consumer-XXXXXX)

@@ -46,7 +46,7 @@ if [ ! -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ]; then
 fi
 
 log "building release (rampart, rampart-bench)"
-cargo build --release --locked --bin rampart --bin rampart-bench
+cargo build --release --locked -p rampart -p rampart-bench
 target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null ||
     echo target)
