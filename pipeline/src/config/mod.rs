@@ -407,7 +407,7 @@ impl Interface {
 
     /// Whether `device` is a PCI address (else it is a vdev string).
     pub fn is_pci(&self) -> bool {
-        build::is_pci_address(&self.device)
+        build::values::is_pci_address(&self.device)
     }
 
     /// The DPDK port name: the vdev name before its first comma, or the PCI
