@@ -23,23 +23,13 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 fn tcp_flags(out: &mut String, f: u8) {
-    const NAMES: [(u8, &str); 8] = [
-        (0x02, "SYN"),
-        (0x10, "ACK"),
-        (0x01, "FIN"),
-        (0x04, "RST"),
-        (0x08, "PSH"),
-        (0x20, "URG"),
-        (0x40, "ECE"),
-        (0x80, "CWR"),
-    ];
     let mut first = true;
-    for (bit, name) in NAMES {
+    for (bit, name) in rampart_vocab::TCP_FLAGS {
         if f & bit != 0 {
             if !first {
                 out.push(',');
             }
-            out.push_str(name);
+            out.extend(name.chars().map(|c| c.to_ascii_uppercase()));
             first = false;
         }
     }

@@ -802,27 +802,7 @@ pub fn attack_name(option: ScreenOption, m: &PacketMeta) -> &'static str {
     }
 }
 
-/// Lower-case protocol name as Junos firewall logs print it.
-pub fn protocol_name(p: u8) -> Option<&'static str> {
-    Some(match p {
-        1 => "icmp",
-        2 => "igmp",
-        4 => "ipip",
-        6 => "tcp",
-        17 => "udp",
-        41 => "ipv6",
-        46 => "rsvp",
-        47 => "gre",
-        50 => "esp",
-        51 => "ah",
-        58 => "icmp6",
-        89 => "ospf",
-        103 => "pim",
-        112 => "vrrp",
-        132 => "sctp",
-        _ => return None,
-    })
-}
+pub use rampart_vocab::protocol_name;
 
 #[cfg(test)]
 mod tests {

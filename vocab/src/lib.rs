@@ -246,6 +246,70 @@ impl ScreenOption {
     }
 }
 
+/// IP protocols by the names config (`protocol = "tcp"`), Junos
+/// messages (`protocol-name`) and drop-log lines use, with their numbers.
+pub const IP_PROTOCOLS: [(u8, &str); 15] = [
+    (1, "icmp"),
+    (2, "igmp"),
+    (4, "ipip"),
+    (6, "tcp"),
+    (17, "udp"),
+    (41, "ipv6"),
+    (46, "rsvp"),
+    (47, "gre"),
+    (50, "esp"),
+    (51, "ah"),
+    (58, "icmp6"),
+    (89, "ospf"),
+    (103, "pim"),
+    (112, "vrrp"),
+    (132, "sctp"),
+];
+
+/// The name of IP protocol `p`, if it has one in [`IP_PROTOCOLS`].
+pub fn protocol_name(p: u8) -> Option<&'static str> {
+    IP_PROTOCOLS
+        .iter()
+        .find(|&&(n, _)| n == p)
+        .map(|&(_, name)| name)
+}
+
+/// The number of a protocol name (any case; `icmpv6` too).
+pub fn protocol_number(name: &str) -> Option<u8> {
+    if name.eq_ignore_ascii_case("icmpv6") {
+        return Some(58);
+    }
+    IP_PROTOCOLS
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(name))
+        .map(|&(p, _)| p)
+}
+
+/// TCP header flag bits.
+pub mod tcp_flag {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+}
+
+/// TCP flags by name, in the order drop-log lines list them (config reads
+/// them in any case, with `push` and `urgent` besides).
+pub const TCP_FLAGS: [(u8, &str); 8] = [
+    (tcp_flag::SYN, "syn"),
+    (tcp_flag::ACK, "ack"),
+    (tcp_flag::FIN, "fin"),
+    (tcp_flag::RST, "rst"),
+    (tcp_flag::PSH, "psh"),
+    (tcp_flag::URG, "urg"),
+    (tcp_flag::ECE, "ece"),
+    (tcp_flag::CWR, "cwr"),
+];
+
 /// What, besides the type, rule, action, zones and interfaces, makes two
 /// records the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

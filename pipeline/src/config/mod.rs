@@ -842,16 +842,7 @@ impl AddrMatch {
 }
 
 /// TCP flag bits as in the TCP header's flags byte.
-pub mod tcp_flag {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-    pub const URG: u8 = 0x20;
-    pub const ECE: u8 = 0x40;
-    pub const CWR: u8 = 0x80;
-}
+pub use rampart_vocab::tcp_flag;
 
 /// Flags that must be set and flags that must be clear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]

@@ -2,28 +2,14 @@
 
 use super::*;
 
-pub(super) fn protocol_number(name: &str) -> Option<u8> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "icmp" => proto::ICMP,
-        "igmp" => 2,
-        "tcp" => proto::TCP,
-        "udp" => proto::UDP,
-        "gre" => 47,
-        "esp" => 50,
-        "ah" => 51,
-        "icmp6" | "icmpv6" => proto::ICMPV6,
-        "ospf" => 89,
-        "pim" => 103,
-        "vrrp" => 112,
-        "sctp" => SCTP,
-        _ => return None,
-    })
-}
+use rampart_vocab::{protocol_number, IP_PROTOCOLS};
 
-pub(super) const PROTOCOL_NAMES: &[&str] = &[
-    "any", "icmp", "igmp", "tcp", "udp", "gre", "esp", "ah", "icmp6", "icmpv6", "ospf", "pim",
-    "vrrp", "sctp",
-];
+/// Every protocol word the config accepts, for hints.
+fn protocol_names() -> Vec<&'static str> {
+    let mut names = vec!["any", "icmpv6"];
+    names.extend(IP_PROTOCOLS.iter().map(|&(_, n)| n));
+    names
+}
 
 /// A protocol: a name, a number, or `any` (`None`).
 pub(super) fn protocol(ctx: &mut Ctx, v: &Value, span: Span, field: &str) -> Option<Option<u8>> {
@@ -35,7 +21,7 @@ pub(super) fn protocol(ctx: &mut Ctx, v: &Value, span: Span, field: &str) -> Opt
             None => {
                 let msg = format!(
                     "unknown protocol '{s}'{}",
-                    hint(s, PROTOCOL_NAMES, "protocol")
+                    hint(s, &protocol_names(), "protocol")
                 );
                 ctx.err(&span, field, msg);
                 None
@@ -147,18 +133,16 @@ pub(super) fn dscp(ctx: &mut Ctx, v: &Value, span: Span, field: &str) -> Option<
     }
 }
 
-pub(super) const TCP_FLAG_NAMES: &[(&str, u8)] = &[
-    ("fin", tcp_flag::FIN),
-    ("syn", tcp_flag::SYN),
-    ("rst", tcp_flag::RST),
-    ("psh", tcp_flag::PSH),
-    ("push", tcp_flag::PSH),
-    ("ack", tcp_flag::ACK),
-    ("urg", tcp_flag::URG),
-    ("urgent", tcp_flag::URG),
-    ("ece", tcp_flag::ECE),
-    ("cwr", tcp_flag::CWR),
-];
+/// The config's TCP flag words: the vocabulary's names, and the long
+/// forms `push` and `urgent`.
+fn tcp_flag_names() -> Vec<(&'static str, u8)> {
+    let mut names: Vec<(&str, u8)> = rampart_vocab::TCP_FLAGS
+        .iter()
+        .map(|&(bit, n)| (n, bit))
+        .collect();
+    names.extend([("push", tcp_flag::PSH), ("urgent", tcp_flag::URG)]);
+    names
+}
 
 /// Adds one `&`-joined expression (`"syn & !ack"`) to `flags`.
 pub(super) fn parse_tcp_flags(expr: &str, flags: &mut TcpFlags) -> Result<(), String> {
@@ -179,8 +163,9 @@ pub(super) fn parse_tcp_flags(expr: &str, flags: &mut TcpFlags) -> Result<(), St
             flags.forbidden |= tcp_flag::ACK;
             continue;
         }
-        let Some((_, bit)) = TCP_FLAG_NAMES.iter().find(|(n, _)| *n == name) else {
-            let known: Vec<&str> = TCP_FLAG_NAMES.iter().map(|(n, _)| *n).collect();
+        let names = tcp_flag_names();
+        let Some(&(_, bit)) = names.iter().find(|(n, _)| *n == name) else {
+            let known: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
             return Err(format!(
                 "tcp-flags '{expr}': unknown flag '{name}'{}",
                 hint(&name, &known, "flag")
