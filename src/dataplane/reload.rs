@@ -240,9 +240,15 @@ zone = "z"
         // What a reload applies is not in the list.
         let mut reloadable = old.clone();
         reloadable.events.socket_mode = 0o640;
-        reloadable.events.rate_limit.policy_deny = Some(5);
+        *reloadable
+            .events
+            .rate_limit
+            .get_mut(rampart_vocab::EventType::PolicyDeny) = Some(5);
         reloadable.flow.timeouts.udp = 5;
-        reloadable.events.aggregate.policy_deny_ms = Some(1000);
+        reloadable
+            .events
+            .aggregate
+            .set_window_ms(rampart_vocab::EventType::PolicyDeny, Some(1000));
         reloadable.events.aggregate.key = rampart_pipeline::config::AggregateKey::Rule;
         reloadable.telemetry.prometheus = Some("127.0.0.1:9999".parse().unwrap());
         assert!(restart_required(&old, &reloadable).is_empty());

@@ -270,9 +270,9 @@ impl Default for EventsConfig {
 /// record with a count. Only the drop and log types aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Aggregate {
-    pub policy_deny_ms: Option<u32>,
-    pub screen_drop_ms: Option<u32>,
-    pub filter_log_ms: Option<u32>,
+    /// Window per type in milliseconds (by [`EventType::index`]; `None`:
+    /// off); only [`Aggregate::TYPES`] can have one.
+    pub windows_ms: [Option<u32>; EventType::COUNT],
     pub key: AggregateKey,
     /// Keys each worker keeps waiting at most (memory is reserved at
     /// start: about 0.5 KiB per key); beyond them records go one by one.
@@ -291,27 +291,13 @@ impl Aggregate {
 
     /// The window of `t` in milliseconds, `None` if off.
     pub fn window_ms(&self, t: EventType) -> Option<u32> {
-        match t {
-            EventType::PolicyDeny => self.policy_deny_ms,
-            EventType::ScreenDrop => self.screen_drop_ms,
-            EventType::FilterLog => self.filter_log_ms,
-            EventType::SessionOpen | EventType::SessionClose | EventType::ScreenEpisode => None,
-        }
-    }
-
-    fn window_mut(&mut self, t: EventType) -> Option<&mut Option<u32>> {
-        match t {
-            EventType::PolicyDeny => Some(&mut self.policy_deny_ms),
-            EventType::ScreenDrop => Some(&mut self.screen_drop_ms),
-            EventType::FilterLog => Some(&mut self.filter_log_ms),
-            EventType::SessionOpen | EventType::SessionClose | EventType::ScreenEpisode => None,
-        }
+        self.windows_ms[t.index()]
     }
 
     /// Sets the window of an aggregating type (others are ignored).
     pub fn set_window_ms(&mut self, t: EventType, ms: Option<u32>) {
-        if let Some(w) = self.window_mut(t) {
-            *w = ms;
+        if Self::TYPES.contains(&t) {
+            self.windows_ms[t.index()] = ms;
         }
     }
 }
@@ -319,9 +305,7 @@ impl Aggregate {
 impl Default for Aggregate {
     fn default() -> Self {
         Aggregate {
-            policy_deny_ms: None,
-            screen_drop_ms: None,
-            filter_log_ms: None,
+            windows_ms: [None; EventType::COUNT],
             key: AggregateKey::Flow,
             max_keys: Self::DEFAULT_MAX_KEYS,
         }
@@ -353,33 +337,19 @@ impl Default for Episodes {
     }
 }
 
-/// Per worker, events per second, per type; `None` = unlimited.
+/// Per worker, events per second, per type (by [`EventType::index`], the
+/// `[events.rate_limit]` key `t.name()`); `None` = unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RateLimits {
-    pub policy_deny: Option<u32>,
-    pub screen_drop: Option<u32>,
-    pub filter_log: Option<u32>,
-    pub session_open: Option<u32>,
-    pub session_close: Option<u32>,
-    pub screen_episode: Option<u32>,
-}
+pub struct RateLimits(pub [Option<u32>; EventType::COUNT]);
 
 impl RateLimits {
-    /// The limit of an event type, the `[events.rate_limit]` key `t.name()`.
+    /// The limit of an event type.
     pub fn get(&self, t: EventType) -> Option<u32> {
-        let mut copy = *self;
-        *copy.get_mut(t)
+        self.0[t.index()]
     }
 
     pub fn get_mut(&mut self, t: EventType) -> &mut Option<u32> {
-        match t {
-            EventType::PolicyDeny => &mut self.policy_deny,
-            EventType::ScreenDrop => &mut self.screen_drop,
-            EventType::FilterLog => &mut self.filter_log,
-            EventType::SessionOpen => &mut self.session_open,
-            EventType::SessionClose => &mut self.session_close,
-            EventType::ScreenEpisode => &mut self.screen_episode,
-        }
+        &mut self.0[t.index()]
     }
 }
 

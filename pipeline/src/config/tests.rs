@@ -127,8 +127,8 @@ fn interfaces_md_example_loads() {
     let c = load(&completed).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.dataplane.workers, 1);
     assert_eq!(c.dataplane.eal, ["--no-pci", "-l", "0-1"]);
-    assert_eq!(c.events.rate_limit.policy_deny, Some(100000));
-    assert_eq!(c.events.rate_limit.screen_drop, None);
+    assert_eq!(c.events.rate_limit.get(EventType::PolicyDeny), Some(100000));
+    assert_eq!(c.events.rate_limit.get(EventType::ScreenDrop), None);
     let ge0 = &c.interfaces[0];
     assert_eq!(ge0.name, "ge-0/0/0");
     assert!(!ge0.is_pci());
@@ -231,7 +231,10 @@ fn full_fixture_loads() {
     assert_eq!(c.dataplane.workers, 2);
     assert_eq!(c.events.ring_size, 4096);
     assert_eq!(c.events.snippet_bytes, 128);
-    assert_eq!(c.events.rate_limit.session_close, Some(200000));
+    assert_eq!(
+        c.events.rate_limit.get(EventType::SessionClose),
+        Some(200000)
+    );
     assert_eq!(c.interfaces.len(), 4);
     assert!(c.interfaces[2].is_pci() && c.interfaces[3].is_pci());
     assert_eq!(c.interfaces[0].peer, Some(1));
