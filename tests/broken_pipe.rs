@@ -102,31 +102,7 @@ fn trace_piped_into_head_under_pipefail() {
 #[test]
 fn stats_into_a_closed_pipe_exits_141_without_a_panic() {
     let dir = TempDir::new();
-    let d = dir.0.path().display();
-    let config = dir.write(
-        "null.toml",
-        &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-[[interface]]
-name = "a"
-device = "net_null0,size=64"
-zone = "z"
-peer = "b"
-[[interface]]
-name = "b"
-device = "net_null1,size=64"
-zone = "z"
-[zone.z]
-[default-policy]
-then = "permit"
-"#,
-            eal = test_eal("broken-pipe-stats")
-        ),
-    );
+    let config = null_pair_config(&dir, "broken-pipe-stats", &test_eal("broken-pipe-stats"));
     let control = dir.path("control.sock");
     let run = start_dataplane(&config, &control, &["--duration", "60"], Stdio::null());
     for extra in [&[][..], &["--json"], &["--rules"], &["--rules", "--json"]] {

@@ -182,31 +182,7 @@ then = "permit"
 #[test]
 fn sigterm_stops_cleanly_with_a_summary() {
     let dir = TempDir::new();
-    let d = dir.0.path().display();
-    let config = dir.write(
-        "null.toml",
-        &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-[[interface]]
-name = "a"
-device = "net_null0,size=64"
-zone = "z"
-peer = "b"
-[[interface]]
-name = "b"
-device = "net_null1,size=64"
-zone = "z"
-[zone.z]
-[default-policy]
-then = "permit"
-"#,
-            eal = test_eal("sigterm")
-        ),
-    );
+    let config = null_pair_config(&dir, "sigterm", &test_eal("sigterm"));
     let child = rampart()
         .args(["run", "--config", config.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())

@@ -62,31 +62,12 @@ fn clean_stops_and_sigkills_give_back_every_hugepage() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let dir = TempDir::new();
-    let d = dir.0.path().display();
     // Hugepages, the way an appliance runs: no --no-huge, no prefix of
     // our own (Rampart chooses both).
-    let config = dir.write(
-        "hugepages.toml",
-        &format!(
-            r#"[dataplane]
-eal = ["-m", "64", "--log-level", "lib.eal:error"]
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-[[interface]]
-name = "a"
-device = "net_null0,size=64"
-zone = "z"
-peer = "b"
-[[interface]]
-name = "b"
-device = "net_null1,size=64"
-zone = "z"
-[zone.z]
-[default-policy]
-then = "permit"
-"#
-        ),
+    let config = null_pair_config(
+        &dir,
+        "hugepages",
+        r#"["-m", "64", "--log-level", "lib.eal:error"]"#,
     );
     // What a predecessor with hugepage files, killed, would have left.
     let dead = 4_190_000 + std::process::id() % 4000;

@@ -303,3 +303,34 @@ pub fn start_dataplane(
     assert_eq!(stats(control)["generation"], 1);
     child
 }
+
+/// `{tag}.toml` in `dir`: two `net_null` ports, `a` (peered with `b`) and
+/// `b`, both in zone `z`, everything permitted; the sockets are
+/// `events.sock` and `control.sock` in `dir`. `eal` is the `[dataplane]
+/// eal` array as TOML (`test_eal(tag)` for most tests).
+pub fn null_pair_config(dir: &TempDir, tag: &str, eal: &str) -> PathBuf {
+    let d = dir.0.path().display();
+    dir.write(
+        &format!("{tag}.toml"),
+        &format!(
+            r#"[dataplane]
+eal = {eal}
+[events]
+socket = "{d}/events.sock"
+control_socket = "{d}/control.sock"
+[[interface]]
+name = "a"
+device = "net_null0,size=64"
+zone = "z"
+peer = "b"
+[[interface]]
+name = "b"
+device = "net_null1,size=64"
+zone = "z"
+[zone.z]
+[default-policy]
+then = "permit"
+"#
+        ),
+    )
+}
