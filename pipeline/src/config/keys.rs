@@ -7,11 +7,11 @@
 //! ([`reference_page`], checked current by a test), so a new key cannot be
 //! forgotten by any of them.
 //!
-//! The rule tables (`[zone.*]`, `[screen.*]`, `[address-book]`,
-//! `[application]`, `[[policy]]`, `[default-policy]`, `[[filter]]`,
-//! `[[zone-pair]]`) compile into the ruleset as a whole and a reload
-//! applies every one of their keys at the switch; the reference page
-//! names them, and README.md shows them in use.
+//! The rule tables (zones, screens, address book, applications,
+//! policies, filters, zone pairs) compile into the ruleset as a whole: a
+//! reload applies every one of their keys at the switch. Keys in capitals
+//! stand for a family (every event type, every stateless screen option)
+//! that a vocabulary table lists.
 
 use super::Config;
 
@@ -76,8 +76,112 @@ fn mtu_changed(old: &Config, new: &Config) -> Vec<String> {
         .collect()
 }
 
-/// Every declared key of the settings tables, in reference-page order.
+/// Every declared key, in reference-page order (`""`: the top level).
 pub static KEYS: &[Key] = &[
+    Key {
+        table: "",
+        key: "dataplane",
+        kind: "table",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[dataplane]`.",
+    },
+    Key {
+        table: "",
+        key: "events",
+        kind: "table",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[events]`.",
+    },
+    Key {
+        table: "",
+        key: "telemetry",
+        kind: "table",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[telemetry]`.",
+    },
+    Key {
+        table: "",
+        key: "flow",
+        kind: "table",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[flow]`.",
+    },
+    Key {
+        table: "",
+        key: "interface",
+        kind: "array of tables",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[[interface]]`.",
+    },
+    Key {
+        table: "",
+        key: "zone",
+        kind: "table of zones",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[zone.NAME]`.",
+    },
+    Key {
+        table: "",
+        key: "zone-pair",
+        kind: "array of tables",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[[zone-pair]]`.",
+    },
+    Key {
+        table: "",
+        key: "screen",
+        kind: "table of screen profiles",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[screen.NAME]`.",
+    },
+    Key {
+        table: "",
+        key: "address-book",
+        kind: "table",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[address-book]`.",
+    },
+    Key {
+        table: "",
+        key: "application",
+        kind: "table",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[application]`.",
+    },
+    Key {
+        table: "",
+        key: "policy",
+        kind: "array of tables",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[[policy]]`.",
+    },
+    Key {
+        table: "",
+        key: "default-policy",
+        kind: "table",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[default-policy]`.",
+    },
+    Key {
+        table: "",
+        key: "filter",
+        kind: "array of tables",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[[filter]]`.",
+    },
     Key {
         table: "[[interface]]",
         key: "name",
@@ -443,6 +547,486 @@ pub static KEYS: &[Key] = &[
         reload: Reload::Switch,
         doc: "Idle timeout of other protocols' sessions.",
     },
+    Key {
+        table: "[zone.NAME]",
+        key: "screen",
+        kind: "screen profile name",
+        default: "none",
+        reload: Reload::Switch,
+        doc: "The screen profile run on what enters the zone.",
+    },
+    Key {
+        table: "[[zone-pair]]",
+        key: "from-zone",
+        kind: "zone name",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "The zone pair's ingress zone.",
+    },
+    Key {
+        table: "[[zone-pair]]",
+        key: "to-zone",
+        kind: "zone name",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "The zone pair's egress zone.",
+    },
+    Key {
+        table: "[[zone-pair]]",
+        key: "audit",
+        kind: "boolean",
+        default: "false",
+        reload: Reload::Switch,
+        doc: "Audit mode: the pair's denies are logged and let through.",
+    },
+    Key {
+        table: "[screen.NAME]",
+        key: "SCREEN_OPTION",
+        kind: "boolean",
+        default: "false",
+        reload: Reload::Switch,
+        doc: "A stateless Junos option by name (`land`, `syn-fin`, `tcp-no-flag` ...; README lists them).",
+    },
+    Key {
+        table: "[screen.NAME]",
+        key: "syn-flood",
+        kind: "boolean or table",
+        default: "off",
+        reload: Reload::Switch,
+        doc: "SYN flood protection (`true`: Junos defaults; a table: below).",
+    },
+    Key {
+        table: "[screen.NAME]",
+        key: "icmp-flood",
+        kind: "boolean or `{ threshold }`",
+        default: "off",
+        reload: Reload::Switch,
+        doc: "ICMP packets per second to one destination (default 1000).",
+    },
+    Key {
+        table: "[screen.NAME]",
+        key: "udp-flood",
+        kind: "boolean or `{ threshold }`",
+        default: "off",
+        reload: Reload::Switch,
+        doc: "UDP packets per second to one destination (default 1000).",
+    },
+    Key {
+        table: "[screen.NAME]",
+        key: "port-scan",
+        kind: "boolean or `{ threshold }`",
+        default: "off",
+        reload: Reload::Switch,
+        doc: "Microseconds within which 10 ports of one destination are a scan (default 5000).",
+    },
+    Key {
+        table: "[screen.NAME]",
+        key: "ip-sweep",
+        kind: "boolean or `{ threshold }`",
+        default: "off",
+        reload: Reload::Switch,
+        doc: "Microseconds within which 10 addresses are a sweep (default 5000).",
+    },
+    Key {
+        table: "[screen.NAME]",
+        key: "limit-session",
+        kind: "table",
+        default: "off",
+        reload: Reload::Switch,
+        doc: "Sessions per source and per destination (below).",
+    },
+    Key {
+        table: "[screen.NAME]",
+        key: "alarm-without-drop",
+        kind: "boolean",
+        default: "false",
+        reload: Reload::Switch,
+        doc: "Report matches instead of dropping.",
+    },
+    Key {
+        table: "[screen.NAME] threshold option",
+        key: "threshold",
+        kind: "integer",
+        default: "as above",
+        reload: Reload::Switch,
+        doc: "The threshold of `icmp-flood`, `udp-flood`, `port-scan` or `ip-sweep`.",
+    },
+    Key {
+        table: "[screen.NAME] syn-flood",
+        key: "attack-threshold",
+        kind: "integer",
+        default: "Junos default",
+        reload: Reload::Switch,
+        doc: "SYNs per second to one destination port before the screen acts.",
+    },
+    Key {
+        table: "[screen.NAME] syn-flood",
+        key: "source-threshold",
+        kind: "integer",
+        default: "Junos default",
+        reload: Reload::Switch,
+        doc: "SYNs per second from one source.",
+    },
+    Key {
+        table: "[screen.NAME] syn-flood",
+        key: "destination-threshold",
+        kind: "integer",
+        default: "Junos default",
+        reload: Reload::Switch,
+        doc: "SYNs per second to one destination.",
+    },
+    Key {
+        table: "[screen.NAME] syn-flood",
+        key: "alarm-threshold",
+        kind: "integer",
+        default: "Junos default",
+        reload: Reload::Switch,
+        doc: "SYNs per second before an alarm.",
+    },
+    Key {
+        table: "[screen.NAME] syn-flood",
+        key: "timeout",
+        kind: "seconds",
+        default: "Junos default",
+        reload: Reload::Switch,
+        doc: "How long a half-open connection counts.",
+    },
+    Key {
+        table: "[screen.NAME] limit-session",
+        key: "source-ip-based",
+        kind: "integer",
+        default: "unlimited",
+        reload: Reload::Switch,
+        doc: "Sessions one source may hold.",
+    },
+    Key {
+        table: "[screen.NAME] limit-session",
+        key: "destination-ip-based",
+        kind: "integer",
+        default: "unlimited",
+        reload: Reload::Switch,
+        doc: "Sessions one destination may hold.",
+    },
+    Key {
+        table: "[address-book] NAME = { }",
+        key: "address",
+        kind: "array of prefixes",
+        default: "[]",
+        reload: Reload::Switch,
+        doc: "The entry's own prefixes (an entry may also be written as just the array).",
+    },
+    Key {
+        table: "[address-book] NAME = { }",
+        key: "address-set",
+        kind: "array of entry names",
+        default: "[]",
+        reload: Reload::Switch,
+        doc: "Other entries the entry includes.",
+    },
+    Key {
+        table: "[application] NAME = { }",
+        key: "protocol",
+        kind: "protocol name or number",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "IP protocol (`tcp`, `udp`, `icmp`, ... or a number).",
+    },
+    Key {
+        table: "[application] NAME = { }",
+        key: "destination-port",
+        kind: "port or range",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "`\"80\"`, `\"1024-65535\"`.",
+    },
+    Key {
+        table: "[application] NAME = { }",
+        key: "source-port",
+        kind: "port or range",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "As `destination-port`.",
+    },
+    Key {
+        table: "[application] NAME = { }",
+        key: "icmp-type",
+        kind: "ICMP type name or number",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "For ICMP and ICMPv6.",
+    },
+    Key {
+        table: "[application] NAME = { }",
+        key: "icmp-code",
+        kind: "integer",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "For ICMP and ICMPv6.",
+    },
+    Key {
+        table: "[application] NAME = { }",
+        key: "application-set",
+        kind: "array of application names",
+        default: "[]",
+        reload: Reload::Switch,
+        doc: "Other applications the application includes.",
+    },
+    Key {
+        table: "[[policy]]",
+        key: "name",
+        kind: "string",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "The policy's name in events and stats.",
+    },
+    Key {
+        table: "[[policy]]",
+        key: "from-zone",
+        kind: "zone name or `any`",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "Ingress zone (`any`: a global policy).",
+    },
+    Key {
+        table: "[[policy]]",
+        key: "to-zone",
+        kind: "zone name or `any`",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "Egress zone.",
+    },
+    Key {
+        table: "[[policy]]",
+        key: "source-address",
+        kind: "array of address-book names or `any`",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "What the source must match.",
+    },
+    Key {
+        table: "[[policy]]",
+        key: "destination-address",
+        kind: "array of address-book names or `any`",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "What the destination must match.",
+    },
+    Key {
+        table: "[[policy]]",
+        key: "application",
+        kind: "array of application names or `any`",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "What the protocol and ports must match.",
+    },
+    Key {
+        table: "[[policy]]",
+        key: "then",
+        kind: "`permit`, `deny` or `reject`",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "The action.",
+    },
+    Key {
+        table: "[[policy]]",
+        key: "log",
+        kind: "array: `session-init`, `session-close`",
+        default: "[]",
+        reload: Reload::Switch,
+        doc: "Which session records a permit logs (a deny logs `policy_deny` with `log = true`).",
+    },
+    Key {
+        table: "[[policy]]",
+        key: "count",
+        kind: "boolean",
+        default: "false",
+        reload: Reload::Switch,
+        doc: "Count hits (`rampart stats --rules`).",
+    },
+    Key {
+        table: "[[policy]]",
+        key: "audit",
+        kind: "boolean",
+        default: "false",
+        reload: Reload::Switch,
+        doc: "Audit mode: logged, not enforced.",
+    },
+    Key {
+        table: "[default-policy]",
+        key: "then",
+        kind: "`permit`, `deny` or `reject`",
+        default: "deny",
+        reload: Reload::Switch,
+        doc: "What happens to a first packet no policy matched.",
+    },
+    Key {
+        table: "[default-policy]",
+        key: "log",
+        kind: "boolean",
+        default: "false",
+        reload: Reload::Switch,
+        doc: "Log its denies.",
+    },
+    Key {
+        table: "[[filter]]",
+        key: "name",
+        kind: "string",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "The filter's name, as interfaces refer to it.",
+    },
+    Key {
+        table: "[[filter]]",
+        key: "term",
+        kind: "array of tables",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "`[[filter.term]]`, in order; a packet no term matches is discarded.",
+    },
+    Key {
+        table: "[[filter.term]]",
+        key: "name",
+        kind: "string",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "The term's name in events and stats.",
+    },
+    Key {
+        table: "[[filter.term]]",
+        key: "from",
+        kind: "table",
+        default: "match all",
+        reload: Reload::Switch,
+        doc: "What the term matches (below).",
+    },
+    Key {
+        table: "[[filter.term]]",
+        key: "then",
+        kind: "table",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "What it does (below).",
+    },
+    Key {
+        table: "[[filter.term]] from",
+        key: "source-address",
+        kind: "array of prefixes or address-book names",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "Source match.",
+    },
+    Key {
+        table: "[[filter.term]] from",
+        key: "destination-address",
+        kind: "array of prefixes or address-book names",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "Destination match.",
+    },
+    Key {
+        table: "[[filter.term]] from",
+        key: "protocol",
+        kind: "protocol name or number",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "IP protocol.",
+    },
+    Key {
+        table: "[[filter.term]] from",
+        key: "source-port",
+        kind: "port or range",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "Source port.",
+    },
+    Key {
+        table: "[[filter.term]] from",
+        key: "destination-port",
+        kind: "port or range",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "Destination port.",
+    },
+    Key {
+        table: "[[filter.term]] from",
+        key: "tcp-flags",
+        kind: "flag expression",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "`\"syn & !ack\"`, `\"tcp-initial\"`.",
+    },
+    Key {
+        table: "[[filter.term]] from",
+        key: "icmp-type",
+        kind: "ICMP type name or number",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "ICMP type.",
+    },
+    Key {
+        table: "[[filter.term]] from",
+        key: "icmp-code",
+        kind: "integer",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "ICMP code.",
+    },
+    Key {
+        table: "[[filter.term]] from",
+        key: "dscp",
+        kind: "DSCP name or number",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "DiffServ code point.",
+    },
+    Key {
+        table: "[[filter.term]] from",
+        key: "fragment",
+        kind: "boolean",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "Any fragment.",
+    },
+    Key {
+        table: "[[filter.term]] from",
+        key: "is-fragment",
+        kind: "boolean",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "A fragment other than the first.",
+    },
+    Key {
+        table: "[[filter.term]] from",
+        key: "first-fragment",
+        kind: "boolean",
+        default: "any",
+        reload: Reload::Switch,
+        doc: "The first fragment of a datagram.",
+    },
+    Key {
+        table: "[[filter.term]] then",
+        key: "action",
+        kind: "`accept`, `discard` or `reject`",
+        default: "-",
+        reload: Reload::Switch,
+        doc: "The term's action.",
+    },
+    Key {
+        table: "[[filter.term]] then",
+        key: "log",
+        kind: "boolean",
+        default: "false",
+        reload: Reload::Switch,
+        doc: "Log matches (`filter_log`).",
+    },
+    Key {
+        table: "[[filter.term]] then",
+        key: "count",
+        kind: "boolean",
+        default: "false",
+        reload: Reload::Switch,
+        doc: "Count hits (`rampart stats --rules`).",
+    },
 ];
 
 /// The keys declared for `table` (families such as `EVENT_TYPE` are the
@@ -471,22 +1055,6 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     out
 }
 
-/// The tables whose keys the ruleset compiles as a whole (every key
-/// applied at the switch), as the reference page lists them.
-const RULE_TABLES: [(&str, &str); 8] = [
-    ("[zone.NAME]", "a zone: `screen`"),
-    (
-        "[screen.NAME]",
-        "a screen profile: Junos option names (README, \"Screens\")",
-    ),
-    ("[address-book]", "named prefixes and address sets"),
-    ("[application]", "named protocol and port matches"),
-    ("[[policy]]", "zone-pair security policies"),
-    ("[default-policy]", "`then`, `log`"),
-    ("[[filter]]", "stateless filters and their terms"),
-    ("[[zone-pair]]", "`from-zone`, `to-zone`, `audit`"),
-];
-
 /// `docs/config.md`: every declared key with its type, default and
 /// reload class, generated from [`KEYS`].
 pub fn reference_page() -> String {
@@ -498,12 +1066,18 @@ pub fn reference_page() -> String {
          value at the switch to the new generation; *restart*, a reload that changes it is \
          refused, naming it, and the running config stays.\n",
     );
-    let mut table = "";
+    let mut table = None;
     for k in KEYS {
-        if k.table != table {
-            table = k.table;
+        if table != Some(k.table) {
+            table = Some(k.table);
+            let table = k.table;
+            let heading = if table.is_empty() {
+                "The top level".to_owned()
+            } else {
+                format!("`{table}`")
+            };
             out.push_str(&format!(
-                "\n## `{table}`\n\n| key | type | default | reload | what it does |\n|---|---|---|---|---|\n"
+                "\n## {heading}\n\n| key | type | default | reload | what it does |\n|---|---|---|---|---|\n"
             ));
         }
         let reload = match k.reload {
@@ -514,13 +1088,6 @@ pub fn reference_page() -> String {
             "| `{}` | {} | {} | {reload} | {} |\n",
             k.key, k.kind, k.default, k.doc
         ));
-    }
-    out.push_str(
-        "\n## Rule tables\n\nCompiled into the ruleset as a whole: a reload applies every key of \
-         these at the switch (README.md shows them in use).\n\n| table | what it holds |\n|---|---|\n",
-    );
-    for (t, what) in RULE_TABLES {
-        out.push_str(&format!("| `{t}` | {what} |\n"));
     }
     out
 }

@@ -85,7 +85,11 @@ pub(super) fn address_book(ctx: &mut Ctx, root: &Tbl) -> AddressBook {
         match &v.node {
             Node::Table(_) => {
                 if let Some(t) = ctx.table(v, &kspan, field.clone()) {
-                    ctx.check_keys(&t, &["address-set", "address"], "an address-book entry");
+                    ctx.check_keys(
+                        &t,
+                        &super::keys::names("[address-book] NAME = { }"),
+                        "an address-book entry",
+                    );
                     if let Some(m) = t.get("address-set") {
                         e.members = ctx
                             .as_str_list(m, t.vspan(m), &t.field("address-set"))

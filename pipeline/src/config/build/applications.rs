@@ -9,15 +9,6 @@ pub(super) fn builtin_application(name: &str) -> Option<Vec<AppMatch>> {
         .map(|(_, terms)| terms.to_vec())
 }
 
-pub(super) const APP_KEYS: &[&str] = &[
-    "protocol",
-    "destination-port",
-    "source-port",
-    "icmp-type",
-    "icmp-code",
-    "application-set",
-];
-
 pub(super) fn app_match(ctx: &mut Ctx, t: &Tbl) -> Option<AppMatch> {
     let pv = ctx.required(t, "protocol")?;
     let protocol = protocol(ctx, pv, t.vspan(pv), &t.field("protocol"))?;
@@ -90,7 +81,11 @@ pub(super) fn applications(ctx: &mut Ctx, root: &Tbl) -> Vec<Application> {
                     field: field.clone(),
                 };
                 if let Some(t) = ctx.table(v, &kspan, field) {
-                    ctx.check_keys(&t, APP_KEYS, "an application");
+                    ctx.check_keys(
+                        &t,
+                        &super::keys::names("[application] NAME = { }"),
+                        "an application",
+                    );
                     if let Some(m) = t.get("application-set") {
                         if let Some((other, _)) =
                             t.entries.iter().find(|(k, _)| k.name != "application-set")

@@ -2,21 +2,6 @@
 
 use super::*;
 
-pub(super) const FROM_KEYS: &[&str] = &[
-    "source-address",
-    "destination-address",
-    "protocol",
-    "source-port",
-    "destination-port",
-    "tcp-flags",
-    "icmp-type",
-    "icmp-code",
-    "dscp",
-    "fragment",
-    "is-fragment",
-    "first-fragment",
-];
-
 pub(super) fn filter_addresses(
     ctx: &mut Ctx,
     t: &Tbl,
@@ -61,7 +46,11 @@ pub(super) fn filter_addresses(
 }
 
 pub(super) fn term_match(ctx: &mut Ctx, t: &Tbl, book: &AddressBook) -> TermMatch {
-    ctx.check_keys(t, FROM_KEYS, "a term's from");
+    ctx.check_keys(
+        t,
+        &super::keys::names("[[filter.term]] from"),
+        "a term's from",
+    );
     let mut m = TermMatch {
         source_address: filter_addresses(ctx, t, "source-address", book),
         destination_address: filter_addresses(ctx, t, "destination-address", book),
@@ -162,7 +151,11 @@ pub(super) fn term_match(ctx: &mut Ctx, t: &Tbl, book: &AddressBook) -> TermMatc
 }
 
 pub(super) fn term_action(ctx: &mut Ctx, t: &Tbl) -> Option<TermAction> {
-    ctx.check_keys(t, &["action", "log", "count"], "a term's then");
+    ctx.check_keys(
+        t,
+        &super::keys::names("[[filter.term]] then"),
+        "a term's then",
+    );
     let av = ctx.required(t, "action")?;
     let a = ctx.as_str(av, t.vspan(av), &t.field("action"))?;
     let action = match a.s {
@@ -198,7 +191,7 @@ pub(super) fn filters(ctx: &mut Ctx, root: &Tbl, book: &AddressBook) -> Vec<Filt
             terms: Vec::new(),
         };
         if let Some(t) = ctx.table(fv, &fspan, path.clone()) {
-            ctx.check_keys(&t, &["name", "term"], "a filter");
+            ctx.check_keys(&t, &super::keys::names("[[filter]]"), "a filter");
             if let Some(nv) = ctx.required(&t, "name") {
                 if let Some(name) = ctx.as_str(nv, t.vspan(nv), &t.field("name")) {
                     if ctx.name_ok(name.s, &name.span, &t.field("name"), "filter") {
@@ -215,7 +208,7 @@ pub(super) fn filters(ctx: &mut Ctx, root: &Tbl, book: &AddressBook) -> Vec<Filt
                     let Some(tt) = ctx.table(termv, &tspan, tpath) else {
                         continue;
                     };
-                    ctx.check_keys(&tt, &["name", "from", "then"], "a filter term");
+                    ctx.check_keys(&tt, &super::keys::names("[[filter.term]]"), "a filter term");
                     let mut term_name = format!("#{j}");
                     if let Some(nv) = ctx.required(&tt, "name") {
                         if let Some(name) = ctx.as_str(nv, tt.vspan(nv), &tt.field("name")) {

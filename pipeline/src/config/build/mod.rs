@@ -437,28 +437,12 @@ fn unique<'v>(
 // ---------------------------------------------------------------------------
 // Small value grammars.
 
-const TOP_KEYS: &[&str] = &[
-    "dataplane",
-    "events",
-    "interface",
-    "zone",
-    "screen",
-    "address-book",
-    "application",
-    "policy",
-    "default-policy",
-    "filter",
-    "flow",
-    "telemetry",
-    "zone-pair",
-];
-
 fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
     let Some(root) = ctx.table(root, &(0..0), String::new()) else {
         return empty_config();
     };
     let root = Tbl { span: 0..0, ..root };
-    ctx.check_keys(&root, TOP_KEYS, "the config");
+    ctx.check_keys(&root, &super::keys::names(""), "the config");
 
     let dataplane = dataplane(ctx, &root);
     let events = events(ctx, &root);

@@ -2,19 +2,6 @@
 
 use super::*;
 
-pub(super) const POLICY_KEYS: &[&str] = &[
-    "name",
-    "from-zone",
-    "to-zone",
-    "source-address",
-    "destination-address",
-    "application",
-    "then",
-    "log",
-    "count",
-    "audit",
-];
-
 pub(super) fn policies(
     ctx: &mut Ctx,
     root: &Tbl,
@@ -47,7 +34,7 @@ pub(super) fn policies(
             audit: false,
         };
         if let Some(t) = ctx.table(pv, &pspan, path) {
-            ctx.check_keys(&t, POLICY_KEYS, "a policy");
+            ctx.check_keys(&t, &super::keys::names("[[policy]]"), "a policy");
             if let Some(nv) = ctx.required(&t, "name") {
                 if let Some(n) = ctx.as_str(nv, t.vspan(nv), &t.field("name")) {
                     if ctx.name_ok(n.s, &n.span, &t.field("name"), "policy") {
@@ -177,7 +164,11 @@ pub(super) fn default_policy(ctx: &mut Ctx, root: &Tbl) -> DefaultPolicy {
     let Some(t) = ctx.table(v, &root.span, "default-policy".into()) else {
         return d;
     };
-    ctx.check_keys(&t, &["then", "log"], "[default-policy]");
+    ctx.check_keys(
+        &t,
+        &super::keys::names("[default-policy]"),
+        "[default-policy]",
+    );
     if let Some(v) = t.get("then") {
         if let Some(a) = policy_action(ctx, v, t.vspan(v), &t.field("then")) {
             d.action = a;

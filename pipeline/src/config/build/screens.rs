@@ -14,7 +14,11 @@ pub(super) fn threshold_option(
         Node::Bool(b) => b.then_some(Threshold { threshold: default }),
         _ => {
             let t = ctx.table(v, span, field)?;
-            ctx.check_keys(&t, &["threshold"], "this screen option");
+            ctx.check_keys(
+                &t,
+                &super::keys::names("[screen.NAME] threshold option"),
+                "this screen option",
+            );
             let threshold = ctx.opt_u32(&t, "threshold").unwrap_or(default);
             Some(Threshold { threshold })
         }
@@ -66,13 +70,7 @@ pub(super) fn screens(ctx: &mut Ctx, root: &Tbl) -> Vec<Screen> {
                             _ => ctx.table(ov, &ospan, field).map(|st| {
                                 ctx.check_keys(
                                     &st,
-                                    &[
-                                        "attack-threshold",
-                                        "source-threshold",
-                                        "destination-threshold",
-                                        "alarm-threshold",
-                                        "timeout",
-                                    ],
+                                    &super::keys::names("[screen.NAME] syn-flood"),
                                     "syn-flood",
                                 );
                                 let d = SynFlood::default();
@@ -114,7 +112,7 @@ pub(super) fn screens(ctx: &mut Ctx, root: &Tbl) -> Vec<Screen> {
                         s.limit_session = ctx.table(ov, &ospan, field).map(|lt| {
                             ctx.check_keys(
                                 &lt,
-                                &["source-ip-based", "destination-ip-based"],
+                                &super::keys::names("[screen.NAME] limit-session"),
                                 "limit-session",
                             );
                             LimitSession {

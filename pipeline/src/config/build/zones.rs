@@ -35,7 +35,7 @@ pub(super) fn zones(ctx: &mut Ctx, root: &Tbl, screens: &[&str]) -> Vec<Zone> {
             interfaces: Vec::new(),
         };
         if let Some(t) = ctx.table(v, &kspan, path) {
-            ctx.check_keys(&t, &["screen"], "a zone");
+            ctx.check_keys(&t, &super::keys::names("[zone.NAME]"), "a zone");
             if let Some(s) = ctx.opt_str(&t, "screen") {
                 z.screen = resolve_name(ctx, &s, &t.field("screen"), screens, "screen");
             }
@@ -58,7 +58,7 @@ pub(super) fn zone_pairs(ctx: &mut Ctx, root: &Tbl, zones: &[Zone]) -> Vec<(usiz
         let Some(t) = ctx.table(pv, &pspan, format!("zone-pair[{i}]")) else {
             continue;
         };
-        ctx.check_keys(&t, &["from-zone", "to-zone", "audit"], "a zone pair");
+        ctx.check_keys(&t, &super::keys::names("[[zone-pair]]"), "a zone pair");
         let ends = ["from-zone", "to-zone"].map(|key| {
             let nv = ctx.required(&t, key)?;
             let z = ctx.as_str(nv, t.vspan(nv), &t.field(key))?;
