@@ -11,7 +11,7 @@ use crate::flow::{proto, Addr, FlowKey};
 use crate::frag::FragTable;
 use crate::policy::PolicyMatch;
 pub use crate::ruleset::*;
-use crate::screen::{self, ScreenOption, ScreenState};
+use crate::screen::{self, ScreenOption, ScreenProfile, ScreenState};
 use crate::session::{
     CloseReason, Direction, Session, SessionHandle, SessionMeta, SessionTable, TcpState,
 };
@@ -69,6 +69,28 @@ pub(crate) struct Arrival<'a> {
     pub pkt: &'a ParsedPacket,
     pub ingress: u16,
     pub now_ns: u64,
+}
+
+/// Where a packet without a session would go: its egress interface, the
+/// zone pair, and the ingress zone's screen profile (session limits).
+#[derive(Clone, Copy)]
+pub(crate) struct FlowPath<'a> {
+    egress: u16,
+    from_zone: u16,
+    to_zone: u16,
+    profile: Option<&'a ScreenProfile>,
+}
+
+/// What the policy stage decided for a first packet.
+#[derive(Clone, Copy)]
+pub(crate) struct PolicyOutcome {
+    action: PolicyAction,
+    /// Log a deny or reject.
+    log_deny: bool,
+    /// Which session records a permit logs.
+    log: crate::config::PolicyLog,
+    /// `None`: the default policy.
+    policy: Option<u32>,
 }
 
 /// Lookups a burst made ahead for one packet, still valid when its flow
@@ -429,33 +451,7 @@ impl Worker {
         }
         let seg = tcp_segment(rules, frame, pkt);
         if let Some((handle, dir)) = hit {
-            let update = self
-                .sessions
-                .update(handle, dir, pkt.ip_total_len, seg, now_ns);
-            d.stage = Stage::Session;
-            if update.out_of_window {
-                d.rule = rules.policy_rule(self.sessions.get_policy(handle));
-                self.drop(d, Stage::Session, Reason::TcpOutOfWindow, Verdict::Drop);
-                return None;
-            }
-            self.counters.tcp_rst_unconfirmed += u64::from(update.rst_unconfirmed);
-            let mut closed = update.closed;
-            if closed.is_none() && dir == Direction::ServerToClient && is_echo_reply(pkt) {
-                // The echo is answered: the exchange is over, as an SRX
-                // closes it ("response received"); a next request opens a
-                // new session through policy.
-                closed = self.sessions.end(handle, CloseReason::ResponseReceived);
-            }
-            if let Some(reason) = closed {
-                let s = self.sessions.get(handle);
-                // The entry lingers (closing timeout) so late segments still
-                // match it; aging removes it without a second close event.
-                self.close_for_packet(rules, screens, &s, reason, now_ns, d);
-            }
-            // Named in this generation: exact for sessions it created;
-            // events name older sessions through their own generation.
-            d.rule = rules.policy_rule(self.sessions.get_policy(handle));
-            return Some((egress, Reason::Session));
+            return self.established(p, handle, dir, seg, egress, d);
         }
 
         // An ICMP error about a flow with a session belongs to it, whichever
@@ -475,8 +471,78 @@ impl Worker {
             return None;
         }
 
-        let (from, to) = (port.zone as usize, to_zone as usize);
-        let mut matched = match hints.policy {
+        let path = FlowPath {
+            egress,
+            from_zone: port.zone,
+            to_zone,
+            profile,
+        };
+        let verdict = self.match_policy(p, path, hints.policy, d);
+        self.first_packet(p, key, seg, path, verdict, d)
+    }
+
+    /// A packet of a session: its state (TCP window, close), and the
+    /// policy that opened it as the rule.
+    #[inline(always)]
+    fn established(
+        &mut self,
+        p: Arrival,
+        handle: SessionHandle,
+        dir: Direction,
+        seg: Segment,
+        egress: u16,
+        d: &mut Decision,
+    ) -> Option<(u16, Reason)> {
+        let Arrival {
+            rules,
+            screens,
+            pkt,
+            now_ns,
+            ..
+        } = p;
+        let update = self
+            .sessions
+            .update(handle, dir, pkt.ip_total_len, seg, now_ns);
+        d.stage = Stage::Session;
+        if update.out_of_window {
+            d.rule = rules.policy_rule(self.sessions.get_policy(handle));
+            self.drop(d, Stage::Session, Reason::TcpOutOfWindow, Verdict::Drop);
+            return None;
+        }
+        self.counters.tcp_rst_unconfirmed += u64::from(update.rst_unconfirmed);
+        let mut closed = update.closed;
+        if closed.is_none() && dir == Direction::ServerToClient && is_echo_reply(pkt) {
+            // The echo is answered: the exchange is over, as an SRX
+            // closes it ("response received"); a next request opens a
+            // new session through policy.
+            closed = self.sessions.end(handle, CloseReason::ResponseReceived);
+        }
+        if let Some(reason) = closed {
+            let s = self.sessions.get(handle);
+            // The entry lingers (closing timeout) so late segments still
+            // match it; aging removes it without a second close event.
+            self.close_for_packet(rules, screens, &s, reason, now_ns, d);
+        }
+        // Named in this generation: exact for sessions it created;
+        // events name older sessions through their own generation.
+        d.rule = rules.policy_rule(self.sessions.get_policy(handle));
+        Some((egress, Reason::Session))
+    }
+
+    /// The zone pair's policy for a first packet (a burst looked it up
+    /// ahead: `hint`), after audit-mode policies logged what they would
+    /// have dropped and let it through.
+    #[inline(always)]
+    fn match_policy(
+        &mut self,
+        p: Arrival,
+        path: FlowPath,
+        hint: Option<PolicyMatch>,
+        d: &mut Decision,
+    ) -> PolicyOutcome {
+        let Arrival { rules, pkt, .. } = p;
+        let (from, to) = (usize::from(path.from_zone), usize::from(path.to_zone));
+        let mut matched = match hint {
             Some(m) => m,
             None => rules.policies.lookup(from, to, pkt),
         };
@@ -501,7 +567,7 @@ impl Worker {
             matched = rules.policies.lookup_after(from, to, pkt, id);
             rules.hits.bump(self.index, rules.hits.policy_slot(matched));
         }
-        let (action, log_deny, log, policy_id) = match matched {
+        let (action, log_deny, log, policy) = match matched {
             PolicyMatch::Rule(id) => {
                 let PolicyVerdict { action, log, .. } = rules.verdicts[id as usize];
                 d.rule = RuleRef::Policy(id);
@@ -532,6 +598,47 @@ impl Worker {
                 }
             }
         };
+        PolicyOutcome {
+            action,
+            log_deny,
+            log,
+            policy,
+        }
+    }
+
+    /// A first packet's verdict: denied or rejected (logged as its policy
+    /// says), or permitted and its session opened (unless a session limit
+    /// screen drops it).
+    #[inline(always)]
+    fn first_packet(
+        &mut self,
+        p: Arrival,
+        key: FlowKey,
+        seg: Segment,
+        path: FlowPath,
+        verdict: PolicyOutcome,
+        d: &mut Decision,
+    ) -> Option<(u16, Reason)> {
+        let Arrival {
+            rules,
+            screens,
+            pkt,
+            ingress,
+            now_ns,
+            ..
+        } = p;
+        let FlowPath {
+            egress,
+            from_zone,
+            to_zone,
+            profile,
+        } = path;
+        let PolicyOutcome {
+            action,
+            log_deny,
+            log,
+            policy: policy_id,
+        } = verdict;
         match action {
             PolicyAction::Deny | PolicyAction::Reject => {
                 let reject = action == PolicyAction::Reject;
@@ -574,7 +681,7 @@ impl Worker {
                 let meta = SessionMeta {
                     policy: policy_id.unwrap_or(rules.default_policy_id()),
                     generation: rules.generation,
-                    from_zone: port.zone,
+                    from_zone,
                     to_zone,
                     ingress,
                     egress,
