@@ -112,7 +112,8 @@ where
     F: FnMut(FrameEvent<'_>) -> ControlFlow<()>,
 {
     let mut frame = Vec::with_capacity(4096);
-    let mut connected_before = false;
+    // Reached a dataplane before (and was served, or refused a slot).
+    let mut reached_before = false;
     let mut refused_retry = opts.retry_interval;
     loop {
         if opts.stopped() {
@@ -122,8 +123,9 @@ where
             Ok(s) => s,
             Err(e) => {
                 // `once` waits for the first connection like any consumer,
-                // but does not come back after it ends.
-                if opts.once && connected_before {
+                // but does not come back after it ends, nor wait for a
+                // dataplane that refused it and then went away.
+                if opts.once && reached_before {
                     return Err(e);
                 }
                 std::thread::sleep(opts.retry_interval);
@@ -135,6 +137,7 @@ where
         // The hub refuses a consumer by closing before its hello.
         match reader.fill_buf() {
             Ok([]) => {
+                reached_before = true;
                 if handler(FrameEvent::Refused).is_break() {
                     return Ok(());
                 }
@@ -146,7 +149,7 @@ where
             _ => {}
         }
         refused_retry = opts.retry_interval;
-        connected_before = true;
+        reached_before = true;
         if handler(FrameEvent::Connected).is_break() {
             return Ok(());
         }

@@ -519,6 +519,49 @@ fn a_refused_consumer_is_told_and_retries_until_a_slot_frees() {
     assert!(log[..log.len() - 2].iter().all(|l| *l == "refused"));
 }
 
+/// `once` does not wait for ever on a dataplane that refused it and then
+/// went away: once its socket is gone, the loop ends.
+#[test]
+fn a_refused_once_consumer_ends_when_the_dataplane_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_in(&dir);
+    let config = HubConfig {
+        max_consumers: 1,
+        ..HubConfig::default()
+    };
+    let mut hub = Hub::bind(&path, config).unwrap();
+    hub.set_names(1, &names());
+    let first = UnixStream::connect(&path).unwrap();
+    wait_for(|| {
+        hub.accept();
+        hub.consumer_count() == 1
+    });
+    let opts = ConsumeOptions {
+        retry_interval: Duration::from_millis(10),
+        once: true,
+        stop: None,
+    };
+    let p2 = path.clone();
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r2 = refused.clone();
+    let client = thread::spawn(move || {
+        consume(&p2, &opts, |ev| {
+            if let ConsumeEvent::Refused = ev {
+                r2.fetch_add(1, Ordering::Relaxed);
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+    });
+    wait_for(|| {
+        hub.accept();
+        refused.load(Ordering::Relaxed) >= 1
+    });
+    drop(hub);
+    drop(first);
+    wait_for(|| client.is_finished());
+    assert!(client.join().unwrap().is_err(), "the socket is gone");
+}
+
 fn count_in(log: &[String], s: &str) -> usize {
     log.iter().filter(|l| l.as_str() == s).count()
 }
