@@ -451,6 +451,23 @@ fn consume_waits_for_the_socket_and_reconnects() {
     );
 }
 
+/// A hub on `path` with one consumer slot, taken by the connection
+/// returned (which the caller reads or not).
+fn hub_with_its_one_slot_taken(path: &Path) -> (Hub, UnixStream) {
+    let config = HubConfig {
+        max_consumers: 1,
+        ..HubConfig::default()
+    };
+    let mut hub = Hub::bind(path, config).unwrap();
+    hub.set_names(1, &names());
+    let first = UnixStream::connect(path).unwrap();
+    wait_for(|| {
+        hub.accept();
+        hub.consumer_count() == 1
+    });
+    (hub, first)
+}
+
 /// A consumer the hub has no slot for hears `Refused`, not a connection,
 /// and keeps trying (less often each time); once a slot is free it gets
 /// in. `once` does not end the loop on a refusal.
@@ -458,18 +475,7 @@ fn consume_waits_for_the_socket_and_reconnects() {
 fn a_refused_consumer_is_told_and_retries_until_a_slot_frees() {
     let dir = tempfile::tempdir().unwrap();
     let path = socket_in(&dir);
-    let config = HubConfig {
-        max_consumers: 1,
-        ..HubConfig::default()
-    };
-    let mut hub = Hub::bind(&path, config).unwrap();
-    hub.set_names(1, &names());
-    // The one slot: a consumer that keeps up (it reads everything).
-    let first = UnixStream::connect(&path).unwrap();
-    wait_for(|| {
-        hub.accept();
-        hub.consumer_count() == 1
-    });
+    let (mut hub, first) = hub_with_its_one_slot_taken(&path);
     let first_reader = reader(first.try_clone().unwrap());
     let opts = ConsumeOptions {
         retry_interval: Duration::from_millis(10),
@@ -525,17 +531,7 @@ fn a_refused_consumer_is_told_and_retries_until_a_slot_frees() {
 fn a_refused_once_consumer_ends_when_the_dataplane_goes_away() {
     let dir = tempfile::tempdir().unwrap();
     let path = socket_in(&dir);
-    let config = HubConfig {
-        max_consumers: 1,
-        ..HubConfig::default()
-    };
-    let mut hub = Hub::bind(&path, config).unwrap();
-    hub.set_names(1, &names());
-    let first = UnixStream::connect(&path).unwrap();
-    wait_for(|| {
-        hub.accept();
-        hub.consumer_count() == 1
-    });
+    let (mut hub, first) = hub_with_its_one_slot_taken(&path);
     let opts = ConsumeOptions {
         retry_interval: Duration::from_millis(10),
         once: true,
