@@ -664,15 +664,22 @@ impl SessionTable {
             }
             _ => {}
         }
+        let handshake_done = !matches!(s.tcp, TcpState::SynSent | TcpState::SynAckSeen);
         if has(TcpFlags::FIN) {
             s.fin[d] = true;
-            if s.fin == [true, true] {
-                if s.tcp != TcpState::Closing {
-                    s.last_fin = dir;
+            // A connection that never completed its handshake keeps the
+            // initial timeout whatever flags follow (as conntrack and Junos
+            // do): forged SYN then FIN pairs must not hold a slot for the
+            // established timeout.
+            if handshake_done {
+                if s.fin == [true, true] {
+                    if s.tcp != TcpState::Closing {
+                        s.last_fin = dir;
+                    }
+                    s.tcp = TcpState::Closing;
+                } else {
+                    s.tcp = TcpState::FinWait;
                 }
-                s.tcp = TcpState::Closing;
-            } else {
-                s.tcp = TcpState::FinWait;
             }
         } else if s.tcp == TcpState::Closing && ack && dir != s.last_fin {
             // The ACK of the last FIN: the connection is done.
@@ -1049,6 +1056,40 @@ mod tests {
         let h = t.insert(tcp_key(), meta(), 0).unwrap();
         t.update(h, C2S, 40, Segment::from(TcpFlags::ACK), 0);
         assert_eq!(t.get(h).tcp, TcpState::Established);
+    }
+
+    /// Issue 26: a SYN then FINs with no SYN-ACK (forged SYN+FIN pairs)
+    /// left the session closing on the established timeout (1800 s by
+    /// default instead of 20 s).
+    #[test]
+    fn a_handshake_never_completed_keeps_the_initial_timeout_whatever_flags_follow() {
+        let to = Timeouts {
+            tcp_initial_ns: 5 * S,
+            tcp_established_ns: 30 * S,
+            ..Timeouts::default()
+        };
+        let fin_ack = || Segment::from(flags(&[TcpFlags::FIN, TcpFlags::ACK]));
+        for (what, with_syn_ack) in [("SYN, FIN", false), ("SYN, SYN-ACK, FIN", true)] {
+            let mut t = SessionTable::new(4, 0, to);
+            let h = t.insert(tcp_key(), meta(), 0).unwrap();
+            t.update(h, C2S, 40, Segment::from(TcpFlags::SYN), 0);
+            if with_syn_ack {
+                let syn_ack = Segment::from(flags(&[TcpFlags::SYN, TcpFlags::ACK]));
+                t.update(h, S2C, 40, syn_ack, 0);
+            }
+            t.update(h, C2S, 40, Segment::from(TcpFlags::FIN), 0);
+            t.update(h, S2C, 40, fin_ack(), 0);
+            assert!(
+                matches!(t.get(h).tcp, TcpState::SynSent | TcpState::SynAckSeen),
+                "{what}: {:?}",
+                t.get(h).tcp
+            );
+            t.expire(5 * S - 1, 4, &mut |_, _| panic!("{what}: early"));
+            let mut out = Vec::new();
+            t.expire(5 * S, 4, &mut |s, r| out.push((s.key(), r)));
+            assert_eq!(out, [(tcp_key(), CloseReason::IdleTimeout)], "{what}");
+            assert!(t.is_empty(), "{what}");
+        }
     }
 
     #[test]
