@@ -58,6 +58,8 @@ pub struct WorkerCounters {
     pub sessions_closed: AtomicU64,
     /// Ended TCP sessions a new connection's SYN replaced.
     pub sessions_reopened: AtomicU64,
+    /// Sessions an operator ended (`rampart sessions clear`).
+    pub sessions_cleared: AtomicU64,
     /// RSTs inside a session's window but off the expected sequence
     /// number: forwarded, the session kept.
     pub tcp_rst_unconfirmed: AtomicU64,
@@ -696,6 +698,9 @@ impl Worker {
         self.counters
             .sessions_reopened
             .store(c.sessions_reopened, Ordering::Relaxed);
+        self.counters
+            .sessions_cleared
+            .store(c.sessions_cleared, Ordering::Relaxed);
         self.counters
             .tcp_rst_unconfirmed
             .store(c.tcp_rst_unconfirmed, Ordering::Relaxed);

@@ -35,6 +35,8 @@ pub struct Counters {
     pub related_icmp: u64,
     /// Sessions of ended TCP connections replaced by a new connection's SYN.
     pub sessions_reopened: u64,
+    /// Sessions an operator ended (`rampart sessions clear`).
+    pub sessions_cleared: u64,
     /// RSTs inside the window but not at the expected sequence number:
     /// forwarded for the endpoint to challenge, the session kept.
     pub tcp_rst_unconfirmed: u64,
@@ -772,6 +774,35 @@ impl Worker {
                 emit(Event::SessionClose(c));
             }
         }
+    }
+
+    /// Ends session `id` of `key`'s flow if it is still there (an
+    /// operator's `sessions clear`, between bursts): its close is reported
+    /// with [`CloseReason::Cleared`] unless it had closed already, and it
+    /// leaves the table at once, so the flow's next packet meets the config
+    /// as a mid-stream packet does. False if it is gone or another session
+    /// holds the flow now.
+    pub fn clear_session(
+        &mut self,
+        rules: &Ruleset,
+        screens: &ScreenState,
+        key: &FlowKey,
+        id: u64,
+        now_ns: u64,
+        emit: &mut impl FnMut(Event),
+    ) -> bool {
+        let Some(h) = self.sessions.find(key, id) else {
+            return false;
+        };
+        let s = self.sessions.get(h);
+        self.sessions.remove(h);
+        self.counters.sessions_cleared += 1;
+        if s.closed().is_none() {
+            if let Some(c) = self.close_session(rules, screens, &s, CloseReason::Cleared, now_ns) {
+                emit(Event::SessionClose(c));
+            }
+        }
+        true
     }
 
     /// A SYN on the 5-tuple of a connection that has ended (RST, or both

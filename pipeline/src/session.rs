@@ -259,6 +259,23 @@ impl SessionHandle {
     }
 }
 
+/// Where a walk over a session table stands: the next slab slot to
+/// visit (see [`SessionTable::walk`]). `WalkCursor::START` begins one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WalkCursor(pub u32);
+
+impl WalkCursor {
+    pub const START: WalkCursor = WalkCursor(0);
+}
+
+/// One step of a walk: where to go on (`None`: the walk is over) and how
+/// many sessions it visited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkStep {
+    pub next: Option<WalkCursor>,
+    pub visited: usize,
+}
+
 /// The table refused a new session because it is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("session table full")]
@@ -818,6 +835,50 @@ impl SessionTable {
             .map(|(i, (s, _))| (SessionHandle(i as u32), s))
     }
 
+    /// Walks the table in pages: visits the sessions in slab slots from
+    /// `from` on, looking at no more than `slots` slots and visiting no
+    /// more than `room` sessions, and says where to go on. Allocates
+    /// nothing and costs O(`slots`), so a worker can walk between bursts
+    /// with a small budget while it forwards: one walk serves listing and
+    /// clearing sessions, and is the one a high-availability peer's bulk
+    /// sync needs.
+    ///
+    /// A session in the table for the whole walk is visited exactly once;
+    /// one inserted or removed while the walk goes on may or may not be
+    /// (as pfsync's bulk update: what changes meanwhile travels as an
+    /// update of its own).
+    pub fn walk(
+        &self,
+        from: WalkCursor,
+        slots: usize,
+        room: usize,
+        mut visit: impl FnMut(SessionHandle, &Session),
+    ) -> WalkStep {
+        let end = self.slab.len();
+        let mut i = from.0 as usize;
+        let mut visited = 0;
+        let stop = i.saturating_add(slots).min(end);
+        while i < stop && visited < room {
+            if self.used[i] {
+                visit(SessionHandle(i as u32), &self.slab[i]);
+                visited += 1;
+            }
+            i += 1;
+        }
+        WalkStep {
+            next: (i < end).then_some(WalkCursor(i as u32)),
+            visited,
+        }
+    }
+
+    /// The session in `key`'s flow (either direction) if its id is `id`:
+    /// a session named by an earlier walk, if it is still the same one.
+    pub fn find(&self, key: &FlowKey, id: u64) -> Option<SessionHandle> {
+        self.lookup(key)
+            .map(|(h, _)| h)
+            .filter(|h| self.slab[h.index()].id == id)
+    }
+
     /// Bytes of preallocated memory.
     pub fn memory_bytes(&self) -> usize {
         use std::mem::size_of;
@@ -1056,6 +1117,44 @@ mod tests {
         let h = t.insert(tcp_key(), meta(), 0).unwrap();
         t.update(h, C2S, 40, Segment::from(TcpFlags::ACK), 0);
         assert_eq!(t.get(h).tcp, TcpState::Established);
+    }
+
+    /// A walk in small steps visits every session once, never looks at
+    /// more slots than its budget, and stops at `room`.
+    #[test]
+    fn a_paged_walk_visits_every_session_once_within_its_budget() {
+        let mut t = SessionTable::new(1000, 3, Timeouts::default());
+        let mut handles = Vec::new();
+        for i in 0..700u16 {
+            let k = key(proto::UDP, [10, 0, (i >> 8) as u8, i as u8], i, [10, 9, 0, 1], 53);
+            handles.push(t.insert(k, meta(), 0).unwrap());
+        }
+        // Holes in the slab: every third session gone.
+        for h in handles.iter().step_by(3) {
+            t.remove(*h);
+        }
+        for (slots, room) in [(1, 1), (7, 3), (64, 1000), (5000, 17), (5000, 5000)] {
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = Some(WalkCursor::START);
+            let mut steps = 0;
+            while let Some(from) = cursor {
+                let step = t.walk(from, slots, room, |_, s| {
+                    assert!(seen.insert(s.id), "visited twice");
+                });
+                assert!(step.visited <= room);
+                if let Some(next) = step.next {
+                    assert!(next.0 > from.0 && (next.0 - from.0) as usize <= slots);
+                }
+                cursor = step.next;
+                steps += 1;
+                assert!(steps <= 1000 * 2, "the walk ends");
+            }
+            assert_eq!(seen.len(), t.len(), "slots {slots} room {room}");
+        }
+        let (h, s) = t.iter().next().unwrap();
+        assert_eq!(t.find(&s.key(), s.id), Some(h));
+        assert_eq!(t.find(&s.key().reversed(), s.id), Some(h), "either direction");
+        assert_eq!(t.find(&s.key(), s.id + 1), None, "another session's id");
     }
 
     /// Issue 26: a SYN then FINs with no SYN-ACK (forged SYN+FIN pairs)

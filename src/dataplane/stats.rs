@@ -395,6 +395,7 @@ impl ControlPlane<'_> {
                     "neighbor_discovery": load(&c.neighbor_discovery),
                     "related_icmp": load(&c.related_icmp),
                     "sessions_reopened": load(&c.sessions_reopened),
+                    "sessions_cleared": load(&c.sessions_cleared),
                     "tcp_rst_unconfirmed": load(&c.tcp_rst_unconfirmed),
                     "fragments_held": load(&c.fragments_held),
                     "multi_segment": load(&c.multi_segment),
@@ -564,10 +565,11 @@ impl fmt::Display for Summary {
         writeln!(f, "events generated: {}", events.join(" "))?;
         writeln!(
             f,
-            "sessions: created={} closed={} active={}; rejects sent={}; malformed={}; ipv6 neighbor discovery passed={}; related icmp errors passed={}; tcp: sessions reopened={} rsts off the expected sequence={}",
+            "sessions: created={} closed={} active={} cleared={}; rejects sent={}; malformed={}; ipv6 neighbor discovery passed={}; related icmp errors passed={}; tcp: sessions reopened={} rsts off the expected sequence={}",
             total(&|c| &c.sessions_created),
             total(&|c| &c.sessions_closed),
             total(&|c| &c.sessions_active),
+            total(&|c| &c.sessions_cleared),
             total(&|c| &c.rejects_sent),
             total(&|c| &c.malformed),
             total(&|c| &c.neighbor_discovery),

@@ -86,7 +86,8 @@ vocabulary! {
 vocabulary! {
     /// Why a session ended, as events (`reason` in JSON) and `trace` name
     /// it; the discriminant is the schema's `CloseReason`. `response-received`:
-    /// an ICMP or ICMPv6 echo was answered, the exchange is over.
+    /// an ICMP or ICMPv6 echo was answered, the exchange is over; `cli`:
+    /// an operator ended it (`rampart sessions clear`, Junos `CLI`).
     pub enum CloseReason {
         TcpFin = "tcp-fin",
         TcpRst = "tcp-rst",
@@ -94,13 +95,14 @@ vocabulary! {
         Shutdown = "shutdown",
         PolicyReload = "policy-reload",
         ResponseReceived = "response-received",
+        Cleared = "cli",
     }
 }
 
 impl CloseReason {
-    /// The reason text of RT_FLOW_SESSION_CLOSE. Rampart's own shutdown is
-    /// not Junos `CLI` (an operator clearing sessions): it says what
-    /// happened.
+    /// The reason text of RT_FLOW_SESSION_CLOSE: `CLI` is an operator
+    /// clearing sessions, as on Junos. Rampart's own shutdown is not `CLI`:
+    /// it says what happened.
     pub const fn junos_text(self) -> &'static str {
         match self {
             CloseReason::TcpFin => "TCP FIN",
@@ -109,6 +111,7 @@ impl CloseReason {
             CloseReason::Shutdown => "shutdown",
             CloseReason::PolicyReload => "policy delete",
             CloseReason::ResponseReceived => "response received",
+            CloseReason::Cleared => "CLI",
         }
     }
 }
