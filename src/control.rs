@@ -1,6 +1,7 @@
 //! The control socket: a Unix stream socket for operators (mode 0600 by
 //! default, its own group; readers of events have another socket) that
-//! answers one command per connection (`stats`, `reload`, `rules`; the
+//! answers one command per connection (`stats`, `reload`, `rules`,
+//! `sessions`, `sessions-clear`; the
 //! request format is [`rampart_events::request`]). Served from the main
 //! lcore by [`crate::serve`]: non-blocking, a deadline per request, a cap
 //! on connections, so no client can hold the control plane.
@@ -19,9 +20,16 @@ use crate::serve::{self, Answer, Limits, ServeCounters, Server};
 /// A reload request's place in line: the reload job that will answer it.
 pub type ReloadTicket = u64;
 
+/// A request answered later: by a reload job, or by the session desk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ticket {
+    Reload(ReloadTicket),
+    Sessions(u64),
+}
+
 pub struct ControlSocket {
     /// Serves on the socket file (removed when dropped).
-    server: Server<SocketFile, ReloadTicket>,
+    server: Server<SocketFile, Ticket>,
     gid: Option<u32>,
 }
 
@@ -56,7 +64,7 @@ impl ControlSocket {
     pub fn serve(
         &mut self,
         now: Instant,
-        mut handle: impl FnMut(ControlCommand) -> Answer<ReloadTicket>,
+        mut handle: impl FnMut(ControlCommand) -> Answer<Ticket>,
     ) {
         self.server
             .poll(now, |request| match parse_request(request) {
@@ -69,7 +77,7 @@ impl ControlSocket {
     }
 
     /// Answers every client waiting on `ticket`.
-    pub fn complete(&mut self, ticket: ReloadTicket, reply: &str, now: Instant) {
+    pub fn complete(&mut self, ticket: Ticket, reply: &str, now: Instant) {
         self.server.complete(&ticket, &format!("{reply}\n"), now);
     }
 
@@ -88,8 +96,13 @@ impl ControlSocket {
 pub fn request(path: &Path, command: &str) -> anyhow::Result<String> {
     let mut s = UnixStream::connect(path)
         .with_context(|| format!("connecting to {} (is rampart running?)", path.display()))?;
-    // A reload compiles the whole config before it answers.
-    let patience = if command == "reload" { 120 } else { 5 };
+    // A reload compiles the whole config before it answers; a clear walks
+    // every session table.
+    let patience = if command == "reload" || command.starts_with("sessions") {
+        120
+    } else {
+        5
+    };
     s.set_read_timeout(Some(Duration::from_secs(patience)))?;
     s.write_all(format!("{command}\n").as_bytes())?;
     let mut reply = String::new();

@@ -14,6 +14,8 @@ mod log;
 mod merge;
 mod metrics;
 mod serve;
+mod sessions;
+mod sessions_cli;
 mod trace;
 mod worker;
 
@@ -110,6 +112,23 @@ enum Command {
         #[arg(long)]
         rules: bool,
     },
+    /// List the running dataplane's sessions (Junos `show security flow
+    /// session`), or end some (`clear`).
+    #[command(args_conflicts_with_subcommands = true)]
+    Sessions {
+        #[command(subcommand)]
+        action: Option<SessionsAction>,
+        #[arg(long, default_value = "/run/rampart/control.sock")]
+        socket: PathBuf,
+        /// One JSON object per session, one per line.
+        #[arg(long)]
+        json: bool,
+        /// Show at most this many sessions.
+        #[arg(long)]
+        limit: Option<u64>,
+        #[command(flatten)]
+        filter: Box<sessions_cli::FilterArgs>,
+    },
     /// Run the pipeline offline over a capture and explain each packet's fate.
     Trace {
         #[arg(long)]
@@ -122,6 +141,23 @@ enum Command {
         /// One JSON object per packet.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsAction {
+    /// End the matching sessions (Junos `clear security flow session`):
+    /// each closes with a session_close record whose reason is `cli`.
+    Clear {
+        #[arg(long, default_value = "/run/rampart/control.sock")]
+        socket: PathBuf,
+        /// End every session (asks for confirmation unless --yes).
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        filter: sessions_cli::FilterArgs,
     },
 }
 
@@ -168,6 +204,27 @@ fn main() -> ExitCode {
         } => rule_stats(&socket, json),
         Command::Stats { socket, json, .. } => stats(&socket, json),
         Command::Reload { socket } => reload(&socket),
+        Command::Sessions {
+            action: None,
+            socket,
+            json,
+            limit,
+            filter,
+        } => filter
+            .filter()
+            .and_then(|f| sessions_cli::list(&socket, f, json, limit)),
+        Command::Sessions {
+            action:
+                Some(SessionsAction::Clear {
+                    socket,
+                    all,
+                    yes,
+                    filter,
+                }),
+            ..
+        } => filter
+            .filter()
+            .and_then(|f| sessions_cli::clear(&socket, f, all, yes)),
         Command::Trace {
             config,
             pcap,

@@ -14,6 +14,7 @@ use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::screen::ScreenState;
 
 use crate::export::WorkerEvents;
+use crate::sessions::SessionMailbox;
 use rampart_pipeline::session::CloseReason as SessionCloseReason;
 
 /// Where a worker's cycles go, every stage timed once per burst.
@@ -182,6 +183,9 @@ pub struct Worker {
     pub scratch: Box<[u8]>,
     /// Packets dropped in the burst being processed, freed together.
     pub dropped: Burst,
+    /// Listing and clearing jobs from the control plane, worked on
+    /// between bursts.
+    pub session_jobs: SessionMailbox,
 }
 
 /// The CPU's prefetch, for the pipeline's burst lookups.
@@ -328,6 +332,7 @@ impl Worker {
                 self.stage_totals.tx_packets += work as u64;
             }
             self.age(now);
+            self.serve_session_job(now);
             self.events.tick(now);
             self.events.publish();
             if work > 0 {
@@ -649,6 +654,23 @@ impl Worker {
             .counters
             .publish_oldest_generation(pipeline.oldest_generation(rules));
         self.publish_pipeline_counters();
+    }
+
+    /// Works on the control plane's listing or clearing job, if any,
+    /// within its small budget (see [`crate::sessions`]).
+    #[inline(always)]
+    fn serve_session_job(&mut self, now: u64) {
+        let Worker {
+            pipeline,
+            rules,
+            screens,
+            events,
+            session_jobs,
+            ..
+        } = self;
+        session_jobs.serve(pipeline, rules, screens, now, &mut |e| {
+            events.emit(&e, None, &[], now)
+        });
     }
 
     /// Publishes [`STAGES`] totals (plain stores: this worker is the only writer).

@@ -22,6 +22,7 @@ pub mod decode;
 pub mod droplog;
 pub mod encode;
 pub mod episodes;
+pub mod filter;
 mod fixed_index;
 pub mod format;
 pub mod hub;
@@ -47,12 +48,13 @@ pub use decode::{
 };
 pub use encode::{Encoder, EventSlot, MAX_SNIPPET, SLOT_CAPACITY, SLOT_SIZE};
 pub use episodes::{EpisodeReport, EpisodeTracker};
+pub use filter::{FlowFacts, FlowFilter, IpPrefix, FILTER_KEYS};
 pub use hub::{
     ConnectionCounters, ConsumerStats, CutOff, CutOffReason, EventSource, Hub, HubConfig, HubError,
     HubStats,
 };
 pub use render::{render, Format};
-pub use request::{parse_request, ControlCommand, RequestError};
+pub use request::{parse_request, ControlCommand, RequestError, SessionCursor, SessionRequest};
 pub use sockfile::{
     resolve_group, write_file_atomic, write_file_atomic_mode, SockFileError, SocketFile,
 };

@@ -1,10 +1,13 @@
 //! The control socket's request protocol, as a pure function so it can be
 //! unit-tested and fuzzed without a socket.
 //!
-//! A client connects to the control socket, writes one command line
-//! (`stats`, `reload` or `rules`, newline-terminated or ended by closing its
-//! write side) and reads one reply line: JSON, `{"error": "..."}` when the
-//! request is not understood. The server reads at most
+//! A client connects to the control socket, writes one command line and
+//! reads one reply line: JSON, `{"error": "..."}` when the request is not
+//! understood. Commands: `stats`, `reload`, `rules`, and
+//! `sessions [KEY=VALUE ...]` / `sessions-clear [KEY=VALUE ...]` with the
+//! flow filter's words ([`crate::filter::FILTER_KEYS`]) and, for a listing,
+//! `limit=N` and `after=WORKER:SLOT` (the previous page's `next`); a clear
+//! with no filter must say `all=yes`. The server reads at most
 //! [`MAX_REQUEST_BYTES`] bytes of a request; the rest of the line is never
 //! read.
 //!
@@ -15,16 +18,21 @@
 
 use std::fmt;
 
+use crate::filter::FlowFilter;
 use crate::text::json_str;
 
-/// Bytes of a request the server reads (the command and its newline).
-pub const MAX_REQUEST_BYTES: usize = 256;
+/// Bytes of a request the server reads (the command, its arguments and
+/// its newline).
+pub const MAX_REQUEST_BYTES: usize = 1024;
 
 /// Characters of an unknown command echoed back in the error reply.
 pub const MAX_ECHO_CHARS: usize = 40;
 
+/// Sessions in one page of a listing, at most.
+pub const MAX_SESSIONS_PAGE: u32 = 1000;
+
 /// A control-socket command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControlCommand {
     /// Counters of the running dataplane (`rampart stats`).
     Stats,
@@ -32,21 +40,117 @@ pub enum ControlCommand {
     Reload,
     /// Per-rule hit counters (`rampart stats --rules`).
     Rules,
+    /// List one page of sessions, or end the matching sessions
+    /// (`rampart sessions`, `rampart sessions clear`).
+    Sessions(SessionRequest),
+}
+
+/// Where a listing of sessions goes on: a worker and a slot of its table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SessionCursor {
+    pub worker: u16,
+    pub slot: u32,
+}
+
+impl fmt::Display for SessionCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.worker, self.slot)
+    }
+}
+
+/// `sessions` and `sessions-clear`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionRequest {
+    /// End the matching sessions instead of listing them.
+    pub clear: bool,
+    pub filter: FlowFilter,
+    /// A listing's page: where it starts and how many sessions it holds
+    /// at most (capped at [`MAX_SESSIONS_PAGE`]).
+    pub after: SessionCursor,
+    pub limit: u32,
+}
+
+impl SessionRequest {
+    /// The request line a client sends (without its newline).
+    pub fn to_line(&self) -> String {
+        let mut words = vec![if self.clear {
+            "sessions-clear"
+        } else {
+            "sessions"
+        }
+        .to_owned()];
+        words.extend(self.filter.words());
+        if self.clear {
+            if self.filter.is_empty() {
+                words.push("all=yes".to_owned());
+            }
+        } else {
+            words.push(format!("limit={}", self.limit));
+            words.push(format!("after={}", self.after));
+        }
+        words.join(" ")
+    }
+
+    fn parse(clear: bool, args: &str) -> Result<SessionRequest, RequestError> {
+        let mut r = SessionRequest {
+            clear,
+            limit: MAX_SESSIONS_PAGE,
+            ..SessionRequest::default()
+        };
+        let mut all = false;
+        let bad = |m: String| RequestError::BadArgument(m.chars().take(200).collect());
+        for word in args.split_whitespace() {
+            let (k, v) = word
+                .split_once('=')
+                .ok_or_else(|| bad(format!("{word:?} is not KEY=VALUE")))?;
+            match (k, clear) {
+                ("limit", false) => {
+                    r.limit = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=MAX_SESSIONS_PAGE).contains(n))
+                        .ok_or_else(|| bad(format!("limit: 1 to {MAX_SESSIONS_PAGE}")))?
+                }
+                ("after", false) => {
+                    r.after = v
+                        .split_once(':')
+                        .and_then(|(w, s)| {
+                            Some(SessionCursor {
+                                worker: w.parse().ok()?,
+                                slot: s.parse().ok()?,
+                            })
+                        })
+                        .ok_or_else(|| bad("after: WORKER:SLOT, as a page's next".to_owned()))?
+                }
+                ("all", true) if v == "yes" => all = true,
+                _ => r.filter.set(k, v).map_err(bad)?,
+            }
+        }
+        if clear && r.filter.is_empty() && !all {
+            return Err(bad(
+                "sessions-clear without a filter ends every session: say all=yes".to_owned(),
+            ));
+        }
+        Ok(r)
+    }
 }
 
 impl ControlCommand {
-    pub const ALL: [ControlCommand; 3] = [
+    /// The commands without arguments.
+    pub const WORDS: [ControlCommand; 3] = [
         ControlCommand::Stats,
         ControlCommand::Reload,
         ControlCommand::Rules,
     ];
 
     /// The word a client sends.
-    pub const fn name(self) -> &'static str {
+    pub const fn name(&self) -> &'static str {
         match self {
             ControlCommand::Stats => "stats",
             ControlCommand::Reload => "reload",
             ControlCommand::Rules => "rules",
+            ControlCommand::Sessions(r) if r.clear => "sessions-clear",
+            ControlCommand::Sessions(_) => "sessions",
         }
     }
 }
@@ -57,19 +161,25 @@ impl fmt::Display for ControlCommand {
     }
 }
 
+const KNOWN: &str = "stats, reload, rules, sessions, sessions-clear";
+
 /// Why a request was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     /// Nothing but whitespace before the end of the line.
-    #[error("empty request; known commands: stats, reload, rules")]
+    #[error("empty request; known commands: {KNOWN}")]
     Empty,
     /// The line is not UTF-8.
-    #[error("request is not UTF-8 text; known commands: stats, reload, rules")]
+    #[error("request is not UTF-8 text; known commands: {KNOWN}")]
     NotUtf8,
     /// A word that is not a command; holds at most [`MAX_ECHO_CHARS`]
     /// characters of it.
-    #[error("unknown command {0:?}; known: stats, reload, rules")]
+    #[error("unknown command {0:?}; known: {KNOWN}")]
     Unknown(String),
+    /// A `sessions` argument that is not understood (at most 200
+    /// characters of why).
+    #[error("{0}")]
+    BadArgument(String),
 }
 
 impl RequestError {
@@ -102,14 +212,21 @@ pub fn parse_request(bytes: &[u8]) -> Result<ControlCommand, RequestError> {
         }
         Err(_) => return Err(RequestError::NotUtf8),
     };
-    let word = line.trim();
-    if word.is_empty() {
+    let line = line.trim();
+    if line.is_empty() {
         return Err(RequestError::Empty);
     }
-    ControlCommand::ALL
-        .into_iter()
-        .find(|c| c.name() == word)
-        .ok_or_else(|| RequestError::Unknown(word.chars().take(MAX_ECHO_CHARS).collect()))
+    if let Some(c) = ControlCommand::WORDS.into_iter().find(|c| c.name() == line) {
+        return Ok(c);
+    }
+    let (word, args) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    match word {
+        "sessions" => SessionRequest::parse(false, args).map(ControlCommand::Sessions),
+        "sessions-clear" => SessionRequest::parse(true, args).map(ControlCommand::Sessions),
+        _ => Err(RequestError::Unknown(
+            line.chars().take(MAX_ECHO_CHARS).collect(),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -118,7 +235,7 @@ mod tests {
 
     #[test]
     fn commands_parse_with_any_line_ending() {
-        for c in ControlCommand::ALL {
+        for c in ControlCommand::WORDS {
             for line in [
                 format!("{c}"),
                 format!("{c}\n"),
@@ -126,7 +243,64 @@ mod tests {
                 format!("  {c}\t\n"),
                 format!("{c}\nstats\n"),
             ] {
-                assert_eq!(parse_request(line.as_bytes()), Ok(c), "{line:?}");
+                assert_eq!(parse_request(line.as_bytes()), Ok(c.clone()), "{line:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn sessions_requests_carry_their_filter_and_page() {
+        let Ok(ControlCommand::Sessions(r)) = parse_request(
+            b"sessions destination-prefix=192.0.2.0/24 port=80 protocol=tcp zone=trust limit=5 after=1:77\n",
+        ) else {
+            panic!("parsed")
+        };
+        assert!(!r.clear);
+        assert_eq!(
+            (r.limit, r.after),
+            (
+                5,
+                SessionCursor {
+                    worker: 1,
+                    slot: 77
+                }
+            )
+        );
+        assert_eq!(r.filter.port, Some(80));
+        assert_eq!(r.filter.zone.as_deref(), Some("trust"));
+        assert_eq!(
+            parse_request(r.to_line().as_bytes()),
+            Ok(ControlCommand::Sessions(r.clone()))
+        );
+        let Ok(ControlCommand::Sessions(all)) = parse_request(b"sessions") else {
+            panic!("parsed")
+        };
+        assert_eq!(
+            (all.limit, all.after),
+            (MAX_SESSIONS_PAGE, SessionCursor::default())
+        );
+        for clear in ["sessions-clear policy=allow-web", "sessions-clear all=yes"] {
+            let Ok(ControlCommand::Sessions(c)) = parse_request(clear.as_bytes()) else {
+                panic!("{clear}")
+            };
+            assert!(c.clear);
+            assert_eq!(
+                parse_request(c.to_line().as_bytes()),
+                Ok(ControlCommand::Sessions(c))
+            );
+        }
+        for (bad, says) in [
+            ("sessions-clear", "all=yes"),
+            ("sessions-clear all=no", "unknown filter"),
+            ("sessions port", "not KEY=VALUE"),
+            ("sessions limit=0", "limit: 1 to"),
+            ("sessions-clear limit=5", "unknown filter"),
+            ("sessions after=x", "WORKER:SLOT"),
+            ("sessions port=99999", "not a port"),
+        ] {
+            match parse_request(bad.as_bytes()) {
+                Err(RequestError::BadArgument(m)) => assert!(m.contains(says), "{bad}: {m}"),
+                other => panic!("{bad}: {other:?}"),
             }
         }
     }

@@ -1126,7 +1126,13 @@ mod tests {
         let mut t = SessionTable::new(1000, 3, Timeouts::default());
         let mut handles = Vec::new();
         for i in 0..700u16 {
-            let k = key(proto::UDP, [10, 0, (i >> 8) as u8, i as u8], i, [10, 9, 0, 1], 53);
+            let k = key(
+                proto::UDP,
+                [10, 0, (i >> 8) as u8, i as u8],
+                i,
+                [10, 9, 0, 1],
+                53,
+            );
             handles.push(t.insert(k, meta(), 0).unwrap());
         }
         // Holes in the slab: every third session gone.
@@ -1153,7 +1159,11 @@ mod tests {
         }
         let (h, s) = t.iter().next().unwrap();
         assert_eq!(t.find(&s.key(), s.id), Some(h));
-        assert_eq!(t.find(&s.key().reversed(), s.id), Some(h), "either direction");
+        assert_eq!(
+            t.find(&s.key().reversed(), s.id),
+            Some(h),
+            "either direction"
+        );
         assert_eq!(t.find(&s.key(), s.id + 1), None, "another session's id");
     }
 

@@ -8,13 +8,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use rampart_core::{port_stats, StartedPort};
 use rampart_events::{ControlCommand, CutOffReason, Hub};
 
 use super::reload::{Prepared, Reloader};
+use super::sessions::{Refused, SessionDesk};
 use super::stats::DrainedSnapshot;
 use super::{wall_ns, StopConditions};
-use crate::control::ControlSocket;
+use crate::control::{ControlSocket, Ticket};
 use crate::export;
 use crate::log;
 use crate::metrics::MetricsEndpoint;
@@ -34,6 +37,9 @@ pub struct ControlPlane<'a> {
     pub workers: &'a [(u32, Arc<WorkerCounters>)],
     pub reload: Reloader,
     pub drained: Arc<DrainedSnapshot>,
+    /// `rampart sessions` and `sessions clear`, carried out through the
+    /// workers' mailboxes.
+    pub sessions: SessionDesk,
     /// Connection counters as last logged (refusals are logged as counts
     /// once a second, not one line per connection).
     logged: Logged,
@@ -54,6 +60,7 @@ impl<'a> ControlPlane<'a> {
         workers: &'a [(u32, Arc<WorkerCounters>)],
         reload: Reloader,
         drained: Arc<DrainedSnapshot>,
+        sessions: SessionDesk,
     ) -> Self {
         ControlPlane {
             hub,
@@ -62,6 +69,7 @@ impl<'a> ControlPlane<'a> {
             workers,
             reload,
             drained,
+            sessions,
             logged: Logged::default(),
         }
     }
@@ -87,8 +95,18 @@ impl<'a> ControlPlane<'a> {
             ep.control.serve(now, |command| match command {
                 ControlCommand::Stats => Answer::Reply(self.stats_json(&control_counters)),
                 ControlCommand::Rules => Answer::Reply(self.rules_json()),
-                ControlCommand::Reload => Answer::Later(self.reload.request()),
+                ControlCommand::Reload => Answer::Later(Ticket::Reload(self.reload.request())),
+                ControlCommand::Sessions(request) => match self.sessions.request(request) {
+                    Ok(ticket) => Answer::Later(Ticket::Sessions(ticket)),
+                    Err(Refused::Busy) => Answer::Reply(
+                        json!({"error": "busy: too many session requests waiting; try again"})
+                            .to_string(),
+                    ),
+                },
             });
+            while let Some((ticket, reply)) = self.sessions.poll(now) {
+                ep.control.complete(Ticket::Sessions(ticket), &reply, now);
+            }
             if let Some(m) = &mut ep.metrics {
                 m.serve(now, || self.prometheus_text());
             }
@@ -167,7 +185,8 @@ impl<'a> ControlPlane<'a> {
                 serde_json::json!({"ok": false, "generation": self.reload.generation, "error": e})
             }
         };
-        ep.control.complete(ticket, &reply.to_string(), now);
+        ep.control
+            .complete(Ticket::Reload(ticket), &reply.to_string(), now);
         self.reload.start_queued();
     }
 
@@ -205,6 +224,8 @@ impl<'a> ControlPlane<'a> {
         let generation = p.rules.generation;
         // Names first, so every record of the new generation resolves.
         self.hub.set_names(generation, &p.names);
+        self.sessions
+            .set_names(generation, &p.names, self.hub.oldest_referenced());
         self.reload.publish(p.rules);
         Ok(generation)
     }

@@ -5,6 +5,9 @@ mod control_plane;
 pub mod leftovers;
 mod plan;
 mod reload;
+mod sessions;
+
+use sessions::SessionDesk;
 mod stats;
 
 use std::path::Path;
@@ -346,9 +349,12 @@ pub fn run(
         from_workers.push(back_rx);
         worker_rules.push(Some((rx, back_tx)));
     }
+    let mut session_links = Vec::new();
     let mut contexts: Vec<Worker> = (0..workers)
         .map(|w| {
             let (rules_in, rules_out) = worker_rules[w].take().expect("one mailbox per worker");
+            let (link, session_jobs) = crate::sessions::mailbox();
+            session_links.push(link);
             Worker {
                 index: w,
                 workers,
@@ -384,6 +390,7 @@ pub fn run(
                 dropped: rampart_core::Burst::new(),
                 rules_in,
                 rules_out,
+                session_jobs,
             }
         })
         .collect();
@@ -451,6 +458,11 @@ pub fn run(
             from_workers,
         ),
         drained.clone(),
+        {
+            let mut desk = SessionDesk::new(session_links);
+            desk.set_names(1, &export::names(config), 1);
+            desk
+        },
     );
     let mut endpoints = Endpoints {
         control,
@@ -468,7 +480,7 @@ pub fn run(
     );
     log::notice!("stopping: {reason}");
     endpoints.control.abandon_waiting(
-        "the dataplane is stopping; the reload in progress was not applied",
+        "the dataplane is stopping; a reload in progress was not applied, a session request not finished",
         Instant::now(),
     );
     stop.stop.store(true, Ordering::Release);

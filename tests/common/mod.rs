@@ -295,9 +295,13 @@ pub fn start_dataplane(
             .spawn()
             .unwrap(),
     );
+    let mut child = child;
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::os::unix::net::UnixStream::connect(control).is_err() {
         assert!(Instant::now() < deadline, "the dataplane did not come up");
+        if let Some(status) = child.child().try_wait().unwrap() {
+            panic!("the dataplane exited before it came up: {status}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(stats(control)["generation"], 1);
