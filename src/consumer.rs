@@ -4,7 +4,6 @@
 //! host), it follows them all and merges their records into one stream in
 //! time order, without the duplicates a record reaching it twice would make.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -21,9 +20,9 @@ use crate::merge::{Dedup, MergeBuffer, RateLimitedCount};
 
 pub struct Options {
     pub format: Format,
-    /// Only these event types (all when `None`); in-band stats and loss
-    /// records always pass, they explain gaps.
-    pub types: Option<HashSet<ev::EventType>>,
+    /// The records kept (`--types`, `--action` and the flow filter),
+    /// applied before formatting.
+    pub filter: ev::filter::RecordFilter,
     pub syslog: Option<syslog::SyslogTarget>,
     /// RFC 5424 or BSD (RFC 3164) syslog messages.
     pub syslog_framing: syslog::Framing,
@@ -39,22 +38,6 @@ pub struct Options {
     pub merge_window: Duration,
     /// With several sockets: rendered bytes the merge holds at most.
     pub merge_buffer_bytes: usize,
-}
-
-pub fn parse_types(list: &str) -> anyhow::Result<HashSet<ev::EventType>> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            ev::EventType::from_name(t).with_context(|| {
-                let known: Vec<&str> = ev::EventType::ALL.iter().map(|t| t.name()).collect();
-                format!(
-                    "--types: unknown event type {t:?} (known: {})",
-                    known.join(", ")
-                )
-            })
-        })
-        .collect()
 }
 
 /// Bytes of output gathered before a write.
@@ -100,10 +83,12 @@ impl<'a> Output<'a> {
     /// the format has no line for).
     fn render(&self, rec: &Record<'_>, names: &NameCache, line: &mut String) -> bool {
         line.clear();
-        if let (Record::Event(e), Some(types)) = (rec, &self.opts.types) {
-            if !types.contains(&e.event.event_type()) {
-                return false;
-            }
+        let generation = match rec {
+            Record::Event(e) => e.names_generation(),
+            _ => 0,
+        };
+        if !self.opts.filter.passes(rec, names.get(generation)) {
+            return false;
         }
         match self.forwarder {
             Some(_) => {
@@ -543,7 +528,7 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let opts = Options {
             format: Format::JunosSd,
-            types: None,
+            filter: Default::default(),
             syslog: Some(syslog::SyslogTarget::Tcp(collector_addr.to_string())),
             syslog_framing: syslog::Framing::Rfc5424,
             once: false,

@@ -81,9 +81,17 @@ enum Command {
         /// json, junos, junos-sd or droplog.
         #[arg(long, default_value = "json")]
         format: rampart_events::Format,
-        /// Comma-separated event types to keep (default: all).
-        #[arg(long)]
+        /// Comma-separated event types to keep (default: all; `stats`
+        /// keeps the in-band stats records, which a list without it drops).
+        #[arg(long, alias = "type")]
         types: Option<String>,
+        /// Comma-separated actions to keep: deny, reject, audit (policies),
+        /// drop, alarm (screens), accept, discard (filter terms), permit
+        /// (sessions).
+        #[arg(long)]
+        action: Option<String>,
+        #[command(flatten)]
+        filter: Box<sessions_cli::FilterArgs>,
         /// Forward as syslog to udp://HOST:PORT or tcp://HOST:PORT.
         #[arg(long)]
         syslog: Option<rampart_events::syslog::SyslogTarget>,
@@ -179,14 +187,29 @@ fn main() -> ExitCode {
             merge_buffer_mb,
             format,
             types,
+            action,
+            filter,
             syslog,
             syslog_framing,
             once,
         } => (|| {
-            let types = types.as_deref().map(consumer::parse_types).transpose()?;
+            use rampart_events::filter::{parse_actions, RecordFilter, TypeSet};
+            let filter = RecordFilter {
+                types: types
+                    .as_deref()
+                    .map(TypeSet::parse)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--types: {e}"))?,
+                actions: action
+                    .as_deref()
+                    .map(parse_actions)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--action: {e}"))?,
+                flow: filter.filter()?,
+            };
             let opts = consumer::Options {
                 format,
-                types,
+                filter,
                 syslog,
                 syslog_framing,
                 once,
@@ -308,7 +331,7 @@ fn run(
         std::thread::spawn(move || {
             let opts = consumer::Options {
                 format: rampart_events::Format::Junos,
-                types: None,
+                filter: Default::default(),
                 syslog: None,
                 syslog_framing: Default::default(),
                 once: true,

@@ -106,22 +106,29 @@ fn sessions_are_listed_filtered_paged_and_cleared_with_a_cli_close_record() {
     let lcores = r#""lib.eal:error", "--lcores", "0@0,1@1,2@0"]"#;
     std::fs::write(&config, text.replace(r#""lib.eal:error"]"#, lcores)).unwrap();
     let control = dir.path("sessions-control.sock");
-    let consumer = rampart()
-        .args(["events", "--socket", events.to_str().unwrap(), "--once"])
-        .args(["--types", "session_close"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut consumer = KillOnDrop::new(consumer);
-    let stdout = consumer.child().stdout.take().unwrap();
-    let closes = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .map(|l| serde_json::from_str::<Value>(&l).unwrap())
-            .collect::<Vec<_>>()
-    });
+    // Every close record, and two consumers that filter: the web
+    // server's closes, and one client's in Junos form.
+    let (_all, closes) = consumer(&events, &["--types", "session_close"]);
+    let (_web, web_closes) = consumer(
+        &events,
+        &[
+            "--types",
+            "session_close",
+            "--destination-prefix",
+            "192.0.2.80/32",
+        ],
+    );
+    let junos_args = [
+        "--type",
+        "session_close",
+        "--source-prefix",
+        "198.51.100.1",
+        "--action",
+        "permit",
+        "--format",
+        "junos",
+    ];
+    let (_one, one_client_lines) = consumer(&events, &junos_args);
     let mut dataplane = start_dataplane(
         &config,
         &control,
@@ -316,7 +323,12 @@ fn sessions_are_listed_filtered_paged_and_cleared_with_a_cli_close_record() {
         .unwrap();
     let status = dataplane.child().wait().unwrap();
     assert!(status.success());
-    let closes = closes.join().unwrap();
+    let closes: Vec<Value> = closes
+        .join()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let by_reason = |r: &str| closes.iter().filter(|c| c["reason"] == r).count();
     assert_eq!(by_reason("cli"), WEB as usize + one_client, "{closes:?}");
     assert_eq!(by_reason("shutdown"), left.len());
@@ -325,4 +337,49 @@ fn sessions_are_listed_filtered_paged_and_cleared_with_a_cli_close_record() {
         .find(|c| c["reason"] == "cli" && c["policy"] == "allow-web")
         .expect("a web session's close");
     assert_eq!(web_close["dst_port"], 80);
+
+    // The filtered consumers got exactly theirs.
+    let web_closes: Vec<String> = web_closes
+        .join()
+        .unwrap()
+        .into_iter()
+        .filter(|l| !l.contains("\"type\":\"hello\"") && !l.contains("\"type\":\"names\""))
+        .collect();
+    assert_eq!(web_closes.len(), WEB as usize, "{web_closes:?}");
+    assert!(
+        web_closes
+            .iter()
+            .all(|l| l.contains("\"dst_ip\":\"192.0.2.80\"")),
+        "{web_closes:?}"
+    );
+    let lines = one_client_lines.join().unwrap();
+    assert_eq!(lines.len(), one_client, "{lines:?}");
+    for l in &lines {
+        assert!(
+            l.contains("RT_FLOW_SESSION_CLOSE") && l.contains("CLI"),
+            "{l}"
+        );
+        assert!(l.contains("198.51.100.1/"), "{l}");
+    }
+}
+
+/// `rampart events ARGS` on `socket` until the dataplane stops; its lines.
+fn consumer(socket: &Path, args: &[&str]) -> (KillOnDrop, std::thread::JoinHandle<Vec<String>>) {
+    let mut child = KillOnDrop::new(
+        rampart()
+            .args(["events", "--socket", socket.to_str().unwrap(), "--once"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.child().stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect()
+    });
+    (child, lines)
 }

@@ -15,7 +15,10 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use rampart_vocab::{protocol_name, protocol_number};
+use rampart_vocab::{protocol_name, protocol_number, EventType};
+
+use crate::decode::{PacketEvent, Record};
+use crate::types::{is_ipv4_mapped, Event, Names, ACTIONS};
 
 /// An address prefix, `192.0.2.0/24`, `2001:db8::/32` or one address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,6 +214,116 @@ impl FlowFilter {
     }
 }
 
+/// What `rampart events` keeps: event types (`--types`; `stats` names
+/// the in-band stats records, which pass only when named once a type
+/// list is given), actions (`--action`) and the flow filter. Loss records
+/// and the stream's own records (hello, names, rejected reloads) always
+/// pass: they explain what follows.
+#[derive(Clone, Debug, Default)]
+pub struct RecordFilter {
+    pub types: Option<TypeSet>,
+    pub actions: Option<Vec<&'static str>>,
+    pub flow: FlowFilter,
+}
+
+/// A set of event types, and whether in-band stats records are in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TypeSet {
+    pub events: [bool; EventType::COUNT],
+    pub stats: bool,
+}
+
+impl TypeSet {
+    /// A comma-separated list of event type names (and `stats`).
+    pub fn parse(list: &str) -> Result<TypeSet, String> {
+        let mut set = TypeSet::default();
+        for name in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            match EventType::from_name(name) {
+                Some(t) => set.events[t.index()] = true,
+                None if name == "stats" => set.stats = true,
+                None => {
+                    let known: Vec<&str> = EventType::ALL.iter().map(|t| t.name()).collect();
+                    return Err(format!(
+                        "unknown event type {name:?} (known: {}, stats)",
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// A comma-separated list of actions ([`ACTIONS`]).
+pub fn parse_actions(list: &str) -> Result<Vec<&'static str>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            ACTIONS
+                .iter()
+                .copied()
+                .find(|k| *k == a)
+                .ok_or_else(|| format!("unknown action {a:?} (known: {})", ACTIONS.join(", ")))
+        })
+        .collect()
+}
+
+impl RecordFilter {
+    /// Whether `rec` is kept; `names` resolves its ids (a packet event's
+    /// names generation, see [`PacketEvent::names_generation`]).
+    pub fn passes(&self, rec: &Record<'_>, names: Option<&Names>) -> bool {
+        match rec {
+            Record::Event(e) => {
+                self.types
+                    .is_none_or(|t| t.events[e.event.event_type().index()])
+                    && self
+                        .actions
+                        .as_ref()
+                        .is_none_or(|a| a.contains(&e.event.action_name()))
+                    && (self.flow.is_empty() || self.flow.matches(&event_facts(e, names)))
+            }
+            Record::Stats(_) => self.types.is_none_or(|t| t.stats),
+            _ => true,
+        }
+    }
+}
+
+/// What the flow filter sees of a packet event.
+pub fn event_facts<'a>(e: &PacketEvent<'_>, names: Option<&'a Names>) -> FlowFacts<'a> {
+    let m = &e.meta;
+    let addr = |a: &[u8; 16]| -> IpAddr {
+        if !m.ipv6 && is_ipv4_mapped(a) {
+            IpAddr::from([a[12], a[13], a[14], a[15]])
+        } else {
+            IpAddr::from(*a)
+        }
+    };
+    let (policy, application) = match e.event {
+        Event::PolicyDeny(d) => (Some(d.policy), Some(d.application)),
+        Event::SessionOpen(s) => (Some(s.policy), Some(s.application)),
+        Event::SessionClose(s) => (Some(s.policy), Some(s.application)),
+        _ => (None, None),
+    };
+    FlowFacts {
+        source: Some(addr(&m.src)),
+        destination: Some(addr(&m.dst)),
+        source_port: m.src_port,
+        destination_port: m.dst_port,
+        protocol: m.protocol,
+        application: names.zip(application).and_then(|(n, a)| n.application(a)),
+        policy: names.zip(policy).and_then(|(n, p)| n.policy(p)),
+        zones: [
+            names.and_then(|n| n.zone(m.from_zone)),
+            names.and_then(|n| n.zone(m.to_zone)),
+        ],
+        interfaces: [
+            names.and_then(|n| n.interface(m.ingress)),
+            names.and_then(|n| n.interface(m.egress)),
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +376,129 @@ mod tests {
         let none = FlowFacts::default();
         assert!(!filter(&[("policy", "allow-web")]).matches(&none));
         assert!(!filter(&[("source-prefix", "0.0.0.0/0")]).matches(&none));
+    }
+
+    /// A record filter reads a packet event's addresses (IPv4 mapped or
+    /// not), its names in the record's generation, its type and action.
+    #[test]
+    fn a_record_filter_reads_each_event_as_the_flow_filter_and_keeps_the_stream_records() {
+        use crate::decode::StatsRecord;
+        use crate::types::{
+            ipv4_mapped, InterfaceName, PacketMeta, PolicyDeny, PolicyName, Repeat, ZoneName,
+        };
+        let names = Names {
+            zones: vec![
+                ZoneName {
+                    name: "untrust".into(),
+                    screen: 0,
+                },
+                ZoneName {
+                    name: "trust".into(),
+                    screen: 0,
+                },
+            ],
+            interfaces: vec![
+                InterfaceName {
+                    name: "ge-0/0/0".into(),
+                    zone: 0,
+                },
+                InterfaceName {
+                    name: "ge-0/0/1".into(),
+                    zone: 1,
+                },
+            ],
+            policies: vec![PolicyName {
+                name: "deny-telnet".into(),
+                from_zone: 0,
+                to_zone: 1,
+            }],
+            applications: vec!["junos-telnet".into()],
+            ..Names::default()
+        };
+        let deny = Record::Event(PacketEvent {
+            seq: 1,
+            meta: PacketMeta {
+                src: ipv4_mapped([198, 51, 100, 7]),
+                dst: ipv4_mapped([192, 0, 2, 23]),
+                src_port: 40000,
+                dst_port: 23,
+                protocol: 6,
+                ingress: 0,
+                egress: 1,
+                from_zone: 0,
+                to_zone: 1,
+                generation: 1,
+                ..PacketMeta::default()
+            },
+            event: Event::PolicyDeny(PolicyDeny {
+                policy: 0,
+                reject: true,
+                audit: false,
+                session_id: 9,
+                application: 0,
+            }),
+            snippet: &[],
+            repeat: Repeat::ONE,
+        });
+        let keeps = |f: RecordFilter| f.passes(&deny, Some(&names));
+        let flow = |k: &str, v: &str| {
+            let mut flow = FlowFilter::default();
+            flow.set(k, v).unwrap();
+            RecordFilter {
+                flow,
+                ..RecordFilter::default()
+            }
+        };
+        assert!(keeps(RecordFilter::default()));
+        assert!(keeps(flow("destination-prefix", "192.0.2.23")));
+        assert!(
+            !keeps(flow("destination-prefix", "::ffff:192.0.2.23")),
+            "read as IPv4"
+        );
+        assert!(keeps(flow("policy", "deny-telnet")));
+        assert!(keeps(flow("application", "junos-telnet")));
+        assert!(keeps(flow("interface", "ge-0/0/1")));
+        assert!(keeps(flow("zone", "untrust")));
+        assert!(!keeps(flow("port", "22")));
+        assert!(
+            !f_passes_without_names(&deny),
+            "names unknown: a name filter fails"
+        );
+        let types = |l: &str| RecordFilter {
+            types: Some(TypeSet::parse(l).unwrap()),
+            ..RecordFilter::default()
+        };
+        assert!(keeps(types("session_open,policy_deny")));
+        assert!(!keeps(types("session_open")));
+        let actions = |l: &str| RecordFilter {
+            actions: Some(parse_actions(l).unwrap()),
+            ..RecordFilter::default()
+        };
+        assert!(keeps(actions("reject")));
+        assert!(!keeps(actions("deny,permit")));
+        assert!(parse_actions("allow").unwrap_err().contains("known: deny"));
+        assert!(TypeSet::parse("denies").unwrap_err().contains("stats"));
+        let stats = Record::Stats(StatsRecord::default());
+        assert!(RecordFilter::default().passes(&stats, None));
+        assert!(
+            !types("policy_deny").passes(&stats, None),
+            "a type list drops stats"
+        );
+        assert!(types("policy_deny,stats").passes(&stats, None));
+        assert!(
+            flow("port", "1").passes(&stats, None),
+            "the flow filter keeps stats"
+        );
+
+        fn f_passes_without_names(r: &Record<'_>) -> bool {
+            let mut flow = FlowFilter::default();
+            flow.set("policy", "deny-telnet").unwrap();
+            RecordFilter {
+                flow,
+                ..RecordFilter::default()
+            }
+            .passes(r, None)
+        }
     }
 
     #[test]

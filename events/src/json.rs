@@ -287,7 +287,7 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
             json_name(out, names.policy(d.policy), d.policy.into(), NO_ID32.into());
             zones(out);
             json_key(out, "action");
-            json_str(out, d.action_name());
+            json_str(out, e.event.action_name());
             if d.session_id != 0 {
                 out.push_str(",\"session_id\":");
                 push_u64(out, d.session_id);
@@ -297,14 +297,14 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
         Event::ScreenDrop(s) => {
             json_screen(out, names, m, s.option, s.screen);
             json_key(out, "action");
-            json_str(out, if s.alarm_only { "alarm" } else { "drop" });
+            json_str(out, e.event.action_name());
         }
         Event::ScreenEpisode(s) => {
             json_screen(out, names, m, s.option, s.screen);
             json_key(out, "phase");
             json_str(out, s.phase.name());
             json_key(out, "action");
-            json_str(out, if s.alarm_only { "alarm" } else { "drop" });
+            json_str(out, e.event.action_name());
             out.push_str(",\"started\":\"");
             write_rfc3339(out, s.started_ns, 9);
             out.push_str("\",\"last_drop\":\"");
@@ -344,7 +344,7 @@ fn json_event(e: &PacketEvent<'_>, names: &Names, out: &mut String) {
                 NO_ID16.into(),
             );
             json_key(out, "action");
-            json_str(out, f.action.name());
+            json_str(out, e.event.action_name());
             json_key(out, "direction");
             json_str(out, f.direction.name());
         }

@@ -179,7 +179,32 @@ impl Event {
             Event::ScreenEpisode(_) => EventType::ScreenEpisode,
         }
     }
+
+    /// What was done, as JSON's `action` and `rampart events --action`
+    /// name it: `deny`, `reject` or `audit` (a policy), `drop` or `alarm`
+    /// (a screen), the term's `accept`, `discard` or `reject` (a filter),
+    /// `permit` (a session's records).
+    pub const fn action_name(&self) -> &'static str {
+        match self {
+            Event::PolicyDeny(d) => d.action_name(),
+            Event::ScreenDrop(ScreenDrop { alarm_only, .. })
+            | Event::ScreenEpisode(ScreenEpisode { alarm_only, .. }) => {
+                if *alarm_only {
+                    "alarm"
+                } else {
+                    "drop"
+                }
+            }
+            Event::FilterLog(f) => f.action.name(),
+            Event::SessionOpen(_) | Event::SessionClose(_) => "permit",
+        }
+    }
 }
+
+/// Every action an event can name ([`Event::action_name`]).
+pub const ACTIONS: [&str; 8] = [
+    "deny", "reject", "audit", "drop", "alarm", "accept", "discard", "permit",
+];
 
 /// Names of one config generation (index = id), as sent in the name table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
