@@ -4,7 +4,10 @@
 
 use anyhow::Context;
 use rampart_pipeline::config::Config;
-use rampart_pipeline::{pcap, traffic};
+use rampart_pipeline::pcap;
+
+mod capture;
+pub use capture::{demo, Frame};
 
 const DEMO_CONFIG: &str = include_str!("demo.toml");
 
@@ -24,7 +27,7 @@ impl Demo {
             .context("creating the demo directory")?;
         let input = dir.path().join("untrust-in.pcap");
         let empty = dir.path().join("trust-in.pcap");
-        let frames = traffic::demo(1_795_000_000_000_000_000);
+        let frames = demo(1_795_000_000_000_000_000);
         let count = frames.len();
         write_capture(&input, &frames)?;
         write_capture(&empty, &[])?;
@@ -43,7 +46,7 @@ impl Demo {
     }
 }
 
-fn write_capture(path: &std::path::Path, frames: &[traffic::Frame]) -> anyhow::Result<()> {
+fn write_capture(path: &std::path::Path, frames: &[Frame]) -> anyhow::Result<()> {
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = pcap::Writer::new(std::io::BufWriter::new(file))?;

@@ -474,7 +474,7 @@ mod tests {
             ));
             out.extend_from_slice(slot.as_bytes());
         };
-        let frames = rampart_pipeline::traffic::demo(1_700_000_000_000_000_000);
+        let frames = crate::demo::demo(1_700_000_000_000_000_000);
         let mut last_ns = 0;
         for f in &frames {
             let d = worker.process(&rules, &screens, &f.bytes, 0, f.ts_ns);

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use common::*;
-use rampart_pipeline::traffic;
+use rampart_testkit::traffic;
 
 const DEMO: &str = include_str!("../src/demo.toml");
 

@@ -4,8 +4,9 @@
 mod common;
 
 use common::*;
-use rampart_pipeline::traffic::{tcp, udp, v4};
 use rampart_pipeline::wire::TcpFlags;
+use rampart_testkit::configs;
+use rampart_testkit::traffic::{tcp, udp, v4};
 
 /// `input_args`: extra net_pcap arguments of the input port (`,infinite_rx=1`).
 fn deny_all_config(
@@ -19,6 +20,11 @@ fn deny_all_config(
     let empty = dir.path("empty.pcap");
     write_pcap(&empty, &[]);
     let d = dir.0.path().display();
+    let interfaces = {
+        let (untrust, trust) =
+            configs::pcap_devices(input.display(), empty.display(), format!("{d}/out"));
+        configs::untrust_trust_pair(&format!("{untrust}{input_args}"), &trust)
+    };
     dir.write(
         "deny.toml",
         &format!(
@@ -32,17 +38,7 @@ socket = "{d}/events.sock"
 control_socket = "{d}/control.sock"
 {extra}
 
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={input},tx_pcap={d}/out0.pcap{input_args}"
-zone = "untrust"
-peer = "ge-0/0/1"
-
-[[interface]]
-name = "ge-0/0/1"
-device = "net_pcap1,rx_pcap={empty},tx_pcap={d}/out1.pcap"
-zone = "trust"
-peer = "ge-0/0/0"
+{interfaces}
 
 [zone.untrust]
 [zone.trust]
@@ -61,8 +57,6 @@ log = ["session-init"]
 tcp-syn-check = false
 "#,
             eal = test_eal(test),
-            input = input.display(),
-            empty = empty.display(),
         ),
     )
 }

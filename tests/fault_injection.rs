@@ -13,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rampart_pipeline::traffic::{udp, v4};
+use rampart_testkit::configs;
+use rampart_testkit::traffic::{udp, v4};
 
 /// Every packet denied and logged, replayed endlessly; sockets as given.
 fn storm_config(dir: &TempDir, test: &str, events_socket: &Path, eal: &str) -> PathBuf {
@@ -31,6 +32,10 @@ fn storm_config(dir: &TempDir, test: &str, events_socket: &Path, eal: &str) -> P
         .collect();
     write_pcap(&input, &frames);
     let d = dir.0.path().display();
+    let interfaces = configs::untrust_into_trust(
+        &format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
+        "net_null0,no-rx=1",
+    );
     dir.write(
         &format!("{test}.toml"),
         &format!(
@@ -39,15 +44,7 @@ eal = {eal}
 [events]
 socket = "{events}"
 control_socket = "{d}/control.sock"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={input},infinite_rx=1"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_null0,no-rx=1"
-zone = "trust"
+{interfaces}
 [zone.untrust]
 [zone.trust]
 [default-policy]
@@ -55,7 +52,6 @@ then = "deny"
 log = true
 "#,
             events = events_socket.display(),
-            input = input.display(),
         ),
     )
 }

@@ -4,11 +4,20 @@
 mod common;
 
 use common::*;
-use rampart_pipeline::traffic;
+use rampart_testkit::configs;
+use rampart_testkit::traffic;
 
 fn pcap_pair_config(dir: &TempDir, test: &str, workers: u16, input: &str) -> std::path::PathBuf {
     let empty = dir.path("empty.pcap");
     write_pcap(&empty, &[]);
+    let interfaces = {
+        let (untrust, trust) = configs::pcap_devices(
+            input,
+            empty.display(),
+            format!("{}/out", dir.0.path().display()),
+        );
+        configs::untrust_trust_pair(&untrust, &trust)
+    };
     let text = format!(
         r#"
 [dataplane]
@@ -19,17 +28,7 @@ eal = {eal}
 socket = "{d}/events.sock"
 control_socket = "{d}/control.sock"
 
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={input},tx_pcap={d}/out0.pcap"
-zone = "untrust"
-peer = "ge-0/0/1"
-
-[[interface]]
-name = "ge-0/0/1"
-device = "net_pcap1,rx_pcap={empty},tx_pcap={d}/out1.pcap"
-zone = "trust"
-peer = "ge-0/0/0"
+{interfaces}
 
 [zone.untrust]
 [zone.trust]
@@ -42,7 +41,6 @@ tcp-syn-check = false
 "#,
         eal = test_eal(test),
         d = dir.0.path().display(),
-        empty = empty.display(),
     );
     dir.write("rampart.toml", &text)
 }
@@ -296,8 +294,8 @@ fn ipv6_neighbour_discovery_crosses_a_deny_all_dataplane() {
 #[test]
 fn reordered_fragments_are_held_until_their_first_then_forwarded() {
     use rampart_pipeline::flow::proto;
-    use rampart_pipeline::traffic::{v4, v6};
     use rampart_pipeline::wire::build::{packet_vec, Ethernet, Fragment, Ip, L4};
+    use rampart_testkit::traffic::{v4, v6};
     let frag = |src, dst, id: u32, offset: u16, l4: L4<'_>, len: usize| {
         let mut ip = Ip::new(src, dst);
         ip.fragment = Some(Fragment {
@@ -422,7 +420,7 @@ fn reordered_fragments_are_held_until_their_first_then_forwarded() {
 /// MTU is 1500, uncounted.
 #[test]
 fn jumbo_frames_are_forwarded_within_the_mtu_and_dropped_beyond_it() {
-    use rampart_pipeline::traffic::{udp, v4};
+    use rampart_testkit::traffic::{udp, v4};
     let udp_of = |payload: usize| {
         udp(
             v4(192, 0, 2, 1),

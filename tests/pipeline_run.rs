@@ -6,8 +6,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use rampart_pipeline::traffic::{self, tcp, udp, v4};
 use rampart_pipeline::wire::TcpFlags;
+use rampart_testkit::configs;
+use rampart_testkit::traffic::{self, tcp, udp, v4};
 
 const DEMO: &str = include_str!("../src/demo.toml");
 
@@ -103,6 +104,11 @@ fn both_directions(workers: u16) {
     write_pcap(&input, &frames);
     let empty = dir.path("empty.pcap");
     write_pcap(&empty, &[]);
+    let interfaces = {
+        let (untrust, trust) =
+            configs::pcap_devices(input.display(), empty.display(), format!("{d}/out"));
+        configs::untrust_trust_pair(&untrust, &trust)
+    };
     let config = dir.write(
         "sessions.toml",
         &format!(
@@ -112,16 +118,7 @@ eal = {eal}
 [events]
 socket = "{d}/events.sock"
 control_socket = "{d}/control.sock"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={input},tx_pcap={d}/out0.pcap"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_pcap1,rx_pcap={empty},tx_pcap={d}/out1.pcap"
-zone = "trust"
-peer = "ge-0/0/0"
+{interfaces}
 [zone.untrust]
 [zone.trust]
 [address-book]
@@ -140,8 +137,6 @@ then = "deny"
 log = true
 "#,
             eal = test_eal(&format!("sess{workers}")),
-            input = input.display(),
-            empty = empty.display(),
         ),
     );
     let (records, summary) = run_with_json_consumer(&config, &dir.path("events.sock"));

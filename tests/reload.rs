@@ -7,26 +7,23 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rampart_pipeline::traffic::{udp, v4};
+use rampart_testkit::configs;
+use rampart_testkit::traffic::{udp, v4};
 
 fn config_text(dir: &TempDir, input: &std::path::Path, allow_ntp: bool) -> String {
     let d = dir.0.path().display();
     let ntp = if allow_ntp { "permit" } else { "deny" };
+    let interfaces = configs::untrust_into_trust(
+        &format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
+        "net_null0",
+    );
     format!(
         r#"[dataplane]
 eal = {eal}
 [events]
 socket = "{d}/events.sock"
 control_socket = "{d}/control.sock"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={input},infinite_rx=1"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_null0"
-zone = "trust"
+{interfaces}
 [zone.untrust]
 [zone.trust]
 [[policy]]
@@ -47,7 +44,6 @@ application = ["junos-ntp"]
 then = "{ntp}"
 "#,
         eal = test_eal("reload"),
-        input = input.display(),
     )
 }
 

@@ -10,7 +10,8 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rampart_pipeline::traffic::{udp, v4};
+use rampart_testkit::configs;
+use rampart_testkit::traffic::{udp, v4};
 
 /// The blocking policy a reload inserts ahead of `allow`.
 const BLOCKER: &str = r#"[[policy]]
@@ -28,6 +29,10 @@ then = "deny"
 /// the default policy. `extra` goes before the policies.
 fn config_text(dir: &TempDir, test: &str, input: &Path, extra: &str) -> String {
     let d = dir.0.path().display();
+    let interfaces = configs::untrust_into_trust(
+        &format!("net_pcap0,rx_pcap={}", input.display()),
+        "net_null0",
+    );
     format!(
         r#"[dataplane]
 eal = {eal}
@@ -35,15 +40,7 @@ eal = {eal}
 socket = "{d}/events.sock"
 control_socket = "{d}/control.sock"
 {extra}
-[[interface]]
-name = "ge-0/0/0"
-device = "{device}"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_null0"
-zone = "trust"
+{interfaces}
 [zone.untrust]
 [zone.trust]
 [[policy]]
@@ -60,7 +57,6 @@ then = "deny"
 log = true
 "#,
         eal = test_eal(test),
-        device = format_args!("net_pcap0,rx_pcap={}", input.display()),
     )
 }
 

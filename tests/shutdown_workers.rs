@@ -14,8 +14,9 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rampart_pipeline::traffic::{tcp, udp, v4};
 use rampart_pipeline::wire::TcpFlags;
+use rampart_testkit::configs;
+use rampart_testkit::traffic::{tcp, udp, v4};
 use serde_json::Value;
 
 /// A stop must finish within this (a bound on a hang, not a performance
@@ -48,6 +49,7 @@ fn config(dir: &TempDir, workers: usize, lcores: &str, prefix: &str) -> std::pat
     let port = |n: usize, side: &str| {
         format!("net_pcap{n},rx_pcap={d}/{side}.pcap,infinite_rx=1,tx_pcap=/dev/null")
     };
+    let interfaces = configs::untrust_trust_pair(&port(0, "untrust"), &port(1, "trust"));
     let text = format!(
         r#"[dataplane]
 workers = {workers}
@@ -57,17 +59,7 @@ eal = ["--no-pci", "--no-huge", "-m", "512", "--no-shconf", "--file-prefix={pref
 socket = "{d}/events.sock"
 control_socket = "{d}/control.sock"
 
-[[interface]]
-name = "ge-0/0/0"
-device = "{untrust}"
-zone = "untrust"
-peer = "ge-0/0/1"
-
-[[interface]]
-name = "ge-0/0/1"
-device = "{trust}"
-zone = "trust"
-peer = "ge-0/0/0"
+{interfaces}
 
 [zone.untrust]
 [zone.trust]
@@ -89,8 +81,6 @@ log = ["session-init", "session-close"]
 then = "deny"
 log = true
 "#,
-        untrust = port(0, "untrust"),
-        trust = port(1, "trust"),
     );
     dir.write(&format!("{prefix}.toml"), &text)
 }

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rampart_events::{decode, read_frame, EventType, Record};
-use rampart_pipeline::traffic::{tcp, udp, v4};
 use rampart_pipeline::wire::TcpFlags;
+use rampart_testkit::configs;
+use rampart_testkit::traffic::{tcp, udp, v4};
 
 const SESSION_CAPACITY: u64 = 1024;
 
@@ -62,6 +63,10 @@ fn frames() -> Vec<Vec<u8>> {
 
 fn config(dir: &TempDir, input: &std::path::Path) -> std::path::PathBuf {
     let d = dir.0.path().display();
+    let interfaces = configs::untrust_into_trust(
+        &format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
+        "net_null0,no-rx=1",
+    );
     dir.write(
         "soak.toml",
         &format!(
@@ -70,15 +75,7 @@ eal = {eal}
 [events]
 socket = "{d}/events.sock"
 control_socket = "{d}/control.sock"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={input},infinite_rx=1"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_null0,no-rx=1"
-zone = "trust"
+{interfaces}
 [zone.untrust]
 screen = "flood"
 [zone.trust]
@@ -104,7 +101,6 @@ session-capacity = {SESSION_CAPACITY}
 tcp-initial = 1
 "#,
             eal = test_eal("soak"),
-            input = input.display(),
         ),
     )
 }

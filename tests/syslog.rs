@@ -9,8 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rampart_pipeline::traffic::{tcp, v4};
 use rampart_pipeline::wire::TcpFlags;
+use rampart_testkit::configs;
+use rampart_testkit::traffic::{tcp, v4};
 
 struct Rsyslog {
     child: Child,
@@ -85,6 +86,11 @@ fn config(dir: &TempDir, test: &str, input: &std::path::Path) -> std::path::Path
     let empty = dir.path("empty.pcap");
     write_pcap(&empty, &[]);
     let d = dir.0.path().display();
+    let interfaces = {
+        let (untrust, trust) =
+            configs::pcap_devices(input.display(), empty.display(), format!("{d}/out"));
+        configs::untrust_into_trust(&untrust, &trust)
+    };
     dir.write(
         "rampart.toml",
         &format!(
@@ -93,15 +99,7 @@ eal = {eal}
 [events]
 socket = "{d}/events.sock"
 control_socket = "{d}/control.sock"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={input},tx_pcap={d}/out0.pcap"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_pcap1,rx_pcap={empty},tx_pcap={d}/out1.pcap"
-zone = "trust"
+{interfaces}
 [zone.untrust]
 [zone.trust]
 [[policy]]
@@ -115,8 +113,6 @@ then = "deny"
 log = true
 "#,
             eal = test_eal(test),
-            input = input.display(),
-            empty = empty.display(),
         ),
     )
 }

@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use rampart_pipeline::traffic;
+use rampart_testkit::configs;
+use rampart_testkit::traffic;
 
 const DEMO: &str = include_str!("../src/demo.toml");
 
@@ -83,18 +84,11 @@ fn demo_capture_exercises_every_stage() {
 }
 
 fn screen_config(dir: &TempDir, screen: &str) -> std::path::PathBuf {
+    let interfaces = configs::untrust_into_trust("net_null0", "net_null1");
     dir.write(
         "screen.toml",
         &format!(
-            r#"[[interface]]
-name = "ge-0/0/0"
-device = "net_null0"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_null1"
-zone = "trust"
+            r#"{interfaces}
 [zone.untrust]
 screen = "edge"
 [zone.trust]
@@ -111,8 +105,8 @@ then = "permit"
 /// and not below it.
 #[test]
 fn syn_flood_threshold_follows_capture_time() {
-    use rampart_pipeline::traffic::{tcp, v4};
     use rampart_pipeline::wire::TcpFlags;
+    use rampart_testkit::traffic::{tcp, v4};
     let dir = TempDir::new();
     let config = screen_config(&dir, "syn-flood = { attack-threshold = 100, source-threshold = 100000, destination-threshold = 100000 }");
     let run = |per_second: u64| -> usize {
@@ -151,8 +145,8 @@ fn syn_flood_threshold_follows_capture_time() {
 
 #[test]
 fn port_scan_needs_ten_ports_within_the_threshold() {
-    use rampart_pipeline::traffic::{tcp, v4};
     use rampart_pipeline::wire::TcpFlags;
+    use rampart_testkit::traffic::{tcp, v4};
     let dir = TempDir::new();
     let config = screen_config(&dir, "port-scan = { threshold = 5000 }");
     let run = |gap_us: u64| -> Vec<String> {
@@ -211,6 +205,11 @@ fn every_stateless_attack_is_dropped_by_name_in_trace_and_run() {
     let mut frames: Vec<Vec<u8>> = attacks.iter().map(|(_, f)| f.clone()).collect();
     frames.extend(benign.iter().map(|f| f.bytes.clone()));
     write_pcap(&capture, &frames);
+    let interfaces = {
+        let (untrust, trust) =
+            configs::pcap_devices(capture.display(), empty.display(), format!("{d}/out"));
+        configs::untrust_into_trust(&untrust, &trust)
+    };
     let config = dir.write(
         "screen.toml",
         &format!(
@@ -219,15 +218,7 @@ eal = {eal}
 [events]
 socket = "{d}/events.sock"
 control_socket = "{d}/control.sock"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={capture},tx_pcap={d}/out0.pcap"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_pcap1,rx_pcap={empty},tx_pcap={d}/out1.pcap"
-zone = "trust"
+{interfaces}
 [zone.untrust]
 screen = "all"
 [zone.trust]
@@ -239,8 +230,6 @@ then = "permit"
 tcp-syn-check = false
 "#,
             eal = test_eal("attacks"),
-            capture = capture.display(),
-            empty = empty.display(),
         ),
     );
     let lines = trace_json(&config, &capture);

@@ -9,8 +9,8 @@ use std::path::Path;
 use anyhow::Context;
 use rampart_pipeline::flow::Addr;
 use rampart_pipeline::pcap;
-use rampart_pipeline::traffic::{ping, tcp, udp, v4, v6, Rng};
 use rampart_pipeline::wire::TcpFlags;
+use rampart_testkit::traffic::{ping, tcp, udp, v4, v6, Rng};
 
 pub struct Profile {
     pub name: &'static str,

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
+use rampart_testkit::configs;
+
 use crate::profiles::Profile;
 use crate::scenarios::{REPLAY_MEMORY, VHOST_MEMORY};
 use crate::util::{eal_common, pin_current_thread, tail, terminate, u, wait_child};
@@ -233,6 +235,7 @@ fn config(p: &Profile, dir: &Path, ports: &Ports, tag: &str, cpus: Cpus) -> Stri
     eal.extend(["--log-level".into(), "pmd.net.vhost:error".into()]);
     let eal: Vec<String> = eal.into_iter().map(|a| format!("{a:?}")).collect();
     let (a, b) = ports.devices();
+    let interfaces = configs::untrust_trust_pair(&a, &b);
     format!(
         r#"# rampart-bench profile {name}
 [dataplane]
@@ -243,17 +246,7 @@ eal = [{eal}]
 socket = "{d}/events.sock"
 control_socket = "{d}/control.sock"
 
-[[interface]]
-name = "ge-0/0/0"
-device = "{a}"
-zone = "untrust"
-peer = "ge-0/0/1"
-
-[[interface]]
-name = "ge-0/0/1"
-device = "{b}"
-zone = "trust"
-peer = "ge-0/0/0"
+{interfaces}
 
 [flow]
 tcp-syn-check = false

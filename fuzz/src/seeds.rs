@@ -1,6 +1,6 @@
 //! Seed corpora, generated from the same sources the tests use: the demo
 //! capture and the mixed-traffic and screen-attack generators of
-//! `rampart_pipeline::traffic`, the configs of the repository, records from
+//! `rampart_testkit::traffic`, the configs of the repository, records from
 //! the events encoder. Nothing here is committed as a binary blob.
 
 use std::io;
@@ -12,7 +12,7 @@ use rampart_events::types::{
     ZoneName, NO_ID16,
 };
 use rampart_events::{ControlEncoder, Encoder, EventType, TypeCounters, WorkerCountersSnapshot};
-use rampart_pipeline::traffic::{self, v4, v6};
+use rampart_testkit::traffic::{self, v4, v6};
 use rampart_pipeline::wire::build::{packet_vec, Ethernet, Fragment, Ip, VlanTag, L4};
 use rampart_pipeline::wire::{IpVersion, TcpFlags};
 

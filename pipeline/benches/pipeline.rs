@@ -22,28 +22,20 @@ use rampart_pipeline::engine::{
 };
 use rampart_pipeline::flow::Addr;
 use rampart_pipeline::screen::ScreenState;
-use rampart_pipeline::traffic::{mixed, ping, tcp, udp, v4, Frame};
 use rampart_pipeline::vector::{NoPrefetch, BURST};
 use rampart_pipeline::wire::{self, TcpFlags};
+use rampart_testkit::configs;
+use rampart_testkit::traffic::{mixed, ping, tcp, udp, v4, Frame};
 
 const UNTRUST: u16 = 0;
 const TRUST: u16 = 1;
 
 fn config_text(screen: bool, policies: &str, default: &str) -> String {
     let screen_ref = if screen { "screen = \"heavy\"" } else { "" };
+    let interfaces = configs::untrust_trust_pair("net_ring0", "net_ring1");
     format!(
         r#"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_ring0"
-zone = "untrust"
-peer = "ge-0/0/1"
-
-[[interface]]
-name = "ge-0/0/1"
-device = "net_ring1"
-zone = "trust"
-peer = "ge-0/0/0"
+{interfaces}
 
 [zone.untrust]
 {screen_ref}

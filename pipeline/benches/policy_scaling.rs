@@ -22,8 +22,9 @@ use rampart_pipeline::config::Config;
 use rampart_pipeline::engine::{Ruleset, Worker};
 use rampart_pipeline::policy::PolicyMatch;
 use rampart_pipeline::screen::ScreenState;
-use rampart_pipeline::traffic::{ping, tcp, udp, v4, v6, Rng};
 use rampart_pipeline::wire::{self, ParsedPacket, TcpFlags};
+use rampart_testkit::configs;
+use rampart_testkit::traffic::{ping, tcp, udp, v4, v6, Rng};
 
 const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 
@@ -80,19 +81,9 @@ struct Built {
 }
 
 fn build(n: usize) -> Built {
-    let mut t = String::from(
+    let mut t = configs::untrust_trust_pair("net_ring0", "net_ring1");
+    t.push_str(
         r#"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_ring0"
-zone = "untrust"
-peer = "ge-0/0/1"
-
-[[interface]]
-name = "ge-0/0/1"
-device = "net_ring1"
-zone = "trust"
-peer = "ge-0/0/0"
 
 [zone.untrust]
 [zone.trust]

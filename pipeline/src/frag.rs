@@ -298,12 +298,15 @@ impl<T> FragHold<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::traffic::v4;
+    use crate::flow::Addr;
     use crate::wire::build::{packet_vec, Ethernet, Fragment, Ip, L4};
     use crate::wire::{parse, Parsed};
 
     fn fragment(offset: u16, more: bool, payload: &[u8]) -> Vec<u8> {
-        let mut ip = Ip::new(v4(198, 51, 100, 1), v4(192, 0, 2, 10));
+        let mut ip = Ip::new(
+            Addr::from_ipv4([198, 51, 100, 1]),
+            Addr::from_ipv4([192, 0, 2, 10]),
+        );
         ip.fragment = Some(Fragment {
             offset,
             more,

@@ -17,6 +17,5 @@ pub mod ruleset;
 pub mod screen;
 pub mod session;
 pub mod tcp_window;
-pub mod traffic;
 pub mod vector;
 pub mod wire;

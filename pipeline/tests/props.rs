@@ -13,9 +13,9 @@ use rampart_pipeline::flow::Addr;
 use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::screen::ScreenState;
 use rampart_pipeline::session::CloseReason;
-use rampart_pipeline::traffic;
 use rampart_pipeline::wire::build::{packet_vec, Ethernet, Fragment, Ip, VlanTag, L4};
 use rampart_pipeline::wire::{self, IpVersion, Parsed, ParsedPacket, TcpFlags};
+use rampart_testkit::traffic;
 
 const FULL: &str = include_str!("config/full.toml");
 const DEMO: &str = include_str!("../../src/demo.toml");

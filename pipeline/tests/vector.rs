@@ -11,9 +11,9 @@ use rampart_pipeline::config::Config;
 use rampart_pipeline::engine::{Decision, Event, Ruleset, Verdict, Worker};
 use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::screen::ScreenState;
-use rampart_pipeline::traffic::{self, v4, v6};
 use rampart_pipeline::vector::{NoPrefetch, BURST};
 use rampart_pipeline::wire::TcpFlags;
+use rampart_testkit::traffic::{self, v4, v6};
 
 const FULL: &str = include_str!("config/full.toml");
 const DEMO: &str = include_str!("../../src/demo.toml");

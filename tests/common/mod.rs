@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use rampart_pipeline::pcap;
+use rampart_testkit::configs;
 
 pub fn rampart() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rampart"))
@@ -159,6 +160,12 @@ pub fn pcap_pair_config(
     let d = dir.0.path().display();
     write_pcap(&dir.path(&format!("{tag}-in.pcap")), frames);
     write_pcap(&dir.path(&format!("{tag}-empty.pcap")), &[]);
+    let interfaces = {
+        let input = format!("{d}/{tag}-in.pcap");
+        let empty = format!("{d}/{tag}-empty.pcap");
+        let (untrust, trust) = configs::pcap_devices(input, empty, format!("{d}/{tag}-out"));
+        configs::untrust_trust_pair(&untrust, &trust)
+    };
     let config = dir.write(
         &format!("{tag}.toml"),
         &format!(
@@ -168,16 +175,7 @@ eal = {eal}
 [events]
 socket = "{d}/{tag}-events.sock"
 control_socket = "{d}/{tag}-control.sock"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={d}/{tag}-in.pcap,tx_pcap={d}/{tag}-out0.pcap"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_pcap1,rx_pcap={d}/{tag}-empty.pcap,tx_pcap={d}/{tag}-out1.pcap"
-zone = "trust"
-peer = "ge-0/0/0"
+{interfaces}
 {rest}"#,
             eal = test_eal(tag),
         ),
@@ -241,7 +239,7 @@ impl Drop for KillOnDrop {
 /// into `[events]` (it may open `[events.rate_limit]`). Policies can be
 /// appended.
 pub fn deny_stream_config(dir: &TempDir, test: &str, sockets: &Path, events: &str) -> String {
-    use rampart_pipeline::traffic::{udp, v4};
+    use rampart_testkit::traffic::{udp, v4};
     let input = dir.path("in.pcap");
     if !input.exists() {
         let frames: Vec<Vec<u8>> = (0..16u8)
@@ -249,21 +247,17 @@ pub fn deny_stream_config(dir: &TempDir, test: &str, sockets: &Path, events: &st
             .collect();
         write_pcap(&input, &frames);
     }
+    let interfaces = configs::untrust_into_trust(
+        &format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
+        "net_null0",
+    );
     format!(
         r#"[dataplane]
 eal = {eal}
 [default-policy]
 then = "deny"
 log = true
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={input},infinite_rx=1"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_null0"
-zone = "trust"
+{interfaces}
 [zone.untrust]
 [zone.trust]
 [events]
@@ -272,7 +266,6 @@ control_socket = "{s}/control.sock"
 {events}
 "#,
         eal = test_eal(test),
-        input = input.display(),
         s = sockets.display(),
     )
 }
