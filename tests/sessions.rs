@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rampart_pipeline::traffic::{tcp, udp, v4};
 use rampart_pipeline::wire::TcpFlags;
+use rampart_testkit::traffic::{tcp, udp, v4};
 use serde_json::Value;
 
 /// Web flows (TCP to 192.0.2.80:80) and DNS flows (UDP to 192.0.2.53:53)

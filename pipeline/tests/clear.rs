@@ -9,20 +9,11 @@ use rampart_pipeline::config::Config;
 use rampart_pipeline::engine::{Event, Ruleset, Verdict, Worker};
 use rampart_pipeline::screen::ScreenState;
 use rampart_pipeline::session::CloseReason;
-use rampart_pipeline::traffic::{tcp, v4};
 use rampart_pipeline::wire::TcpFlags;
+use rampart_testkit::configs;
+use rampart_testkit::traffic::{tcp, v4};
 
-const CONFIG: &str = r#"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_null0"
-zone = "untrust"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_null1"
-zone = "trust"
-peer = "ge-0/0/0"
+const POLICY: &str = r#"
 [zone.untrust]
 [zone.trust]
 [[policy]]
@@ -39,7 +30,8 @@ log = ["session-init", "session-close"]
 const S: u64 = 1_000_000_000;
 
 fn setup(syn_check: bool) -> (Ruleset, ScreenState, Worker) {
-    let mut config = Config::from_str_named(CONFIG, "clear.toml").unwrap();
+    let text = configs::untrust_trust_pair("net_null0", "net_null1") + POLICY;
+    let mut config = Config::from_str_named(&text, "clear.toml").unwrap();
     config.flow.tcp_syn_check = syn_check;
     let rules = Ruleset::compile(Arc::new(config), 1);
     let worker = Worker::new(0, &rules);
