@@ -19,9 +19,9 @@ as_root() {
 # dpdk-telemetry.py are in dpdk-dev), libclang for bindgen, libpcap for
 # net_pcap, cmake/g++ to build flatc, rsyslog as a real syslog peer,
 # iproute2, ping, ethtool, curl and hping3 for the tests with real hosts in network
-# namespaces.
+# namespaces, tmux for the test that reads `rampart top` off a real terminal.
 PACKAGES=(dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev cmake g++ make
-          python3 python3-pip python3-venv rsyslog iproute2 procps iputils-ping ethtool curl coreutils hping3)
+          python3 python3-pip python3-venv rsyslog iproute2 procps iputils-ping ethtool curl coreutils hping3 tmux)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -16,6 +16,7 @@ mod metrics;
 mod serve;
 mod sessions;
 mod sessions_cli;
+mod top;
 mod trace;
 mod worker;
 
@@ -137,6 +138,19 @@ enum Command {
         #[command(flatten)]
         filter: Box<sessions_cli::FilterArgs>,
     },
+    /// A live view of the running dataplane, refreshed every second:
+    /// port and worker rates, drops, events, sessions, busiest policies
+    /// and screens (q quits). On a pipe: a snapshot per second.
+    Top {
+        #[arg(long, default_value = "/run/rampart/control.sock")]
+        socket: PathBuf,
+        /// One snapshot (over one second), then exit.
+        #[arg(long)]
+        once: bool,
+        /// Snapshots as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the pipeline offline over a capture and explain each packet's fate.
     Trace {
         #[arg(long)]
@@ -227,6 +241,7 @@ fn main() -> ExitCode {
         } => rule_stats(&socket, json),
         Command::Stats { socket, json, .. } => stats(&socket, json),
         Command::Reload { socket } => reload(&socket),
+        Command::Top { socket, once, json } => top::run(&socket, once, json),
         Command::Sessions {
             action: None,
             socket,

@@ -11,7 +11,7 @@ use rampart_core::{
 };
 use rampart_pipeline::engine::{self, DropReason, Ruleset, Verdict, WorkerStage};
 use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
-use rampart_pipeline::screen::ScreenState;
+use rampart_pipeline::screen::{ScreenOption, ScreenState};
 
 use crate::export::WorkerEvents;
 use crate::sessions::SessionMailbox;
@@ -41,6 +41,8 @@ pub struct WorkerCounters {
     /// Packets the pipeline dropped, in total and by reason.
     pub dropped: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
+    /// Packets each screen option matched (dropped, or alarm only).
+    pub screens: [AtomicU64; ScreenOption::COUNT],
     /// Frames that did not parse (dropped or forwarded per `flow.malformed`).
     pub malformed: AtomicU64,
     /// IPv6 neighbour discovery and MLD passed like ARP (`flow.ipv6-nd`).
@@ -702,6 +704,9 @@ impl Worker {
         let set = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
         set(&self.counters.dropped, c.dropped.iter().sum());
         for (counter, &n) in self.counters.drops.iter().zip(&c.dropped) {
+            set(counter, n);
+        }
+        for (counter, &n) in self.counters.screens.iter().zip(&c.screen) {
             set(counter, n);
         }
         set(&self.counters.malformed, c.malformed.iter().sum());

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rampart_core::{port_stats, PortStats, StartedPort};
 use rampart_pipeline::config::Config;
 use rampart_pipeline::engine::DropReason;
+use rampart_pipeline::screen::ScreenOption;
 
 use super::control_plane::ControlPlane;
 use crate::metrics::Exposition;
@@ -388,6 +389,10 @@ impl ControlPlane<'_> {
                     "tx": load(&c.tx),
                     "dropped": load(&c.dropped),
                     "drops": drops,
+                    "screens": ScreenOption::ALL
+                        .iter()
+                        .map(|o| (o.name().to_owned(), load(&c.screens[o.index()]).into()))
+                        .collect::<serde_json::Map<String, serde_json::Value>>(),
                     "tx_full": load(&c.tx_full),
                     "handoff": load(&c.handoff_out),
                     "handoff_full": load(&c.handoff_full),
