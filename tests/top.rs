@@ -138,8 +138,7 @@ fn top_shows_the_deny_storm_live_in_a_terminal_and_once_as_json() {
     let total_of = |s: &str| -> Option<u64> {
         let line = s.lines().find(|l| l.contains("default-policy"))?;
         line.split(|c: char| !c.is_ascii_digit())
-            .filter(|w| !w.is_empty())
-            .next_back()?
+            .rfind(|w| !w.is_empty())?
             .parse()
             .ok()
     };
