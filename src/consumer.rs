@@ -190,7 +190,7 @@ fn run_one(socket: &Path, opts: &Options) -> anyhow::Result<()> {
         once: opts.once,
         stop: opts.stop.clone(),
     };
-    let mut refusals = Refusals::default();
+    let mut presence = Presence::default();
     let result = ev::consume(socket, &consume_opts, |event| match event {
         ConsumeEvent::Record(rec, names) => {
             if output.render(rec, names, &mut line) {
@@ -201,11 +201,15 @@ fn run_one(socket: &Path, opts: &Options) -> anyhow::Result<()> {
         }
         ConsumeEvent::Idle | ConsumeEvent::Disconnected(_) => output.flush(),
         ConsumeEvent::Refused => {
-            refusals.refused(socket);
+            presence.refused(socket);
             ControlFlow::Continue(())
         }
         ConsumeEvent::Connected => {
-            refusals.connected(socket);
+            presence.connected(socket);
+            ControlFlow::Continue(())
+        }
+        ConsumeEvent::Waiting(e) => {
+            presence.waiting(socket, e);
             ControlFlow::Continue(())
         }
         ConsumeEvent::BadRecord(_) => ControlFlow::Continue(()),
@@ -215,31 +219,80 @@ fn run_one(socket: &Path, opts: &Options) -> anyhow::Result<()> {
     finished
 }
 
-/// Says on stderr that the dataplane refused this consumer (every slot
-/// taken by consumers that keep up) when it starts, and when it gets in.
+/// Says on stderr why no record comes: the socket cannot be reached yet
+/// (when the wait starts, then every [`Presence::REMIND`]), or the
+/// dataplane refused this consumer (every slot taken by consumers that
+/// keep up); and when it gets in after either.
 #[derive(Default)]
-struct Refusals(u64);
+struct Presence {
+    refusals: u64,
+    /// Since when the socket could not be reached, and when that was last said.
+    waiting: Option<(Instant, Instant)>,
+}
 
-impl Refusals {
+impl Presence {
+    const REMIND: Duration = Duration::from_secs(30);
+
+    fn waiting(&mut self, socket: &Path, e: &std::io::Error) {
+        let now = Instant::now();
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "no socket there yet (is `rampart run` started, with this [events] socket?)"
+            }
+            std::io::ErrorKind::ConnectionRefused => {
+                "nobody listens on it (the dataplane that made it has stopped?)"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied (the event socket's mode and group: [events] socket_mode, socket_group)"
+            }
+            _ => "it cannot be reached",
+        };
+        match self.waiting {
+            None => {
+                eprintln!(
+                    "rampart events: waiting for the dataplane's event socket {}: {why} ({e}); retrying",
+                    socket.display()
+                );
+                self.waiting = Some((now, now));
+            }
+            Some((since, said)) if now.duration_since(said) >= Self::REMIND => {
+                eprintln!(
+                    "rampart events: still waiting for {} after {} s: {why}",
+                    socket.display(),
+                    now.duration_since(since).as_secs()
+                );
+                self.waiting = Some((since, now));
+            }
+            Some(_) => {}
+        }
+    }
+
     fn refused(&mut self, socket: &Path) {
-        if self.0 == 0 {
+        if self.refusals == 0 {
             eprintln!(
                 "rampart events: {} refused the connection (every consumer slot is taken); retrying",
                 socket.display()
             );
         }
-        self.0 += 1;
+        self.refusals += 1;
     }
 
     fn connected(&mut self, socket: &Path) {
-        if self.0 > 0 {
+        if self.refusals > 0 {
             eprintln!(
                 "rampart events: connected to {} after {} refusal(s)",
                 socket.display(),
-                self.0
+                self.refusals
+            );
+        } else if let Some((since, _)) = self.waiting {
+            eprintln!(
+                "rampart events: connected to {} after waiting {:.1} s",
+                socket.display(),
+                since.elapsed().as_secs_f64()
             );
         }
-        self.0 = 0;
+        self.refusals = 0;
+        self.waiting = None;
     }
 }
 
@@ -296,16 +349,20 @@ fn run_merged(sockets: &[PathBuf], opts: &Options) -> anyhow::Result<()> {
                 stop: Some(stop.clone()),
             };
             std::thread::spawn(move || {
-                let mut refusals = Refusals::default();
+                let mut presence = Presence::default();
                 let result = ev::consume_frames(&socket, &consume_opts, |event| {
                     let msg = match event {
                         FrameEvent::Connected => {
-                            refusals.connected(&socket);
+                            presence.connected(&socket);
                             FromSource::Connected(i)
                         }
                         FrameEvent::Frame(f) => FromSource::Frame(i, f.to_vec()),
                         FrameEvent::Refused => {
-                            refusals.refused(&socket);
+                            presence.refused(&socket);
+                            FromSource::Idle
+                        }
+                        FrameEvent::Waiting(e) => {
+                            presence.waiting(&socket, e);
                             FromSource::Idle
                         }
                         FrameEvent::Idle | FrameEvent::Disconnected(_) => FromSource::Idle,

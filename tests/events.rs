@@ -435,3 +435,53 @@ fn sigterm_during_deny_storm_final_stats_reconcile() {
         "one event per denied packet: {w}"
     );
 }
+
+/// Issue 26: `rampart events` on a path where nothing listens waited for
+/// ever without a word. It says what it waits for, and why it cannot
+/// connect yet: no socket file, or a file nobody listens on.
+#[test]
+fn a_consumer_waiting_for_its_socket_says_so_and_why() {
+    use std::io::Read;
+    use std::time::Duration;
+    let dir = TempDir::new();
+    let missing = dir.path("missing.sock");
+    let stale = dir.path("stale.sock");
+    // A socket file left behind by a process that has gone.
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    for (socket, why) in [
+        (&missing, "no socket there yet"),
+        (&stale, "nobody listens on it"),
+    ] {
+        let mut child = KillOnDrop::new(
+            rampart()
+                .args(["events", "--socket", socket.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(700));
+        let mut child = child.take();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(
+            stderr.contains(&format!(
+                "waiting for the dataplane's event socket {}: {why}",
+                socket.display()
+            )),
+            "{stderr}"
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "said once, not per retry: {stderr}"
+        );
+    }
+}

@@ -31,6 +31,9 @@ pub enum ConsumeEvent<'a> {
     /// Every record received so far has been handled and the next read may
     /// wait: the moment to flush buffered output.
     Idle,
+    /// The socket could not be reached (no such file, or nobody listens
+    /// on it); the loop waits and tries again.
+    Waiting(&'a io::Error),
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +87,7 @@ where
         FrameEvent::Disconnected(e) => handler(ConsumeEvent::Disconnected(e)),
         FrameEvent::Refused => handler(ConsumeEvent::Refused),
         FrameEvent::Idle => handler(ConsumeEvent::Idle),
+        FrameEvent::Waiting(e) => handler(ConsumeEvent::Waiting(e)),
     })
 }
 
@@ -96,6 +100,7 @@ pub enum FrameEvent<'a> {
     Disconnected(&'a io::Error),
     Refused,
     Idle,
+    Waiting(&'a io::Error),
 }
 
 /// The longest wait between two attempts after refusals.
@@ -127,6 +132,9 @@ where
                 // dataplane that refused it and then went away.
                 if opts.once && reached_before {
                     return Err(e);
+                }
+                if handler(FrameEvent::Waiting(&e)).is_break() {
+                    return Ok(());
                 }
                 std::thread::sleep(opts.retry_interval);
                 continue;
