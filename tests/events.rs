@@ -452,7 +452,7 @@ fn a_consumer_waiting_for_its_socket_says_so_and_why() {
         (&missing, "no socket there yet"),
         (&stale, "nobody listens on it"),
     ] {
-        let mut child = KillOnDrop::new(
+        let child = KillOnDrop::new(
             rampart()
                 .args(["events", "--socket", socket.to_str().unwrap()])
                 .stdout(std::process::Stdio::null())
