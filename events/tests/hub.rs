@@ -393,7 +393,9 @@ fn consume_waits_for_the_socket_and_reconnects() {
     let client = thread::spawn(move || {
         consume(&p2, &opts, |ev| {
             let line = match ev {
-                ConsumeEvent::Idle => return std::ops::ControlFlow::Continue(()),
+                ConsumeEvent::Idle | ConsumeEvent::Waiting(_) => {
+                    return std::ops::ControlFlow::Continue(())
+                }
                 ConsumeEvent::Connected => "connected".to_owned(),
                 ConsumeEvent::Disconnected(_) => "disconnected".to_owned(),
                 ConsumeEvent::Refused => "refused".to_owned(),
