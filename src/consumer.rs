@@ -106,6 +106,11 @@ impl<'a> Output<'a> {
                     line,
                 )
             }
+            // Junos text on a terminal or in a file reads as an SRX's log
+            // file does: with its time and host.
+            None if self.opts.format == Format::Junos => {
+                syslog::write_log_line(rec, names, &self.syslog_opts, None, line)
+            }
             None => ev::render(self.opts.format, rec, names, line),
         }
     }

@@ -105,6 +105,19 @@ fn reload_changes_policy_keeps_sessions_and_refuses_bad_configs() {
         .spawn()
         .unwrap();
     let consumer = std::thread::spawn(move || consumer.wait_with_output().unwrap());
+    // And one reading Junos text: a line for each reload taken or refused.
+    let junos = rampart()
+        .args([
+            "events",
+            "--socket",
+            dir.path("events.sock").to_str().unwrap(),
+        ])
+        .args(["--format", "junos", "--types", "session_open", "--once"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let junos = std::thread::spawn(move || junos.wait_with_output().unwrap());
     std::thread::sleep(Duration::from_millis(500));
     let before = stats(&control);
     assert_eq!(before["generation"], 1);
@@ -225,6 +238,28 @@ fn reload_changes_policy_keeps_sessions_and_refuses_bad_configs() {
         first_error.contains("rampart.toml:1:") && reject_errors.contains(first_error),
         "{first_error} vs {reject_errors}"
     );
+    let junos = junos.join().unwrap();
+    let junos = String::from_utf8_lossy(&junos.stdout);
+    let tagged = |tag: &str| -> Vec<&str> { junos.lines().filter(|l| l.contains(tag)).collect() };
+    let loaded = tagged("rampart: RAMPART_CONFIG_LOADED: configuration generation ");
+    assert_eq!(loaded.len(), 2, "generations 2 and 3: {junos}");
+    assert!(
+        loaded[0].ends_with("generation 2 is active")
+            && loaded[1].ends_with("generation 3 is active"),
+        "{junos}"
+    );
+    let refused = tagged("rampart: RAMPART_CONFIG_REJECTED: reload of ");
+    assert_eq!(refused.len(), 1, "{junos}");
+    assert!(
+        refused[0].contains("rejected, generation 1 keeps running: ")
+            && refused[0].contains("rampart.toml:1:"),
+        "{junos}"
+    );
+    // Every line reads as an SRX log file's: time and host first.
+    let log_line = regex_lite_log_line();
+    for l in junos.lines() {
+        assert!(log_line(l), "{l}");
+    }
     // Nothing lost across the reloads: every packet received was forwarded or dropped.
     let w: Vec<u64> = summary
         .lines()
@@ -249,4 +284,19 @@ fn reload_changes_policy_keeps_sessions_and_refuses_bad_configs() {
         ports_in, w[2],
         "every packet the ports received reached the worker: {summary}"
     );
+}
+
+/// `Mmm dd hh:mm:ss HOST APP: ` at the start of a line.
+fn regex_lite_log_line() -> impl Fn(&str) -> bool {
+    |l: &str| {
+        let b = l.as_bytes();
+        let words: Vec<&str> = l.split(' ').filter(|w| !w.is_empty()).collect();
+        b.len() > 16
+            && b[0].is_ascii_uppercase()
+            && b[3] == b' '
+            && b[9] == b':'
+            && b[12] == b':'
+            && words.len() >= 5
+            && words[4].ends_with(':')
+    }
 }

@@ -13,7 +13,7 @@
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use crate::decode::PacketEvent;
+use crate::decode::{NameCache, PacketEvent, Record};
 use crate::text::{push_ip, push_u64};
 use crate::types::{
     is_ipv4_mapped, Event, FilterAction, FilterDirection, Names, PacketMeta, ScreenDrop,
@@ -300,6 +300,63 @@ fn parse(mut rest: &'static str) -> Vec<Piece> {
         }
     }
     out
+}
+
+/// The tag of a reload that took effect. Rampart's own (Junos has no
+/// config generations); in the `TAG: message` shape of Junos's lines.
+pub const CONFIG_LOADED: &str = "RAMPART_CONFIG_LOADED";
+/// The tag of a reload that was refused (the running generation stays).
+pub const CONFIG_REJECTED: &str = "RAMPART_CONFIG_REJECTED";
+
+/// Appends `RAMPART_CONFIG_LOADED: ...`: generation `generation` is live.
+pub fn write_config_loaded(generation: u32, out: &mut String) {
+    out.push_str(CONFIG_LOADED);
+    out.push_str(": configuration generation ");
+    push_u64(out, generation.into());
+    out.push_str(" is active");
+}
+
+/// Appends `RAMPART_CONFIG_REJECTED: ...`: the reload of `path`, what was
+/// wrong (its errors on one line, `; ` between them) and the generation
+/// that keeps running.
+pub fn write_config_rejected(path: &str, generation: u32, errors: &[String], out: &mut String) {
+    out.push_str(CONFIG_REJECTED);
+    out.push_str(": reload of ");
+    push_one_line(out, if path.is_empty() { "the config" } else { path });
+    out.push_str(" rejected, generation ");
+    push_u64(out, generation.into());
+    out.push_str(" keeps running: ");
+    for (i, e) in errors.iter().enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        push_one_line(out, e);
+    }
+}
+
+/// `s` with control characters as spaces: one line whatever it holds.
+fn push_one_line(out: &mut String, s: &str) {
+    out.extend(s.chars().map(|c| if c.is_control() { ' ' } else { c }));
+}
+
+/// A record in the `junos` format: packet events, and a reload taking effect or refused
+/// (Rampart's own tags, see [`CONFIG_LOADED`]).
+pub fn write_record(rec: &Record<'_>, cache: &NameCache, out: &mut String) -> bool {
+    match rec {
+        Record::Event(e) => {
+            write_text(e, cache.names(e.names_generation()), out);
+            true
+        }
+        Record::Hello(h) if cache.reloaded() => {
+            write_config_loaded(h.generation, out);
+            true
+        }
+        Record::ConfigReject(r) => {
+            write_config_rejected(&r.path, r.generation, &r.errors, out);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Appends the plain text of an event: `TAG: message`.

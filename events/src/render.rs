@@ -33,13 +33,7 @@ pub fn render(format: Format, rec: &Record<'_>, names: &NameCache, out: &mut Str
     }
 }
 
-/// `junos` format: packet events only.
+/// `junos` format (see [`crate::junos::write_record`]).
 pub fn write_junos(rec: &Record<'_>, cache: &NameCache, out: &mut String) -> bool {
-    match rec {
-        Record::Event(e) => {
-            crate::junos::write_text(e, cache.names(e.names_generation()), out);
-            true
-        }
-        _ => false,
-    }
+    crate::junos::write_record(rec, cache, out)
 }

@@ -179,19 +179,44 @@ pub fn write_bsd(
     opts: &SyslogOptions,
     out: &mut String,
 ) -> bool {
-    let Record::Event(e) = rec else { return false };
-    let names = cache.names(e.names_generation());
-    let msg = junos::message(e);
     let pri = u16::from(opts.facility.min(23)) * 8 + u16::from(severity_of(rec).min(7));
-    let _ = write!(out, "<{pri}>");
-    write_bsd_timestamp(out, e.meta.ts_ns);
+    write_log_line(rec, cache, opts, Some(pri), out)
+}
+
+/// A record as a line of an SRX's log file (`/var/log/messages`):
+/// `Mmm dd hh:mm:ss HOST APP: TAG: message`, after `<PRI>` for a BSD
+/// syslog message; `rampart events --format junos` prints these. Packet
+/// events, and reloads taken or refused (APP `rampart`); false for the
+/// other records.
+pub fn write_log_line(
+    rec: &Record<'_>,
+    cache: &NameCache,
+    opts: &SyslogOptions,
+    pri: Option<u16>,
+    out: &mut String,
+) -> bool {
+    let (ts_ns, app) = match rec {
+        Record::Event(e) => (e.meta.ts_ns, junos::message(e).app),
+        Record::Hello(_) if cache.reloaded() => (now_ns(), Some("rampart")),
+        Record::ConfigReject(r) => (r.ts_ns, Some("rampart")),
+        _ => return false,
+    };
+    if let Some(pri) = pri {
+        let _ = write!(out, "<{pri}>");
+    }
+    write_bsd_timestamp(out, ts_ns);
     let _ = write!(out, " {} ", hostname_of(cache, opts));
-    if let Some(app) = msg.app {
+    if let Some(app) = app {
         out.push_str(app);
         out.push_str(": ");
     }
-    junos::write_text(e, names, out);
-    true
+    junos::write_record(rec, cache, out)
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// `Mmm dd hh:mm:ss` (RFC 3164 4.1.2: the day space-padded), UTC.

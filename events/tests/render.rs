@@ -735,3 +735,70 @@ fn structured_data_escapes_config_names_and_keeps_the_fixed_values() {
         "{s}"
     );
 }
+
+/// Issue 26: `rampart events --format junos` lines had no time or host,
+/// and a reload taken or refused showed nothing. The log-file form has
+/// both (`Mmm dd hh:mm:ss HOST APP: TAG: ...`), and a reload (a hello of
+/// another generation of the same run) and a refused one have lines.
+#[test]
+fn junos_log_lines_carry_time_and_host_and_say_reloads() {
+    use rampart_events::syslog::write_log_line;
+    let opts = SyslogOptions {
+        hostname: "forwarding-host".into(),
+        facility: 1,
+    };
+    let mut enc = ControlEncoder::new();
+    enc.set_identity("fw-east-1", 0x1234);
+    let first = enc.hello(1, 0, "rampart").to_vec();
+    let reload = enc.hello(2, 0, "rampart").to_vec();
+    let mut names = cache();
+    let log_line = |bytes: &[u8], names: &mut NameCache| {
+        let rec = decode(bytes).unwrap();
+        names.observe(&rec);
+        let mut s = String::new();
+        write_log_line(&rec, names, &opts, None, &mut s).then_some(s)
+    };
+    assert_eq!(
+        log_line(&first, &mut names),
+        None,
+        "a stream's first hello is no reload"
+    );
+    let loaded = log_line(&reload, &mut names).expect("a reload's line");
+    let shape = Regex::new(
+        r"^[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} fw-east-1 rampart: RAMPART_CONFIG_LOADED: configuration generation 2 is active$",
+    )
+    .unwrap();
+    assert!(shape.is_match(&loaded), "{loaded}");
+    assert_eq!(
+        log_line(&reload, &mut names),
+        None,
+        "the same generation again"
+    );
+
+    let ev = all_events();
+    let deny = log_line(&decoded(&ev[0].0, &ev[0].1, &[]), &mut names).unwrap();
+    let event = Regex::new(r"^[A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} fw-east-1 RT_FLOW: RT_FLOW_SESSION_DENY: session denied ").unwrap();
+    assert!(event.is_match(&deny), "{deny}");
+
+    let reject = ControlEncoder::new()
+        .config_reject(
+            1_800_000_000_000_000_000,
+            2,
+            "/etc/rampart/rampart.toml",
+            &[
+                "a.toml:3:1: policy: bad\nsecond line".into(),
+                "other".into(),
+            ],
+        )
+        .to_vec();
+    let refused = log_line(&reject, &mut names).unwrap();
+    assert!(
+        refused.ends_with("fw-east-1 rampart: RAMPART_CONFIG_REJECTED: reload of /etc/rampart/rampart.toml rejected, generation 2 keeps running: a.toml:3:1: policy: bad second line; other"),
+        "{refused}"
+    );
+    assert!(refused.starts_with("Jan 15 08:00:00 "), "{refused}");
+    // The plain junos format has the same text without time and host.
+    assert!(line(Format::Junos, &reject)
+        .unwrap()
+        .starts_with("RAMPART_CONFIG_REJECTED: reload of"));
+}

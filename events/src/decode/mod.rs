@@ -588,6 +588,9 @@ pub struct NameCache {
     /// record's event id starts with it); `None` without an identity.
     event_id_prefix: Option<String>,
     empty: Names,
+    /// The last hello named another generation of the same run than the
+    /// hello before it: a reload took effect.
+    reloaded: bool,
 }
 
 impl NameCache {
@@ -615,11 +618,21 @@ impl NameCache {
                         p.push(':');
                         p
                     });
+                self.reloaded = self
+                    .hello
+                    .as_ref()
+                    .is_some_and(|old| old.boot_id == h.boot_id && old.generation != h.generation);
                 self.hello = Some(h.clone());
             }
             Record::Names(t) => self.insert(t.generation, t.names.clone()),
             _ => {}
         }
+    }
+
+    /// Whether the last hello observed came from a reload (another
+    /// generation of the run this connection saw start or join).
+    pub fn reloaded(&self) -> bool {
+        self.reloaded
     }
 
     pub fn insert(&mut self, generation: u32, names: Names) {
