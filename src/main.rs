@@ -316,7 +316,12 @@ fn run(
     let config_path = config.clone();
     let (config, _demo) = match config {
         Some(path) => match Config::load(&path) {
-            Ok(c) => (c, None),
+            Ok(c) => {
+                for s in rampart_pipeline::policy::shadowed(&c) {
+                    log::warning!("{}: {}", path.display(), s.warning(&c));
+                }
+                (c, None)
+            }
             Err(errors) => {
                 eprint!("{errors}");
                 return Ok(ExitCode::FAILURE);
@@ -393,6 +398,11 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
                 c.filters.len()
             )?;
             out.flush()?;
+            // Accepted, but probably not what was meant (Junos's `commit
+            // check` warns the same way).
+            for s in rampart_pipeline::policy::shadowed(&c) {
+                eprintln!("{}: warning: {}", file.display(), s.warning(&c));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {

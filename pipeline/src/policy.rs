@@ -222,3 +222,175 @@ pub fn query(pkt: &ParsedPacket) -> Query {
         icmp_code: pkt.icmp_code,
     }
 }
+
+/// A policy that can never match: an earlier one, evaluated before it,
+/// matches every packet it does (as Junos's `commit check` warns of
+/// shadowed policies). `policy` and `by` index [`Config::policies`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shadowed {
+    pub policy: usize,
+    pub by: usize,
+}
+
+impl Shadowed {
+    /// The warning an operator reads, naming both policies.
+    pub fn warning(&self, config: &Config) -> String {
+        let name = |i: usize| &config.policies[i].name;
+        format!(
+            "policy {:?} can never match: policy {:?} before it matches every packet it would (same zones, sources, destinations and applications or wider)",
+            name(self.policy),
+            name(self.by)
+        )
+    }
+}
+
+/// The shadowed policies of `config`, each with the first policy that
+/// shadows it. Conservative: a policy covered only by several earlier
+/// ones together, or by prefixes that cover it only together, is not
+/// reported, so every warning is certain. Audit policies shadow nothing
+/// (what they match goes on to the next policy).
+pub fn shadowed(config: &Config) -> Vec<Shadowed> {
+    let ps = &config.policies;
+    (0..ps.len())
+        .filter_map(|b| {
+            (0..b)
+                .find(|&a| covers(config, a, b))
+                .map(|by| Shadowed { policy: b, by })
+        })
+        .collect()
+}
+
+/// Policy `a` (earlier) matches every packet policy `b` matches, and is
+/// evaluated before it.
+fn covers(config: &Config, a: usize, b: usize) -> bool {
+    use crate::flow::Prefix;
+    let (pa, pb) = (&config.policies[a], &config.policies[b]);
+    let zone = |za: Option<usize>, zb: Option<usize>| za.is_none() || za == zb;
+    // Zone-pair policies are evaluated before global ones: a global
+    // policy never shadows a zone-pair one, and config order holds
+    // within each list.
+    let prefixes = |wide: &[Prefix], narrow: &[Prefix]| {
+        narrow
+            .iter()
+            .all(|n| wide.iter().any(|w| w.len <= n.len && w.contains(n.addr)))
+    };
+    let terms = |p: &crate::config::Policy| -> Vec<crate::config::AppMatch> {
+        p.applications
+            .iter()
+            .flat_map(|&i| config.applications[i].terms.iter().copied())
+            .collect()
+    };
+    let (ta, tb) = (terms(pa), terms(pb));
+    let apps = tb.iter().all(|n| {
+        ta.iter().any(|w| {
+            let range = |w: crate::config::PortRange, n: crate::config::PortRange| {
+                w.lo <= n.lo && n.hi <= w.hi
+            };
+            (w.protocol.is_none() || w.protocol == n.protocol)
+                && range(w.src_ports, n.src_ports)
+                && range(w.dst_ports, n.dst_ports)
+                && (w.icmp_type.is_none() || w.icmp_type == n.icmp_type)
+                && (w.icmp_code.is_none() || w.icmp_code == n.icmp_code)
+        })
+    });
+    !pa.audit
+        && pa.global == pb.global
+        && zone(pa.from_zone, pb.from_zone)
+        && zone(pa.to_zone, pb.to_zone)
+        && prefixes(&pa.source, &pb.source)
+        && prefixes(&pa.destination, &pb.destination)
+        && apps
+}
+
+#[cfg(test)]
+mod shadow_tests {
+    use super::*;
+
+    fn config(policies: &str) -> Config {
+        let text = format!(
+            r#"
+[[interface]]
+name = "ge-0/0/0"
+device = "net_null0"
+zone = "untrust"
+[zone.untrust]
+[zone.trust]
+[zone.dmz]
+[address-book]
+web = ["192.0.2.0/24"]
+web-one = ["192.0.2.80/32"]
+{policies}"#
+        );
+        Config::from_str_named(&text, "shadow.toml").unwrap()
+    }
+
+    fn policy(name: &str, zones: (&str, &str), dst: &str, apps: &str, extra: &str) -> String {
+        format!(
+            "[[policy]]\nname = \"{name}\"\nfrom-zone = \"{}\"\nto-zone = \"{}\"\nsource-address = [\"any\"]\ndestination-address = [\"{dst}\"]\napplication = [{apps}]\nthen = \"permit\"\n{extra}\n",
+            zones.0, zones.1
+        )
+    }
+
+    fn names(c: &Config) -> Vec<(String, String)> {
+        shadowed(c)
+            .into_iter()
+            .map(|s| {
+                (
+                    c.policies[s.policy].name.clone(),
+                    c.policies[s.by].name.clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_policy_an_earlier_one_covers_is_reported_with_it() {
+        let ut = ("untrust", "trust");
+        let http = "\"junos-http\"";
+        let c = config(
+            &[
+                policy("allow-web", ut, "web", http, ""),
+                policy("allow-web-one", ut, "web-one", http, ""),
+                policy("allow-any-web", ut, "any", "\"any\"", ""),
+                policy("web-to-dmz", ("untrust", "dmz"), "web-one", http, ""),
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            names(&c),
+            [("allow-web-one".to_owned(), "allow-web".to_owned())],
+            "a narrower destination behind a wider one, same zones and application"
+        );
+    }
+
+    #[test]
+    fn wider_later_policies_audit_and_other_zones_are_not_shadowed() {
+        let ut = ("untrust", "trust");
+        let http = "\"junos-http\"";
+        let c = config(
+            &[
+                policy("one", ut, "web-one", http, ""),
+                policy("wider", ut, "web", http, ""),
+                policy(
+                    "more-apps",
+                    ut,
+                    "web-one",
+                    "\"junos-http\", \"junos-https\"",
+                    "",
+                ),
+                policy("other-zone", ("untrust", "dmz"), "web-one", http, ""),
+            ]
+            .concat(),
+        );
+        assert!(names(&c).is_empty(), "{:?}", names(&c));
+        let audit = config(&[
+            "[[policy]]\nname = \"watch\"\nfrom-zone = \"untrust\"\nto-zone = \"trust\"\nsource-address = [\"any\"]\ndestination-address = [\"any\"]\napplication = [\"any\"]\nthen = \"deny\"\naudit = true\n".to_owned(),
+            policy("allow-web", ut, "web", http, ""),
+        ]
+        .concat());
+        assert!(
+            names(&audit).is_empty(),
+            "an audit policy lets what it matches go on"
+        );
+    }
+}

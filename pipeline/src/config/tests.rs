@@ -85,9 +85,19 @@ fn base_loads() {
     assert_eq!(c.default_policy, DefaultPolicy::default());
 }
 
+/// Issue 26: an empty file was `ok (0 interfaces ...)` and `run` started
+/// a dataplane with nothing to do. It is refused; one interface is
+/// enough, and everything else takes its default.
 #[test]
-fn empty_config_loads_with_defaults() {
-    let c = load("").unwrap();
+fn an_empty_config_is_refused_and_one_interface_loads_with_defaults() {
+    let e = errors("").errors;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!((e[0].line, e[0].field.as_str()), (1, "interface"));
+    assert!(e[0].message.contains("at least one"), "{}", e[0].message);
+    let e = errors("# only a comment\n[flow]\n").errors;
+    assert!(e.iter().any(|e| e.field == "interface"));
+    let c = load("[[interface]]\nname = \"a\"\ndevice = \"net_null0\"\nzone = \"z\"\n[zone.z]\n")
+        .unwrap();
     assert_eq!(c.dataplane.workers, 1);
     assert_eq!(c.events.socket, PathBuf::from("/run/rampart/events.sock"));
     assert_eq!(

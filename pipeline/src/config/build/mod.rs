@@ -453,6 +453,13 @@ fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
     let applications = applications(ctx, &root);
     let filters = filters(ctx, &root, &address_book);
     let interfaces = interfaces(ctx, &root, &zones, &filters);
+    if interfaces.is_empty() && root.get("interface").is_none() {
+        ctx.err(
+            &(0..0),
+            "interface",
+            "no [[interface]]: a dataplane needs at least one (see docs/config.md)",
+        );
+    }
     for (i, iface) in interfaces.iter().enumerate() {
         if let Some(z) = zones.get_mut(iface.zone) {
             z.interfaces.push(i);
