@@ -109,6 +109,11 @@ struct Args {
     /// Packets per generated capture.
     #[arg(long, default_value_t = 4096)]
     packets: usize,
+    /// Through every measured interval on pcap-replay, list all sessions
+    /// over the control socket again and again (`rampart sessions`'s
+    /// request), to measure what a listing costs the forwarding.
+    #[arg(long)]
+    while_listing_sessions: bool,
     /// The command line recorded in BENCHMARKS.md.
     #[arg(long)]
     command: Option<String>,
@@ -315,6 +320,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             worker: args.worker_cpu,
         },
         timing: &timing,
+        listing: args.while_listing_sessions,
     };
     let total = runs * round.len();
     let mut step = 0;

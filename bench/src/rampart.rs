@@ -341,6 +341,10 @@ impl RampartRun {
             .is_some_and(|c| c.connected.load(Ordering::Acquire))
     }
 
+    pub fn control_socket(&self) -> PathBuf {
+        self.dir.path().join("control.sock")
+    }
+
     pub fn sample(&self) -> anyhow::Result<Sample> {
         let (frames, bytes) = self.consumer.as_ref().map_or((0, 0), |c| {
             (
@@ -602,4 +606,60 @@ mod tests {
         assert!(!ok);
         assert!(problems[0].contains("no consumer"));
     }
+}
+
+/// Lists every session over the control socket, page after page, again
+/// and again until stopped: the `sessions` request `rampart sessions`
+/// sends, as fast as the control plane answers.
+pub struct SessionLister {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<anyhow::Result<(u64, u64)>>,
+}
+
+impl SessionLister {
+    pub fn start(socket: PathBuf, cpu: u32) -> SessionLister {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            crate::util::pin_current_thread(cpu);
+            let (mut listings, mut sessions) = (0u64, 0u64);
+            while !flag.load(Ordering::Relaxed) {
+                let mut after = "0:0".to_owned();
+                loop {
+                    let page = request(&socket, &format!("sessions limit=1000 after={after}"))?;
+                    sessions += page["sessions"].as_array().map_or(0, |s| s.len() as u64);
+                    match page["next"].as_str() {
+                        Some(next) => after = next.to_owned(),
+                        None => break,
+                    }
+                }
+                listings += 1;
+            }
+            Ok((listings, sessions))
+        });
+        SessionLister { stop, handle }
+    }
+
+    /// Stops; the listings completed and the sessions they listed.
+    pub fn stop(self) -> anyhow::Result<(u64, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the session lister panicked")))
+    }
+}
+
+/// One control-socket request and its JSON reply.
+fn request(socket: &Path, line: &str) -> anyhow::Result<Value> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.write_all(format!("{line}\n").as_bytes())?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    let v: Value = serde_json::from_str(reply.trim()).context("a sessions reply")?;
+    if let Some(e) = v.get("error") {
+        bail!("sessions: {e}");
+    }
+    Ok(v)
 }

@@ -38,6 +38,10 @@ pub struct Env<'a> {
     pub testpmd: &'a Path,
     pub cpus: Cpus,
     pub timing: &'a Timing,
+    /// On pcap-replay: list every session over the control socket,
+    /// again and again, through the measured interval (what an operator's
+    /// `rampart sessions` costs the forwarding).
+    pub listing: bool,
 }
 
 /// testpmd forwarding options shared by the baselines and the generator.
@@ -66,11 +70,19 @@ pub fn replay_rampart(env: &Env, p: &Profile, pcap: &Path, tag: &str) -> anyhow:
         (started + Duration::from_secs_f64(env.timing.warmup))
             .saturating_duration_since(std::time::Instant::now()),
     );
+    let lister = env
+        .listing
+        .then(|| rampart::SessionLister::start(run.control_socket(), env.cpus.control));
     let s1 = run.sample()?;
     sleep(env.timing.interval);
     let s2 = run.sample()?;
+    let listed = lister.map(rampart::SessionLister::stop).transpose()?;
     let finished = run.finish()?;
-    Ok(rampart::result(&s1, &s2, &finished))
+    let mut result = rampart::result(&s1, &s2, &finished);
+    if let Some((listings, sessions)) = listed {
+        result["listing"] = json!({"listings": listings, "sessions": sessions});
+    }
+    Ok(result)
 }
 
 pub const REPLAY_MEMORY: [&str; 3] = ["--no-huge", "-m", "1024"];
