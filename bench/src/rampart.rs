@@ -559,55 +559,6 @@ fn worker_load(s1: &Sample, s2: &Sample) -> Option<f64> {
 pub const STAGES: [&str; rampart_pipeline::engine::WorkerStage::COUNT] =
     rampart_pipeline::engine::WorkerStage::NAMES;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A final stats record in the shape `rampart run --stats-out` writes.
-    fn final_stats(drained: u64, delivered: u64, dropped: u64) -> Value {
-        json!({
-            "events": {
-                "policy_deny": {"generated": 100, "rate_limited": 10, "ring_overflow": 5, "drained": drained},
-                "session_open": {"generated": 0, "rate_limited": 0, "ring_overflow": 0, "drained": 0},
-            },
-            "consumers": [{
-                "id": 1,
-                "delivered": {"policy_deny": delivered, "session_open": 0},
-                "dropped": {"policy_deny": dropped, "session_open": 0},
-            }],
-        })
-    }
-
-    #[test]
-    fn exact_accounting_reconciles() {
-        let (ok, problems) = reconcile(&final_stats(85, 80, 5));
-        assert!(ok, "{problems:?}");
-    }
-
-    #[test]
-    fn a_lost_record_is_named() {
-        // One record drained but neither delivered nor counted as dropped.
-        let (ok, problems) = reconcile(&final_stats(85, 80, 4));
-        assert!(!ok);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("policy_deny") && problems[0].contains("drained 85"));
-        // One generated but never accounted for on the worker side.
-        let (ok, problems) = reconcile(&final_stats(84, 80, 4));
-        assert!(!ok);
-        assert!(problems[0].contains("generated 100"), "{problems:?}");
-    }
-
-    #[test]
-    fn missing_sections_do_not_pass() {
-        assert!(!reconcile(&json!({})).0, "no events, no consumer");
-        let mut v = final_stats(85, 80, 5);
-        v["consumers"] = json!([]);
-        let (ok, problems) = reconcile(&v);
-        assert!(!ok);
-        assert!(problems[0].contains("no consumer"));
-    }
-}
-
 /// Lists every session over the control socket, page after page, again
 /// and again until stopped: the `sessions` request `rampart sessions`
 /// sends, as fast as the control plane answers.
@@ -662,4 +613,53 @@ fn request(socket: &Path, line: &str) -> anyhow::Result<Value> {
         bail!("sessions: {e}");
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A final stats record in the shape `rampart run --stats-out` writes.
+    fn final_stats(drained: u64, delivered: u64, dropped: u64) -> Value {
+        json!({
+            "events": {
+                "policy_deny": {"generated": 100, "rate_limited": 10, "ring_overflow": 5, "drained": drained},
+                "session_open": {"generated": 0, "rate_limited": 0, "ring_overflow": 0, "drained": 0},
+            },
+            "consumers": [{
+                "id": 1,
+                "delivered": {"policy_deny": delivered, "session_open": 0},
+                "dropped": {"policy_deny": dropped, "session_open": 0},
+            }],
+        })
+    }
+
+    #[test]
+    fn exact_accounting_reconciles() {
+        let (ok, problems) = reconcile(&final_stats(85, 80, 5));
+        assert!(ok, "{problems:?}");
+    }
+
+    #[test]
+    fn a_lost_record_is_named() {
+        // One record drained but neither delivered nor counted as dropped.
+        let (ok, problems) = reconcile(&final_stats(85, 80, 4));
+        assert!(!ok);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("policy_deny") && problems[0].contains("drained 85"));
+        // One generated but never accounted for on the worker side.
+        let (ok, problems) = reconcile(&final_stats(84, 80, 4));
+        assert!(!ok);
+        assert!(problems[0].contains("generated 100"), "{problems:?}");
+    }
+
+    #[test]
+    fn missing_sections_do_not_pass() {
+        assert!(!reconcile(&json!({})).0, "no events, no consumer");
+        let mut v = final_stats(85, 80, 5);
+        v["consumers"] = json!([]);
+        let (ok, problems) = reconcile(&v);
+        assert!(!ok);
+        assert!(problems[0].contains("no consumer"));
+    }
 }
