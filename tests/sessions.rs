@@ -20,14 +20,18 @@ use serde_json::Value;
 const WEB: u16 = 3;
 const DNS: u16 = 1500;
 
-const POLICIES: &str = r#"
-[zone.untrust]
-[zone.trust]
+/// Long timeouts: the sessions stay while the test looks at them.
+const FLOW: &str = r#"
 [flow]
 session-capacity = 4096
 [flow.timeouts]
 tcp-initial = 600
 udp = 600
+"#;
+
+const POLICIES: &str = r#"
+[zone.untrust]
+[zone.trust]
 [[policy]]
 name = "allow-web"
 from-zone = "untrust"
@@ -101,7 +105,13 @@ fn sessions_are_listed_filtered_paged_and_cleared_with_a_cli_close_record() {
     let dir = TempDir::new();
     // Two workers (their lcores on the machine's two CPUs): flows spread
     // over both tables, and a listing pages across them.
-    let (config, events) = pcap_pair_config(&dir, "sessions", &frames(), "workers = 2", POLICIES);
+    let (config, events) = pcap_pair_config(
+        &dir,
+        "sessions",
+        &frames(),
+        "workers = 2",
+        &format!("{FLOW}{POLICIES}"),
+    );
     let text = std::fs::read_to_string(&config).unwrap();
     let lcores = r#""lib.eal:error", "--lcores", "0@0,1@1,2@0"]"#;
     std::fs::write(&config, text.replace(r#""lib.eal:error"]"#, lcores)).unwrap();
@@ -382,4 +392,92 @@ fn consumer(socket: &Path, args: &[&str]) -> (KillOnDrop, std::thread::JoinHandl
             .collect()
     });
     (child, lines)
+}
+
+/// After a clear, the flow's next packets are mid-stream packets: with
+/// `tcp-syn-check` they are dropped and counted. The client's SYN opens
+/// the session once (a capture read once); the server's ACKs replay
+/// without end from the other side, forwarded as the session's until it
+/// is cleared, dropped by the SYN check after.
+#[test]
+fn a_cleared_flows_later_packets_meet_the_syn_check() {
+    let dir = TempDir::new();
+    let (client, server) = (v4(198, 51, 100, 7), v4(192, 0, 2, 80));
+    let syn = dir.path("syn.pcap");
+    write_pcap(&syn, &[tcp(client, server, 40000, 80, TcpFlags::SYN, &[])]);
+    let acks = dir.path("acks.pcap");
+    write_pcap(
+        &acks,
+        &[tcp(server, client, 80, 40000, TcpFlags::ACK, b"data")],
+    );
+    let d = dir.0.path().display();
+    let config = dir.write(
+        "cleared.toml",
+        &format!(
+            r#"[dataplane]
+eal = {eal}
+[events]
+socket = "{d}/events.sock"
+control_socket = "{d}/control.sock"
+{interfaces}{POLICIES}{flow}"#,
+            eal = test_eal("sessions-cleared"),
+            flow = FLOW.replace(
+                "[flow]\n",
+                "[flow]\ntcp-syn-check = true\ntcp-sequence-check = false\n"
+            ),
+            interfaces = rampart_testkit::configs::untrust_trust_pair(
+                &format!("net_pcap0,rx_pcap={},tx_pcap={d}/out0.pcap", syn.display()),
+                &format!(
+                    "net_pcap1,rx_pcap={},infinite_rx=1,tx_pcap={d}/out1.pcap",
+                    acks.display()
+                ),
+            ),
+        ),
+    );
+    let control = dir.path("control.sock");
+    let _dataplane = start_dataplane(&config, &control, &[], Stdio::inherit());
+    let syn_check_drops = || -> u64 {
+        stats(&control)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["drops"]["tcp_syn_check"].as_u64().unwrap())
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sessions(&control, &["--port", "40000"]).is_empty() {
+        assert!(Instant::now() < deadline, "the SYN opens the session");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The server's ACKs are the session's now: no more SYN check drops.
+    let settled = syn_check_drops();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(syn_check_drops(), settled, "forwarded as the session's");
+    let out = rampart()
+        .args([
+            "sessions",
+            "clear",
+            "--socket",
+            control.to_str().unwrap(),
+            "--port",
+            "40000",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("1 session(s) cleared"),
+        "{out:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while syn_check_drops() <= settled {
+        assert!(
+            Instant::now() < deadline,
+            "the cleared flow's ACKs meet the SYN check"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        sessions(&control, &["--port", "40000"]).is_empty(),
+        "and open no session"
+    );
 }
