@@ -17,8 +17,9 @@ use serde_json::{json, Value};
 use rampart_testkit::configs;
 
 use crate::profiles::Profile;
-use crate::scenarios::{REPLAY_MEMORY, VHOST_MEMORY};
-use crate::util::{eal_common, pin_current_thread, tail, terminate, u, wait_child};
+use crate::util::{
+    eal_common, pin_current_thread, tail, terminate, u, wait_child, REPLAY_MEMORY, VHOST_MEMORY,
+};
 
 /// One `rampart stats --json`, with the harness consumer's own counts at
 /// the same moment.

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use crate::profiles::Profile;
 use crate::rampart::STAGES;
-use crate::scenarios::{REPLAY_MEMORY, VHOST_MEMORY};
 use crate::util::{stat, stat_json, Stat};
+use crate::util::{REPLAY_MEMORY, VHOST_MEMORY};
 use crate::{REPLAY, VHOST};
 
 pub fn fmt_stat(s: Option<Stat>, digits: usize) -> String {

@@ -25,7 +25,7 @@ use crate::ovs::{Ovs, OvsSample};
 use crate::profiles::Profile;
 use crate::rampart::{self, Cpus, Ports, RampartRun};
 use crate::testpmd::{PortSample, Testpmd};
-use crate::util::eal_common;
+use crate::util::{eal_common, REPLAY_MEMORY, VHOST_MEMORY};
 
 pub struct Timing {
     pub warmup: f64,
@@ -84,8 +84,6 @@ pub fn replay_rampart(env: &Env, p: &Profile, pcap: &Path, tag: &str) -> anyhow:
     }
     Ok(result)
 }
-
-pub const REPLAY_MEMORY: [&str; 3] = ["--no-huge", "-m", "1024"];
 
 pub fn replay_testpmd(env: &Env, pcap: &Path, tag: &str) -> anyhow::Result<Value> {
     let mut eal = eal_common(&REPLAY_MEMORY, tag, env.cpus.control, env.cpus.worker);
@@ -161,7 +159,6 @@ enum Dut {
 /// Hugepage memory of each process on the vhost topology (vhost-user
 /// shares the virtio side's memory, so the generator needs hugepages; the
 /// systems get the same for parity).
-pub const VHOST_MEMORY: [&str; 4] = ["--in-memory", "--single-file-segments", "-m", "512"];
 /// OVS 3.1 sizes its shared mempool for the MTU on the first vhost-user
 /// connection: 262,144 mbufs (~760 MB) first, smaller only after that fails.
 /// With 512 MB the failing first try fills the whole heap for tens of

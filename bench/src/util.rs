@@ -128,3 +128,9 @@ pub fn terminate(child: &Child) {
         .stderr(Stdio::null())
         .status();
 }
+
+/// EAL memory of the pcap-replay topology (no hugepages needed).
+pub const REPLAY_MEMORY: [&str; 3] = ["--no-huge", "-m", "1024"];
+
+/// EAL memory of the vhost topology (vhost-user needs shared hugepage memory).
+pub const VHOST_MEMORY: [&str; 4] = ["--in-memory", "--single-file-segments", "-m", "512"];

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use rampart_dpdk_sys as sys;
 
 use crate::error::{EalError, Errno};
-use crate::lcore::LcoreId;
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 
@@ -142,5 +141,23 @@ impl Eal {
         unsafe { std::ffi::CStr::from_ptr(sys::rte_version()) }
             .to_string_lossy()
             .into_owned()
+    }
+}
+
+/// A DPDK logical core id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct LcoreId(pub u32);
+
+impl LcoreId {
+    /// The lcore the calling thread runs on (`u32::MAX` on a non-EAL thread).
+    pub fn current() -> LcoreId {
+        // SAFETY: reads a thread-local set by EAL.
+        LcoreId(unsafe { sys::rte_lcore_id() })
+    }
+}
+
+impl std::fmt::Display for LcoreId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }

@@ -2,32 +2,13 @@
 
 use std::any::Any;
 use std::ffi::c_void;
-use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use rampart_dpdk_sys as sys;
 
-use crate::eal::Eal;
+use crate::eal::{Eal, LcoreId};
 use crate::error::{Errno, LaunchError};
-
-/// A DPDK logical core id.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct LcoreId(pub u32);
-
-impl LcoreId {
-    /// The lcore the calling thread runs on (`u32::MAX` on a non-EAL thread).
-    pub fn current() -> LcoreId {
-        // SAFETY: reads a thread-local set by EAL.
-        LcoreId(unsafe { sys::rte_lcore_id() })
-    }
-}
-
-impl fmt::Display for LcoreId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 type Slot<T> = Arc<Mutex<Option<std::thread::Result<T>>>>;
 

@@ -23,9 +23,10 @@ mod ring;
 pub mod telemetry;
 
 pub use burst::{Burst, MAX_BURST};
+pub use eal::LcoreId;
 pub use eal::{Eal, EalBuilder};
 pub use error::{EalError, Errno, LaunchError, MempoolError, PortError, RingError};
-pub use lcore::{LcoreId, WorkerHandle};
+pub use lcore::WorkerHandle;
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use port::{

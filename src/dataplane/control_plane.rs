@@ -15,7 +15,6 @@ use rampart_events::{ControlCommand, CutOffReason, Hub};
 
 use super::reload::{Prepared, Reloader};
 use super::sessions::{Refused, SessionDesk};
-use super::stats::DrainedSnapshot;
 use super::{wall_ns, StopConditions};
 use crate::control::{ControlSocket, Ticket};
 use crate::export;
@@ -23,6 +22,11 @@ use crate::log;
 use crate::metrics::MetricsEndpoint;
 use crate::serve::{Answer, ServeCounters};
 use crate::worker::WorkerCounters;
+
+/// Per-type `drained` counts, published by the control plane for readers
+/// on other threads (DPDK telemetry).
+#[derive(Default)]
+pub struct DrainedSnapshot(pub [std::sync::atomic::AtomicU64; rampart_events::EventType::COUNT]);
 
 /// The sockets operators talk to (the event socket is the hub's).
 pub struct Endpoints {

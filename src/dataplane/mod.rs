@@ -27,13 +27,14 @@ use crate::export::{self, WorkerEvents};
 use crate::log;
 use crate::metrics::MetricsEndpoint;
 use crate::worker::{Clock, Route, StopSignal, TxPath, Worker, WorkerCounters, STALL_CAPACITY};
+use control_plane::DrainedSnapshot;
 use control_plane::{ControlPlane, Endpoints};
 use plan::{PortCaps, TxRoute};
 use rampart_pipeline::engine::Ruleset;
 use rampart_pipeline::screen::ScreenState;
 use reload::Reloader;
+use stats::register_telemetry;
 pub use stats::Summary;
-use stats::{register_telemetry, DrainedSnapshot};
 
 const RX_DESCRIPTORS: u16 = 1024;
 const TX_DESCRIPTORS: u16 = 1024;

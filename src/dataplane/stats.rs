@@ -11,7 +11,7 @@ use rampart_pipeline::config::Config;
 use rampart_pipeline::engine::DropReason;
 use rampart_pipeline::screen::ScreenOption;
 
-use super::control_plane::ControlPlane;
+use super::control_plane::{ControlPlane, DrainedSnapshot};
 use crate::metrics::Exposition;
 use crate::serve::ServeCounters;
 use crate::worker::{Worker, WorkerCounters, STAGES};
@@ -27,11 +27,6 @@ pub struct Summary {
     /// The same JSON `rampart stats --json` serves, taken at exit.
     pub stats_json: String,
 }
-
-/// Per-type `drained` counts, published by the control plane for readers
-/// on other threads (DPDK telemetry).
-#[derive(Default)]
-pub struct DrainedSnapshot([std::sync::atomic::AtomicU64; rampart_events::EventType::COUNT]);
 
 /// `/rampart/stats` and `/rampart/events` for `dpdk-telemetry.py`.
 pub(super) fn register_telemetry(
