@@ -13,6 +13,7 @@ mod export;
 mod log;
 mod merge;
 mod metrics;
+mod report;
 mod serve;
 mod sessions;
 mod sessions_cli;
@@ -421,47 +422,7 @@ fn stats(socket: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let v: serde_json::Value = serde_json::from_str(&reply)?;
-    writeln!(out, "generation {}", v["generation"])?;
-    if let Some(events) = v["events"].as_object() {
-        writeln!(
-            out,
-            "{:<14} {:>12} {:>12} {:>13} {:>12} {:>11}",
-            "event", "generated", "rate_limited", "ring_overflow", "drained", "aggregating"
-        )?;
-        for (name, c) in events {
-            writeln!(
-                out,
-                "{:<14} {:>12} {:>12} {:>13} {:>12} {:>11}",
-                name,
-                c["generated"],
-                c["rate_limited"],
-                c["ring_overflow"],
-                c["drained"],
-                c["aggregating"]
-            )?;
-        }
-    }
-    for w in v["workers"].as_array().into_iter().flatten() {
-        writeln!(
-            out,
-            "worker lcore {}: rx {} tx {} dropped {} sessions {} busy_cycles {}",
-            w["lcore"], w["rx"], w["tx"], w["dropped"], w["sessions_active"], w["busy_cycles"]
-        )?;
-    }
-    for p in v["ports"].as_array().into_iter().flatten() {
-        writeln!(
-            out,
-            "port {}: ipackets {} opackets {} imissed {}",
-            p["name"], p["ipackets"], p["opackets"], p["imissed"]
-        )?;
-    }
-    for c in v["consumers"].as_array().into_iter().flatten() {
-        writeln!(
-            out,
-            "consumer {}: delivered {} dropped {}",
-            c["id"], c["delivered"], c["dropped"]
-        )?;
-    }
+    write!(out, "{}", report::stats_text(&v))?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -44,6 +44,10 @@ pub struct ControlPlane<'a> {
     /// `rampart sessions` and `sessions clear`, carried out through the
     /// workers' mailboxes.
     pub sessions: SessionDesk,
+    /// When the workers started (just before this was made): the
+    /// `uptime_s` of stats, over which a worker's load since start is
+    /// its busy cycles.
+    pub started: Instant,
     /// Connection counters as last logged (refusals are logged as counts
     /// once a second, not one line per connection).
     logged: Logged,
@@ -74,6 +78,7 @@ impl<'a> ControlPlane<'a> {
             reload,
             drained,
             sessions,
+            started: Instant::now(),
             logged: Logged::default(),
         }
     }

@@ -503,13 +503,7 @@ pub fn run(
     // counted as dropped for them), then a final stats record.
     plane.drain_and_flush(Duration::from_secs(2));
     let stats_json = plane.stats_json(&endpoints.control.counters());
-    let events = plane.hub.stats();
     let elapsed = started_at.elapsed();
-    let port_summary = started
-        .iter()
-        .zip(&config.interfaces)
-        .map(|(p, i)| (i.name.clone(), port_name(&i.device).to_string(), p.stats()))
-        .collect();
     for p in &started {
         p.stop();
     }
@@ -520,10 +514,6 @@ pub fn run(
     Ok(Summary {
         elapsed,
         reason,
-        ports: port_summary,
-        workers: counters,
-        tsc_hz: rampart_core::tsc_hz(),
-        events,
         stats_json,
     })
 }

@@ -1,7 +1,7 @@
 //! What the dataplane reports: `rampart stats` (JSON), `stats --rules`,
 //! the Prometheus text, DPDK telemetry, and the summary printed at exit.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +19,8 @@ use crate::worker::{Worker, WorkerCounters, STAGES};
 pub struct Summary {
     pub(super) elapsed: Duration,
     pub(super) reason: &'static str,
-    pub(super) ports: Vec<(String, String, PortStats)>,
-    pub(super) workers: Vec<(u32, Arc<WorkerCounters>)>,
-    pub(super) tsc_hz: u64,
-    /// The event accounting after the final drain.
-    pub(super) events: rampart_events::HubStats,
-    /// The same JSON `rampart stats --json` serves, taken at exit.
+    /// The same JSON `rampart stats --json` serves, taken at exit; the
+    /// summary is its text (`report::stats_text`), as `rampart stats` prints.
     pub stats_json: String,
 }
 
@@ -392,6 +388,7 @@ impl ControlPlane<'_> {
                     "handoff": load(&c.handoff_out),
                     "handoff_full": load(&c.handoff_full),
                     "rejects_sent": load(&c.rejects_sent),
+                    "malformed": load(&c.malformed),
                     "neighbor_discovery": load(&c.neighbor_discovery),
                     "related_icmp": load(&c.related_icmp),
                     "sessions_reopened": load(&c.sessions_reopened),
@@ -414,12 +411,13 @@ impl ControlPlane<'_> {
             .zip(&self.reload.config().interfaces)
             .map(|(p, i)| {
                 let s = p.stats();
-                serde_json::json!({"name": i.name, "ipackets": s.ipackets, "opackets": s.opackets, "imissed": s.imissed,
+                serde_json::json!({"name": i.name, "device": super::port_name(&i.device), "ipackets": s.ipackets, "opackets": s.opackets, "imissed": s.imissed,
                                    "ierrors": s.ierrors, "oerrors": s.oerrors, "rx_nombuf": s.rx_nombuf})
             })
             .collect();
         serde_json::json!({
             "generation": self.reload.generation,
+            "uptime_s": (self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
             // Busy cycles / (elapsed seconds * tsc_hz) is a worker's load.
             "tsc_hz": rampart_core::tsc_hz(),
             "events": hub.get("events").cloned().unwrap_or_default(),
@@ -456,20 +454,6 @@ fn stage_cycles_json(c: &WorkerCounters) -> serde_json::Value {
         .into()
 }
 
-/// `rx=12 parse=40 ...`: cycles per packet by stage, `-` where nothing was measured.
-fn stage_cycles_line(c: &WorkerCounters) -> String {
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    STAGES
-        .iter()
-        .enumerate()
-        .map(|(i, stage)| match load(&c.stage_packets[i]) {
-            0 => format!("{stage}=-"),
-            p => format!("{stage}={:.0}", load(&c.stage_cycles[i]) as f64 / p as f64),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -478,133 +462,7 @@ impl fmt::Display for Summary {
             self.reason,
             self.elapsed.as_secs_f64()
         )?;
-        writeln!(
-            f,
-            "{:<12} {:<14} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9}",
-            "interface",
-            "device",
-            "ipackets",
-            "opackets",
-            "imissed",
-            "ierrors",
-            "oerrors",
-            "nombuf"
-        )?;
-        for (name, dev, s) in &self.ports {
-            writeln!(
-                f,
-                "{:<12} {:<14} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9}",
-                name, dev, s.ipackets, s.opackets, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
-            )?;
-        }
-        writeln!(
-            f,
-            "{:<6} {:>6} {:>12} {:>12} {:>10} {:>9} {:>9} {:>10} {:>14} {:>8}",
-            "worker",
-            "lcore",
-            "rx",
-            "tx",
-            "dropped",
-            "tx_full",
-            "handoff",
-            "sessions",
-            "busy_cycles",
-            "cyc/pkt"
-        )?;
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        for (i, (lcore, c)) in self.workers.iter().enumerate() {
-            let rx = load(&c.rx);
-            let busy = load(&c.busy_cycles);
-            let mut cpp = String::new();
-            if rx > 0 {
-                let _ = write!(cpp, "{:.0}", busy as f64 / rx as f64);
-            } else {
-                cpp.push('-');
-            }
-            writeln!(
-                f,
-                "{:<6} {:>6} {:>12} {:>12} {:>10} {:>9} {:>9} {:>10} {:>14} {:>8}",
-                i,
-                lcore,
-                rx,
-                load(&c.tx),
-                load(&c.dropped),
-                load(&c.tx_full),
-                load(&c.handoff_out),
-                load(&c.sessions_created),
-                busy,
-                cpp
-            )?;
-        }
-        for (i, (_, c)) in self.workers.iter().enumerate() {
-            writeln!(f, "stage cycles/pkt, worker {i}: {}", stage_cycles_line(c))?;
-        }
-        let total = |pick: &dyn Fn(&WorkerCounters) -> &std::sync::atomic::AtomicU64| -> u64 {
-            self.workers.iter().map(|(_, c)| load(pick(c))).sum()
-        };
-        let drops: Vec<String> = DropReason::NAMES
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (name, total(&|c| &c.drops[i])))
-            .filter(|(_, n)| *n > 0)
-            .map(|(name, n)| format!("{name}={n}"))
-            .collect();
-        writeln!(
-            f,
-            "drops: {}",
-            if drops.is_empty() {
-                "none".into()
-            } else {
-                drops.join(" ")
-            }
-        )?;
-        let events: Vec<String> = rampart_events::EventType::ALL
-            .iter()
-            .map(|t| format!("{}={}", t.name(), self.events.events[t.index()].generated))
-            .collect();
-        writeln!(f, "events generated: {}", events.join(" "))?;
-        writeln!(
-            f,
-            "sessions: created={} closed={} active={} cleared={}; rejects sent={}; malformed={}; ipv6 neighbor discovery passed={}; related icmp errors passed={}; tcp: sessions reopened={} rsts off the expected sequence={}",
-            total(&|c| &c.sessions_created),
-            total(&|c| &c.sessions_closed),
-            total(&|c| &c.sessions_active),
-            total(&|c| &c.sessions_cleared),
-            total(&|c| &c.rejects_sent),
-            total(&|c| &c.malformed),
-            total(&|c| &c.neighbor_discovery),
-            total(&|c| &c.related_icmp),
-            total(&|c| &c.sessions_reopened),
-            total(&|c| &c.tcp_rst_unconfirmed),
-        )?;
-        writeln!(
-            f,
-            "event accounting (generated = rate_limited + ring_overflow + drained):"
-        )?;
-        for (i, t) in rampart_events::EventType::ALL.iter().enumerate() {
-            let c = &self.events.events[i];
-            writeln!(
-                f,
-                "  {:<14} generated={} rate_limited={} ring_overflow={} drained={}",
-                t.name(),
-                c.generated,
-                c.rate_limited,
-                c.ring_overflow,
-                c.drained
-            )?;
-        }
-        for c in &self.events.consumers {
-            let sum = |v: &[u64]| v.iter().sum::<u64>();
-            writeln!(
-                f,
-                "  consumer {}: delivered={} dropped={} still buffered at exit={} bytes",
-                c.id,
-                sum(&c.delivered),
-                sum(&c.dropped),
-                c.buffered_bytes
-            )?;
-        }
-        let _ = self.tsc_hz;
-        Ok(())
+        let v: serde_json::Value = serde_json::from_str(&self.stats_json).unwrap_or_default();
+        f.write_str(&crate::report::stats_text(&v))
     }
 }

@@ -13,7 +13,7 @@
 //! stand for a family (every event type, every stateless screen option)
 //! that a vocabulary table lists.
 
-use super::Config;
+use super::{AppMatch, Config, ScreenOption, Threshold, BUILTIN_APPLICATIONS};
 
 /// When a changed key takes effect.
 #[derive(Clone, Copy)]
@@ -585,7 +585,7 @@ pub static KEYS: &[Key] = &[
         kind: "boolean",
         default: "false",
         reload: Reload::Switch,
-        doc: "A stateless Junos option by name (`land`, `syn-fin`, `tcp-no-flag` ...; README lists them).",
+        doc: "A stateless Junos option by name (`land`, `syn-fin`, `tcp-no-flag` ...; listed under \"Screen options\" below).",
     },
     Key {
         table: "[screen.NAME]",
@@ -1089,7 +1089,107 @@ pub fn reference_page() -> String {
             k.key, k.kind, k.default, k.doc
         ));
     }
+    predefined_applications(&mut out);
+    screen_options(&mut out);
     out
+}
+
+/// The settings table of a screen option that takes settings, `None` for
+/// an on/off one. The parser checks an option's keys against this table
+/// and the reference page lists them from it, so the two cannot differ.
+pub fn screen_option_table(option: ScreenOption) -> Option<&'static str> {
+    match option {
+        ScreenOption::SynFlood => Some("[screen.NAME] syn-flood"),
+        ScreenOption::LimitSession => Some("[screen.NAME] limit-session"),
+        ScreenOption::IcmpFlood
+        | ScreenOption::UdpFlood
+        | ScreenOption::PortScan
+        | ScreenOption::IpSweep => Some("[screen.NAME] threshold option"),
+        _ => None,
+    }
+}
+
+/// `## Predefined applications`: every name of [`BUILTIN_APPLICATIONS`]
+/// with what it matches, read from the table the parser resolves names in.
+fn predefined_applications(out: &mut String) {
+    out.push_str(
+        "\n## Predefined applications\n\n\
+         Junos predefined names a policy's `application` (or an `application-set`) \
+         may use without defining them.\n\n\
+         | application | protocol | matches |\n|---|---|---|\n",
+    );
+    for (name, terms) in BUILTIN_APPLICATIONS {
+        let protocol: Vec<String> = terms.iter().map(|t| protocol_text(t.protocol)).collect();
+        let matches: Vec<String> = terms.iter().map(app_match_text).collect();
+        out.push_str(&format!(
+            "| `{name}` | {} | {} |\n",
+            protocol.join(", "),
+            matches.join("; ")
+        ));
+    }
+}
+
+fn protocol_text(p: Option<u8>) -> String {
+    match p {
+        None => "any".into(),
+        Some(p) => rampart_vocab::protocol_name(p).map_or(p.to_string(), str::to_owned),
+    }
+}
+
+/// `destination port 22`, `ICMP type 8`, `everything`.
+fn app_match_text(m: &AppMatch) -> String {
+    let ports = |what: &str, r: &super::PortRange| match (r.lo, r.hi) {
+        (0, u16::MAX) => None,
+        (lo, hi) if lo == hi => Some(format!("{what} port {lo}")),
+        (lo, hi) => Some(format!("{what} ports {lo}-{hi}")),
+    };
+    let parts: Vec<String> = [
+        ports("destination", &m.dst_ports),
+        ports("source", &m.src_ports),
+        m.icmp_type.map(|t| format!("type {t}")),
+        m.icmp_code.map(|c| format!("code {c}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match (parts.is_empty(), m.protocol) {
+        (true, None) => "every packet".into(),
+        (true, Some(_)) => "every packet of the protocol".into(),
+        (false, _) => parts.join(", "),
+    }
+}
+
+/// `## Screen options`: every [`ScreenOption`] in check order, on/off or
+/// counted over time, and its settings ([`screen_option_table`]).
+fn screen_options(out: &mut String) {
+    out.push_str(
+        "\n## Screen options\n\n\
+         The options a `[screen.NAME]` table may set, by their Junos names. A *stateless* \
+         option judges each packet alone and is `true` or `false`; a *threshold* option \
+         counts over time (`true` takes the defaults shown).\n\n\
+         | option | kind | settings |\n|---|---|---|\n",
+    );
+    for o in ScreenOption::ALL {
+        let kind = if o.is_stateless() {
+            "stateless"
+        } else {
+            "threshold"
+        };
+        let settings = match screen_option_table(o) {
+            None => "`true` or `false`".to_owned(),
+            Some(table) => {
+                let keys: Vec<String> = names(table)
+                    .iter()
+                    .map(|k| match (k, Threshold::default_for(o)) {
+                        (&"threshold", Some(d)) => format!("`threshold` (default {d})"),
+                        _ => format!("`{k}`"),
+                    })
+                    .collect();
+                format!("{}; see `{table}`", keys.join(", "))
+            }
+        };
+        out.push_str(&format!("| `{}` | {kind} | {settings} |\n", o.name()));
+    }
 }
 
 #[cfg(test)]
@@ -1110,6 +1210,45 @@ mod tests {
         assert!(
             committed == page,
             "docs/config.md is stale: RAMPART_WRITE_DOCS=1 cargo test -p rampart-pipeline config_reference"
+        );
+    }
+
+    /// Every predefined application and every screen option has a row
+    /// of its own on the page, with its protocol or kind and settings.
+    #[test]
+    fn reference_page_lists_applications_and_screen_options() {
+        let page = reference_page();
+        let section = |title: &str| -> String {
+            let start = page
+                .find(title)
+                .unwrap_or_else(|| panic!("{title} missing"));
+            let rest = &page[start + title.len()..];
+            rest[..rest.find("\n## ").unwrap_or(rest.len())].to_owned()
+        };
+        let apps = section("## Predefined applications");
+        for (name, _) in BUILTIN_APPLICATIONS {
+            assert!(apps.contains(&format!("| `{name}` |")), "{name}");
+        }
+        assert!(
+            apps.contains("| `junos-ssh` | tcp | destination port 22 |"),
+            "{apps}"
+        );
+        assert!(apps.contains("| `junos-ping` | icmp | type 8 |"), "{apps}");
+        let screens = section("## Screen options");
+        for o in ScreenOption::ALL {
+            assert!(screens.contains(&format!("| `{}` |", o.name())), "{o:?}");
+        }
+        assert!(
+            screens.contains("| `land` | stateless | `true` or `false` |"),
+            "{screens}"
+        );
+        assert!(
+            screens.contains("| `icmp-flood` | threshold | `threshold` (default 1000)"),
+            "{screens}"
+        );
+        assert!(
+            screens.contains("| `syn-flood` | threshold | `attack-threshold`, "),
+            "{screens}"
         );
     }
 

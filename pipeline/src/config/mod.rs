@@ -452,6 +452,18 @@ impl Threshold {
     pub const DEFAULT_UDP_FLOOD: u32 = 1000;
     pub const DEFAULT_PORT_SCAN: u32 = 5000;
     pub const DEFAULT_IP_SWEEP: u32 = 5000;
+
+    /// The default threshold of a threshold option (`true` in the config),
+    /// `None` for the options that are not one.
+    pub const fn default_for(option: ScreenOption) -> Option<u32> {
+        match option {
+            ScreenOption::IcmpFlood => Some(Self::DEFAULT_ICMP_FLOOD),
+            ScreenOption::UdpFlood => Some(Self::DEFAULT_UDP_FLOOD),
+            ScreenOption::PortScan => Some(Self::DEFAULT_PORT_SCAN),
+            ScreenOption::IpSweep => Some(Self::DEFAULT_IP_SWEEP),
+            _ => None,
+        }
+    }
 }
 
 /// SYN flood protection; absent settings take the Junos defaults.

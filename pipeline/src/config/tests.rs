@@ -761,6 +761,51 @@ fn bad_ring_size() {
     expect_one(&text, "300", "events.snippet_bytes", "must be at most 256");
 }
 
+/// A name that is no typo of a known one (`ssh`) gets the known names:
+/// every predefined `junos-*` application and the file's own.
+#[test]
+fn unknown_application_lists_the_known_ones() {
+    let policy = "[application]\nweb-alt = { protocol = \"tcp\", destination-port = \"8080\" }\n[[policy]]\nname = \"p\"\nfrom-zone = \"untrust\"\nto-zone = \"trust\"\nsource-address = [\"any\"]\ndestination-address = [\"any\"]\napplication = [\"ssh\"]\nthen = \"permit\"\n";
+    let e = expect_one(
+        &with_base(policy),
+        "[\"ssh\"]",
+        "policy[p].application",
+        "unknown application 'ssh' (did you mean 'junos-ssh'? known: ",
+    );
+    for name in ["web-alt", "junos-http", "junos-ssh", "junos-icmp6-all"] {
+        assert!(e.message.contains(name), "{name} missing: {e}");
+    }
+    // In an application set too.
+    let text = with_base("[application]\nremote = { application-set = [\"rdp\"] }\n");
+    let e = expect_one(
+        &text,
+        "[\"rdp\"]",
+        "application.remote",
+        "unknown application 'rdp' (known: ",
+    );
+    assert!(e.message.contains("junos-ssh"), "{e}");
+}
+
+/// An unknown screen option far from every known one lists them all.
+#[test]
+fn unknown_screen_option_lists_the_known_ones() {
+    let text = with_base("[screen.edge]\nsmurf = true\n");
+    let e = expect_one(
+        &text,
+        "smurf",
+        "screen.edge.smurf",
+        "unknown screen option 'smurf' (known: land, ",
+    );
+    for name in [
+        "syn-flood",
+        "limit-session",
+        "tear-drop",
+        "alarm-without-drop",
+    ] {
+        assert!(e.message.contains(name), "{name} missing: {e}");
+    }
+}
+
 #[test]
 fn unknown_screen_option_suggests() {
     let text = with_base("[screen.edge]\nland = true\nsyn-flod = { attack-threshold = 1 }\n");

@@ -125,6 +125,7 @@ pub(super) fn address_book(ctx: &mut Ctx, root: &Tbl) -> AddressBook {
         member: "address-book entry",
         builtin: &builtin_address,
         builtin_names: &["any", "any-ipv4", "any-ipv6"],
+        list_known: false,
     };
     let resolved = resolve_sets(ctx, &entries, &kind);
     AddressBook::new(

@@ -113,6 +113,7 @@ pub(super) fn applications(ctx: &mut Ctx, root: &Tbl) -> Vec<Application> {
         member: "application",
         builtin: &builtin_application,
         builtin_names: &builtin_names,
+        list_known: true,
     };
     let resolved = resolve_sets(ctx, &entries, &kind);
     let mut out: Vec<Application> = entries

@@ -216,6 +216,32 @@ fn hint(word: &str, candidates: &[&str], kind: &str) -> String {
     }
 }
 
+/// For a fixed vocabulary a user cannot guess (predefined applications,
+/// screen options): ` (did you mean 'x'?)` for a typo, else every known
+/// name, led by those containing `word` (`ssh` finds `junos-ssh`). The
+/// whole list, not the closest few: a firewall console may have no docs
+/// at hand, and the lists are a few dozen short names.
+fn hint_listing(word: &str, candidates: &[&str], kind: &str) -> String {
+    if let Some(c) = closest(word, candidates.iter().copied()) {
+        return format!(" (did you mean '{c}'?)");
+    }
+    if candidates.is_empty() {
+        return format!(" (no {kind} is defined)");
+    }
+    let lower = word.to_lowercase();
+    let containing: Vec<String> = candidates
+        .iter()
+        .filter(|c| lower.chars().count() >= 2 && c.to_lowercase().contains(&lower))
+        .map(|c| format!("'{c}'"))
+        .collect();
+    let suggest = match containing.len() {
+        0 => String::new(),
+        1..=3 => format!("did you mean {}? ", containing.join(" or ")),
+        _ => String::new(),
+    };
+    format!(" ({suggest}known: {})", candidates.join(", "))
+}
+
 impl Ctx<'_> {
     fn check_keys(&mut self, t: &Tbl, known: &[&str], what: &str) {
         for (k, _) in t.entries {

@@ -74,7 +74,16 @@ pub(super) fn policies(
             if let Some(v) = ctx.required(&t, "application") {
                 let field = t.field("application");
                 for s in ctx.as_str_list(v, t.vspan(v), &field).unwrap_or_default() {
-                    if let Some(a) = resolve_name(ctx, &s, &field, &app_names, "application") {
+                    let found = app_names.iter().position(|n| *n == s.s);
+                    if found.is_none() {
+                        let hint = hint_listing(s.s, &app_names, "application");
+                        ctx.err(
+                            &s.span,
+                            &field,
+                            format!("unknown application '{}'{hint}", s.s),
+                        );
+                    }
+                    if let Some(a) = found {
                         if !p.applications.contains(&a) {
                             p.applications.push(a);
                         }

@@ -5,24 +5,27 @@ use super::*;
 /// A threshold option: `true` (defaults), `false` (off) or `{ threshold = n }`.
 pub(super) fn threshold_option(
     ctx: &mut Ctx,
+    option: ScreenOption,
     v: &Value,
     span: &Span,
     field: String,
-    default: u32,
 ) -> Option<Threshold> {
+    let default = Threshold::default_for(option).unwrap_or_default();
     match &v.node {
         Node::Bool(b) => b.then_some(Threshold { threshold: default }),
         _ => {
             let t = ctx.table(v, span, field)?;
-            ctx.check_keys(
-                &t,
-                &super::keys::names("[screen.NAME] threshold option"),
-                "this screen option",
-            );
+            ctx.check_keys(&t, &settings(option), "this screen option");
             let threshold = ctx.opt_u32(&t, "threshold").unwrap_or(default);
             Some(Threshold { threshold })
         }
     }
+}
+
+/// The keys `option`'s settings table accepts: the ones the reference
+/// page lists for it.
+fn settings(option: ScreenOption) -> Vec<&'static str> {
+    super::keys::screen_option_table(option).map_or_else(Vec::new, super::keys::names)
 }
 
 pub(super) fn screens(ctx: &mut Ctx, root: &Tbl) -> Vec<Screen> {
@@ -68,11 +71,7 @@ pub(super) fn screens(ctx: &mut Ctx, root: &Tbl) -> Vec<Screen> {
                         s.syn_flood = match &ov.node {
                             Node::Bool(b) => b.then(SynFlood::default),
                             _ => ctx.table(ov, &ospan, field).map(|st| {
-                                ctx.check_keys(
-                                    &st,
-                                    &super::keys::names("[screen.NAME] syn-flood"),
-                                    "syn-flood",
-                                );
+                                ctx.check_keys(&st, &settings(ScreenOption::SynFlood), "syn-flood");
                                 let d = SynFlood::default();
                                 SynFlood {
                                     attack_threshold: ctx
@@ -92,27 +91,23 @@ pub(super) fn screens(ctx: &mut Ctx, root: &Tbl) -> Vec<Screen> {
                             }),
                         }
                     }
-                    Some(ScreenOption::IcmpFlood) => {
-                        s.icmp_flood =
-                            threshold_option(ctx, ov, &ospan, field, Threshold::DEFAULT_ICMP_FLOOD)
+                    Some(o @ ScreenOption::IcmpFlood) => {
+                        s.icmp_flood = threshold_option(ctx, o, ov, &ospan, field)
                     }
-                    Some(ScreenOption::UdpFlood) => {
-                        s.udp_flood =
-                            threshold_option(ctx, ov, &ospan, field, Threshold::DEFAULT_UDP_FLOOD)
+                    Some(o @ ScreenOption::UdpFlood) => {
+                        s.udp_flood = threshold_option(ctx, o, ov, &ospan, field)
                     }
-                    Some(ScreenOption::PortScan) => {
-                        s.port_scan =
-                            threshold_option(ctx, ov, &ospan, field, Threshold::DEFAULT_PORT_SCAN)
+                    Some(o @ ScreenOption::PortScan) => {
+                        s.port_scan = threshold_option(ctx, o, ov, &ospan, field)
                     }
-                    Some(ScreenOption::IpSweep) => {
-                        s.ip_sweep =
-                            threshold_option(ctx, ov, &ospan, field, Threshold::DEFAULT_IP_SWEEP)
+                    Some(o @ ScreenOption::IpSweep) => {
+                        s.ip_sweep = threshold_option(ctx, o, ov, &ospan, field)
                     }
                     Some(ScreenOption::LimitSession) => {
                         s.limit_session = ctx.table(ov, &ospan, field).map(|lt| {
                             ctx.check_keys(
                                 &lt,
-                                &super::keys::names("[screen.NAME] limit-session"),
+                                &settings(ScreenOption::LimitSession),
                                 "limit-session",
                             );
                             LimitSession {
@@ -126,7 +121,7 @@ pub(super) fn screens(ctx: &mut Ctx, root: &Tbl) -> Vec<Screen> {
                         let other = &opt.name;
                         let msg = format!(
                             "unknown screen option '{other}'{}",
-                            hint(other, &known, "option")
+                            hint_listing(other, &known, "screen option")
                         );
                         ctx.err(&opt.span_or(&t.span), &field, msg);
                     }

@@ -25,6 +25,9 @@ pub(super) struct SetKind<'k, T> {
     pub(super) member: &'k str,
     pub(super) builtin: &'k dyn Fn(&str) -> Option<Vec<T>>,
     pub(super) builtin_names: &'k [&'k str],
+    /// An unknown member's error lists every known name (a vocabulary of
+    /// predefined names, [`hint_listing`]), not only a close one.
+    pub(super) list_known: bool,
 }
 
 /// Flattens every entry: its leaves plus those of its members, recursively.
@@ -66,7 +69,11 @@ pub(super) fn resolve_sets<T: Clone + Eq + Hash>(
                     "unknown {} '{}'{}",
                     kind.member,
                     m.s,
-                    hint(m.s, &w.names, kind.member)
+                    if kind.list_known {
+                        hint_listing(m.s, &w.names, kind.member)
+                    } else {
+                        hint(m.s, &w.names, kind.member)
+                    }
                 );
                 ctx.err(&m.span, &e.field, msg);
                 continue;
