@@ -14,7 +14,7 @@ use crate::worker::STAGES;
 
 /// A table: left-aligned names, right-aligned numbers, every column as
 /// wide as its widest cell, so the columns of all rows line up.
-struct Table {
+pub struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
     /// How many leading columns are names (left-aligned).
@@ -22,7 +22,7 @@ struct Table {
 }
 
 impl Table {
-    fn new(header: &[&str]) -> Table {
+    pub fn new(header: &[&str]) -> Table {
         Table {
             header: header.iter().map(|h| h.to_string()).collect(),
             rows: Vec::new(),
@@ -35,11 +35,11 @@ impl Table {
         self
     }
 
-    fn row(&mut self, cells: Vec<String>) {
+    pub fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
-    fn render(&self, out: &mut String) {
+    pub fn render(&self, out: &mut String) {
         let columns = self.header.len();
         let width: Vec<usize> = (0..columns)
             .map(|c| {

@@ -205,9 +205,12 @@ pub fn text(v: &Value) -> String {
     );
     for (title, rows) in sections(v) {
         out.push_str(&format!("{title}\n"));
-        for r in rows {
-            out.push_str(&format!("  {}\n", r.join("  ")));
-        }
+        let mut rows = rows.into_iter();
+        let header: Vec<String> = rows.next().unwrap_or_default();
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        let mut table = crate::report::Table::new(&header);
+        rows.for_each(|r| table.row(r));
+        table.render(&mut out);
     }
     out
 }
@@ -474,7 +477,7 @@ mod tests {
         assert_eq!(v["sessions"]["created_per_s"], 10);
         assert_eq!(v["sessions"]["active"], 4);
         let text = text(&v);
-        assert!(text.contains("policy-deny  990  2970"), "{text}");
-        assert!(text.contains("ge-0/0/0  1000  10  0  0"), "{text}");
+        assert!(text.contains("policy-deny    990   2970"), "{text}");
+        assert!(text.contains("ge-0/0/0  1000    10         0       0"), "{text}");
     }
 }
