@@ -10,6 +10,7 @@ mod control;
 mod dataplane;
 mod demo;
 mod export;
+mod host;
 mod log;
 mod merge;
 mod metrics;
@@ -316,7 +317,9 @@ fn run(
     };
     let config_path = config.clone();
     let (config, _demo) = match config {
-        Some(path) => match Config::load(&path) {
+        // Checked on this machine before DPDK starts, as check-config does:
+        // a capture or group that is not there is named with its place.
+        Some(path) => match Config::load_on_host(&path, &host::System) {
             Ok(c) => {
                 for s in rampart_pipeline::policy::shadowed(&c) {
                     log::warning!("{}: {}", path.display(), s.warning(&c));
@@ -385,9 +388,11 @@ fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Everything `run` checks before DPDK starts: the config itself, the
+/// files and interfaces its vdevs open, its socket groups.
 fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    match Config::load(file) {
+    match Config::load_on_host(file, &host::System) {
         Ok(c) => {
             writeln!(
                 out,

@@ -478,6 +478,9 @@ mod tests {
         assert_eq!(v["sessions"]["active"], 4);
         let text = text(&v);
         assert!(text.contains("policy-deny    990   2970"), "{text}");
-        assert!(text.contains("ge-0/0/0  1000    10         0       0"), "{text}");
+        assert!(
+            text.contains("ge-0/0/0  1000    10         0       0"),
+            "{text}"
+        );
     }
 }

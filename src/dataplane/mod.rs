@@ -159,6 +159,43 @@ fn port_name(device: &str) -> &str {
     device.split(',').next().unwrap_or(device).trim()
 }
 
+/// Why an interface has no port. A vdev whose driver refused it leaves no
+/// port while EAL still starts, and DPDK says why only in its log: name
+/// the driver and the cause when a check of the device finds it now (a
+/// capture removed since the config was loaded), else the log lines to
+/// look for.
+fn port_error(
+    iface: &rampart_pipeline::config::Interface,
+    e: rampart_core::PortError,
+) -> anyhow::Error {
+    use rampart_pipeline::config::vdev;
+    let what = format!("interface {} (device {:?})", iface.name, iface.device);
+    if !matches!(e, rampart_core::PortError::NotFound(_)) || iface.is_pci() {
+        return anyhow::Error::new(e).context(what);
+    }
+    let port = port_name(&iface.device);
+    let driver = vdev::driver(port).map_or_else(
+        || format!("vdev driver of {port:?}"),
+        |d| format!("{} driver", d.name),
+    );
+    let problems: Vec<String> = vdev::problems(&iface.device, Some(&crate::host::System))
+        .into_iter()
+        .map(|(_, msg)| msg)
+        .collect();
+    if problems.is_empty() {
+        anyhow::anyhow!(
+            "{what}: the {driver} did not create port {port:?}: DPDK refused the device; \
+             its reason is in DPDK's log above (`failed to initialize {port} device` \
+             and the driver's own message before it)"
+        )
+    } else {
+        anyhow::anyhow!(
+            "{what}: the {driver} did not create port {port:?}: {}",
+            problems.join("; ")
+        )
+    }
+}
+
 /// Runs the dataplane. `config_path` is where `rampart reload` and SIGHUP
 /// read the config again (the embedded demo has none and cannot reload).
 pub fn run(
@@ -210,8 +247,8 @@ pub fn run(
 
     let mut ports = Vec::new();
     for iface in &config.interfaces {
-        let port = Port::by_name(&eal, port_name(&iface.device))
-            .with_context(|| format!("interface {} (device {:?})", iface.name, iface.device))?;
+        let port =
+            Port::by_name(&eal, port_name(&iface.device)).map_err(|e| port_error(iface, e))?;
         ports.push(port);
     }
     let caps: Vec<PortCaps> = ports
@@ -601,4 +638,44 @@ fn open_sockets(config: &Config) -> anyhow::Result<(Hub, ControlSocket)> {
         Hub::with_socket(socket, events_gid, hub_config),
         ControlSocket::new(control, control_gid),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(device: &str) -> rampart_pipeline::config::Interface {
+        let text =
+            format!("[[interface]]\nname = \"a\"\ndevice = \"{device}\"\nzone = \"z\"\n[zone.z]\n");
+        Config::from_str_named(&text, "t.toml").unwrap().interfaces[0].clone()
+    }
+
+    #[test]
+    fn a_missing_vdev_port_names_the_driver_and_the_cause() {
+        let missing = |d: &str| rampart_core::PortError::NotFound(port_name(d).into());
+        let d = "net_pcap0,rx_pcap=/nonexistent-rampart.pcap";
+        let e = port_error(&iface(d), missing(d)).to_string();
+        assert_eq!(
+            e,
+            "interface a (device \"net_pcap0,rx_pcap=/nonexistent-rampart.pcap\"): the net_pcap \
+             driver did not create port \"net_pcap0\": rx_pcap=/nonexistent-rampart.pcap: does \
+             not exist (net_pcap would not create the port)"
+        );
+        assert!(!e.contains("no DPDK port named"), "{e}");
+        // No cause found now: the log line to look for.
+        let d = "net_null0";
+        let e = port_error(&iface(d), missing(d)).to_string();
+        assert!(
+            e.contains("the net_null driver did not create port \"net_null0\"")
+                && e.contains("`failed to initialize net_null0 device`"),
+            "{e}"
+        );
+        // A PCI device keeps the allowlist and binding hint.
+        let d = "0000:03:00.0";
+        let e = format!("{:#}", port_error(&iface(d), missing(d)));
+        assert!(
+            e.contains("no DPDK port named") && e.contains("allowlist"),
+            "{e}"
+        );
+    }
 }

@@ -104,6 +104,10 @@ impl<'a> LineIndex<'a> {
         LineIndex { text, line_starts }
     }
 
+    pub(crate) fn text(&self) -> &'a str {
+        self.text
+    }
+
     pub(crate) fn position(&self, offset: usize) -> (u32, u32) {
         let mut offset = offset.min(self.text.len());
         while !self.text.is_char_boundary(offset) {

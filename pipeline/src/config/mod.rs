@@ -35,7 +35,10 @@
 //!   interface is an error. `device` is a vdev (`net_pcap0,rx_pcap=a.pcap`;
 //!   the driver prefix is one of `net_`, `eth_`, `virtio_user`, `crypto_`,
 //!   `event_`, `baseband_`, `dma_`, `raw_`) or a PCI address (`0000:03:00.0`
-//!   or `03:00.0`). Two interfaces cannot use the same DPDK port.
+//!   or `03:00.0`). Two interfaces cannot use the same DPDK port. A known
+//!   driver's arguments must be keys it takes ([`vdev::DRIVERS`]); the
+//!   files and interfaces they name are checked only when loading on a
+//!   [`Host`] ([`Config::load_on_host`]).
 //! - Address book: `name = ["prefix", ...]` or `name = { address-set =
 //!   ["other", ...], address = ["prefix", ...] }` (both keys optional). Sets
 //!   nest; cycles are errors. `any`, `any-ipv4` and `any-ipv6` are built in
@@ -74,14 +77,16 @@
 //!   with a suggestion.
 //! - Unknown keys anywhere are errors.
 
-mod build;
+pub(crate) mod build;
 mod error;
 pub mod keys;
 mod tree;
+pub mod vdev;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors};
+pub use vdev::Host;
 
 use crate::flow::{proto, Addr, Prefix};
 pub use rampart_vocab::{node_name_ok, AggregateKey, EventType, ScreenOption, MAX_NODE_LEN};
@@ -851,9 +856,21 @@ pub struct TermAction {
 impl Config {
     /// Reads, validates and resolves a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::load_inner(path, None)
+    }
+
+    /// [`Config::load`], plus what only the machine can tell (see
+    /// [`vdev`]): that the files and interfaces the vdevs open are there
+    /// and the socket groups exist. `check-config` and `run` load this
+    /// way, so what `check-config` passes DPDK does not then refuse.
+    pub fn load_on_host(path: &Path, host: &dyn Host) -> Result<Config, ConfigErrors> {
+        Config::load_inner(path, Some(host))
+    }
+
+    fn load_inner(path: &Path, host: Option<&dyn Host>) -> Result<Config, ConfigErrors> {
         let origin = path.display().to_string();
         match std::fs::read_to_string(path) {
-            Ok(text) => Config::from_str_named(&text, &origin),
+            Ok(text) => build::build(&text, &origin, host),
             Err(e) => Err(ConfigErrors {
                 errors: vec![ConfigError {
                     file: error::one_line(&origin),
@@ -868,7 +885,16 @@ impl Config {
 
     /// Validates and resolves config text; `origin` names it in errors.
     pub fn from_str_named(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-        build::build(text, origin)
+        build::build(text, origin, None)
+    }
+
+    /// [`Config::from_str_named`] with the checks of [`Config::load_on_host`].
+    pub fn from_str_on_host(
+        text: &str,
+        origin: &str,
+        host: &dyn Host,
+    ) -> Result<Config, ConfigErrors> {
+        build::build(text, origin, Some(host))
     }
 
     pub fn zone_id(&self, name: &str) -> Option<usize> {

@@ -669,10 +669,10 @@ fn duplicate_names() {
     assert_eq!(all.len(), 1, "{all}");
     assert_eq!(all.errors[0].field, "filter[f].term[t].name");
     // The same DPDK port twice.
-    let text = BASE.replace("net_ring1", "net_ring0,foo=1");
+    let text = BASE.replace("net_ring1", "net_ring0,nodeaction=r0:0:CREATE");
     expect_one(
         &text,
-        "\"net_ring0,foo=1\"",
+        "\"net_ring0,nodeaction=r0:0:CREATE\"",
         "interface[ge-0/0/1].device",
         "already used by interface 'ge-0/0/0'",
     );
@@ -1101,4 +1101,186 @@ fn events_aggregate_windows_key_and_errors() {
     let text = format!("{BASE}\n[events.aggregate]\nsession_open = \"1s\"\n");
     let all = errors(&text);
     assert!(all.to_string().contains("session_open"), "{all}");
+}
+
+/// A machine where only the listed files, directories, interfaces and
+/// groups exist.
+struct FakeHost {
+    files: &'static [&'static str],
+    dirs: &'static [&'static str],
+    interfaces: &'static [&'static str],
+    groups: &'static [&'static str],
+}
+
+const HOST: FakeHost = FakeHost {
+    files: &["in.pcap", "/caps/in1.pcap"],
+    dirs: &["", "/out"],
+    interfaces: &["eth0"],
+    groups: &["rampart-log"],
+};
+
+impl Host for FakeHost {
+    fn readable_file(&self, path: &str) -> Result<(), String> {
+        if self.files.contains(&path) {
+            Ok(())
+        } else {
+            Err("no such file".into())
+        }
+    }
+
+    fn writable_file(&self, path: &str) -> Result<(), String> {
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        if self.dirs.contains(&dir) {
+            Ok(())
+        } else {
+            Err(format!("directory {dir:?} does not exist"))
+        }
+    }
+
+    fn interface(&self, name: &str) -> Result<(), String> {
+        if self.interfaces.contains(&name) {
+            Ok(())
+        } else {
+            Err("no such network interface".into())
+        }
+    }
+
+    fn group(&self, spec: &str) -> Result<(), String> {
+        if self.groups.contains(&spec) {
+            Ok(())
+        } else {
+            Err(format!("group {spec:?}: no such group"))
+        }
+    }
+}
+
+fn on_host(text: &str) -> Result<Config, ConfigErrors> {
+    Config::from_str_on_host(text, "test.toml", &HOST)
+}
+
+/// The one error of `text` loaded on [`HOST`]: at the line of `needle`,
+/// column `column`, with `field`, its message containing `message`.
+fn expect_one_on_host(text: &str, needle: &str, column: u32, field: &str, message: &str) {
+    let all = match on_host(text) {
+        Ok(_) => panic!("config loaded but an error was expected:\n{text}"),
+        Err(e) => e,
+    };
+    assert_eq!(all.len(), 1, "expected one error, got:\n{all}");
+    let line = line_of(text, needle);
+    let want = format!("test.toml:{line}:{column}: {field}: ");
+    let shown = all.errors[0].to_string();
+    assert!(shown.starts_with(&want), "{shown} should start {want:?}");
+    assert!(shown.contains(message), "{shown} lacks {message:?}");
+}
+
+#[test]
+fn missing_rx_pcap_is_an_error_on_the_host() {
+    let dev = "net_pcap0,rx_pcap=/nonexistent.pcap,tx_pcap=/out/o.pcap";
+    let text = BASE.replace("net_ring0", dev);
+    // Without a host the file is not looked at (sans-IO loading).
+    assert!(load(&text).is_ok());
+    // Column: `device = "` is 10 characters, then `net_pcap0,`.
+    expect_one_on_host(
+        &text,
+        dev,
+        21,
+        "interface[ge-0/0/0].device",
+        "rx_pcap=/nonexistent.pcap: no such file (net_pcap would not create the port)",
+    );
+    let good = BASE.replace("net_ring0", "net_pcap0,rx_pcap=in.pcap,tx_pcap=/out/o.pcap");
+    assert!(on_host(&good).is_ok());
+}
+
+#[test]
+fn tx_pcap_directory_and_interfaces_are_checked_on_the_host() {
+    let text = BASE.replace(
+        "net_ring1",
+        "net_pcap1,rx_pcap=in.pcap,tx_pcap=/gone/o.pcap",
+    );
+    expect_one_on_host(
+        &text,
+        "net_pcap1",
+        37,
+        "interface[ge-0/0/1].device",
+        "tx_pcap=/gone/o.pcap: directory \"/gone\" does not exist",
+    );
+    let text = BASE.replace("net_ring1", "net_pcap1,iface=veth9");
+    expect_one_on_host(
+        &text,
+        "net_pcap1",
+        21,
+        "interface[ge-0/0/1].device",
+        "iface=veth9: no such network interface",
+    );
+    assert!(on_host(&BASE.replace("net_ring1", "net_af_packet0,iface=eth0")).is_ok());
+}
+
+#[test]
+fn unknown_devarg_keys_name_the_driver_and_its_keys() {
+    let text = BASE.replace("net_ring0", "net_pcap0,rx_pcap=in.pcap,infinte_rx=1");
+    let e = expect_one(
+        &text,
+        "net_pcap0",
+        "interface[ge-0/0/0].device",
+        "net_pcap does not take the argument 'infinte_rx' (did you mean 'infinite_rx'?); it takes rx_pcap, tx_pcap,",
+    );
+    assert_eq!(e.column, 37, "points at the argument: {e}");
+    let text = BASE.replace("net_ring1", "net_null1,no_rx=1");
+    expect_one(
+        &text,
+        "net_null1",
+        "interface[ge-0/0/1].device",
+        "net_null does not take the argument 'no_rx' (did you mean 'no-rx'?); it takes size, copy, no-rx",
+    );
+    // Aliases are the same driver; a driver not in the table passes.
+    let text = BASE.replace("net_ring1", "eth_null1,bogus=1");
+    expect_one(
+        &text,
+        "eth_null1",
+        "interface[ge-0/0/1].device",
+        "net_null does not take the argument 'bogus'",
+    );
+    assert!(load(&BASE.replace("net_ring1", "net_bonding0,mode=1")).is_ok());
+    // An escaped string cannot be pointed into: the error is at the value.
+    let text = BASE.replace("\"net_ring1\"", "\"net_null1,\\u0062ogus=1\"");
+    let all = errors(&text);
+    assert_eq!(all.errors[0].column, 10, "{all}");
+    // Every key the tests, benchmarks and docs use is accepted.
+    for dev in [
+        "net_pcap0,rx_pcap=a,tx_pcap=b,infinite_rx=1",
+        "net_pcap0,iface=x",
+        "net_null0,no-rx=1",
+        "net_null0,size=64",
+        "net_ring5,nodeaction=r0:0:CREATE",
+        "net_vhost0,iface=/tmp/v.sock,queues=1",
+        "net_virtio_user0,path=/tmp/v.sock,queues=1,queue_size=1024",
+        "net_af_packet0,iface=x",
+        "net_tap0,iface=tap0",
+    ] {
+        let text = BASE.replace("net_ring1", dev);
+        assert!(load(&text).is_ok(), "{dev}: {}", errors(&text));
+    }
+}
+
+#[test]
+fn unknown_socket_groups_are_errors_on_the_host() {
+    let text = with_base(
+        "[events]\nsocket_group = \"rampart-log\"\ncontrol_socket_group = \"no-such-group\"\n",
+    );
+    assert!(load(&text).is_ok());
+    expect_one_on_host(
+        &text,
+        "control_socket_group",
+        24,
+        "events.control_socket_group",
+        "group \"no-such-group\": no such group",
+    );
+    let text = with_base("[events]\nsocket_group = \"nope\"\n");
+    expect_one_on_host(
+        &text,
+        "socket_group",
+        16,
+        "events.socket_group",
+        "no such group",
+    );
 }

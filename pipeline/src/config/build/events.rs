@@ -39,6 +39,11 @@ pub(super) fn events(ctx: &mut Ctx, root: &Tbl) -> EventsConfig {
             if s.s.is_empty() {
                 ctx.err(&s.span, &t.field(key), "must not be empty");
             } else {
+                // Resolved again when the sockets are made; checked here so
+                // `check-config` refuses what `run` would.
+                if let Some(Err(why)) = ctx.host.map(|h| h.group(s.s)) {
+                    ctx.err(&s.span, &t.field(key), why);
+                }
                 *slot = Some(s.s.to_string());
             }
         }

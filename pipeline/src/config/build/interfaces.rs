@@ -61,6 +61,7 @@ pub(super) fn interfaces(
                 if let Some(d) = ctx.as_str(dv, t.vspan(dv), &t.field("device")) {
                     match check_device(d.s) {
                         Ok(()) => {
+                            check_vdev(ctx, &d, &t.field("device"));
                             iface.device = d.s.to_owned();
                             let port = iface.port_name().to_owned();
                             if let Some((other, _)) = ports.get(&port) {
@@ -138,4 +139,15 @@ pub(super) fn interfaces(
         }
     }
     out
+}
+
+/// A vdev's arguments against its driver's keys ([`vdev::DRIVERS`]) and,
+/// when loading on a host, the files and interfaces they name: what would
+/// make DPDK refuse the device and leave no port. Each error points at the
+/// argument inside the device string.
+fn check_vdev(ctx: &mut Ctx, d: &S, field: &str) {
+    for (offset, msg) in vdev::problems(d.s, ctx.host) {
+        let span = ctx.inner_span(d, offset);
+        ctx.err(&span, field, msg);
+    }
 }

@@ -58,11 +58,16 @@ const VDEV_PREFIXES: &[&str] = &[
     "raw_",
 ];
 
-pub(crate) fn build(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+pub(crate) fn build(
+    text: &str,
+    origin: &str,
+    host: Option<&dyn Host>,
+) -> Result<Config, ConfigErrors> {
     let mut ctx = Ctx {
         origin,
         index: LineIndex::new(text),
         errors: Vec::new(),
+        host,
     };
     let root = match tree::parse(text) {
         Ok(root) => root,
@@ -96,6 +101,8 @@ struct Ctx<'a> {
     origin: &'a str,
     index: LineIndex<'a>,
     errors: Vec<ConfigError>,
+    /// The machine's checks, when loading for `check-config` or `run`.
+    host: Option<&'a dyn Host>,
 }
 
 impl Ctx<'_> {
@@ -108,6 +115,20 @@ impl Ctx<'_> {
             field: one_line(field),
             message: one_line(&message.into()),
         });
+    }
+
+    /// The span of `offset` bytes into the string `s`, when the file
+    /// holds it verbatim between one-character quotes (no escapes), so an
+    /// error can point inside it; else the whole string's.
+    fn inner_span(&self, s: &S, offset: usize) -> Span {
+        let text = self.index.text();
+        let start = s.span.start + 1;
+        match text.get(start..start + s.s.len()) {
+            Some(raw) if raw == s.s && s.span.end == start + s.s.len() + 1 => {
+                start + offset..start + offset
+            }
+            _ => s.span.clone(),
+        }
     }
 
     fn finish(mut self) -> ConfigErrors {
@@ -165,7 +186,7 @@ impl<'v> Tbl<'v> {
 
 /// Edit distance counting an adjacent transposition as one edit (optimal
 /// string alignment), so `tpc` is one typo away from `tcp`.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let w = b.len() + 1;
