@@ -321,8 +321,8 @@ fn run(
         // a capture or group that is not there is named with its place.
         Some(path) => match Config::load_on_host(&path, &host::System) {
             Ok(c) => {
-                for s in rampart_pipeline::policy::shadowed(&c) {
-                    log::warning!("{}: {}", path.display(), s.warning(&c));
+                for w in rampart_pipeline::policy::shadow_warnings(&c, 10) {
+                    log::warning!("{}: {w}", path.display());
                 }
                 (c, None)
             }
@@ -406,8 +406,8 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
             out.flush()?;
             // Accepted, but probably not what was meant (Junos's `commit
             // check` warns the same way).
-            for s in rampart_pipeline::policy::shadowed(&c) {
-                eprintln!("{}: warning: {}", file.display(), s.warning(&c));
+            for w in rampart_pipeline::policy::shadow_warnings(&c, usize::MAX) {
+                eprintln!("{}: warning: {w}", file.display());
             }
             Ok(ExitCode::SUCCESS)
         }

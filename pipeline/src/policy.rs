@@ -244,25 +244,67 @@ impl Shadowed {
     }
 }
 
-/// The shadowed policies of `config`, each with the first policy that
-/// shadows it. Conservative: a policy covered only by several earlier
-/// ones together, or by prefixes that cover it only together, is not
-/// reported, so every warning is certain. Audit policies shadow nothing
-/// (what they match goes on to the next policy).
+/// The shadow warnings of `config`, at most `max` of them and then one
+/// line saying how many more (`rampart check-config` lists them all).
+pub fn shadow_warnings(config: &Config, max: usize) -> Vec<String> {
+    let all = shadowed(config);
+    let mut out: Vec<String> = all.iter().take(max).map(|s| s.warning(config)).collect();
+    if all.len() > max {
+        out.push(format!(
+            "{} more policies can never match (rampart check-config lists them all)",
+            all.len() - max
+        ));
+    }
+    out
+}
+
+/// Earlier policies each policy is compared with, besides every earlier
+/// one open to any source and destination: bounds the check to linear
+/// time on a config of 20,000 policies.
+const SHADOW_WINDOW: usize = 256;
+
+/// The shadowed policies of `config`, each with the policy that shadows
+/// it. Conservative: every warning is certain, not every shadow is found.
+/// A policy is compared with the [`SHADOW_WINDOW`] policies before it and
+/// with every earlier policy open to any address (the usual culprits: a
+/// broad rule above narrow ones); one covered only by several earlier
+/// policies together, or by prefixes that cover it only together, is not
+/// reported. Audit policies shadow nothing (what they match goes on to
+/// the next policy).
 pub fn shadowed(config: &Config) -> Vec<Shadowed> {
-    let ps = &config.policies;
-    (0..ps.len())
-        .filter_map(|b| {
-            (0..b)
-                .find(|&a| covers(config, a, b))
-                .map(|by| Shadowed { policy: b, by })
+    use crate::flow::Prefix;
+    let terms: Vec<Vec<crate::config::AppMatch>> = config
+        .policies
+        .iter()
+        .map(|p| {
+            p.applications
+                .iter()
+                .flat_map(|&i| config.applications[i].terms.iter().copied())
+                .collect()
         })
-        .collect()
+        .collect();
+    let mut open_to_any: Vec<usize> = Vec::new();
+    let mut out = Vec::new();
+    for b in 0..config.policies.len() {
+        let near = b.saturating_sub(SHADOW_WINDOW)..b;
+        let far = open_to_any.iter().copied().filter(|a| !near.contains(a));
+        if let Some(by) = far
+            .chain(near.clone())
+            .find(|&a| covers(config, &terms, a, b))
+        {
+            out.push(Shadowed { policy: b, by });
+        }
+        let p = &config.policies[b];
+        if p.source.contains(&Prefix::ANY) && p.destination.contains(&Prefix::ANY) {
+            open_to_any.push(b);
+        }
+    }
+    out
 }
 
 /// Policy `a` (earlier) matches every packet policy `b` matches, and is
-/// evaluated before it.
-fn covers(config: &Config, a: usize, b: usize) -> bool {
+/// evaluated before it; `terms` are each policy's application terms.
+fn covers(config: &Config, terms: &[Vec<crate::config::AppMatch>], a: usize, b: usize) -> bool {
     use crate::flow::Prefix;
     let (pa, pb) = (&config.policies[a], &config.policies[b]);
     let zone = |za: Option<usize>, zb: Option<usize>| za.is_none() || za == zb;
@@ -274,32 +316,27 @@ fn covers(config: &Config, a: usize, b: usize) -> bool {
             .iter()
             .all(|n| wide.iter().any(|w| w.len <= n.len && w.contains(n.addr)))
     };
-    let terms = |p: &crate::config::Policy| -> Vec<crate::config::AppMatch> {
-        p.applications
-            .iter()
-            .flat_map(|&i| config.applications[i].terms.iter().copied())
-            .collect()
-    };
-    let (ta, tb) = (terms(pa), terms(pb));
-    let apps = tb.iter().all(|n| {
-        ta.iter().any(|w| {
-            let range = |w: crate::config::PortRange, n: crate::config::PortRange| {
-                w.lo <= n.lo && n.hi <= w.hi
-            };
-            (w.protocol.is_none() || w.protocol == n.protocol)
-                && range(w.src_ports, n.src_ports)
-                && range(w.dst_ports, n.dst_ports)
-                && (w.icmp_type.is_none() || w.icmp_type == n.icmp_type)
-                && (w.icmp_code.is_none() || w.icmp_code == n.icmp_code)
+    let apps = || {
+        terms[b].iter().all(|n| {
+            terms[a].iter().any(|w| {
+                let range = |w: crate::config::PortRange, n: crate::config::PortRange| {
+                    w.lo <= n.lo && n.hi <= w.hi
+                };
+                (w.protocol.is_none() || w.protocol == n.protocol)
+                    && range(w.src_ports, n.src_ports)
+                    && range(w.dst_ports, n.dst_ports)
+                    && (w.icmp_type.is_none() || w.icmp_type == n.icmp_type)
+                    && (w.icmp_code.is_none() || w.icmp_code == n.icmp_code)
+            })
         })
-    });
+    };
     !pa.audit
         && pa.global == pb.global
         && zone(pa.from_zone, pb.from_zone)
         && zone(pa.to_zone, pb.to_zone)
         && prefixes(&pa.source, &pb.source)
         && prefixes(&pa.destination, &pb.destination)
-        && apps
+        && apps()
 }
 
 #[cfg(test)]
@@ -361,6 +398,30 @@ web-one = ["192.0.2.80/32"]
             [("allow-web-one".to_owned(), "allow-web".to_owned())],
             "a narrower destination behind a wider one, same zones and application"
         );
+    }
+
+    /// A broad policy shadows narrow ones however far below it they are;
+    /// a config of 20,000 policies is checked in linear time.
+    #[test]
+    fn a_broad_policy_shadows_far_below_and_many_policies_stay_linear() {
+        let ut = ("untrust", "trust");
+        let mut text = policy("allow-all", ut, "any", "\"any\"", "");
+        for i in 0..20_000u32 {
+            text.push_str(&policy(
+                &format!("p{i}"),
+                ut,
+                &format!("10.{}.{}.0/24", i >> 8, i & 255),
+                "\"junos-http\"",
+                "",
+            ));
+        }
+        let c = config(&text);
+        let found = shadowed(&c);
+        assert_eq!(found.len(), 20_000);
+        assert!(found.iter().all(|s| s.by == 0));
+        assert!(found[19_999]
+            .warning(&c)
+            .contains("\"p19999\" can never match: policy \"allow-all\""));
     }
 
     #[test]

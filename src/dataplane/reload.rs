@@ -162,8 +162,8 @@ fn prepare(path: Option<PathBuf>, running: &Config, generation: u32) -> Result<P
     let path =
         path.ok_or("this dataplane runs the embedded demo; there is no config file to reload")?;
     let new = Config::load(&path).map_err(|e| e.to_string().trim_end().to_string())?;
-    for s in rampart_pipeline::policy::shadowed(&new) {
-        crate::log::warning!("{}: {}", path.display(), s.warning(&new));
+    for w in rampart_pipeline::policy::shadow_warnings(&new, 10) {
+        crate::log::warning!("{}: {w}", path.display());
     }
     let restart = restart_required(running, &new);
     if !restart.is_empty() {
