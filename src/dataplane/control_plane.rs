@@ -146,7 +146,10 @@ impl<'a> ControlPlane<'a> {
                 }
             }
             if moved == 0 {
-                std::thread::sleep(Duration::from_micros(200));
+                // A session request goes a page per worker answer: wait
+                // less while one is under way.
+                let nap = if self.sessions.busy() { 20 } else { 200 };
+                std::thread::sleep(Duration::from_micros(nap));
             }
         }
     }

@@ -78,6 +78,11 @@ impl SessionDesk {
         self.names.retain(|g, _| *g >= oldest.min(generation));
     }
 
+    /// A request is under way or waiting.
+    pub fn busy(&self) -> bool {
+        self.active.is_some() || !self.queue.is_empty()
+    }
+
     /// Queues a request; its answer comes from [`SessionDesk::poll`].
     pub fn request(&mut self, request: SessionRequest) -> Result<DeskTicket, Refused> {
         if self.queue.len() >= MAX_QUEUED {
