@@ -16,6 +16,7 @@ pub mod prefetch;
 pub mod ruleset;
 pub mod screen;
 pub mod session;
+pub mod session_sync;
 pub mod tcp_window;
 pub mod vector;
 pub mod wire;

@@ -46,6 +46,7 @@
 //! calls.
 
 use crate::flow::{proto, FlowKey};
+use crate::session_sync::SyncRecord;
 use crate::tcp_window::{Check, Segment, Windows};
 use crate::wire::TcpFlags;
 
@@ -234,6 +235,25 @@ impl Session {
             self.canon
         } else {
             self.canon.reversed()
+        }
+    }
+
+    /// The session as it travels to a high-availability peer, at `now_ns`
+    /// on this node's clock.
+    pub fn sync_record(&self, now_ns: u64) -> SyncRecord {
+        SyncRecord {
+            id: self.id,
+            key: self.key(),
+            tcp: self.tcp,
+            fin: self.fin,
+            last_fin: self.last_fin as u8,
+            closed: self.closed,
+            meta: self.meta,
+            age_ns: now_ns.saturating_sub(self.created_ns),
+            idle_ns: now_ns.saturating_sub(self.last_seen_ns),
+            packets: self.packets,
+            bytes: self.bytes,
+            windows: self.windows,
         }
     }
 
@@ -583,6 +603,62 @@ impl SessionTable {
         }
         self.index[i] = entry(h, slot);
         Ok(SessionHandle(slot))
+    }
+
+    /// Installs a session a high-availability peer synced (`now_ns` on
+    /// this node's clock): the flow's session is replaced by it if there
+    /// is one, so a later update of the same session overwrites the
+    /// earlier; else it takes a free slot. The session keeps its id from
+    /// the node that created it. A full table refuses it, as it refuses a
+    /// new flow (counted in [`SessionTable::refused`]).
+    pub fn install(&mut self, r: &SyncRecord, now_ns: u64) -> Result<SessionHandle, TableFull> {
+        let (canon, low) = canonical(&r.key);
+        let session = Session {
+            canon,
+            client_is_low: low,
+            last_seen_ns: now_ns.saturating_sub(r.idle_ns),
+            created_ns: now_ns.saturating_sub(r.age_ns),
+            tcp: r.tcp,
+            fin: r.fin,
+            last_fin: if r.last_fin == 0 {
+                Direction::ClientToServer
+            } else {
+                Direction::ServerToClient
+            },
+            closed: r.closed,
+            packets: r.packets,
+            bytes: r.bytes,
+            id: r.id,
+            meta: r.meta,
+            windows: r.windows,
+        };
+        let slot = match self.lookup(&r.key) {
+            Some((h, _)) => {
+                let was_open = self.slab[h.index()].closed.is_none();
+                self.open -= usize::from(was_open);
+                h
+            }
+            None => {
+                let Some(slot) = self.free.pop() else {
+                    self.refused += 1;
+                    return Err(TableFull);
+                };
+                self.used[slot as usize] = true;
+                self.inserted += 1;
+                let h = hash(&canon);
+                let mut i = self.home(h);
+                while self.index[i] != EMPTY {
+                    i = (i + 1) & self.mask;
+                }
+                self.index[i] = entry(h, slot);
+                SessionHandle(slot)
+            }
+        };
+        self.open += usize::from(session.closed.is_none());
+        self.sweep_oldest = self.sweep_oldest.min(r.meta.generation);
+        self.oldest = self.oldest.min(r.meta.generation);
+        self.slab[slot.index()] = session;
+        Ok(slot)
     }
 
     /// A new id from this table's session id space: the worker in the top
@@ -1117,6 +1193,74 @@ mod tests {
         let h = t.insert(tcp_key(), meta(), 0).unwrap();
         t.update(h, C2S, 40, Segment::from(TcpFlags::ACK), 0);
         assert_eq!(t.get(h).tcp, TcpState::Established);
+    }
+
+    /// A session synced to a peer's table (through its bytes) carries on
+    /// there as on the node that created it: the same id, state, counters
+    /// and verdicts on the next segments; a later sync of it replaces it.
+    #[test]
+    fn an_installed_session_carries_on_as_on_the_node_that_synced_it() {
+        use crate::session_sync::SyncRecord;
+        use crate::tcp_window::SeqFields;
+        let seg = |flags: TcpFlags, seq: u32, ack: u32, len: u32| Segment {
+            flags,
+            seq: Some(SeqFields {
+                seq,
+                ack,
+                window: 1000,
+                payload_len: len,
+                wscale: None,
+            }),
+        };
+        let syn_ack = flags(&[TcpFlags::SYN, TcpFlags::ACK]);
+        let mut a = SessionTable::new(8, 1, Timeouts::default());
+        let h = a.insert(tcp_key(), meta(), 10 * S).unwrap();
+        a.update(h, C2S, 60, seg(TcpFlags::SYN, 100, 0, 0), 10 * S);
+        a.update(h, S2C, 60, seg(syn_ack, 500, 101, 0), 10 * S);
+        a.update(h, C2S, 52, seg(TcpFlags::ACK, 101, 501, 0), 11 * S);
+        let mut bytes = Vec::new();
+        a.get(h).sync_record(12 * S).encode(&mut bytes);
+        let record = SyncRecord::decode(&bytes).unwrap();
+
+        // The peer's clock is elsewhere: ages carry over, not instants.
+        let mut b = SessionTable::new(8, 2, Timeouts::default());
+        let hb = b.install(&record, 1_000 * S).unwrap();
+        let (ra, rb) = (a.get(h), b.get(hb));
+        assert_eq!(
+            (rb.id, rb.tcp, rb.packets, rb.bytes),
+            (ra.id, ra.tcp, ra.packets, ra.bytes)
+        );
+        assert_eq!(rb.created_ns, 998 * S);
+        assert_eq!(rb.last_seen_ns, 999 * S);
+        assert_eq!(b.lookup(&tcp_key().reversed()), Some((hb, S2C)));
+        assert_eq!((b.len(), b.open()), (1, 1));
+        for (dir, s) in [
+            (C2S, seg(TcpFlags::ACK, 101, 501, 100)),
+            (S2C, seg(TcpFlags::ACK, 700_000, 201, 10)),
+            (S2C, seg(TcpFlags::ACK, 501, 201, 10)),
+        ] {
+            assert_eq!(
+                b.update(hb, dir, 60, s, 1_001 * S),
+                a.update(h, dir, 60, s, 13 * S),
+                "{s:?}"
+            );
+        }
+        // Synced again (a later state): replaced, not added.
+        let rst = Segment::from(TcpFlags::RST);
+        a.update(h, C2S, 40, rst, 14 * S);
+        b.install(&a.get(h).sync_record(14 * S), 1_002 * S).unwrap();
+        assert_eq!((b.len(), b.open()), (1, 0), "closed by the RST it synced");
+        assert_eq!(b.get(hb).closed(), Some(CloseReason::TcpRst));
+
+        let mut full = SessionTable::new(1, 0, Timeouts::default());
+        full.insert(
+            key(proto::UDP, [1, 1, 1, 1], 5, [2, 2, 2, 2], 53),
+            meta(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(full.install(&record, 0), Err(TableFull));
+        assert_eq!(full.refused(), 1);
     }
 
     /// A walk in small steps visits every session once, never looks at

@@ -178,6 +178,51 @@ impl Windows {
         liberal: false,
     };
 
+    /// Bytes of [`Windows::to_bytes`].
+    pub const BYTES: usize = 2 * 17 + 1;
+
+    /// Everything tracked, as bytes (a session synced to a peer carries
+    /// its window edges, so the peer checks sequence numbers as this node
+    /// did): per side `end`, `max_end`, `max_win`, `max_ack` (little
+    /// endian), `scale` and a flags byte; then `liberal`.
+    pub fn to_bytes(&self) -> [u8; Windows::BYTES] {
+        let mut out = [0u8; Windows::BYTES];
+        for (side, p) in self.peers.iter().enumerate() {
+            let o = &mut out[side * 17..side * 17 + 17];
+            for (i, w) in [p.end, p.max_end, p.max_win, p.max_ack].iter().enumerate() {
+                o[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            o[16] = p.scale & 0x0f
+                | u8::from(p.seen) << 4
+                | u8::from(p.announced_scale) << 5
+                | u8::from(p.acked) << 6;
+        }
+        out[34] = u8::from(self.liberal);
+        out
+    }
+
+    /// The windows [`Windows::to_bytes`] wrote (any bytes make some
+    /// windows: a peer's values are only ever compared against).
+    pub fn from_bytes(b: &[u8; Windows::BYTES]) -> Windows {
+        let side = |o: &[u8]| {
+            let w = |i: usize| u32::from_le_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+            Peer {
+                end: w(0),
+                max_end: w(4),
+                max_win: w(8),
+                max_ack: w(12),
+                scale: (o[16] & 0x0f).min(14),
+                seen: o[16] & 1 << 4 != 0,
+                announced_scale: o[16] & 1 << 5 != 0,
+                acked: o[16] & 1 << 6 != 0,
+            }
+        };
+        Windows {
+            peers: [side(&b[..17]), side(&b[17..34])],
+            liberal: b[34] & 1 != 0,
+        }
+    }
+
     /// Checks a segment sent by side `from` (0 client, 1 server) and, when
     /// it is acceptable, advances both sides' state. `handshake` is true
     /// while the session has not seen the handshake complete (a SYN may
@@ -378,6 +423,27 @@ mod tests {
 
     fn rst(seq: u32) -> Segment {
         seg(TcpFlags::RST, seq, 0, 0, 0)
+    }
+
+    /// A peer's copy of the windows (a synced session) checks the next
+    /// segments as the original does.
+    #[test]
+    fn windows_travel_as_bytes_and_check_alike() {
+        let mut w = established();
+        let copy = Windows::from_bytes(&w.to_bytes());
+        assert_eq!(copy, w);
+        assert_eq!(
+            Windows::from_bytes(&Windows::DEFAULT.to_bytes()),
+            Windows::DEFAULT
+        );
+        let mut c = copy;
+        for s in [
+            seg(ACK, 1001, 5001, 502, 100),
+            seg(ACK, 900_000, 5001, 502, 10),
+            rst(5001),
+        ] {
+            assert_eq!(c.track(C, &s, false), w.track(C, &s, false), "{s:?}");
+        }
     }
 
     /// Client ISN 1000, server ISN 5000, both scale 7, windows 512 << 7.

@@ -1,0 +1,305 @@
+//! A session as it travels to a high-availability peer: everything the
+//! peer needs to carry the connection on if this node fails (its identity,
+//! flow, TCP state and window edges, the policy and generation that
+//! permitted it, zones, interfaces, counters, age and idle time), in a
+//! fixed layout of [`SyncRecord::LEN`] little-endian bytes.
+//!
+//! Times travel as ages (how long ago it was created, how long it has
+//! been idle), since the two nodes' clocks share no origin. Decoding
+//! accepts any bytes and never panics: a value out of range is an error
+//! naming the field, and the record is not installed.
+
+use crate::flow::{Addr, FlowKey};
+use crate::session::{SessionMeta, TcpState};
+use crate::tcp_window::Windows;
+use rampart_vocab::CloseReason;
+
+/// One synced session (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncRecord {
+    /// The session's id on the node that created it.
+    pub id: u64,
+    /// The initiator's 5-tuple.
+    pub key: FlowKey,
+    pub tcp: TcpState,
+    /// FIN seen from `[client, server]`, and which side sent the FIN that
+    /// completed both (0 client, 1 server).
+    pub fin: [bool; 2],
+    pub last_fin: u8,
+    /// Why it closed, if a RST or the FIN exchange closed it (it lingers).
+    pub closed: Option<CloseReason>,
+    pub meta: SessionMeta,
+    pub age_ns: u64,
+    pub idle_ns: u64,
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub windows: Windows,
+}
+
+/// A record that does not decode: the field that is out of range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SyncRecordError {
+    #[error("a session record needs {} bytes, found {0}", SyncRecord::LEN)]
+    Length(usize),
+    #[error("session record: {0} is out of range")]
+    Field(&'static str),
+}
+
+const NONE8: u8 = 0xff;
+const NONE16: u16 = 0xffff;
+
+impl SyncRecord {
+    /// Bytes of an encoded record.
+    pub const LEN: usize = 8 + 37 + 3 + 21 + 16 + 32 + Windows::BYTES;
+
+    /// Appends the record's bytes to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&self.id.to_le_bytes());
+        let k = &self.key;
+        out.extend_from_slice(&k.src.0.to_le_bytes());
+        out.extend_from_slice(&k.dst.0.to_le_bytes());
+        out.extend_from_slice(&k.src_port.to_le_bytes());
+        out.extend_from_slice(&k.dst_port.to_le_bytes());
+        out.push(k.protocol);
+        out.push(tcp_code(self.tcp));
+        out.push(u8::from(self.fin[0]) | u8::from(self.fin[1]) << 1 | (self.last_fin & 1) << 2);
+        out.push(self.closed.map_or(NONE8, |r| r as u8));
+        let m = &self.meta;
+        out.extend_from_slice(&m.policy.to_le_bytes());
+        out.extend_from_slice(&m.generation.to_le_bytes());
+        for v in [m.from_zone, m.to_zone, m.ingress, m.egress] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&m.screen_profile.unwrap_or(NONE16).to_le_bytes());
+        out.push(u8::from(m.log_close));
+        out.extend_from_slice(&m.application.to_le_bytes());
+        for v in [self.age_ns, self.idle_ns] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [
+            self.packets[0],
+            self.packets[1],
+            self.bytes[0],
+            self.bytes[1],
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.windows.to_bytes());
+        debug_assert_eq!(out.len() - start, SyncRecord::LEN);
+    }
+
+    /// The record in the first [`SyncRecord::LEN`] bytes of `b`.
+    pub fn decode(b: &[u8]) -> Result<SyncRecord, SyncRecordError> {
+        let b = b
+            .get(..SyncRecord::LEN)
+            .ok_or(SyncRecordError::Length(b.len()))?;
+        let mut r = Reader { b, at: 0 };
+        let id = r.u64();
+        let key = FlowKey {
+            src: Addr(r.u128()),
+            dst: Addr(r.u128()),
+            src_port: r.u16(),
+            dst_port: r.u16(),
+            protocol: r.u8(),
+        };
+        let tcp = tcp_state(r.u8()).ok_or(SyncRecordError::Field("tcp state"))?;
+        let fin = r.u8();
+        if fin > 0b111 {
+            return Err(SyncRecordError::Field("fin flags"));
+        }
+        let closed = match r.u8() {
+            NONE8 => None,
+            c => Some(
+                *CloseReason::ALL
+                    .get(usize::from(c))
+                    .ok_or(SyncRecordError::Field("close reason"))?,
+            ),
+        };
+        let policy = r.u32();
+        let generation = r.u32();
+        let (from_zone, to_zone, ingress, egress) = (r.u16(), r.u16(), r.u16(), r.u16());
+        let screen_profile = Some(r.u16()).filter(|&p| p != NONE16);
+        let log_close = match r.u8() {
+            0 => false,
+            1 => true,
+            _ => return Err(SyncRecordError::Field("log-close flag")),
+        };
+        let application = r.u16();
+        let (age_ns, idle_ns) = (r.u64(), r.u64());
+        let packets = [r.u64(), r.u64()];
+        let bytes = [r.u64(), r.u64()];
+        let mut w = [0u8; Windows::BYTES];
+        w.copy_from_slice(&b[r.at..r.at + Windows::BYTES]);
+        Ok(SyncRecord {
+            id,
+            key,
+            tcp,
+            fin: [fin & 1 != 0, fin & 2 != 0],
+            last_fin: (fin >> 2) & 1,
+            closed,
+            meta: SessionMeta {
+                policy,
+                generation,
+                from_zone,
+                to_zone,
+                ingress,
+                egress,
+                screen_profile,
+                log_close,
+                application,
+            },
+            age_ns,
+            idle_ns,
+            packets,
+            bytes,
+            windows: Windows::from_bytes(&w),
+        })
+    }
+}
+
+/// Reads little-endian fields in order; the caller has checked the length.
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.b[self.at..self.at + N]);
+        self.at += N;
+        out
+    }
+    fn u8(&mut self) -> u8 {
+        self.take::<1>()[0]
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes(self.take())
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take())
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.take())
+    }
+    fn u128(&mut self) -> u128 {
+        u128::from_le_bytes(self.take())
+    }
+}
+
+/// TCP states in their wire order.
+const TCP_STATES: [TcpState; 7] = [
+    TcpState::None,
+    TcpState::SynSent,
+    TcpState::SynAckSeen,
+    TcpState::Established,
+    TcpState::FinWait,
+    TcpState::Closing,
+    TcpState::Closed,
+];
+
+fn tcp_code(t: TcpState) -> u8 {
+    TCP_STATES.iter().position(|s| *s == t).unwrap_or(0) as u8
+}
+
+fn tcp_state(code: u8) -> Option<TcpState> {
+    TCP_STATES.get(usize::from(code)).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::proto;
+
+    fn record() -> SyncRecord {
+        SyncRecord {
+            id: (1 << 48) | 42,
+            key: FlowKey {
+                src: Addr::from_ipv4([198, 51, 100, 7]),
+                dst: Addr::from_ipv6(
+                    "2001:db8::80"
+                        .parse::<std::net::Ipv6Addr>()
+                        .unwrap()
+                        .octets(),
+                ),
+                src_port: 40000,
+                dst_port: 80,
+                protocol: proto::TCP,
+            },
+            tcp: TcpState::FinWait,
+            fin: [true, false],
+            last_fin: 0,
+            closed: None,
+            meta: SessionMeta {
+                policy: 3,
+                generation: 7,
+                from_zone: 0,
+                to_zone: 1,
+                ingress: 0,
+                egress: 1,
+                screen_profile: Some(2),
+                log_close: true,
+                application: 5,
+            },
+            age_ns: 12_000_000_000,
+            idle_ns: 1_500_000,
+            packets: [10, 9],
+            bytes: [1_000, 90_000],
+            windows: Windows::DEFAULT,
+        }
+    }
+
+    #[test]
+    fn a_record_decodes_to_what_was_encoded() {
+        let mut r = record();
+        let mut bytes = Vec::new();
+        r.encode(&mut bytes);
+        assert_eq!(bytes.len(), SyncRecord::LEN);
+        assert_eq!(SyncRecord::decode(&bytes), Ok(r));
+        r.closed = Some(CloseReason::TcpRst);
+        r.tcp = TcpState::Closed;
+        r.meta.screen_profile = None;
+        r.fin = [true, true];
+        r.last_fin = 1;
+        let mut bytes = Vec::new();
+        r.encode(&mut bytes);
+        assert_eq!(SyncRecord::decode(&bytes), Ok(r));
+    }
+
+    #[test]
+    fn bad_bytes_name_the_field_and_never_panic() {
+        let mut bytes = Vec::new();
+        record().encode(&mut bytes);
+        assert_eq!(
+            SyncRecord::decode(&bytes[..10]),
+            Err(SyncRecordError::Length(10))
+        );
+        let tcp_at = 8 + 37;
+        let mut bad = bytes.clone();
+        bad[tcp_at] = 7;
+        assert_eq!(
+            SyncRecord::decode(&bad),
+            Err(SyncRecordError::Field("tcp state"))
+        );
+        let mut bad = bytes.clone();
+        bad[tcp_at + 2] = CloseReason::COUNT as u8;
+        assert_eq!(
+            SyncRecord::decode(&bad),
+            Err(SyncRecordError::Field("close reason"))
+        );
+        // Any bytes: a record or an error.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2_000 {
+            let junk: Vec<u8> = (0..SyncRecord::LEN)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let _ = SyncRecord::decode(&junk);
+        }
+    }
+}
