@@ -1,0 +1,13 @@
+//! Rampart's high-availability sync protocol, sans-IO (issue 27): the
+//! messages two nodes exchange over their sync link ([`wire`]) and their
+//! reliable delivery ([`ftfw`], conntrackd's FT-FW: sequence numbers,
+//! acknowledgments in windows, NACKs of gaps, a bulk resync when a gap is
+//! older than the resend queue). The transport is a kernel UDP socket on
+//! the control plane (no DPDK port is spent on it, and a test can put it
+//! on a veth or drop a share of it with netem); this crate never touches
+//! a socket or a clock, so every rule of the protocol is tested here.
+
+#![forbid(unsafe_code)]
+
+pub mod ftfw;
+pub mod wire;
