@@ -1,8 +1,10 @@
 //! Rampart's high-availability sync protocol, sans-IO (issue 27): the
-//! messages two nodes exchange over their sync link ([`wire`]) and their
+//! messages two nodes exchange over their sync link ([`wire`]), their
 //! reliable delivery ([`ftfw`], conntrackd's FT-FW: sequence numbers,
 //! acknowledgments in windows, NACKs of gaps, a bulk resync when a gap is
-//! older than the resend queue). The transport is a kernel UDP socket on
+//! older than the resend queue), and the active/standby election
+//! ([`role`]: heartbeats on the sync link and on the data segment, a
+//! takeover only when both are silent). The transport is a kernel UDP socket on
 //! the control plane (no DPDK port is spent on it, and a test can put it
 //! on a veth or drop a share of it with netem); this crate never touches
 //! a socket or a clock, so every rule of the protocol is tested here.
@@ -10,4 +12,5 @@
 #![forbid(unsafe_code)]
 
 pub mod ftfw;
+pub mod role;
 pub mod wire;
