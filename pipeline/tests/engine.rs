@@ -1255,12 +1255,13 @@ fn thousands_of_policies_agree_with_reference_evaluation() {
         let then = ["permit", "deny", "reject"][rng.below(3) as usize];
         let from = zones[rng.below(4) as usize];
         let to = zones[rng.below(4) as usize];
-        text += &format!(
-            "[[policy]]\nname = \"p{i}\"\nfrom-zone = \"{from}\"\nto-zone = \"{to}\"\nsource-address = [\"{}\"]\ndestination-address = [\"{}\", \"{}\"]\napplication = [\"{app}\"]\nthen = \"{then}\"\n",
-            addr(&mut rng),
-            addr(&mut rng),
-            addr(&mut rng)
-        );
+        let (source, first, second) = (addr(&mut rng), addr(&mut rng), addr(&mut rng));
+        text += &configs::policy(&format!("p{i}"), (from, to))
+            .source(&source)
+            .destinations(&[&first, &second])
+            .application(&app)
+            .then(then)
+            .to_string();
     }
     let config = Config::from_str_named(&text, "generated").unwrap();
     assert_eq!(config.policies.len(), 3000);

@@ -1,10 +1,10 @@
 //! Config text that many tests and benchmarks spell out: the two
-//! interfaces of a firewall between an untrust and a trust zone, and the
-//! `net_pcap` devices of a capture replay. The pairs return TOML lines to
-//! splice into a config (ending in a newline); the zones' own tables
-//! (`[zone.untrust]`, `[zone.trust]`, with a screen or not) stay with the
-//! caller. [`policy`] writes a `[[policy]]` block, [`event_sockets`] the
-//! `[events]` table of a test directory.
+//! interfaces of a firewall between an untrust and a trust zone (or in one
+//! zone), the `net_pcap` devices of a capture replay, the `[dataplane]`
+//! and `[events]` lines of a test directory, the zones, a screen, a
+//! `[[policy]]` block ([`policy`], a builder) and a default policy. All
+//! but [`pcap_devices`] (device strings) return TOML lines to splice into
+//! a config, ending in a newline.
 
 use std::fmt::Display;
 
