@@ -14,7 +14,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rampart_testkit::configs;
 
 /// The deny stream of [`deny_stream_config`] with `policies` permit
 /// policies (each to its own 2001:db8::/64) appended.
@@ -34,10 +33,7 @@ fn config_text(dir: &TempDir, test: &str, events: &str, policies: usize) -> Stri
     for i in 0..policies {
         let _ = write!(
             text,
-            "{}",
-            configs::policy(&format!("p{i}"), ("untrust", "trust"))
-                .destination(&format!("h{i}"))
-                .then("permit")
+            "[[policy]]\nname = \"p{i}\"\nfrom-zone = \"untrust\"\nto-zone = \"trust\"\nsource-address = [\"any\"]\ndestination-address = [\"h{i}\"]\napplication = [\"any\"]\nthen = \"permit\"\n"
         );
     }
     text
