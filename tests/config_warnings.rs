@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use rampart_testkit::configs;
 
 #[test]
 fn an_empty_config_is_refused_and_a_shadowed_policy_is_named_with_its_shadow() {
@@ -24,28 +25,17 @@ fn an_empty_config_is_refused_and_a_shadowed_policy_is_named_with_its_shadow() {
     let shadowed = dir.write(
         "shadowed.toml",
         &format!(
-            r#"{interfaces}[zone.untrust]
-[zone.trust]
-[address-book]
-web = ["192.0.2.0/24"]
-[[policy]]
-name = "allow-web"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["web"]
-application = ["junos-http"]
-then = "permit"
-[[policy]]
-name = "deny-one-web-host"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["192.0.2.80/32"]
-application = ["junos-http"]
-then = "deny"
-"#,
-            interfaces = rampart_testkit::configs::untrust_trust_pair("net_null0", "net_null1")
+            "{interfaces}{zones}[address-book]\nweb = [\"192.0.2.0/24\"]\n{allow}{deny}",
+            zones = configs::UNTRUST_AND_TRUST_ZONES,
+            allow = configs::policy("allow-web", ("untrust", "trust"))
+                .destination("web")
+                .application("junos-http")
+                .then("permit"),
+            deny = configs::policy("deny-one-web-host", ("untrust", "trust"))
+                .destination("192.0.2.80/32")
+                .application("junos-http")
+                .then("deny"),
+            interfaces = configs::untrust_trust_pair("net_null0", "net_null1")
         ),
     );
     let out = rampart()

@@ -25,6 +25,9 @@ fn deny_all_config(
             configs::pcap_devices(input.display(), empty.display(), format!("{d}/out"));
         configs::untrust_trust_pair(&format!("{untrust}{input_args}"), &trust)
     };
+    let deny_all = configs::policy("deny-all", ("untrust", "trust"))
+        .then("deny")
+        .log(&["session-init"]);
     dir.write(
         "deny.toml",
         &format!(
@@ -33,30 +36,17 @@ fn deny_all_config(
 workers = {workers}
 eal = {eal}
 
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-{extra}
+{events}{extra}
 
 {interfaces}
-
-[zone.untrust]
-[zone.trust]
-
-[[policy]]
-name = "deny-all"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["any"]
-then = "deny"
-log = ["session-init"]
-
+{zones}
+{deny_all}
 [flow]
 tcp-syn-check = false
 "#,
             eal = test_eal(test),
+            events = configs::event_sockets(d),
+            zones = configs::UNTRUST_AND_TRUST_ZONES,
         ),
     )
 }

@@ -411,24 +411,14 @@ fn vhost_peer_killed_and_back() {
         &format!(
             r#"[dataplane]
 eal = ["--in-memory", "-m", "256", "--file-prefix=rampart-test-fault-vhost", "--log-level", "lib.eal:error", "--log-level", "pmd.net.vhost:error", "--log-level", "lib.vhost.config:error"]
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_pcap0,rx_pcap={input},infinite_rx=1"
-zone = "z"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_vhost0,iface={vhost},queues=1"
-zone = "z"
-[zone.z]
-[default-policy]
+{events}{interfaces}[default-policy]
 then = "permit"
 "#,
-            input = input.display(),
-            vhost = vhost.display(),
+            events = configs::event_sockets(&d),
+            interfaces = configs::one_zone_pair(
+                &format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
+                &format!("net_vhost0,iface={},queues=1", vhost.display()),
+            ),
         ),
     );
     let stats_out = dir.path("stats.json");

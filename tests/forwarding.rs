@@ -24,15 +24,9 @@ fn pcap_pair_config(dir: &TempDir, test: &str, workers: u16, input: &str) -> std
 workers = {workers}
 eal = {eal}
 
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-
+{events}
 {interfaces}
-
-[zone.untrust]
-[zone.trust]
-
+{zones}
 [default-policy]
 then = "permit"
 
@@ -40,7 +34,8 @@ then = "permit"
 tcp-syn-check = false
 "#,
         eal = test_eal(test),
-        d = dir.0.path().display(),
+        events = configs::event_sockets(dir.0.path().display()),
+        zones = configs::UNTRUST_AND_TRUST_ZONES,
     );
     dir.write("rampart.toml", &text)
 }
@@ -112,10 +107,7 @@ fn null_ports_two_workers_two_queues() {
 workers = 2
 eal = {eal}
 
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-
+{events}
 [[interface]]
 name = "xe-0/0/0"
 device = "net_null0,size=64"
@@ -135,7 +127,7 @@ peer = "xe-0/0/0"
 then = "permit"
 "#,
         eal = test_eal("null2"),
-        d = dir.0.path().display(),
+        events = configs::event_sockets(dir.0.path().display()),
     );
     let config = dir.write("null.toml", &text);
     let out = run_ok(&["--config", config.to_str().unwrap(), "--duration", "1"]);

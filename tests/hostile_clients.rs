@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
+use rampart_testkit::configs;
 
 /// A dataplane replaying denied UDP without end, sockets in `run/`;
 /// `extra_events` goes into `[events]`.
@@ -522,19 +523,16 @@ fn stats_out_never_writes_through_a_symlink() {
     let config = dir.write(
         "c.toml",
         &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-[[interface]]
+            r#"{dataplane}[[interface]]
 name = "ge-0/0/0"
 device = "net_null0"
 zone = "z"
 [zone.z]
 "#,
-            eal = test_eal("stats-out-symlink"),
-            d = dir.0.path().display()
+            dataplane = configs::dataplane_with_sockets(
+                &test_eal("stats-out-symlink"),
+                dir.0.path().display()
+            ),
         ),
     );
     run_ok(&[

@@ -109,34 +109,24 @@ fn both_directions(workers: u16) {
             configs::pcap_devices(input.display(), empty.display(), format!("{d}/out"));
         configs::untrust_trust_pair(&untrust, &trust)
     };
+    let allow = configs::policy("allow", ("untrust", "trust"))
+        .destination("servers")
+        .applications(&["junos-http", "junos-dns-udp"])
+        .then("permit")
+        .log(&["session-init"]);
     let config = dir.write(
         "sessions.toml",
         &format!(
             r#"[dataplane]
 workers = {workers}
 eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-{interfaces}
-[zone.untrust]
-[zone.trust]
-[address-book]
+{events}{interfaces}{zones}[address-book]
 servers = ["10.1.0.0/24"]
-[[policy]]
-name = "allow"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["servers"]
-application = ["junos-http", "junos-dns-udp"]
-then = "permit"
-log = ["session-init"]
-[default-policy]
-then = "deny"
-log = true
-"#,
+{allow}{default}"#,
             eal = test_eal(&format!("sess{workers}")),
+            events = configs::event_sockets(&d),
+            zones = configs::UNTRUST_AND_TRUST_ZONES,
+            default = configs::default_policy_logged("deny"),
         ),
     );
     let (records, summary) = run_with_json_consumer(&config, &dir.path("events.sock"));
@@ -300,34 +290,19 @@ fn an_audit_policy_lets_traffic_through_and_logs_it() {
             )
         })
         .collect();
-    let (config, socket) = pcap_pair_config(
-        &dir,
-        "audit",
-        &frames,
-        "",
-        r#"[zone.untrust]
-[zone.trust]
-[[policy]]
-name = "new-deny-dns-from-one"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["192.0.2.1/32"]
-destination-address = ["any"]
-application = ["junos-dns-udp"]
-then = "deny"
-audit = true
-[[policy]]
-name = "allow-dns"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["junos-dns-udp"]
-then = "permit"
-[default-policy]
-then = "deny"
-"#,
+    let audit = configs::policy("new-deny-dns-from-one", ("untrust", "trust"))
+        .source("192.0.2.1/32")
+        .application("junos-dns-udp")
+        .then("deny")
+        .audit();
+    let allow = configs::policy("allow-dns", ("untrust", "trust"))
+        .application("junos-dns-udp")
+        .then("permit");
+    let rest = format!(
+        "{}{audit}{allow}[default-policy]\nthen = \"deny\"\n",
+        configs::UNTRUST_AND_TRUST_ZONES
     );
+    let (config, socket) = pcap_pair_config(&dir, "audit", &frames, "", &rest);
     let (records, summary) = run_with_json_consumer(&config, &socket);
     assert_eq!(
         read_pcap(&dir.path("audit-out1.pcap")).len(),

@@ -18,6 +18,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use rampart_testkit::configs;
 
 /// Namespaces and veths made by this test and removed when it ends.
 struct Topology {
@@ -199,11 +200,7 @@ impl Dataplane {
         let config = dir.write(
             "rampart.toml",
             &format!(
-                r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
+                r#"{dataplane}
 [flow.timeouts]
 tcp-closing = 1
 [[interface]]
@@ -219,13 +216,7 @@ peer = "ge-0/0/0"
 [zone.clients]
 screen = "edge"
 [zone.servers]
-[screen.edge]
-land = true
-syn-fin = true
-tcp-no-flag = true
-fin-no-ack = true
-winnuke = true
-[application]
+{edge}[application]
 probe = {{ protocol = "udp", destination-port = "9999" }}
 web8080 = {{ protocol = "tcp", destination-port = "8080" }}
 echo8081 = {{ protocol = "tcp", destination-port = "8081" }}
@@ -242,7 +233,9 @@ log = true
 then = "deny"
 log = true
 "#,
-                eal = test_eal(&format!("real-hosts-{tag}")),
+                dataplane =
+                    configs::dataplane_with_sockets(&test_eal(&format!("real-hosts-{tag}")), &d),
+                edge = configs::screen("edge", "land syn-fin tcp-no-flag fin-no-ack winnuke"),
                 c = topo.links[0],
                 s = topo.links[1],
             ),
@@ -702,25 +695,13 @@ fn starting_on_af_packet_warns_that_it_cannot_count_its_losses() {
     let config = dir.write(
         "af.toml",
         &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_af_packet0,iface={a}"
-zone = "z"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_null1,size=64"
-zone = "z"
-[zone.z]
-[default-policy]
+            r#"{dataplane}
+{interfaces}[default-policy]
 then = "permit"
 "#,
-            eal = test_eal(&format!("af-packet-{tag}")),
+            dataplane = configs::dataplane_with_sockets(&test_eal(&format!("af-packet-{tag}")), &d),
+            interfaces =
+                configs::one_zone_pair(&format!("net_af_packet0,iface={a}"), "net_null1,size=64"),
         ),
     );
     let out = rampart()

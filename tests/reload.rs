@@ -12,38 +12,20 @@ use rampart_testkit::traffic::{udp, v4};
 
 fn config_text(dir: &TempDir, input: &std::path::Path, allow_ntp: bool) -> String {
     let d = dir.0.path().display();
-    let ntp = if allow_ntp { "permit" } else { "deny" };
     let interfaces = configs::untrust_into_trust(
         &format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
         "net_null0",
     );
+    let dns = configs::policy("dns", ("untrust", "trust"))
+        .application("junos-dns-udp")
+        .then("permit");
+    let ntp = configs::policy("ntp", ("untrust", "trust"))
+        .application("junos-ntp")
+        .then(if allow_ntp { "permit" } else { "deny" });
     format!(
-        r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-{interfaces}
-[zone.untrust]
-[zone.trust]
-[[policy]]
-name = "dns"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["junos-dns-udp"]
-then = "permit"
-[[policy]]
-name = "ntp"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["junos-ntp"]
-then = "{ntp}"
-"#,
-        eal = test_eal("reload"),
+        "{dataplane}{interfaces}{zones}{dns}{ntp}",
+        dataplane = configs::dataplane_with_sockets(&test_eal("reload"), d),
+        zones = configs::UNTRUST_AND_TRUST_ZONES,
     )
 }
 

@@ -14,15 +14,12 @@ use rampart_testkit::configs;
 use rampart_testkit::traffic::{udp, v4};
 
 /// The blocking policy a reload inserts ahead of `allow`.
-const BLOCKER: &str = r#"[[policy]]
-name = "blocker-inserted-later"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["junos-telnet"]
-then = "deny"
-"#;
+fn blocker() -> String {
+    configs::policy("blocker-inserted-later", ("untrust", "trust"))
+        .application("junos-telnet")
+        .then("deny")
+        .to_string()
+}
 
 /// A bump-in-the-wire config: UDP/53 from untrust is permitted by `allow`
 /// (sessions logged at init and close), the rest is denied and logged by
@@ -33,30 +30,15 @@ fn config_text(dir: &TempDir, test: &str, input: &Path, extra: &str) -> String {
         &format!("net_pcap0,rx_pcap={}", input.display()),
         "net_null0",
     );
+    let allow = configs::policy("allow", ("untrust", "trust"))
+        .application("junos-dns-udp")
+        .then("permit")
+        .log(&["session-init", "session-close"]);
     format!(
-        r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-{extra}
-{interfaces}
-[zone.untrust]
-[zone.trust]
-[[policy]]
-name = "allow"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["junos-dns-udp"]
-then = "permit"
-log = ["session-init", "session-close"]
-[default-policy]
-then = "deny"
-log = true
-"#,
-        eal = test_eal(test),
+        "{dataplane}{extra}\n{interfaces}{zones}{allow}{default}",
+        dataplane = configs::dataplane_with_sockets(&test_eal(test), d),
+        zones = configs::UNTRUST_AND_TRUST_ZONES,
+        default = configs::default_policy_logged("deny"),
     )
 }
 
@@ -324,7 +306,7 @@ fn a_session_opened_under_allow_closes_as_allow_after_a_reload_inserted_a_policy
     // id 0, which was `allow`'s in generation 1.
     let reloaded = config_text(&dir, "reload-policy-names", &input, "").replace(
         "[[policy]]\nname = \"allow\"",
-        &format!("{BLOCKER}[[policy]]\nname = \"allow\""),
+        &format!("{}[[policy]]\nname = \"allow\"", blocker()),
     );
     assert!(reloaded.find("blocker-inserted-later") < reloaded.find("name = \"allow\""));
     std::fs::write(&config, reloaded).unwrap();

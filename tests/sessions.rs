@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rampart_pipeline::wire::TcpFlags;
+use rampart_testkit::configs;
 use rampart_testkit::traffic::{tcp, udp, v4};
 use serde_json::Value;
 
@@ -29,28 +30,19 @@ tcp-initial = 600
 udp = 600
 "#;
 
-const POLICIES: &str = r#"
-[zone.untrust]
-[zone.trust]
-[[policy]]
-name = "allow-web"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["junos-http"]
-then = "permit"
-log = ["session-init", "session-close"]
-[[policy]]
-name = "allow-dns"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["junos-dns-udp"]
-then = "permit"
-log = ["session-close"]
-"#;
+/// The zones, `allow-web` (logged at init and close) and `allow-dns`
+/// (logged at close).
+fn policies() -> String {
+    let web = configs::policy("allow-web", ("untrust", "trust"))
+        .application("junos-http")
+        .then("permit")
+        .log(&["session-init", "session-close"]);
+    let dns = configs::policy("allow-dns", ("untrust", "trust"))
+        .application("junos-dns-udp")
+        .then("permit")
+        .log(&["session-close"]);
+    format!("\n{}{web}{dns}", configs::UNTRUST_AND_TRUST_ZONES)
+}
 
 fn frames() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -110,7 +102,7 @@ fn sessions_are_listed_filtered_paged_and_cleared_with_a_cli_close_record() {
         "sessions",
         &frames(),
         "workers = 2",
-        &format!("{FLOW}{POLICIES}"),
+        &format!("{FLOW}{}", policies()),
     );
     let text = std::fs::read_to_string(&config).unwrap();
     let lcores = r#""lib.eal:error", "--lcores", "0@0,1@1,2@0"]"#;
@@ -414,18 +406,15 @@ fn a_cleared_flows_later_packets_meet_the_syn_check() {
     let config = dir.write(
         "cleared.toml",
         &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-{interfaces}{POLICIES}{flow}"#,
-            eal = test_eal("sessions-cleared"),
+            r#"{dataplane}
+{interfaces}{policies}{flow}"#,
+            policies = policies(),
+            dataplane = configs::dataplane_with_sockets(&test_eal("sessions-cleared"), &d),
             flow = FLOW.replace(
                 "[flow]\n",
                 "[flow]\ntcp-syn-check = true\ntcp-sequence-check = false\n"
             ),
-            interfaces = rampart_testkit::configs::untrust_trust_pair(
+            interfaces = configs::untrust_trust_pair(
                 &format!("net_pcap0,rx_pcap={},tx_pcap={d}/out0.pcap", syn.display()),
                 &format!(
                     "net_pcap1,rx_pcap={},infinite_rx=1,tx_pcap={d}/out1.pcap",

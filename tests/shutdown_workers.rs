@@ -55,32 +55,22 @@ fn config(dir: &TempDir, workers: usize, lcores: &str, prefix: &str) -> std::pat
 workers = {workers}
 eal = ["--no-pci", "--no-huge", "-m", "512", "--no-shconf", "--file-prefix={prefix}", "--log-level", "lib.eal:error", "--lcores", "{lcores}"]
 
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-
+{events}
 {interfaces}
-
-[zone.untrust]
-[zone.trust]
+{zones}
 
 [application]
 dns = {{ protocol = "udp", destination-port = "53" }}
 
-[[policy]]
-name = "allow-dns"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["dns"]
-then = "permit"
-log = ["session-init", "session-close"]
-
-[default-policy]
-then = "deny"
-log = true
-"#,
+{allow_dns}
+{default}"#,
+        events = configs::event_sockets(&d),
+        zones = configs::UNTRUST_AND_TRUST_ZONES,
+        allow_dns = configs::policy("allow-dns", ("untrust", "trust"))
+            .application("dns")
+            .then("permit")
+            .log(&["session-init", "session-close"]),
+        default = configs::default_policy_logged("deny"),
     );
     dir.write(&format!("{prefix}.toml"), &text)
 }

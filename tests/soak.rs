@@ -70,37 +70,25 @@ fn config(dir: &TempDir, input: &std::path::Path) -> std::path::PathBuf {
     dir.write(
         "soak.toml",
         &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
+            r#"{dataplane}
 {interfaces}
-[zone.untrust]
-screen = "flood"
-[zone.trust]
-[screen.flood]
+{zones}[screen.flood]
 syn-flood = {{ attack-threshold = 5000, source-threshold = 100000, destination-threshold = 100000 }}
 [address-book]
 web = ["10.1.0.10/32"]
-[[policy]]
-name = "web"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["web"]
-application = ["junos-http"]
-then = "permit"
-log = ["session-init", "session-close"]
-[default-policy]
-then = "deny"
-log = true
-[flow]
+{web}{default}[flow]
 session-capacity = {SESSION_CAPACITY}
 [flow.timeouts]
 tcp-initial = 1
 "#,
-            eal = test_eal("soak"),
+            zones = configs::untrust_screened_zones("flood"),
+            web = configs::policy("web", ("untrust", "trust"))
+                .destination("web")
+                .application("junos-http")
+                .then("permit")
+                .log(&["session-init", "session-close"]),
+            default = configs::default_policy_logged("deny"),
+            dataplane = configs::dataplane_with_sockets(&test_eal("soak"), &d),
         ),
     )
 }

@@ -91,28 +91,16 @@ fn config(dir: &TempDir, test: &str, input: &std::path::Path) -> std::path::Path
             configs::pcap_devices(input.display(), empty.display(), format!("{d}/out"));
         configs::untrust_into_trust(&untrust, &trust)
     };
+    let deny_telnet = configs::policy("deny-telnet", ("untrust", "trust"))
+        .application("junos-telnet")
+        .then("deny")
+        .log_all();
     dir.write(
         "rampart.toml",
         &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-{interfaces}
-[zone.untrust]
-[zone.trust]
-[[policy]]
-name = "deny-telnet"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["junos-telnet"]
-then = "deny"
-log = true
-"#,
-            eal = test_eal(test),
+            "{dataplane}{interfaces}{zones}{deny_telnet}",
+            dataplane = configs::dataplane_with_sockets(&test_eal(test), d),
+            zones = configs::UNTRUST_AND_TRUST_ZONES,
         ),
     )
 }

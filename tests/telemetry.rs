@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use rampart_testkit::configs;
 
 #[test]
 fn dpdk_telemetry_and_prometheus_report_the_counters() {
@@ -22,31 +23,17 @@ fn dpdk_telemetry_and_prometheus_report_the_counters() {
     let config = dir.write(
         "t.toml",
         &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-socket_mode = "0640"
+            r#"{dataplane}socket_mode = "0640"
 socket_group = "root"
 control_socket_mode = "0660"
 control_socket_group = "root"
 [telemetry]
 prometheus = "{port}"
-[[interface]]
-name = "ge-0/0/0"
-device = "net_null0,size=64"
-zone = "z"
-peer = "ge-0/0/1"
-[[interface]]
-name = "ge-0/0/1"
-device = "net_null1,size=64"
-zone = "z"
-[zone.z]
-[default-policy]
+{interfaces}[default-policy]
 then = "permit"
 "#,
-            eal = test_eal("telemetry"),
+            dataplane = configs::dataplane_with_sockets(&test_eal("telemetry"), &d),
+            interfaces = configs::one_zone_pair("net_null0,size=64", "net_null1,size=64"),
         ),
     );
     let child = rampart()

@@ -89,14 +89,12 @@ fn screen_config(dir: &TempDir, screen: &str) -> std::path::PathBuf {
         "screen.toml",
         &format!(
             r#"{interfaces}
-[zone.untrust]
-screen = "edge"
-[zone.trust]
-[screen.edge]
+{zones}[screen.edge]
 {screen}
 [default-policy]
 then = "permit"
-"#
+"#,
+            zones = configs::untrust_screened_zones("edge"),
         ),
     )
 }
@@ -197,7 +195,6 @@ fn every_stateless_attack_is_dropped_by_name_in_trace_and_run() {
     let d = dir.0.path().display();
     let attacks = traffic::screen_attacks();
     let options: Vec<&str> = attacks.iter().map(|(n, _)| *n).collect();
-    let screen: String = options.iter().map(|o| format!("{o} = true\n")).collect();
     let empty = dir.path("empty.pcap");
     write_pcap(&empty, &[]);
     let capture = dir.path("attacks.pcap");
@@ -213,23 +210,17 @@ fn every_stateless_attack_is_dropped_by_name_in_trace_and_run() {
     let config = dir.write(
         "screen.toml",
         &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
+            r#"{dataplane}
 {interfaces}
-[zone.untrust]
-screen = "all"
-[zone.trust]
-[screen.all]
-{screen}
+{zones}{screen}
 [default-policy]
 then = "permit"
 [flow]
 tcp-syn-check = false
 "#,
-            eal = test_eal("attacks"),
+            zones = configs::untrust_screened_zones("all"),
+            screen = configs::screen("all", &options.join(" ")),
+            dataplane = configs::dataplane_with_sockets(&test_eal("attacks"), &d),
         ),
     );
     let lines = trace_json(&config, &capture);

@@ -10,6 +10,7 @@ use anyhow::Context;
 use rampart_pipeline::flow::Addr;
 use rampart_pipeline::pcap;
 use rampart_pipeline::wire::TcpFlags;
+use rampart_testkit::configs;
 use rampart_testkit::traffic::{ping, tcp, udp, v4, v6, Rng};
 
 pub struct Profile {
@@ -28,7 +29,7 @@ pub struct Profile {
     pub openflow: String,
 }
 
-/// OpenFlow for [`WEB_BODY`]: allow-web, allow-dns (deny-telnet and the
+/// OpenFlow for [`web_body`]: allow-web, allow-dns (deny-telnet and the
 /// default deny are the table's final drop), with `extra` rules first.
 fn web_openflow(extra: &str) -> String {
     format!(
@@ -77,45 +78,35 @@ fn imix_sizes(rng: &mut Rng, n: usize) -> Vec<usize> {
     out
 }
 
-const ZONES: &str = "[zone.untrust]\n[zone.trust]\n";
+const ZONES: &str = configs::UNTRUST_AND_TRUST_ZONES;
 
-const WEB_BODY: &str = r#"
+/// The web profile's address book, policies and default policy.
+fn web_body() -> String {
+    let allow_web = configs::policy("allow-web", ("untrust", "trust"))
+        .destination("web")
+        .applications(&["junos-http", "junos-https", "junos-ping"])
+        .then("permit");
+    let allow_dns = configs::policy("allow-dns", ("untrust", "trust"))
+        .destination("dns")
+        .application("junos-dns-udp")
+        .then("permit");
+    let deny_telnet = configs::policy("deny-telnet", ("untrust", "trust"))
+        .application("junos-telnet")
+        .then("deny")
+        .log(&["session-init"]);
+    format!(
+        r#"
 [address-book]
 web = ["10.1.0.0/24", "2001:db8:1::/64"]
 dns = ["10.1.1.53"]
 
-[[policy]]
-name = "allow-web"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["web"]
-application = ["junos-http", "junos-https", "junos-ping"]
-then = "permit"
-
-[[policy]]
-name = "allow-dns"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["dns"]
-application = ["junos-dns-udp"]
-then = "permit"
-
-[[policy]]
-name = "deny-telnet"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["junos-telnet"]
-then = "deny"
-log = ["session-init"]
-
-[default-policy]
-then = "deny"
-log = true
-"#;
+{allow_web}
+{allow_dns}
+{deny_telnet}
+{default}"#,
+        default = configs::default_policy_logged("deny"),
+    )
+}
 
 fn client(f: usize) -> Addr {
     v4(192, 168, (f >> 8) as u8, (f & 255) as u8)
@@ -152,7 +143,7 @@ fn established(name: &'static str, seed: u64, n: usize, imix: bool) -> Profile {
             "established flows, 64 B".into()
         },
         frames,
-        body: format!("{ZONES}{WEB_BODY}"),
+        body: format!("{ZONES}{}", web_body()),
         rules: None,
         openflow: web_openflow(""),
     }
@@ -228,20 +219,13 @@ fn realistic(seed: u64, n: usize) -> Profile {
         })
         .collect();
     let body = format!(
-        r#"[zone.untrust]
-screen = "edge"
-[zone.trust]
-
-[screen.edge]
-land = true
-syn-fin = true
-tcp-no-flag = true
-fin-no-ack = true
-winnuke = true
-syn-frag = true
-tear-drop = true
-ping-death = true
-{WEB_BODY}"#
+        "{zones}\n{screen}{web_body}",
+        zones = configs::untrust_screened_zones("edge"),
+        screen = configs::screen(
+            "edge",
+            "land syn-fin tcp-no-flag fin-no-ack winnuke syn-frag tear-drop ping-death",
+        ),
+        web_body = web_body(),
     );
     Profile {
         name: "realistic-mix",
@@ -309,13 +293,12 @@ fn syn_flood(n: usize) -> Profile {
         })
         .collect();
     let body = format!(
-        r#"[zone.untrust]
-screen = "flood"
-[zone.trust]
-
+        r#"{zones}
 [screen.flood]
 syn-flood = {{ attack-threshold = 1000, source-threshold = 100000, destination-threshold = 5000 }}
-{WEB_BODY}"#
+{web_body}"#,
+        zones = configs::untrust_screened_zones("flood"),
+        web_body = web_body(),
     );
     Profile {
         name: "syn-flood",
@@ -358,7 +341,11 @@ fn rules(name: &'static str, count: usize, n: usize) -> Profile {
     for r in 0..count {
         let _ = write!(
             body,
-            "\n[[policy]]\nname = \"p{r}\"\nfrom-zone = \"untrust\"\nto-zone = \"trust\"\nsource-address = [\"any\"]\ndestination-address = [\"h{r}\"]\napplication = [\"junos-http\"]\nthen = \"deny\"\n"
+            "\n{}",
+            configs::policy(&format!("p{r}"), ("untrust", "trust"))
+                .destination(&format!("h{r}"))
+                .application("junos-http")
+                .then("deny")
         );
     }
     body.push_str("\n[default-policy]\nthen = \"deny\"\n");

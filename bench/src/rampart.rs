@@ -243,10 +243,7 @@ fn config(p: &Profile, dir: &Path, ports: &Ports, tag: &str, cpus: Cpus) -> Stri
 workers = 1
 eal = [{eal}]
 
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-
+{events}
 {interfaces}
 
 [flow]
@@ -256,7 +253,7 @@ tcp-syn-check = false
 "#,
         name = p.name,
         eal = eal.join(", "),
-        d = dir.display(),
+        events = configs::event_sockets(dir.display()),
         body = p.body,
     )
 }

@@ -47,28 +47,7 @@ session-capacity = 1048576
 # Every stateless check, plus syn-flood and port-scan. Thresholds are
 # high enough that the benchmark traffic is counted and tracked by every
 # check but not dropped (a drop would short-cut the rest of the pipeline).
-[screen.heavy]
-land = true
-syn-fin = true
-tcp-no-flag = true
-fin-no-ack = true
-winnuke = true
-syn-frag = true
-tear-drop = true
-ping-death = true
-icmp-fragment = true
-icmp-large = true
-block-frag = true
-source-route-option = true
-loose-source-route-option = true
-strict-source-route-option = true
-record-route-option = true
-timestamp-option = true
-security-option = true
-stream-option = true
-bad-option = true
-unknown-protocol = true
-syn-flood = {{ attack-threshold = 100000000, source-threshold = 100000000, destination-threshold = 100000000 }}
+{heavy}syn-flood = {{ attack-threshold = 100000000, source-threshold = 100000000, destination-threshold = 100000000 }}
 port-scan = {{ threshold = 5000 }}
 
 [address-book]
@@ -79,32 +58,26 @@ clients = ["192.0.2.0/24", "198.18.0.0/15", "2001:db8:ff::/64"]
 
 [default-policy]
 {default}
-"#
+"#,
+        heavy = configs::screen(
+            "heavy",
+            "land syn-fin tcp-no-flag fin-no-ack winnuke syn-frag tear-drop ping-death \
+             icmp-fragment icmp-large block-frag source-route-option loose-source-route-option \
+             strict-source-route-option record-route-option timestamp-option security-option \
+             stream-option bad-option unknown-protocol",
+        ),
     )
 }
 
-const PERMIT_WEB: &str = r#"
-[[policy]]
-name = "allow-web"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["clients"]
-destination-address = ["web"]
-application = ["junos-http", "junos-https", "junos-dns-udp", "junos-ping"]
-then = "permit"
-log = ["session-init", "session-close"]
-"#;
-
-const DENY_WEB: &str = r#"
-[[policy]]
-name = "deny-web"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["clients"]
-destination-address = ["web"]
-application = ["junos-http", "junos-https", "junos-dns-udp", "junos-ping"]
-then = "deny"
-"#;
+/// A policy `name` from the clients to the web servers for web, DNS and
+/// ping, doing `then`.
+fn web_policy(name: &str, then: &str) -> configs::Policy {
+    configs::policy(name, ("untrust", "trust"))
+        .source("clients")
+        .destination("web")
+        .applications(&["junos-http", "junos-https", "junos-dns-udp", "junos-ping"])
+        .then(then)
+}
 
 fn ruleset(text: &str) -> Ruleset {
     let config = Config::from_str_named(text, "bench").unwrap_or_else(|e| panic!("{e}"));
@@ -287,12 +260,17 @@ fn main() {
     );
     let mixed_frames: Arc<Vec<Frame>> = Arc::new(mixed(7, new_flows, 1_000_000_000));
 
-    let plain = Arc::new(ruleset(&config_text(false, PERMIT_WEB, "then = \"deny\"")));
-    let screened = Arc::new(ruleset(&config_text(true, PERMIT_WEB, "then = \"deny\"")));
-    let deny_rules = Arc::new(ruleset(&config_text(false, DENY_WEB, "then = \"deny\"")));
+    let permit_web = format!(
+        "\n{}",
+        web_policy("allow-web", "permit").log(&["session-init", "session-close"])
+    );
+    let deny_web = format!("\n{}", web_policy("deny-web", "deny"));
+    let plain = Arc::new(ruleset(&config_text(false, &permit_web, "then = \"deny\"")));
+    let screened = Arc::new(ruleset(&config_text(true, &permit_web, "then = \"deny\"")));
+    let deny_rules = Arc::new(ruleset(&config_text(false, &deny_web, "then = \"deny\"")));
     let storm_rules = Arc::new(ruleset(&config_text(
         false,
-        PERMIT_WEB,
+        &permit_web,
         "then = \"deny\"\nlog = true",
     )));
 

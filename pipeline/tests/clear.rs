@@ -13,24 +13,18 @@ use rampart_pipeline::wire::TcpFlags;
 use rampart_testkit::configs;
 use rampart_testkit::traffic::{tcp, v4};
 
-const POLICY: &str = r#"
-[zone.untrust]
-[zone.trust]
-[[policy]]
-name = "allow-web"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["junos-http"]
-then = "permit"
-log = ["session-init", "session-close"]
-"#;
-
 const S: u64 = 1_000_000_000;
 
 fn setup(syn_check: bool) -> (Ruleset, ScreenState, Worker) {
-    let text = configs::untrust_trust_pair("net_null0", "net_null1") + POLICY;
+    let allow_web = configs::policy("allow-web", ("untrust", "trust"))
+        .application("junos-http")
+        .then("permit")
+        .log(&["session-init", "session-close"]);
+    let text = format!(
+        "{}\n{}{allow_web}",
+        configs::untrust_trust_pair("net_null0", "net_null1"),
+        configs::UNTRUST_AND_TRUST_ZONES
+    );
     let mut config = Config::from_str_named(&text, "clear.toml").unwrap();
     config.flow.tcp_syn_check = syn_check;
     let rules = Ruleset::compile(Arc::new(config), 1);

@@ -19,35 +19,19 @@ use std::sync::{Arc, LazyLock};
 /// Two zones, web allowed in, telnet and NTP rejected, the rest denied.
 static CONFIG: LazyLock<String> = LazyLock::new(|| {
     let interfaces = configs::untrust_trust_pair("net_null0", "net_null1");
+    let allow_web = configs::policy("allow-web", ("untrust", "trust"))
+        .destination("web")
+        .applications(&["junos-http", "junos-dns-udp"])
+        .then("permit")
+        .log_all();
+    let reject_telnet = configs::policy("reject-telnet", ("untrust", "trust"))
+        .applications(&["junos-telnet", "junos-ntp"])
+        .then("reject")
+        .log_all();
     format!(
-        r#"
-{interfaces}
-[zone.untrust]
-[zone.trust]
-[address-book]
-web = ["10.1.0.0/24"]
-[[policy]]
-name = "allow-web"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["web"]
-application = ["junos-http", "junos-dns-udp"]
-then = "permit"
-log = true
-[[policy]]
-name = "reject-telnet"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["junos-telnet", "junos-ntp"]
-then = "reject"
-log = true
-[default-policy]
-then = "deny"
-log = true
-"#
+        "\n{interfaces}{zones}[address-book]\nweb = [\"10.1.0.0/24\"]\n{allow_web}{reject_telnet}{default}",
+        zones = configs::UNTRUST_AND_TRUST_ZONES,
+        default = configs::default_policy_logged("deny"),
     )
 });
 
@@ -312,19 +296,10 @@ fn frames_larger_than_the_egress_mtu_are_dropped_and_counted() {
 #[test]
 fn packets_too_big_are_answered_with_the_mtu_when_the_config_asks() {
     use rampart_pipeline::wire::build::{packet_vec, Ethernet, Ip, L4};
-    let (rules, screens, mut w) = setup(
-        r#"[flow]
-mtu-exceeded = "reject"
-[[policy]]
-name = "any"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["any"]
-then = "permit"
-"#,
-    );
+    let (rules, screens, mut w) = setup(&format!(
+        "[flow]\nmtu-exceeded = \"reject\"\n{}",
+        configs::policy("any", ("untrust", "trust")).then("permit")
+    ));
     let big = |src: Addr, dst: Addr, dont_frag: bool| {
         let ip = Ip {
             dont_frag,
@@ -491,7 +466,9 @@ fn icmp_errors_about_a_session_pass_and_others_follow_policy() {
 
 #[test]
 fn icmpv6_packet_too_big_about_a_session_passes() {
-    let v6_policy = "[[policy]]\nname = \"allow-web6\"\nfrom-zone = \"untrust\"\nto-zone = \"trust\"\nsource-address = [\"any\"]\ndestination-address = [\"any\"]\napplication = [\"junos-http\"]\nthen = \"permit\"\n";
+    let v6_policy = configs::policy("allow-web6", ("untrust", "trust"))
+        .application("junos-http")
+        .then("permit");
     let config = Config::from_str_named(
         &CONFIG.replacen("[[policy]]", &format!("{v6_policy}[[policy]]"), 1),
         "test",
@@ -782,16 +759,11 @@ fn fragments_ahead_of_their_first_are_held_then_follow_its_decision() {
 #[test]
 fn an_answered_echo_closes_as_response_received_and_the_next_opens_anew() {
     let (rules, screens, mut w) = setup(
-        r#"[[policy]]
-name = "pings"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["any"]
-destination-address = ["any"]
-application = ["junos-icmp-all", "junos-icmp6-all"]
-then = "permit"
-log = true
-"#,
+        &configs::policy("pings", ("untrust", "trust"))
+            .applications(&["junos-icmp-all", "junos-icmp6-all"])
+            .then("permit")
+            .log_all()
+            .to_string(),
     );
     for (c, s) in [
         (v4(192, 0, 2, 1), v4(10, 1, 0, 10)),
@@ -835,16 +807,12 @@ log = true
 fn an_audit_policy_logs_what_it_would_drop_and_lets_the_next_policy_decide() {
     // Ahead of allow-web: an audit deny of web traffic from one source.
     let (rules, screens, mut w) = setup(
-        r#"[[policy]]
-name = "audit-web-from-192.0.2.1"
-from-zone = "untrust"
-to-zone = "trust"
-source-address = ["192.0.2.1/32"]
-destination-address = ["any"]
-application = ["junos-http"]
-then = "deny"
-audit = true
-"#,
+        &configs::policy("audit-web-from-192.0.2.1", ("untrust", "trust"))
+            .source("192.0.2.1/32")
+            .application("junos-http")
+            .then("deny")
+            .audit()
+            .to_string(),
     );
     // Policies are evaluated in order; move the audit policy first.
     let mut config = (*rules.config).clone();
@@ -1005,8 +973,11 @@ fn a_zone_pair_named_twice_or_an_unknown_zone_is_refused() {
 fn audit_is_refused_on_a_permit_policy() {
     let err = Config::from_str_named(
         &format!(
-            "{}[[policy]]\nname = \"x\"\nfrom-zone = \"untrust\"\nto-zone = \"trust\"\nsource-address = [\"any\"]\ndestination-address = [\"any\"]\napplication = [\"any\"]\nthen = \"permit\"\naudit = true\n",
-            *CONFIG
+            "{}{}",
+            *CONFIG,
+            configs::policy("x", ("untrust", "trust"))
+                .then("permit")
+                .audit()
         ),
         "test",
     )
@@ -1103,10 +1074,9 @@ fn sessions_keep_the_policy_and_generation_they_were_created_under() {
     );
 
     // Generation 2 inserts a policy ahead: allow-web becomes policy 1.
-    let blocker = "[[policy]]\nname = \"blocker-inserted-later\"\nfrom-zone = \"untrust\"\n\
-                   to-zone = \"trust\"\nsource-address = [\"any\"]\n\
-                   destination-address = [\"any\"]\napplication = [\"junos-telnet\"]\n\
-                   then = \"deny\"\n";
+    let blocker = configs::policy("blocker-inserted-later", ("untrust", "trust"))
+        .application("junos-telnet")
+        .then("deny");
     let config = Config::from_str_named(&format!("{blocker}{}", *CONFIG), "test").unwrap();
     let reloaded = Ruleset::compile(Arc::new(config), 2);
     assert_eq!(reloaded.config.policies[0].name, "blocker-inserted-later");
@@ -1285,12 +1255,13 @@ fn thousands_of_policies_agree_with_reference_evaluation() {
         let then = ["permit", "deny", "reject"][rng.below(3) as usize];
         let from = zones[rng.below(4) as usize];
         let to = zones[rng.below(4) as usize];
-        text += &format!(
-            "[[policy]]\nname = \"p{i}\"\nfrom-zone = \"{from}\"\nto-zone = \"{to}\"\nsource-address = [\"{}\"]\ndestination-address = [\"{}\", \"{}\"]\napplication = [\"{app}\"]\nthen = \"{then}\"\n",
-            addr(&mut rng),
-            addr(&mut rng),
-            addr(&mut rng)
-        );
+        let (source, first, second) = (addr(&mut rng), addr(&mut rng), addr(&mut rng));
+        text += &configs::policy(&format!("p{i}"), (from, to))
+            .source(&source)
+            .destinations(&[&first, &second])
+            .application(&app)
+            .then(then)
+            .to_string();
     }
     let config = Config::from_str_named(&text, "generated").unwrap();
     assert_eq!(config.policies.len(), 3000);

@@ -258,15 +258,11 @@ eal = {eal}
 then = "deny"
 log = true
 {interfaces}
-[zone.untrust]
-[zone.trust]
-[events]
-socket = "{s}/events.sock"
-control_socket = "{s}/control.sock"
-{events}
+{zones}{sockets}{events}
 "#,
         eal = test_eal(test),
-        s = sockets.display(),
+        zones = configs::UNTRUST_AND_TRUST_ZONES,
+        sockets = configs::event_sockets(sockets.display()),
     )
 }
 
@@ -310,12 +306,7 @@ pub fn null_pair_config(dir: &TempDir, tag: &str, eal: &str) -> PathBuf {
     dir.write(
         &format!("{tag}.toml"),
         &format!(
-            r#"[dataplane]
-eal = {eal}
-[events]
-socket = "{d}/events.sock"
-control_socket = "{d}/control.sock"
-[[interface]]
+            r#"{dataplane}[[interface]]
 name = "a"
 device = "net_null0,size=64"
 zone = "z"
@@ -327,7 +318,8 @@ zone = "z"
 [zone.z]
 [default-policy]
 then = "permit"
-"#
+"#,
+            dataplane = configs::dataplane_with_sockets(eal, &d),
         ),
     )
 }
