@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'fuzz: %s\n' "$*" >&2; }
 
-TARGETS_ALL=(wire_parse pipeline pcap_trace config_load event_decode control_request)
+TARGETS_ALL=(wire_parse pipeline pcap_trace config_load event_decode control_request sync_message)
 seconds=60
 sanitizer=address
 targets=()
@@ -77,6 +77,7 @@ max_len() {
     case "$1" in
         wire_parse) echo 4096 ;;
         control_request) echo 1024 ;;
+        sync_message) echo 1500 ;;
         *) echo 16384 ;;
     esac
 }

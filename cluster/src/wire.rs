@@ -120,6 +120,8 @@ pub enum WireError {
     Version(u8),
     #[error("unknown message kind {0}")]
     Kind(u8),
+    #[error("reserved header bytes are not zero")]
+    Reserved,
     #[error("{kind:?} with {records} records needs {needed} bytes, found {found}")]
     Length {
         kind: Kind,
@@ -160,6 +162,9 @@ impl Header {
         let kind = *Kind::ALL
             .get(usize::from(d[5]))
             .ok_or(WireError::Kind(d[5]))?;
+        if d[30] != 0 || d[31] != 0 {
+            return Err(WireError::Reserved);
+        }
         let u32_at = |i: usize| u32::from_le_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]);
         let mut epoch = [0u8; 8];
         epoch.copy_from_slice(&d[8..16]);
@@ -392,6 +397,9 @@ mod tests {
         let mut kind = d.clone();
         kind[5] = 99;
         assert_eq!(Message::decode(&kind), Err(WireError::Kind(99)));
+        let mut reserved = d.clone();
+        reserved[31] = 1;
+        assert_eq!(Message::decode(&reserved), Err(WireError::Reserved));
         let mut d = Vec::new();
         header(Kind::Update, 2).encode(&mut d);
         record(1).encode(&mut d);

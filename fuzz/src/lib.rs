@@ -12,6 +12,7 @@ pub mod control;
 pub mod events;
 pub mod pipeline;
 pub mod seeds;
+pub mod sync;
 pub mod trace;
 pub mod wire;
 

@@ -47,6 +47,7 @@ pub fn for_target(target: &str) -> Option<Vec<Vec<u8>>> {
         "config_load" => configs(),
         "event_decode" => records(),
         "control_request" => requests(),
+        "sync_message" => sync_messages(),
         _ => return None,
     })
 }
@@ -436,4 +437,61 @@ pub fn requests() -> Vec<Vec<u8>> {
     .iter()
     .map(|s| s.to_vec())
     .collect()
+}
+
+/// One message of every kind on the HA sync link, sessions from the demo
+/// capture's flows.
+pub fn sync_messages() -> Vec<Vec<u8>> {
+    use rampart_cluster::wire::{Closed, Header, Heartbeat, Kind};
+    use rampart_pipeline::session::{SessionMeta, TcpState};
+    use rampart_pipeline::session_sync::SyncRecord;
+    use rampart_pipeline::tcp_window::Windows;
+    let header = |kind: Kind, records: u16| Header {
+        kind,
+        node: 1,
+        epoch: 0x5eed,
+        seq: 10,
+        a: 9,
+        b: 12,
+        records,
+    };
+    let record = |i: u64| SyncRecord {
+        id: i,
+        key: rampart_pipeline::flow::FlowKey {
+            src: rampart_pipeline::flow::Addr::from_ipv4([198, 51, 100, i as u8]),
+            dst: rampart_pipeline::flow::Addr::from_ipv4([192, 0, 2, 80]),
+            src_port: 40000,
+            dst_port: 80,
+            protocol: 6,
+        },
+        tcp: TcpState::Established,
+        fin: [false; 2],
+        last_fin: 0,
+        closed: None,
+        meta: SessionMeta::default(),
+        age_ns: 1,
+        idle_ns: 0,
+        packets: [1, 1],
+        bytes: [60, 60],
+        windows: Windows::DEFAULT,
+    };
+    let mut out = Vec::new();
+    let mut d = Vec::new();
+    header(Kind::Heartbeat, 0).encode(&mut d);
+    Heartbeat { active: true, priority: 100, generation: 1, sessions: 3 }.encode(&mut d);
+    out.push(d);
+    let mut d = Vec::new();
+    header(Kind::Update, 3).encode(&mut d);
+    (0..3).for_each(|i| record(i).encode(&mut d));
+    out.push(d);
+    let mut d = Vec::new();
+    header(Kind::Close, 2).encode(&mut d);
+    (0..2).for_each(|i| Closed { id: i, key: record(i).key }.encode(&mut d));
+    out.push(d);
+    for k in [Kind::Ack, Kind::Nack, Kind::BulkRequest, Kind::BulkStart, Kind::BulkEnd] {
+        let mut d = Vec::new();
+        header(k, 0).encode(&mut d);
+        out.push(d);
+    }
+    out
 }

@@ -153,7 +153,7 @@ impl SyncRecord {
             idle_ns,
             packets,
             bytes,
-            windows: Windows::from_bytes(&w),
+            windows: Windows::from_bytes(&w).ok_or(SyncRecordError::Field("tcp windows"))?,
         })
     }
 }

@@ -201,26 +201,31 @@ impl Windows {
         out
     }
 
-    /// The windows [`Windows::to_bytes`] wrote (any bytes make some
-    /// windows: a peer's values are only ever compared against).
-    pub fn from_bytes(b: &[u8; Windows::BYTES]) -> Windows {
+    /// The windows [`Windows::to_bytes`] wrote; `None` for bytes it never
+    /// writes (a window scale above 14, unknown flag bits).
+    pub fn from_bytes(b: &[u8; Windows::BYTES]) -> Option<Windows> {
         let side = |o: &[u8]| {
             let w = |i: usize| u32::from_le_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
-            Peer {
+            let flags = o[16];
+            (flags & 0x0f <= 14 && flags & 0x80 == 0).then(|| Peer {
                 end: w(0),
                 max_end: w(4),
                 max_win: w(8),
                 max_ack: w(12),
-                scale: (o[16] & 0x0f).min(14),
-                seen: o[16] & 1 << 4 != 0,
-                announced_scale: o[16] & 1 << 5 != 0,
-                acked: o[16] & 1 << 6 != 0,
-            }
+                scale: flags & 0x0f,
+                seen: flags & 1 << 4 != 0,
+                announced_scale: flags & 1 << 5 != 0,
+                acked: flags & 1 << 6 != 0,
+            })
         };
-        Windows {
-            peers: [side(&b[..17]), side(&b[17..34])],
-            liberal: b[34] & 1 != 0,
-        }
+        Some(Windows {
+            peers: [side(&b[..17])?, side(&b[17..34])?],
+            liberal: match b[34] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
+        })
     }
 
     /// Checks a segment sent by side `from` (0 client, 1 server) and, when
@@ -430,12 +435,18 @@ mod tests {
     #[test]
     fn windows_travel_as_bytes_and_check_alike() {
         let mut w = established();
-        let copy = Windows::from_bytes(&w.to_bytes());
+        let copy = Windows::from_bytes(&w.to_bytes()).unwrap();
         assert_eq!(copy, w);
         assert_eq!(
             Windows::from_bytes(&Windows::DEFAULT.to_bytes()),
-            Windows::DEFAULT
+            Some(Windows::DEFAULT)
         );
+        let mut bad = w.to_bytes();
+        bad[16] = 0x0f;
+        assert_eq!(Windows::from_bytes(&bad), None, "scale 15");
+        let mut bad = w.to_bytes();
+        bad[34] = 2;
+        assert_eq!(Windows::from_bytes(&bad), None);
         let mut c = copy;
         for s in [
             seg(ACK, 1001, 5001, 502, 100),
