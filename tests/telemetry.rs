@@ -161,6 +161,13 @@ then = "permit"
         parsed.contains("rampart_events_drained_total policy_deny"),
         "{parsed}"
     );
+    for family in [
+        "rampart_worker_sessions_cleared_total{worker=\"0\",lcore=\"1\"} 0",
+        "rampart_screen_matches_total{worker=\"0\",option=\"syn-flood\"} ",
+        "rampart_drops_total{worker=\"0\",reason=\"policy_deny\"} ",
+    ] {
+        assert!(body.contains(family), "{family}: {body}");
+    }
     for stage in ["rx", "parse", "session", "events", "tx"] {
         assert!(
             body.contains(&format!(

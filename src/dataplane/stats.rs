@@ -124,7 +124,7 @@ impl ControlPlane<'_> {
             self.reload.generation as u64,
         );
         type Pick = fn(&WorkerCounters) -> &std::sync::atomic::AtomicU64;
-        let per_worker: [(&str, &str, &str, Pick); 5] = [
+        let per_worker: [(&str, &str, &str, Pick); 6] = [
             (
                 "rampart_worker_rx_packets_total",
                 "counter",
@@ -154,6 +154,12 @@ impl ControlPlane<'_> {
                 "gauge",
                 "Sessions open in the worker's table.",
                 |c| &c.sessions_active,
+            ),
+            (
+                "rampart_worker_sessions_cleared_total",
+                "counter",
+                "Sessions an operator ended (rampart sessions clear).",
+                |c| &c.sessions_cleared,
             ),
         ];
         for (name, kind, help, pick) in per_worker {
@@ -204,6 +210,20 @@ impl ControlPlane<'_> {
                     "rampart_drops_total",
                     &[("worker", &w.to_string()), ("reason", reason)],
                     load(&c.drops[i]),
+                );
+            }
+        }
+        e.family(
+            "rampart_screen_matches_total",
+            "counter",
+            "Packets each screen option matched (dropped, or alarm only).",
+        );
+        for (w, (_, c)) in self.workers.iter().enumerate() {
+            for o in ScreenOption::ALL {
+                e.sample(
+                    "rampart_screen_matches_total",
+                    &[("worker", &w.to_string()), ("option", o.name())],
+                    load(&c.screens[o.index()]),
                 );
             }
         }
