@@ -96,6 +96,10 @@ impl Roles {
         self.role
     }
 
+    pub fn priority(&self) -> u8 {
+        self.settings.priority
+    }
+
     pub fn peer(&self) -> Option<PeerState> {
         self.peer
     }
