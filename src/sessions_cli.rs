@@ -109,21 +109,16 @@ pub fn list(
         }
         after = page["next"]
             .as_str()
-            .map(|n| parse_cursor(n).with_context(|| format!("bad next cursor {n:?}")))
+            .map(|n| {
+                n.parse::<SessionCursor>()
+                    .map_err(|()| anyhow::anyhow!("bad next cursor {n:?}"))
+            })
             .transpose()?;
     }
     if !json {
         writeln!(out, "Total sessions: {shown}")?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn parse_cursor(text: &str) -> Option<SessionCursor> {
-    let (w, s) = text.split_once(':')?;
-    Some(SessionCursor {
-        worker: w.parse().ok()?,
-        slot: s.parse().ok()?,
-    })
 }
 
 /// One session as Junos's `show security flow session` prints it, with

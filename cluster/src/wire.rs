@@ -14,8 +14,10 @@
 //! message of this version is an error saying why, counted and dropped by
 //! the caller, never installed.
 
-use rampart_pipeline::flow::{Addr, FlowKey};
-use rampart_pipeline::session_sync::{SyncRecord, SyncRecordError};
+use rampart_pipeline::flow::FlowKey;
+use rampart_pipeline::session_sync::{
+    decode_key, encode_key, SyncRecord, SyncRecordError, KEY_LEN,
+};
 
 pub const MAGIC: [u8; 4] = *b"RMPS";
 pub const VERSION: u8 = 1;
@@ -106,7 +108,7 @@ pub struct Closed {
 }
 
 impl Closed {
-    pub const LEN: usize = 8 + 37;
+    pub const LEN: usize = 8 + KEY_LEN;
 }
 
 /// Why a datagram is not a message.
@@ -221,31 +223,16 @@ impl Heartbeat {
 impl Closed {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.id.to_le_bytes());
-        out.extend_from_slice(&self.key.src.0.to_le_bytes());
-        out.extend_from_slice(&self.key.dst.0.to_le_bytes());
-        out.extend_from_slice(&self.key.src_port.to_le_bytes());
-        out.extend_from_slice(&self.key.dst_port.to_le_bytes());
-        out.push(self.key.protocol);
+        encode_key(&self.key, out);
     }
 
+    /// `p` is [`Closed::LEN`] bytes (the header's length check).
     pub fn decode(p: &[u8]) -> Closed {
-        let take = |at: usize, n: usize| &p[at..at + n];
-        let u128_at = |at: usize| {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(take(at, 16));
-            u128::from_le_bytes(b)
-        };
         let mut id = [0u8; 8];
-        id.copy_from_slice(take(0, 8));
+        id.copy_from_slice(&p[..8]);
         Closed {
             id: u64::from_le_bytes(id),
-            key: FlowKey {
-                src: Addr(u128_at(8)),
-                dst: Addr(u128_at(24)),
-                src_port: u16::from_le_bytes([p[40], p[41]]),
-                dst_port: u16::from_le_bytes([p[42], p[43]]),
-                protocol: p[44],
-            },
+            key: decode_key(&p[8..]).unwrap_or_default(),
         }
     }
 }
@@ -292,6 +279,7 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rampart_pipeline::flow::Addr;
     use rampart_pipeline::session::{SessionMeta, TcpState};
     use rampart_pipeline::tcp_window::Windows;
 

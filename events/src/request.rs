@@ -58,6 +58,19 @@ impl fmt::Display for SessionCursor {
     }
 }
 
+impl std::str::FromStr for SessionCursor {
+    type Err = ();
+
+    /// `WORKER:SLOT`, as [`SessionCursor`]'s `Display` writes it.
+    fn from_str(s: &str) -> Result<SessionCursor, ()> {
+        let (w, slot) = s.split_once(':').ok_or(())?;
+        Ok(SessionCursor {
+            worker: w.parse().map_err(|_| ())?,
+            slot: slot.parse().map_err(|_| ())?,
+        })
+    }
+}
+
 /// `sessions` and `sessions-clear`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionRequest {
@@ -113,14 +126,8 @@ impl SessionRequest {
                 }
                 ("after", false) => {
                     r.after = v
-                        .split_once(':')
-                        .and_then(|(w, s)| {
-                            Some(SessionCursor {
-                                worker: w.parse().ok()?,
-                                slot: s.parse().ok()?,
-                            })
-                        })
-                        .ok_or_else(|| bad("after: WORKER:SLOT, as a page's next".to_owned()))?
+                        .parse()
+                        .map_err(|()| bad("after: WORKER:SLOT, as a page's next".to_owned()))?
                 }
                 ("all", true) if v == "yes" => all = true,
                 _ => r.filter.set(k, v).map_err(bad)?,

@@ -86,6 +86,32 @@ pub enum TcpState {
     Closed,
 }
 
+impl TcpState {
+    /// Every state, in the order a session record carries it.
+    pub const ALL: [TcpState; 7] = [
+        TcpState::None,
+        TcpState::SynSent,
+        TcpState::SynAckSeen,
+        TcpState::Established,
+        TcpState::FinWait,
+        TcpState::Closing,
+        TcpState::Closed,
+    ];
+
+    /// As `rampart sessions` names it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TcpState::None => "stateless",
+            TcpState::SynSent => "syn-sent",
+            TcpState::SynAckSeen => "syn-ack-seen",
+            TcpState::Established => "established",
+            TcpState::FinWait => "fin-wait",
+            TcpState::Closing => "closing",
+            TcpState::Closed => "closed",
+        }
+    }
+}
+
 /// Idle timeouts, nanoseconds.
 ///
 /// Defaults follow Junos SRX: TCP 1800 s established, 20 s while the
@@ -596,12 +622,7 @@ impl SessionTable {
         self.used[slot as usize] = true;
         self.open += 1;
         self.inserted += 1;
-        let h = hash(&ck);
-        let mut i = self.home(h);
-        while self.index[i] != EMPTY {
-            i = (i + 1) & self.mask;
-        }
-        self.index[i] = entry(h, slot);
+        self.index_slot(&ck, slot);
         Ok(SessionHandle(slot))
     }
 
@@ -645,12 +666,7 @@ impl SessionTable {
                 };
                 self.used[slot as usize] = true;
                 self.inserted += 1;
-                let h = hash(&canon);
-                let mut i = self.home(h);
-                while self.index[i] != EMPTY {
-                    i = (i + 1) & self.mask;
-                }
-                self.index[i] = entry(h, slot);
+                self.index_slot(&canon, slot);
                 SessionHandle(slot)
             }
         };
@@ -659,6 +675,17 @@ impl SessionTable {
         self.oldest = self.oldest.min(r.meta.generation);
         self.slab[slot.index()] = session;
         Ok(slot)
+    }
+
+    /// Enters slab slot `slot` in the index under canonical key `canon`
+    /// (the first vacant slot of its probe chain).
+    fn index_slot(&mut self, canon: &FlowKey, slot: u32) {
+        let h = hash(canon);
+        let mut i = self.home(h);
+        while self.index[i] != EMPTY {
+            i = (i + 1) & self.mask;
+        }
+        self.index[i] = entry(h, slot);
     }
 
     /// A new id from this table's session id space: the worker in the top

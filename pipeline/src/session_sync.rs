@@ -56,12 +56,7 @@ impl SyncRecord {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
         out.extend_from_slice(&self.id.to_le_bytes());
-        let k = &self.key;
-        out.extend_from_slice(&k.src.0.to_le_bytes());
-        out.extend_from_slice(&k.dst.0.to_le_bytes());
-        out.extend_from_slice(&k.src_port.to_le_bytes());
-        out.extend_from_slice(&k.dst_port.to_le_bytes());
-        out.push(k.protocol);
+        encode_key(&self.key, out);
         out.push(tcp_code(self.tcp));
         out.push(u8::from(self.fin[0]) | u8::from(self.fin[1]) << 1 | (self.last_fin & 1) << 2);
         out.push(self.closed.map_or(NONE8, |r| r as u8));
@@ -96,13 +91,7 @@ impl SyncRecord {
             .ok_or(SyncRecordError::Length(b.len()))?;
         let mut r = Reader { b, at: 0 };
         let id = r.u64();
-        let key = FlowKey {
-            src: Addr(r.u128()),
-            dst: Addr(r.u128()),
-            src_port: r.u16(),
-            dst_port: r.u16(),
-            protocol: r.u8(),
-        };
+        let key = r.key();
         let tcp = tcp_state(r.u8()).ok_or(SyncRecordError::Field("tcp state"))?;
         let fin = r.u8();
         if fin > 0b111 {
@@ -186,25 +175,43 @@ impl Reader<'_> {
     fn u128(&mut self) -> u128 {
         u128::from_le_bytes(self.take())
     }
+    fn key(&mut self) -> FlowKey {
+        FlowKey {
+            src: Addr(self.u128()),
+            dst: Addr(self.u128()),
+            src_port: self.u16(),
+            dst_port: self.u16(),
+            protocol: self.u8(),
+        }
+    }
 }
 
-/// TCP states in their wire order.
-const TCP_STATES: [TcpState; 7] = [
-    TcpState::None,
-    TcpState::SynSent,
-    TcpState::SynAckSeen,
-    TcpState::Established,
-    TcpState::FinWait,
-    TcpState::Closing,
-    TcpState::Closed,
-];
+/// Bytes of a 5-tuple on the wire.
+pub const KEY_LEN: usize = 37;
+
+/// Appends a 5-tuple: addresses (16 bytes each), ports, protocol, little
+/// endian.
+pub fn encode_key(k: &FlowKey, out: &mut Vec<u8>) {
+    out.extend_from_slice(&k.src.0.to_le_bytes());
+    out.extend_from_slice(&k.dst.0.to_le_bytes());
+    out.extend_from_slice(&k.src_port.to_le_bytes());
+    out.extend_from_slice(&k.dst_port.to_le_bytes());
+    out.push(k.protocol);
+}
+
+/// The 5-tuple [`encode_key`] wrote at the start of `b`; `None` if `b` is
+/// shorter than [`KEY_LEN`].
+pub fn decode_key(b: &[u8]) -> Option<FlowKey> {
+    let b = b.get(..KEY_LEN)?;
+    Some(Reader { b, at: 0 }.key())
+}
 
 fn tcp_code(t: TcpState) -> u8 {
-    TCP_STATES.iter().position(|s| *s == t).unwrap_or(0) as u8
+    TcpState::ALL.iter().position(|s| *s == t).unwrap_or(0) as u8
 }
 
 fn tcp_state(code: u8) -> Option<TcpState> {
-    TCP_STATES.get(usize::from(code)).copied()
+    TcpState::ALL.get(usize::from(code)).copied()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use rampart_events::{FlowFacts, Names, SessionCursor, SessionRequest};
-use rampart_pipeline::session::{TcpState, WalkCursor};
+use rampart_pipeline::session::WalkCursor;
 use rampart_vocab::protocol_name;
 use serde_json::{json, Value};
 
@@ -245,24 +245,19 @@ impl<'a> View<'a> {
     }
 
     fn policy(&self) -> Option<&'a str> {
-        let id = self.snap.session.meta.policy as usize;
-        self.names?.policies.get(id).map(|p| p.name.as_str())
+        self.names?.policy(self.snap.session.meta.policy)
     }
 
     fn zone(&self, id: u16) -> Option<&'a str> {
-        self.names?.zones.get(id as usize).map(|z| z.name.as_str())
+        self.names?.zone(id)
     }
 
     fn interface(&self, id: u16) -> Option<&'a str> {
-        self.names?
-            .interfaces
-            .get(id as usize)
-            .map(|i| i.name.as_str())
+        self.names?.interface(id)
     }
 
     fn application(&self) -> Option<&'a str> {
-        let id = self.snap.session.meta.application as usize;
-        self.names?.applications.get(id).map(String::as_str)
+        self.names?.application(self.snap.session.meta.application)
     }
 
     fn facts(&self) -> FlowFacts<'a> {
@@ -309,7 +304,7 @@ impl<'a> View<'a> {
             "application": self.application(),
             "from_zone": self.zone(m.from_zone),
             "to_zone": self.zone(m.to_zone),
-            "state": state_name(s.tcp),
+            "state": s.tcp.name(),
             "closed": s.closed().map(|r| r.name()),
             "age_s": secs(now.saturating_sub(s.created_ns)),
             "idle_s": secs(idle),
@@ -317,18 +312,5 @@ impl<'a> View<'a> {
             "in": wing(key.src.to_ip_addr(), key.src_port, key.dst.to_ip_addr(), key.dst_port, m.ingress, 0),
             "out": wing(key.dst.to_ip_addr(), key.dst_port, key.src.to_ip_addr(), key.src_port, m.egress, 1),
         })
-    }
-}
-
-/// A session's state as `rampart sessions` names it.
-pub fn state_name(t: TcpState) -> &'static str {
-    match t {
-        TcpState::None => "stateless",
-        TcpState::SynSent => "syn-sent",
-        TcpState::SynAckSeen => "syn-ack-seen",
-        TcpState::Established => "established",
-        TcpState::FinWait => "fin-wait",
-        TcpState::Closing => "closing",
-        TcpState::Closed => "closed",
     }
 }
