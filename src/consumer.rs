@@ -433,7 +433,14 @@ fn run_merged(sockets: &[PathBuf], opts: &Options) -> anyhow::Result<()> {
                     }
                 }
                 if let Record::Event(e) = &rec {
-                    if let Some(h) = names[i].hello().filter(|h| h.boot_id != 0) {
+                    if let Some(s) = names[i].session_identity(e) {
+                        // Both nodes of a pair may write the same session's
+                        // record (see README, "High availability").
+                        if dedup.is_duplicate_session(&s) {
+                            duplicates.add(1);
+                            continue;
+                        }
+                    } else if let Some(h) = names[i].hello().filter(|h| h.boot_id != 0) {
                         let id = (hash_str(&h.node), h.boot_id, e.meta.worker, e.seq);
                         if dedup.is_duplicate(identity[i], id) {
                             duplicates.add(1);
@@ -529,7 +536,7 @@ fn report_counts(duplicates: &mut RateLimitedCount, early: &mut RateLimitedCount
     }
 }
 
-fn hash_str(s: &str) -> u64 {
+pub(crate) fn hash_str(s: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     s.hash(&mut h);

@@ -154,6 +154,10 @@ pub type EventId = (u64, u64, u16, u64);
 /// MiB in all); the oldest are forgotten first.
 pub const REMEMBERED_IDS: usize = 1 << 18;
 
+/// The [`Dedup`] scope of session records of cluster nodes (no socket
+/// has this index).
+const CLUSTER_SCOPE: usize = usize::MAX;
+
 /// Which records already went out, per source.
 ///
 /// A source is its socket: a socket given twice is one source (every one
@@ -197,6 +201,20 @@ impl Dedup {
             }
         }
         false
+    }
+
+    /// Whether the record of session identity `s` went out already, from
+    /// any source naming the same cluster: the two nodes of a pair share
+    /// their session records' ids (the sources are trusted as the pair
+    /// they say they are; packet records stay per source).
+    pub fn is_duplicate_session(&mut self, s: &rampart_events::SessionIdentity<'_>) -> bool {
+        let id = (
+            crate::consumer::hash_str(s.cluster),
+            s.origin,
+            u16::from(s.close),
+            s.session_id,
+        );
+        self.is_duplicate(CLUSTER_SCOPE, id)
     }
 
     /// Notes that `source` says it is (node, boot id); returns the other

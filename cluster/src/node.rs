@@ -389,6 +389,7 @@ mod tests {
             packets: [u64::from(i), 1],
             bytes: [60, 60],
             windows: Windows::DEFAULT,
+            origin: 0,
         }
     }
 

@@ -315,6 +315,7 @@ mod tests {
             packets: [3, 2],
             bytes: [300, 200],
             windows: Windows::DEFAULT,
+            origin: 0,
         }
     }
 
@@ -399,7 +400,7 @@ mod tests {
         header(Kind::Update, 1).encode(&mut d);
         let mut r = Vec::new();
         record(1).encode(&mut r);
-        r[8 + 37] = 42; // no such TCP state
+        r[8 + 8 + 37] = 42; // no such TCP state
         d.extend_from_slice(&r);
         assert!(matches!(Message::decode(&d), Err(WireError::Record(_))));
     }

@@ -144,6 +144,7 @@ impl Aggregator {
                     session_id: 0,
                     policy: 0,
                     application: 0,
+                    origin: 0,
                 }),
                 count: 0,
                 last_ts_ns: 0,

@@ -23,6 +23,7 @@ pub struct ControlEncoder {
     /// Carried in every hello: see [`ControlEncoder::set_identity`].
     node: String,
     boot_id: u64,
+    cluster: String,
 }
 
 impl Default for ControlEncoder {
@@ -40,6 +41,7 @@ impl ControlEncoder {
         ControlEncoder {
             fbb: FlatBufferBuilder::with_capacity(4096),
             node: String::new(),
+            cluster: String::new(),
             boot_id: 0,
         }
     }
@@ -62,6 +64,12 @@ impl ControlEncoder {
     }
 
     /// The node name and boot id every later hello carries.
+    /// The high-availability pair this node belongs to (`[cluster]
+    /// name`), which every later hello carries.
+    pub fn set_cluster(&mut self, name: &str) {
+        self.cluster = name.to_owned();
+    }
+
     pub fn set_identity(&mut self, node: &str, boot_id: u64) {
         self.node = node.to_owned();
         self.boot_id = boot_id;
@@ -83,6 +91,7 @@ impl ControlEncoder {
         self.fbb.reset();
         let producer = self.fbb.create_string(producer);
         let node = (!self.node.is_empty()).then(|| self.fbb.create_string(&self.node));
+        let cluster = (!self.cluster.is_empty()).then(|| self.fbb.create_string(&self.cluster));
         let t = fb::Hello::create(
             &mut self.fbb,
             &fb::HelloArgs {
@@ -93,6 +102,7 @@ impl ControlEncoder {
                 oldest_generation,
                 node,
                 boot_id: self.boot_id,
+                cluster,
             },
         );
         self.finish(fb::Body::Hello, t.as_union_value())

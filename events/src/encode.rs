@@ -456,6 +456,7 @@ impl Encoder {
                     T::VT_META,
                     &[
                         scalar(T::VT_SESSION_ID, 8, e.session_id),
+                        scalar(T::VT_ORIGIN, 8, e.origin),
                         scalar(T::VT_POLICY, 4, e.policy.into()),
                         scalar(T::VT_APPLICATION, 2, e.application.into()),
                     ],
@@ -478,6 +479,7 @@ impl Encoder {
                         scalar(T::VT_PACKETS_SERVER, 8, e.packets_server),
                         scalar(T::VT_BYTES_SERVER, 8, e.bytes_server),
                         scalar(T::VT_ELAPSED_NS, 8, e.elapsed_ns),
+                        scalar(T::VT_ORIGIN, 8, e.origin),
                         scalar(T::VT_POLICY, 4, e.policy.into()),
                         scalar(T::VT_SESSION_GENERATION, 4, e.session_generation.into()),
                         scalar(T::VT_APPLICATION, 2, e.application.into()),

@@ -76,7 +76,7 @@ pub fn write_json(rec: &Record<'_>, cache: &NameCache, out: &mut String) {
             json_event(e, cache.names(e.names_generation()), out);
             let mark = out.len();
             out.push_str(",\"event_id\":\"");
-            if cache.write_event_id(e.meta.worker, e.seq, out) {
+            if cache.write_record_id(e, out) {
                 out.push('"');
             } else {
                 out.truncate(mark);

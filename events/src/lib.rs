@@ -44,7 +44,7 @@ pub use counters::{
 pub use decode::{
     decode, decode_size_prefixed, decode_size_prefixed_verified, decode_unprefixed, read_frame,
     ConfigReject, DecodeError, Hello, LossRecord, NameCache, NameTable, PacketEvent, Record,
-    StatsRecord,
+    SessionIdentity, StatsRecord,
 };
 pub use encode::{Encoder, EventSlot, MAX_SNIPPET, SLOT_CAPACITY, SLOT_SIZE};
 pub use episodes::{EpisodeReport, EpisodeTracker};

@@ -66,6 +66,7 @@ fn every_screen_option_and_reason_round_trips() {
             elapsed_ns: 5,
             session_generation: u32::MAX,
             application: NO_ID16,
+            origin: u64::MAX,
         });
         let bytes = enc.encode_bytes(u64::MAX, &meta, &ev, &[]).to_vec();
         let (Record::Event(pe), _) = decode_size_prefixed(&bytes).unwrap() else {
@@ -134,6 +135,7 @@ fn control_records_round_trip() {
             oldest_generation: 0,
             node: String::new(),
             boot_id: 0,
+            cluster: String::new(),
         })
     );
     ctl.set_identity("fw1", 42);
@@ -278,7 +280,7 @@ proptest! {
                 action: if flag { FilterAction::Accept } else { FilterAction::Reject },
                 direction: if a & 1 == 0 { FilterDirection::Input } else { FilterDirection::Output },
             }),
-            3 => Event::SessionOpen(SessionOpen { session_id: a, policy: small, application: NO_ID16 }),
+            3 => Event::SessionOpen(SessionOpen { session_id: a, policy: small, application: NO_ID16, origin: b }),
             _ => Event::SessionClose(SessionClose {
                 session_id: a,
                 policy: small,
@@ -290,6 +292,7 @@ proptest! {
                 elapsed_ns: a.wrapping_add(c),
                 session_generation: small,
                 application: NO_ID16,
+                origin: c,
             }),
         };
         let mut enc = Encoder::new();

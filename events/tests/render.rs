@@ -571,6 +571,7 @@ fn session_close_names_the_policy_and_zones_of_the_generation_that_opened_it() {
             elapsed_ns: 1,
             session_generation,
             application: NO_ID16,
+            origin: 0,
         })
     };
     let render_with = |format, ev: &Event| {

@@ -160,6 +160,7 @@ fn session_create_deny_and_close_match_real_structured_lines() {
             session_id: 6093,
             policy: 0,
             application: NO_ID16,
+            origin: 0,
         }),
     );
     assert_eq!(compare_sd(&ours, &real), differences(&[]), "{ours}");
@@ -216,6 +217,7 @@ fn session_create_deny_and_close_match_real_structured_lines() {
             elapsed_ns: 1_000_000_000,
             session_generation: 0,
             application: NO_ID16,
+            origin: 0,
         }),
     );
     assert_eq!(
@@ -361,6 +363,7 @@ fn bsd_lines_match_real_plain_text_lines() {
             session_id: 123456,
             policy: 0,
             application: NO_ID16,
+            origin: 0,
         }),
     );
     // The NAT rule type "source rule" is one field of two words.
@@ -446,6 +449,7 @@ fn service_name_is_the_matched_configured_application_in_create_and_close() {
             session_id: 1,
             policy: 0,
             application,
+            origin: 0,
         })
     };
     let close = |application| {
@@ -460,6 +464,7 @@ fn service_name_is_the_matched_configured_application_in_create_and_close() {
             elapsed_ns: 0,
             session_generation: 0,
             application,
+            origin: 0,
         })
     };
     let service = |line: &str| {

@@ -354,6 +354,7 @@ pub fn records() -> Vec<Vec<u8>> {
                 session_id: 42,
                 policy: 0,
                 application: NO_ID16,
+                origin: 0,
             }),
         ),
         (
@@ -369,6 +370,7 @@ pub fn records() -> Vec<Vec<u8>> {
                 elapsed_ns: 1_500_000_000,
                 session_generation: 0,
                 application: NO_ID16,
+                origin: 0,
             }),
         ),
     ];
@@ -474,6 +476,7 @@ pub fn sync_messages() -> Vec<Vec<u8>> {
         packets: [1, 1],
         bytes: [60, 60],
         windows: Windows::DEFAULT,
+        origin: 0,
     };
     let mut out = Vec::new();
     let mut d = Vec::new();

@@ -709,10 +709,12 @@ impl Worker {
                             screen::session_opened(profile, screens, key.src, key.dst);
                         }
                         if log.session_init {
+                            let s = self.sessions.session(handle);
                             d.push(Event::SessionOpen(SessionOpen {
-                                session_id: self.sessions.get(handle).id,
+                                session_id: s.id,
                                 policy: meta.policy,
                                 application: meta.application,
+                                origin: s.origin,
                             }));
                         }
                         d.stage = Stage::Policy;
@@ -867,6 +869,7 @@ impl Worker {
                 elapsed_ns: now_ns.saturating_sub(s.created_ns),
                 session_generation: s.meta.generation,
                 application: s.meta.application,
+                origin: s.origin,
             },
             key: s.key(),
             from_zone: s.meta.from_zone,
@@ -1196,6 +1199,7 @@ mod tests {
                 elapsed_ns: 1,
                 session_generation: 1,
                 application: NO_APPLICATION,
+                origin: 0,
             },
             key: FlowKey {
                 src: Addr::from_ipv4([192, 0, 2, 1]),

@@ -46,7 +46,7 @@
 //! calls.
 
 use crate::flow::{proto, FlowKey};
-use crate::session_sync::SyncRecord;
+use crate::session_sync::{Change, SyncChange, SyncJournal, SyncRecord};
 use crate::tcp_window::{Check, Segment, Windows};
 use crate::wire::TcpFlags;
 
@@ -211,6 +211,9 @@ pub struct Session {
     pub created_ns: u64,
     /// Sequence and window tracking (TCP with sequence checking).
     windows: Windows,
+    /// The boot id of the run that created it (this one's, or a
+    /// high-availability peer's): with `id`, its identity across the pair.
+    pub origin: u64,
 }
 
 impl Session {
@@ -238,6 +241,7 @@ impl Session {
         },
         created_ns: 0,
         windows: Windows::DEFAULT,
+        origin: 0,
     };
 
     const BLANK_KEY: FlowKey = FlowKey {
@@ -269,6 +273,7 @@ impl Session {
     pub fn sync_record(&self, now_ns: u64) -> SyncRecord {
         SyncRecord {
             id: self.id,
+            origin: self.origin,
             key: self.key(),
             tcp: self.tcp,
             fin: self.fin,
@@ -440,6 +445,15 @@ pub struct SessionTable {
     /// Insertions and removals so far (see [`SessionTable::changes`]).
     inserted: u64,
     removed: u64,
+    /// The high-availability node id (top byte of session ids; 0 alone)
+    /// and this run's boot id (every session's `origin`).
+    node: u8,
+    origin: u64,
+    /// Changes a high-availability peer must hear of (sync on).
+    pub journal: Option<SyncJournal>,
+    /// Idle times count from no earlier than this: sessions synced while
+    /// standby (not aged then) get a whole timeout after a takeover.
+    idle_floor_ns: u64,
 }
 
 impl SessionTable {
@@ -464,6 +478,59 @@ impl SessionTable {
             open: 0,
             inserted: 0,
             removed: 0,
+            node: 0,
+            origin: 0,
+            journal: None,
+            idle_floor_ns: 0,
+        }
+    }
+
+    /// Names the sessions this table creates: `node` (a high-availability
+    /// pair's node id, 0 alone) in the top byte of their ids, and this
+    /// run's boot id as their origin.
+    pub fn identify(&mut self, node: u8, origin: u64) {
+        self.node = node;
+        self.origin = origin;
+    }
+
+    /// Records, from now on, the changes a high-availability peer must
+    /// hear of, at most `capacity` between two drains
+    /// ([`SessionTable::drain_journal`]).
+    pub fn journal_changes(&mut self, capacity: usize) {
+        self.journal = Some(SyncJournal::with_capacity(capacity));
+    }
+
+    /// Passes each change recorded since the last drain to `out`: a
+    /// session's record as it is now (one that left since is skipped: its
+    /// removal follows), or a removal.
+    pub fn drain_journal(&mut self, now_ns: u64, mut out: impl FnMut(SyncChange)) {
+        let Some(journal) = &mut self.journal else {
+            return;
+        };
+        for c in journal.changes.drain(..) {
+            match c {
+                Change::Changed { slot, id } => {
+                    let s = &self.slab[slot as usize];
+                    if self.used[slot as usize] && s.id == id {
+                        out(SyncChange::Update(s.sync_record(now_ns)));
+                    }
+                }
+                Change::Removed { id, key } => out(SyncChange::Removed { id, key }),
+            }
+        }
+    }
+
+    /// Ages sessions from `now_ns` on as if each had just been seen, when
+    /// it was seen earlier: after a takeover, the synced sessions (not
+    /// aged while standby) get a whole timeout to show traffic here.
+    pub fn resume_aging(&mut self, now_ns: u64) {
+        self.idle_floor_ns = now_ns;
+    }
+
+    #[inline(always)]
+    fn note(&mut self, c: Change) {
+        if let Some(j) = &mut self.journal {
+            j.note(c);
         }
     }
 
@@ -617,12 +684,14 @@ impl SessionTable {
             },
             canon: ck,
             client_is_low: low,
+            origin: self.origin,
             ..Session::BLANK
         };
         self.used[slot as usize] = true;
         self.open += 1;
         self.inserted += 1;
         self.index_slot(&ck, slot);
+        self.note(Change::Changed { slot, id });
         Ok(SessionHandle(slot))
     }
 
@@ -651,7 +720,8 @@ impl SessionTable {
             bytes: r.bytes,
             id: r.id,
             meta: r.meta,
-            windows: r.windows,
+            windows: r.windows.resume(),
+            origin: r.origin,
         };
         let slot = match self.lookup(&r.key) {
             Some((h, _)) => {
@@ -688,12 +758,14 @@ impl SessionTable {
         self.index[i] = entry(h, slot);
     }
 
-    /// A new id from this table's session id space: the worker in the top
-    /// 16 bits, a counter below (sessions, and denied packets that Junos
+    /// A new id from this table's session id space: the node in the top
+    /// byte, the worker in the next, a counter below (sessions, and denied packets that Junos
     /// numbers the same way).
     #[inline]
     pub fn next_id(&mut self) -> u64 {
-        let id = ((self.worker as u64) << 48) | (self.next_id & ((1 << 48) - 1));
+        let id = (u64::from(self.node) << 56)
+            | (u64::from(self.worker & 0xff) << 48)
+            | (self.next_id & ((1 << 48) - 1));
         self.next_id += 1;
         id
     }
@@ -721,6 +793,32 @@ impl SessionTable {
     /// (see [`Update`]).
     #[inline]
     pub fn update(
+        &mut self,
+        h: SessionHandle,
+        dir: Direction,
+        bytes: u32,
+        seg: Segment,
+        now_ns: u64,
+    ) -> Update {
+        if self.journal.is_none() {
+            return self.track(h, dir, bytes, seg, now_ns);
+        }
+        let state = |s: &Session| (s.tcp, s.closed, s.fin);
+        let before = state(&self.slab[h.0 as usize]);
+        let u = self.track(h, dir, bytes, seg, now_ns);
+        let after = &self.slab[h.0 as usize];
+        if state(after) != before {
+            self.note(Change::Changed {
+                slot: h.0,
+                id: after.id,
+            });
+        }
+        u
+    }
+
+    /// [`SessionTable::update`] without the journal.
+    #[inline(always)]
+    fn track(
         &mut self,
         h: SessionHandle,
         dir: Direction,
@@ -824,6 +922,8 @@ impl SessionTable {
         }
         s.closed = Some(reason);
         self.open -= 1;
+        let id = s.id;
+        self.note(Change::Changed { slot: h.0, id });
         Some(reason)
     }
 
@@ -835,6 +935,11 @@ impl SessionTable {
         }
         if self.slab[slot as usize].closed.is_none() {
             self.open -= 1;
+        }
+        if self.journal.is_some() {
+            let s = &self.slab[slot as usize];
+            let (id, key) = (s.id, s.key());
+            self.note(Change::Removed { id, key });
         }
         let h = hash(&self.slab[slot as usize].canon);
         let mut i = self.home(h);
@@ -874,7 +979,8 @@ impl SessionTable {
             self.sweep = if i + 1 == n { 0 } else { i + 1 };
             if self.used[i] {
                 let s = &self.slab[i];
-                if now_ns.saturating_sub(s.last_seen_ns) >= self.timeouts.for_session(s) {
+                let seen = s.last_seen_ns.max(self.idle_floor_ns);
+                if now_ns.saturating_sub(seen) >= self.timeouts.for_session(s) {
                     if s.closed.is_none() {
                         out(s, CloseReason::IdleTimeout);
                     }
@@ -1133,8 +1239,9 @@ mod tests {
     }
 
     #[test]
-    fn ids_are_unique_and_carry_the_worker() {
-        let mut t = SessionTable::new(4, 0x0102, Timeouts::default());
+    fn ids_are_unique_and_carry_the_node_and_the_worker() {
+        let mut t = SessionTable::new(4, 0x02, Timeouts::default());
+        t.identify(0x01, 77);
         let a = t.insert(tcp_key(), meta(), 0).unwrap();
         let ida = t.get(a).id;
         t.remove(a);
@@ -1143,6 +1250,7 @@ mod tests {
         assert_eq!(ida >> 48, 0x0102);
         assert_eq!(idb >> 48, 0x0102);
         assert!(idb > ida, "ids increase even when a slot is reused");
+        assert_eq!(t.get(b).origin, 77);
     }
 
     #[test]
@@ -1227,7 +1335,7 @@ mod tests {
     /// and verdicts on the next segments; a later sync of it replaces it.
     #[test]
     fn an_installed_session_carries_on_as_on_the_node_that_synced_it() {
-        use crate::session_sync::SyncRecord;
+        use crate::session_sync::{Change, SyncChange, SyncJournal, SyncRecord};
         use crate::tcp_window::SeqFields;
         let seg = |flags: TcpFlags, seq: u32, ack: u32, len: u32| Segment {
             flags,
@@ -1261,10 +1369,13 @@ mod tests {
         assert_eq!(rb.last_seen_ns, 999 * S);
         assert_eq!(b.lookup(&tcp_key().reversed()), Some((hb, S2C)));
         assert_eq!((b.len(), b.open()), (1, 1));
+        // Each side's first segment re-anchors the synced windows
+        // (Windows::resume); from then on both nodes judge alike.
         for (dir, s) in [
             (C2S, seg(TcpFlags::ACK, 101, 501, 100)),
-            (S2C, seg(TcpFlags::ACK, 700_000, 201, 10)),
             (S2C, seg(TcpFlags::ACK, 501, 201, 10)),
+            (S2C, seg(TcpFlags::ACK, 700_000, 201, 10)),
+            (S2C, seg(TcpFlags::ACK, 511, 201, 10)),
         ] {
             assert_eq!(
                 b.update(hb, dir, 60, s, 1_001 * S),

@@ -19,6 +19,9 @@ use rampart_vocab::CloseReason;
 pub struct SyncRecord {
     /// The session's id on the node that created it.
     pub id: u64,
+    /// The boot id of the run that created it: with `id`, the session's
+    /// identity across the pair and across restarts.
+    pub origin: u64,
     /// The initiator's 5-tuple.
     pub key: FlowKey,
     pub tcp: TcpState,
@@ -50,12 +53,13 @@ const NONE16: u16 = 0xffff;
 
 impl SyncRecord {
     /// Bytes of an encoded record.
-    pub const LEN: usize = 8 + 37 + 3 + 21 + 16 + 32 + Windows::BYTES;
+    pub const LEN: usize = 8 + 8 + 37 + 3 + 21 + 16 + 32 + Windows::BYTES;
 
     /// Appends the record's bytes to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
         out.extend_from_slice(&self.id.to_le_bytes());
+        out.extend_from_slice(&self.origin.to_le_bytes());
         encode_key(&self.key, out);
         out.push(tcp_code(self.tcp));
         out.push(u8::from(self.fin[0]) | u8::from(self.fin[1]) << 1 | (self.last_fin & 1) << 2);
@@ -91,6 +95,7 @@ impl SyncRecord {
             .ok_or(SyncRecordError::Length(b.len()))?;
         let mut r = Reader { b, at: 0 };
         let id = r.u64();
+        let origin = r.u64();
         let key = r.key();
         let tcp = tcp_state(r.u8()).ok_or(SyncRecordError::Field("tcp state"))?;
         let fin = r.u8();
@@ -122,6 +127,7 @@ impl SyncRecord {
         w.copy_from_slice(&b[r.at..r.at + Windows::BYTES]);
         Ok(SyncRecord {
             id,
+            origin,
             key,
             tcp,
             fin: [fin & 1 != 0, fin & 2 != 0],
@@ -145,6 +151,59 @@ impl SyncRecord {
             windows: Windows::from_bytes(&w).ok_or(SyncRecordError::Field("tcp windows"))?,
         })
     }
+}
+
+/// What a session table records for a high-availability peer when sync
+/// is on ([`crate::session::SessionTable::journal_changes`]): each
+/// session created or changed in a way the peer must know (TCP state,
+/// closed), and each removed, until the worker drains them after its
+/// burst. Bounded and allocated once: what does not fit is counted in
+/// `lost`, never waited for.
+#[derive(Debug, Default)]
+pub struct SyncJournal {
+    pub(crate) changes: Vec<Change>,
+    capacity: usize,
+    /// Changes that did not fit.
+    pub lost: u64,
+}
+
+/// One entry of a [`SyncJournal`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The session in this slot (if it is still `id`) is new or changed:
+    /// send its record.
+    Changed { slot: u32, id: u64 },
+    /// The session left the table.
+    Removed { id: u64, key: FlowKey },
+}
+
+impl SyncJournal {
+    pub fn with_capacity(capacity: usize) -> SyncJournal {
+        SyncJournal {
+            changes: Vec::with_capacity(capacity),
+            capacity,
+            lost: 0,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn note(&mut self, c: Change) {
+        if self.changes.len() < self.capacity {
+            // Two changes of one session in a row send one record.
+            if self.changes.last() != Some(&c) {
+                self.changes.push(c);
+            }
+        } else {
+            self.lost += 1;
+        }
+    }
+}
+
+/// What a drained journal hands the worker to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncChange {
+    Update(SyncRecord),
+    Removed { id: u64, key: FlowKey },
 }
 
 /// Reads little-endian fields in order; the caller has checked the length.
@@ -222,6 +281,7 @@ mod tests {
     fn record() -> SyncRecord {
         SyncRecord {
             id: (1 << 48) | 42,
+            origin: 0x1234_5678_9abc_def0,
             key: FlowKey {
                 src: Addr::from_ipv4([198, 51, 100, 7]),
                 dst: Addr::from_ipv6(
@@ -282,7 +342,7 @@ mod tests {
             SyncRecord::decode(&bytes[..10]),
             Err(SyncRecordError::Length(10))
         );
-        let tcp_at = 8 + 37;
+        let tcp_at = 8 + 8 + 37;
         let mut bad = bytes.clone();
         bad[tcp_at] = 7;
         assert_eq!(

@@ -169,6 +169,9 @@ pub struct Windows {
     peers: [Peer; 2],
     /// Learn, never refuse (see the module doc).
     liberal: bool,
+    /// Per side: its edges came from a high-availability peer and are
+    /// stale; its next segment re-anchors them (see [`Windows::resume`]).
+    resync: [bool; 2],
 }
 
 impl Windows {
@@ -176,7 +179,22 @@ impl Windows {
     pub const DEFAULT: Windows = Windows {
         peers: [Peer::UNSEEN; 2],
         liberal: false,
+        resync: [false; 2],
     };
+
+    /// The windows of a session synced from a high-availability peer,
+    /// which carries on the connection from here. The peer syncs a
+    /// session when its state changes, not on every segment (as
+    /// conntrackd), so its edges are behind the connection by what was
+    /// sent since: each side's next segment re-anchors that side's edges
+    /// (accepted while either side has not spoken yet), and from then on
+    /// every segment is checked strictly again, with the window scales
+    /// the handshake announced. A conntrack backup marks such entries
+    /// liberal for their whole life; this relaxes two segments.
+    pub fn resume(mut self) -> Windows {
+        self.resync = [self.peers[0].seen, self.peers[1].seen];
+        self
+    }
 
     /// Bytes of [`Windows::to_bytes`].
     pub const BYTES: usize = 2 * 17 + 1;
@@ -225,6 +243,7 @@ impl Windows {
                 1 => true,
                 _ => return None,
             },
+            resync: [false; 2],
         })
     }
 
@@ -248,6 +267,13 @@ impl Windows {
             .wrapping_add(u32::from(seg.flags.contains(TcpFlags::FIN)));
         // Work on copies: a refused segment changes nothing.
         let (mut sender, mut receiver) = (self.peers[from & 1], self.peers[(from & 1) ^ 1]);
+        let resyncing = self.resync[0] || self.resync[1];
+        let relearn = self.resync[from & 1] && !syn;
+        if relearn {
+            // Synced edges: this side's first segment here re-anchors them.
+            sender.end = end;
+            sender.max_end = seq_max(sender.max_end, end);
+        }
 
         if !sender.seen {
             if rst {
@@ -283,6 +309,7 @@ impl Windows {
             u32::from(f.window) << sender.scale
         };
         let in_window = self.liberal
+            || resyncing
             || !receiver.seen
             || (seq_le(f.seq, sender.max_end)
                 && seq_le(sender.end.wrapping_sub(receiver.max_win), end)
@@ -312,6 +339,9 @@ impl Windows {
         }
         Self::advance(&mut sender, &mut receiver, end, ack, has_ack, win);
         self.store(from, sender, receiver);
+        if relearn {
+            self.resync[from & 1] = false;
+        }
         Check::Accept
     }
 
@@ -591,6 +621,49 @@ mod tests {
             Check::Accept
         );
         assert_eq!(w.track(S, &rst(7), false), Check::RstExact);
+    }
+
+    /// A synced session taken over after the connection moved on by 5 MB
+    /// each way: each side's first segment re-anchors its edges, and
+    /// from then on tracking is as strict as before the failover.
+    #[test]
+    fn a_synced_session_relearns_one_segment_per_side_then_is_strict() {
+        let synced = Windows::from_bytes(&established().to_bytes()).expect("round trip");
+        let mut w = synced.resume();
+        let (c, s) = (1001 + 5_000_000u32, 5001 + 5_000_000u32);
+        assert_eq!(w.track(C, &seg(ACK, c, s, 502, 1000), false), Check::Accept);
+        // The client has re-anchored; the server not yet: still accepted.
+        assert_eq!(
+            w.track(C, &seg(ACK, c + 1000, s, 502, 1000), false),
+            Check::Accept
+        );
+        assert_eq!(
+            w.track(S, &seg(ACK, s, c + 2000, 509, 0), false),
+            Check::Accept
+        );
+        // Both re-anchored: strict again, with the scale (7) of the handshake.
+        assert_eq!(
+            w.track(C, &seg(ACK, c + 2000, s, 502, 1000), false),
+            Check::Accept
+        );
+        assert_eq!(
+            w.track(C, &seg(ACK, c.wrapping_add(50_000_000), s, 502, 10), false),
+            Check::OutOfWindow
+        );
+        assert_eq!(
+            w.track(
+                S,
+                &seg(ACK, s.wrapping_sub(30_000_000), c + 3000, 509, 10),
+                false
+            ),
+            Check::OutOfWindow
+        );
+        // Without resume the synced edges refuse the moved-on connection.
+        let mut stale = synced;
+        assert_eq!(
+            stale.track(C, &seg(ACK, c, s, 502, 1000), false),
+            Check::OutOfWindow
+        );
     }
 
     #[test]

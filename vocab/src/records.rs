@@ -68,6 +68,10 @@ pub struct SessionOpen {
     pub policy: u32,
     /// As in [`PolicyDeny::application`].
     pub application: u16,
+    /// The boot id of the run that created the session: with
+    /// `session_id`, its identity across a high-availability pair (0:
+    /// not known, an older producer).
+    pub origin: u64,
 }
 
 /// A session ended (policy `log session-close`).
@@ -87,4 +91,6 @@ pub struct SessionClose {
     pub session_generation: u32,
     /// As in [`PolicyDeny::application`].
     pub application: u16,
+    /// As in [`SessionOpen::origin`].
+    pub origin: u64,
 }

@@ -113,6 +113,7 @@ pub(crate) fn packet_event(frame: &[u8]) -> Option<Result<Record<'_>, DecodeErro
                 session_id: t.u64(T::VT_SESSION_ID, 0)?,
                 policy: t.u32(T::VT_POLICY, u32::MAX)?,
                 application: t.u16(T::VT_APPLICATION, u16::MAX)?,
+                origin: t.u64(T::VT_ORIGIN, 0)?,
             });
             (Ok(event), &[][..], Repeat::ONE)
         }
@@ -133,6 +134,7 @@ pub(crate) fn packet_event(frame: &[u8]) -> Option<Result<Record<'_>, DecodeErro
                 elapsed_ns: t.u64(T::VT_ELAPSED_NS, 0)?,
                 session_generation: t.u32(T::VT_SESSION_GENERATION, 0)?,
                 application: t.u16(T::VT_APPLICATION, u16::MAX)?,
+                origin: t.u64(T::VT_ORIGIN, 0)?,
             });
             (Ok(event), &[][..], Repeat::ONE)
         }

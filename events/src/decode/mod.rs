@@ -46,6 +46,18 @@ pub struct PacketEvent<'a> {
     pub repeat: Repeat,
 }
 
+/// A session record's identity across a high-availability pair: the
+/// same whichever node writes it ([`NameCache::session_identity`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionIdentity<'c> {
+    pub cluster: &'c str,
+    /// The boot id of the run that created the session.
+    pub origin: u64,
+    pub session_id: u64,
+    /// The close record (else the open record).
+    pub close: bool,
+}
+
 impl PacketEvent<'_> {
     /// The generation whose name tables resolve this event's ids: a
     /// session close names what the session was created under (its
@@ -74,6 +86,8 @@ pub struct Hello {
     pub node: String,
     /// Random, new on every start (0 from older producers).
     pub boot_id: u64,
+    /// `[cluster] name` of a high-availability node (empty: alone).
+    pub cluster: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -335,6 +349,7 @@ fn decode_verified(
                     session_id: t.session_id(),
                     policy: t.policy(),
                     application: t.application(),
+                    origin: t.origin(),
                 }),
                 None,
                 Repeat::ONE,
@@ -356,6 +371,7 @@ fn decode_verified(
                     elapsed_ns: t.elapsed_ns(),
                     session_generation: t.session_generation(),
                     application: t.application(),
+                    origin: t.origin(),
                 }),
                 None,
                 Repeat::ONE,
@@ -406,6 +422,7 @@ fn decode_verified(
                 oldest_generation: t.oldest_generation(),
                 node: string_of(t.node()),
                 boot_id: t.boot_id(),
+                cluster: string_of(t.cluster()),
             })
         }
         fb::Body::NameTable => {
@@ -587,6 +604,8 @@ pub struct NameCache {
     /// `node:boot_id:` of the last hello, checked and written once (every
     /// record's event id starts with it); `None` without an identity.
     event_id_prefix: Option<String>,
+    /// `[cluster] name` of the last hello, if it is a valid name.
+    cluster: Option<String>,
     empty: Names,
     /// The last hello named another generation of the same run than the
     /// hello before it: a reload took effect.
@@ -618,6 +637,8 @@ impl NameCache {
                         p.push(':');
                         p
                     });
+                self.cluster = (!h.cluster.is_empty() && rampart_vocab::node_name_ok(&h.cluster))
+                    .then(|| h.cluster.clone());
                 self.reloaded = self
                     .hello
                     .as_ref()
@@ -660,6 +681,44 @@ impl NameCache {
         out.push(':');
         crate::text::push_u64(out, seq);
         true
+    }
+
+    /// The identity of session record `e` when its producer is a node of
+    /// a high-availability pair: both nodes' records of one session carry
+    /// it, so a merge of the two streams keeps one. `None` for other
+    /// records, and for producers that run alone.
+    pub fn session_identity(&self, e: &PacketEvent<'_>) -> Option<SessionIdentity<'_>> {
+        let cluster = self.cluster.as_deref()?;
+        let (origin, session_id, close) = match &e.event {
+            Event::SessionOpen(o) => (o.origin, o.session_id, false),
+            Event::SessionClose(c) => (c.origin, c.session_id, true),
+            _ => return None,
+        };
+        (origin != 0).then_some(SessionIdentity {
+            cluster,
+            origin,
+            session_id,
+            close,
+        })
+    }
+
+    /// Appends the event id of `e`: its session identity
+    /// (`cluster:origin:session_id:open|close`, origin as 16 hex digits)
+    /// for a session record of a cluster node, else its place in this
+    /// stream ([`NameCache::write_event_id`]).
+    pub fn write_record_id(&self, e: &PacketEvent<'_>, out: &mut String) -> bool {
+        match self.session_identity(e) {
+            Some(s) => {
+                out.push_str(s.cluster);
+                out.push(':');
+                crate::text::push_hex16(out, s.origin);
+                out.push(':');
+                crate::text::push_u64(out, s.session_id);
+                out.push_str(if s.close { ":close" } else { ":open" });
+                true
+            }
+            None => self.write_event_id(e.meta.worker, e.seq, out),
+        }
     }
 
     /// Names of `generation`, if its table was seen.

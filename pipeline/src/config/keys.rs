@@ -76,6 +76,15 @@ fn mtu_changed(old: &Config, new: &Config) -> Vec<String> {
         .collect()
 }
 
+/// The whole `[cluster]` table is read at start: the sync socket, the
+/// session ids and the election all depend on it.
+fn cluster_changed(old: &Config, new: &Config) -> Vec<String> {
+    changed(
+        old.cluster != new.cluster,
+        "cluster changed (the pair's identity, addresses and election are set at start)",
+    )
+}
+
 /// Every declared key, in reference-page order (`""`: the top level).
 pub static KEYS: &[Key] = &[
     Key {
@@ -101,6 +110,14 @@ pub static KEYS: &[Key] = &[
         default: "-",
         reload: Reload::Switch,
         doc: "`[telemetry]`.",
+    },
+    Key {
+        table: "",
+        key: "cluster",
+        kind: "table",
+        default: "none (runs alone)",
+        reload: Reload::Restart(cluster_changed),
+        doc: "`[cluster]`: this node of a high-availability pair.",
     },
     Key {
         table: "",
@@ -437,6 +454,94 @@ pub static KEYS: &[Key] = &[
         default: "off",
         reload: Reload::Switch,
         doc: "Prometheus text endpoint (`GET /metrics`).",
+    },
+    Key {
+        table: "[cluster]",
+        key: "name",
+        kind: "string: letters, digits, `.`, `-`, `_`",
+        default: "-",
+        reload: Reload::Restart(cluster_changed),
+        doc: "The pair's name, the same on both nodes: session records' event ids start with it, so both nodes' records of one session carry one id.",
+    },
+    Key {
+        table: "[cluster]",
+        key: "node-id",
+        kind: "integer, 1-255",
+        default: "-",
+        reload: Reload::Restart(cluster_changed),
+        doc: "This node's id, different on the two nodes: the top byte of every session id it creates.",
+    },
+    Key {
+        table: "[cluster]",
+        key: "priority",
+        kind: "integer, 0-255",
+        default: "100",
+        reload: Reload::Restart(cluster_changed),
+        doc: "Higher is preferred as active (a tie goes to the lower node id).",
+    },
+    Key {
+        table: "[cluster]",
+        key: "local",
+        kind: "address:port",
+        default: "-",
+        reload: Reload::Restart(cluster_changed),
+        doc: "The sync link's UDP address on this node (sessions, acknowledgments and heartbeats).",
+    },
+    Key {
+        table: "[cluster]",
+        key: "peer",
+        kind: "address:port",
+        default: "-",
+        reload: Reload::Restart(cluster_changed),
+        doc: "The peer's sync link address.",
+    },
+    Key {
+        table: "[cluster]",
+        key: "heartbeat-local",
+        kind: "address:port",
+        default: "none",
+        reload: Reload::Restart(cluster_changed),
+        doc: "A second heartbeat path on another network: with it, a standby takes over only when both paths are silent.",
+    },
+    Key {
+        table: "[cluster]",
+        key: "heartbeat-peer",
+        kind: "address:port",
+        default: "none",
+        reload: Reload::Restart(cluster_changed),
+        doc: "The peer's address on the second heartbeat path.",
+    },
+    Key {
+        table: "[cluster]",
+        key: "heartbeat-interval-ms",
+        kind: "integer, 10-10000",
+        default: "200",
+        reload: Reload::Restart(cluster_changed),
+        doc: "Heartbeats on each path, this often.",
+    },
+    Key {
+        table: "[cluster]",
+        key: "hold-time-ms",
+        kind: "integer, 30-60000, at least 3 intervals",
+        default: "1000",
+        reload: Reload::Restart(cluster_changed),
+        doc: "A standby takes over when every path has been silent this long.",
+    },
+    Key {
+        table: "[cluster]",
+        key: "preempt",
+        kind: "boolean",
+        default: "false",
+        reload: Reload::Restart(cluster_changed),
+        doc: "A node with the higher priority takes the active role back from a healthy peer.",
+    },
+    Key {
+        table: "[cluster]",
+        key: "takeover-on-sync-loss",
+        kind: "boolean",
+        default: "false",
+        reload: Reload::Restart(cluster_changed),
+        doc: "Without a second heartbeat path: take over when the sync link is silent (a lost link alone then makes two actives). One of this or a second path is required.",
     },
     Key {
         table: "[flow]",

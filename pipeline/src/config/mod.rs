@@ -108,6 +108,8 @@ pub struct Config {
     pub filters: Vec<Filter>,
     pub flow: Flow,
     pub telemetry: Telemetry,
+    /// `[cluster]`: a high-availability pair; `None` runs alone.
+    pub cluster: Option<Cluster>,
     /// `[[zone-pair]]` entries with `audit = true`: (from, to) zone ids
     /// whose every deny and reject (the pair's policies, the global ones
     /// and the default policy) is logged as audit and not enforced.
@@ -121,6 +123,41 @@ pub struct Telemetry {
     /// Prometheus text endpoint (`GET /metrics`); off unless set. Binds
     /// loopback unless an address says otherwise.
     pub prometheus: Option<std::net::SocketAddr>,
+}
+
+/// `[cluster]`: this node of a high-availability pair (see
+/// `rampart-cluster`): who it is, where its peer listens, and how it
+/// decides to take over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// The pair's name, shared by both nodes: session records' event ids
+    /// start with it, so the two nodes' records of one session match.
+    pub name: String,
+    /// This node's id, 1 to 255, different on the two nodes: the top
+    /// byte of every session id it creates.
+    pub node_id: u8,
+    /// Higher is preferred as active (a tie goes to the lower node id).
+    pub priority: u8,
+    /// The sync link: where this node listens, and its peer.
+    pub local: std::net::SocketAddr,
+    pub peer: std::net::SocketAddr,
+    /// A second heartbeat path (its own addresses, another network):
+    /// a standby takes over only when both paths are silent.
+    pub heartbeat_local: Option<std::net::SocketAddr>,
+    pub heartbeat_peer: Option<std::net::SocketAddr>,
+    pub heartbeat_interval_ms: u32,
+    pub hold_time_ms: u32,
+    /// A node with the higher priority takes the active role back.
+    pub preempt: bool,
+    /// With the sync link as the only path: take over when it is silent
+    /// (a lost link alone then makes two actives).
+    pub takeover_on_sync_loss: bool,
+}
+
+impl Cluster {
+    pub const DEFAULT_PRIORITY: u8 = 100;
+    pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u32 = 200;
+    pub const DEFAULT_HOLD_TIME_MS: u32 = 1000;
 }
 
 /// `[flow]`: session handling shared by all zones (Junos `security flow`).

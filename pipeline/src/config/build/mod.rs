@@ -17,6 +17,7 @@ use super::*;
 
 mod address_book;
 mod applications;
+mod cluster;
 mod dataplane;
 mod events;
 mod filters;
@@ -30,6 +31,7 @@ pub(crate) mod values;
 mod zones;
 use address_book::*;
 use applications::*;
+use cluster::*;
 use dataplane::*;
 use events::*;
 use filters::*;
@@ -516,6 +518,7 @@ fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
     let default_policy = default_policy(ctx, &root);
     let flow = flow(ctx, &root);
     let telemetry = telemetry(ctx, &root);
+    let cluster = cluster(ctx, &root);
     let audit_zone_pairs = zone_pairs(ctx, &root, &zones);
     Config {
         dataplane,
@@ -530,6 +533,7 @@ fn build_config(ctx: &mut Ctx, root: &Value) -> Config {
         filters,
         flow,
         telemetry,
+        cluster,
         audit_zone_pairs,
     }
 }
@@ -548,6 +552,7 @@ fn empty_config() -> Config {
         filters: Vec::new(),
         flow: Flow::default(),
         telemetry: Telemetry::default(),
+        cluster: None,
         audit_zone_pairs: Vec::new(),
     }
 }
