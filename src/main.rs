@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+mod cluster_cli;
+mod cluster_sync;
 mod consumer;
 mod control;
 mod dataplane;
@@ -153,6 +155,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The high-availability pair (`[cluster]`): its state, or a manual
+    /// failover.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
     /// Run the pipeline offline over a capture and explain each packet's fate.
     Trace {
         #[arg(long)]
@@ -165,6 +173,25 @@ enum Command {
         /// One JSON object per packet.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Roles, the peer and the sync link's counters (Junos `show chassis
+    /// cluster status`).
+    Status {
+        #[arg(long, default_value = "/run/rampart/control.sock")]
+        socket: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hand the active role to the peer, or take it from a live peer, for
+    /// maintenance (Junos `request chassis cluster failover`). The roles
+    /// hold until the next failover or a node fails.
+    Failover {
+        #[arg(long, default_value = "/run/rampart/control.sock")]
+        socket: PathBuf,
     },
 }
 
@@ -244,6 +271,12 @@ fn main() -> ExitCode {
         Command::Stats { socket, json, .. } => stats(&socket, json),
         Command::Reload { socket } => reload(&socket),
         Command::Top { socket, once, json } => top::run(&socket, once, json),
+        Command::Cluster {
+            action: ClusterAction::Status { socket, json },
+        } => cluster_cli::status(&socket, json),
+        Command::Cluster {
+            action: ClusterAction::Failover { socket },
+        } => cluster_cli::failover(&socket),
         Command::Sessions {
             action: None,
             socket,

@@ -13,6 +13,7 @@ use rampart_pipeline::engine::{self, DropReason, Ruleset, Verdict, WorkerStage};
 use rampart_pipeline::frag::{DatagramKey, FragHold, GaveUp};
 use rampart_pipeline::screen::{ScreenOption, ScreenState};
 
+use crate::cluster_sync::WorkerSync;
 use crate::export::WorkerEvents;
 use crate::sessions::SessionMailbox;
 use rampart_pipeline::session::CloseReason as SessionCloseReason;
@@ -188,6 +189,8 @@ pub struct Worker {
     /// Listing and clearing jobs from the control plane, worked on
     /// between bursts.
     pub session_jobs: SessionMailbox,
+    /// High-availability sync (`[cluster]`), between bursts.
+    pub sync: Option<WorkerSync>,
 }
 
 /// The CPU's prefetch, for the pipeline's burst lookups.
@@ -293,6 +296,10 @@ impl Worker {
             let start = tsc_cycles();
             let now = self.clock.now_ns(start);
             self.adopt_new_rules(now);
+            let active = match &mut self.sync {
+                Some(sync) => sync.poll_role(&mut self.pipeline, now),
+                None => true,
+            };
             let mut work = self.retry_stalled();
             let rx_paused = !self.stalled.is_empty();
             for i in 0..self.rx.len() {
@@ -303,6 +310,17 @@ impl Worker {
                 let before = tsc_cycles();
                 let n = queue.rx_burst(&mut burst);
                 if n == 0 {
+                    continue;
+                }
+                if !active {
+                    // A standby forwards nothing: two bump-in-the-wire
+                    // nodes on one segment would loop.
+                    bump(&self.counters.rx, n as u64);
+                    if let Some(sync) = &self.sync {
+                        sync.discarded(n);
+                    }
+                    burst.clear();
+                    work += n;
                     continue;
                 }
                 self.stage_totals.rx_cycles += tsc_cycles() - before;
@@ -333,8 +351,13 @@ impl Worker {
                 self.stage_totals.tx_cycles += tsc_cycles() - before_tx;
                 self.stage_totals.tx_packets += work as u64;
             }
-            self.age(now);
+            if active {
+                self.age(now);
+            }
             self.serve_session_job(now);
+            if let Some(sync) = &mut self.sync {
+                sync.step(&mut self.pipeline, now);
+            }
             self.events.tick(now);
             self.events.publish();
             if work > 0 {
@@ -366,6 +389,7 @@ impl Worker {
         // stand for many packets).
         let now = self.clock.now_ns(tsc_cycles());
         self.events.flush_pending(now);
+        let hand_over = self.sync.as_ref().is_some_and(WorkerSync::hands_over);
         // Sessions still open end with the run: their close events (for
         // policies that log session-close) reach the consumers, as on an
         // SRX that is shut down.
@@ -376,13 +400,17 @@ impl Worker {
             events,
             ..
         } = &mut self;
-        pipeline.close_all(
-            rules,
-            screens,
-            SessionCloseReason::Shutdown,
-            now,
-            &mut |e| events.emit(&e, None, &[], now),
-        );
+        // In a pair whose peer holds the sessions (synced, alive), they
+        // are its to carry on and log: none is closed here.
+        if !hand_over {
+            pipeline.close_all(
+                rules,
+                screens,
+                SessionCloseReason::Shutdown,
+                now,
+                &mut |e| events.emit(&e, None, &[], now),
+            );
+        }
         self.events.publish();
         self.publish_pipeline_counters();
         stop.finished.fetch_add(1, Ordering::AcqRel);

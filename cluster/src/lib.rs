@@ -3,7 +3,7 @@
 //! reliable delivery ([`ftfw`], conntrackd's FT-FW: sequence numbers,
 //! acknowledgments in windows, NACKs of gaps, a bulk resync when a gap is
 //! older than the resend queue), and the active/standby election
-//! ([`role`]: heartbeats on the sync link and on the data segment, a
+//! ([`role`]: heartbeats on the sync link and on a second heartbeat link, a
 //! takeover only when both are silent), put together in one node's side
 //! of the link ([`node`]: what to send for each session change and
 //! heartbeat, what to install or remove for each datagram, a bulk sync

@@ -186,15 +186,32 @@ impl Node {
     /// `sessions` are every session, in pages; framed by BulkStart and
     /// BulkEnd.
     pub fn bulk(&mut self, sessions: impl IntoIterator<Item = SyncRecord>, out: &mut Vec<Vec<u8>>) {
+        self.begin_bulk(out);
+        for r in sessions {
+            self.bulk_record(r, out);
+        }
+        self.end_bulk(out);
+    }
+
+    /// [`Node::bulk`] a piece at a time, for a table walked between
+    /// bursts: the start (what waited goes first) ...
+    pub fn begin_bulk(&mut self, out: &mut Vec<Vec<u8>>) {
         self.flush(out);
         self.sequenced(Kind::BulkStart, 0, &[], out);
-        for r in sessions {
-            self.pending.push(r);
-            if self.pending.len() == MAX_RECORDS {
-                self.counters.bulk_pages += 1;
-                self.flush_updates(Kind::Update, out);
-            }
+    }
+
+    /// ... every session, in pages of a datagram (updates of sessions
+    /// that change meanwhile travel among them, as pfsync's) ...
+    pub fn bulk_record(&mut self, r: SyncRecord, out: &mut Vec<Vec<u8>>) {
+        self.pending.push(r);
+        if self.pending.len() == MAX_RECORDS {
+            self.counters.bulk_pages += 1;
+            self.flush_updates(Kind::Update, out);
         }
+    }
+
+    /// ... and the end.
+    pub fn end_bulk(&mut self, out: &mut Vec<Vec<u8>>) {
         if !self.pending.is_empty() {
             self.counters.bulk_pages += 1;
         }
@@ -232,13 +249,26 @@ impl Node {
         self.roles.tick(now_ns).map(|(r, w)| Apply::Role(r, w))
     }
 
+    /// A heartbeat now, whenever the last one went (after a role change
+    /// the peer should hear of at once).
+    pub fn heartbeat_now(
+        &mut self,
+        now_ns: u64,
+        sessions: u64,
+        generation: u32,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Option<Apply> {
+        self.last_heartbeat_ns = None;
+        self.tick(now_ns, sessions, generation, out)
+    }
+
     /// An operator's failover.
     pub fn manual_failover(&mut self) -> Option<Apply> {
         self.roles.manual_failover().map(|(r, w)| Apply::Role(r, w))
     }
 
     /// A datagram from the sync link (`path`: the link itself, or a
-    /// heartbeat seen on the data segment). Answers go to `out`; what the
+    /// heartbeat on the second heartbeat link). Answers go to `out`; what the
     /// control plane must do is returned.
     pub fn receive(
         &mut self,
@@ -399,7 +429,7 @@ mod tests {
             priority,
             preempt: false,
             hold_ns: 1_000 * MS,
-            data_path: false,
+            second_path: false,
             takeover_on_sync_loss: true,
         }
     }

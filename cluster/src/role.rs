@@ -2,11 +2,13 @@
 //! (the caller passes the time and what it heard).
 //!
 //! Each node hears its peer's heartbeats on up to two paths: the sync
-//! link (where sessions travel, as pfsync's) and the data segment (where
-//! an advertisement shows the peer can still reach the wire, as CARP's).
+//! link (where sessions travel, as pfsync's) and a second heartbeat link
+//! on a network of its own (as a Junos chassis cluster's control and
+//! fabric links: one cable or switch failing does not look like a dead
+//! peer).
 //! A standby takes over only when every path it listens on has been
-//! silent for the hold time: if the sync link alone fails while the data
-//! path still hears the active, both keep their roles (no split brain:
+//! silent for the hold time: if the sync link alone fails while the second
+//! link still hears the active, both keep their roles (no split brain:
 //! two active bump-in-the-wire nodes on one segment would loop), and the
 //! loss is reported ([`Roles::paths_down`]). A node configured with the
 //! sync link as its only path takes over when that is silent, and says in
@@ -22,7 +24,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
     SyncLink = 0,
-    DataSegment = 1,
+    HeartbeatLink = 1,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,8 +55,8 @@ pub struct Settings {
     pub priority: u8,
     pub preempt: bool,
     pub hold_ns: u64,
-    /// Heartbeats are expected on the data segment too.
-    pub data_path: bool,
+    /// Heartbeats are expected on a second heartbeat link too.
+    pub second_path: bool,
     /// With the sync link as the only path: take over when it is silent.
     pub takeover_on_sync_loss: bool,
 }
@@ -105,8 +107,8 @@ impl Roles {
     }
 
     fn paths(&self) -> &'static [Path] {
-        if self.settings.data_path {
-            &[Path::SyncLink, Path::DataSegment]
+        if self.settings.second_path {
+            &[Path::SyncLink, Path::HeartbeatLink]
         } else {
             &[Path::SyncLink]
         }
@@ -166,7 +168,7 @@ impl Roles {
             return None;
         }
         let all_silent = self.paths().iter().all(|&p| self.silent(p, now_ns));
-        let allowed = self.settings.data_path || self.settings.takeover_on_sync_loss;
+        let allowed = self.settings.second_path || self.settings.takeover_on_sync_loss;
         if all_silent && allowed {
             self.manual = false;
             return self.become_(Role::Active, Why::PeerSilent);
@@ -199,7 +201,7 @@ mod tests {
             priority,
             preempt: false,
             hold_ns: 1_000 * MS,
-            data_path: true,
+            second_path: true,
             takeover_on_sync_loss: false,
         }
     }
@@ -218,13 +220,13 @@ mod tests {
         let active_fw1 = peer(1, 200, true);
         for t in (0..3_000).step_by(200) {
             assert_eq!(fw2.heartbeat(Path::SyncLink, active_fw1, t * MS), None);
-            assert_eq!(fw2.heartbeat(Path::DataSegment, active_fw1, t * MS), None);
+            assert_eq!(fw2.heartbeat(Path::HeartbeatLink, active_fw1, t * MS), None);
             assert_eq!(fw2.tick(t * MS), None);
         }
         assert_eq!(fw2.role(), Role::Standby);
         // The sync link alone fails: fw1 is still heard on the wire.
         for t in (3_000..10_000).step_by(200) {
-            fw2.heartbeat(Path::DataSegment, active_fw1, t * MS);
+            fw2.heartbeat(Path::HeartbeatLink, active_fw1, t * MS);
             assert_eq!(fw2.tick(t * MS), None, "no split brain");
         }
         assert_eq!(fw2.paths_down(10_000 * MS), [Path::SyncLink]);
@@ -237,7 +239,7 @@ mod tests {
     #[test]
     fn with_the_sync_link_alone_takeover_is_a_stated_choice() {
         let only_sync = Settings {
-            data_path: false,
+            second_path: false,
             ..settings(2, 100)
         };
         let mut cautious = Roles::new(only_sync, 0);

@@ -655,6 +655,13 @@ impl Hub {
 
     /// Node name and boot id carried in hello records, from which every
     /// consumer forms each record's stable event id.
+    /// The high-availability pair this node belongs to, named in every
+    /// hello from now on.
+    pub fn set_cluster(&mut self, name: &str) {
+        self.ctl.set_cluster(name);
+        self.rebuild_names();
+    }
+
     pub fn set_identity(&mut self, node: &str, boot_id: u64) {
         self.ctl.set_identity(node, boot_id);
         self.rebuild_names();

@@ -43,6 +43,12 @@ pub enum ControlCommand {
     /// List one page of sessions, or end the matching sessions
     /// (`rampart sessions`, `rampart sessions clear`).
     Sessions(SessionRequest),
+    /// The high-availability pair: role, peer, sync counters (`rampart
+    /// cluster status`).
+    Cluster,
+    /// Hand the active role to the peer, or take it (`rampart cluster
+    /// failover`).
+    ClusterFailover,
 }
 
 /// Where a listing of sessions goes on: a worker and a slot of its table.
@@ -144,10 +150,12 @@ impl SessionRequest {
 
 impl ControlCommand {
     /// The commands without arguments.
-    pub const WORDS: [ControlCommand; 3] = [
+    pub const WORDS: [ControlCommand; 5] = [
         ControlCommand::Stats,
         ControlCommand::Reload,
         ControlCommand::Rules,
+        ControlCommand::Cluster,
+        ControlCommand::ClusterFailover,
     ];
 
     /// The word a client sends.
@@ -156,6 +164,8 @@ impl ControlCommand {
             ControlCommand::Stats => "stats",
             ControlCommand::Reload => "reload",
             ControlCommand::Rules => "rules",
+            ControlCommand::Cluster => "cluster",
+            ControlCommand::ClusterFailover => "cluster-failover",
             ControlCommand::Sessions(r) if r.clear => "sessions-clear",
             ControlCommand::Sessions(_) => "sessions",
         }
@@ -168,7 +178,7 @@ impl fmt::Display for ControlCommand {
     }
 }
 
-const KNOWN: &str = "stats, reload, rules, sessions, sessions-clear";
+const KNOWN: &str = "stats, reload, rules, sessions, sessions-clear, cluster, cluster-failover";
 
 /// Why a request was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -1171,6 +1171,13 @@ pub fn owner_worker(frame: &[u8], workers: usize) -> Option<usize> {
     }
 }
 
+/// The worker that owns a flow, by its key, as [`owner_worker`] decides
+/// for its packets (a high-availability peer's session is installed
+/// there).
+pub fn owner_of_key(key: &FlowKey, workers: usize) -> usize {
+    symmetric_hash(key.src, key.dst) as usize % workers.max(1)
+}
+
 fn symmetric_hash(a: Addr, b: Addr) -> u64 {
     let x = a.0 ^ b.0;
     let h = (x as u64) ^ ((x >> 64) as u64);

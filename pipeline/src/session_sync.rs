@@ -58,34 +58,47 @@ impl SyncRecord {
     /// Appends the record's bytes to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(&self.id.to_le_bytes());
-        out.extend_from_slice(&self.origin.to_le_bytes());
-        encode_key(&self.key, out);
-        out.push(tcp_code(self.tcp));
-        out.push(u8::from(self.fin[0]) | u8::from(self.fin[1]) << 1 | (self.last_fin & 1) << 2);
-        out.push(self.closed.map_or(NONE8, |r| r as u8));
+        self.write(out);
+        debug_assert_eq!(out.len() - start, SyncRecord::LEN);
+    }
+
+    /// Writes the record's bytes over `out` (no allocation: a worker
+    /// writes them straight into its sync ring).
+    pub fn encode_into(&self, out: &mut [u8; SyncRecord::LEN]) {
+        let mut w = SliceWriter { b: out, at: 0 };
+        self.write(&mut w);
+        debug_assert_eq!(w.at, SyncRecord::LEN);
+    }
+
+    fn write(&self, out: &mut impl Put) {
+        out.put(&self.id.to_le_bytes());
+        out.put(&self.origin.to_le_bytes());
+        put_key(&self.key, out);
+        out.put(&[
+            tcp_code(self.tcp),
+            u8::from(self.fin[0]) | u8::from(self.fin[1]) << 1 | (self.last_fin & 1) << 2,
+            self.closed.map_or(NONE8, |r| r as u8),
+        ]);
         let m = &self.meta;
-        out.extend_from_slice(&m.policy.to_le_bytes());
-        out.extend_from_slice(&m.generation.to_le_bytes());
+        out.put(&m.policy.to_le_bytes());
+        out.put(&m.generation.to_le_bytes());
         for v in [m.from_zone, m.to_zone, m.ingress, m.egress] {
-            out.extend_from_slice(&v.to_le_bytes());
+            out.put(&v.to_le_bytes());
         }
-        out.extend_from_slice(&m.screen_profile.unwrap_or(NONE16).to_le_bytes());
-        out.push(u8::from(m.log_close));
-        out.extend_from_slice(&m.application.to_le_bytes());
-        for v in [self.age_ns, self.idle_ns] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+        out.put(&m.screen_profile.unwrap_or(NONE16).to_le_bytes());
+        out.put(&[u8::from(m.log_close)]);
+        out.put(&m.application.to_le_bytes());
         for v in [
+            self.age_ns,
+            self.idle_ns,
             self.packets[0],
             self.packets[1],
             self.bytes[0],
             self.bytes[1],
         ] {
-            out.extend_from_slice(&v.to_le_bytes());
+            out.put(&v.to_le_bytes());
         }
-        out.extend_from_slice(&self.windows.to_bytes());
-        debug_assert_eq!(out.len() - start, SyncRecord::LEN);
+        out.put(&self.windows.to_bytes());
     }
 
     /// The record in the first [`SyncRecord::LEN`] bytes of `b`.
@@ -251,11 +264,43 @@ pub const KEY_LEN: usize = 37;
 /// Appends a 5-tuple: addresses (16 bytes each), ports, protocol, little
 /// endian.
 pub fn encode_key(k: &FlowKey, out: &mut Vec<u8>) {
-    out.extend_from_slice(&k.src.0.to_le_bytes());
-    out.extend_from_slice(&k.dst.0.to_le_bytes());
-    out.extend_from_slice(&k.src_port.to_le_bytes());
-    out.extend_from_slice(&k.dst_port.to_le_bytes());
-    out.push(k.protocol);
+    put_key(k, out);
+}
+
+/// [`encode_key`] over the first [`KEY_LEN`] bytes of `out`.
+pub fn encode_key_into(k: &FlowKey, out: &mut [u8; KEY_LEN]) {
+    put_key(k, &mut SliceWriter { b: out, at: 0 });
+}
+
+fn put_key(k: &FlowKey, out: &mut impl Put) {
+    out.put(&k.src.0.to_le_bytes());
+    out.put(&k.dst.0.to_le_bytes());
+    out.put(&k.src_port.to_le_bytes());
+    out.put(&k.dst_port.to_le_bytes());
+    out.put(&[k.protocol]);
+}
+
+/// Where encoded bytes go: a growing buffer, or a fixed one.
+trait Put {
+    fn put(&mut self, b: &[u8]);
+}
+
+impl Put for Vec<u8> {
+    fn put(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+}
+
+struct SliceWriter<'a> {
+    b: &'a mut [u8],
+    at: usize,
+}
+
+impl Put for SliceWriter<'_> {
+    fn put(&mut self, b: &[u8]) {
+        self.b[self.at..self.at + b.len()].copy_from_slice(b);
+        self.at += b.len();
+    }
 }
 
 /// The 5-tuple [`encode_key`] wrote at the start of `b`; `None` if `b` is

@@ -28,6 +28,9 @@ use crate::worker::WorkerCounters;
 #[derive(Default)]
 pub struct DrainedSnapshot(pub [std::sync::atomic::AtomicU64; rampart_events::EventType::COUNT]);
 
+/// The answer to cluster requests of a node that runs alone.
+const NOT_A_CLUSTER: &str = r#"{"error":"this dataplane runs alone: no [cluster] in its config"}"#;
+
 /// The sockets operators talk to (the event socket is the hub's).
 pub struct Endpoints {
     pub control: ControlSocket,
@@ -48,6 +51,8 @@ pub struct ControlPlane<'a> {
     /// `uptime_s` of stats, over which a worker's load since start is
     /// its busy cycles.
     pub started: Instant,
+    /// The high-availability link (`[cluster]`).
+    pub cluster: Option<super::cluster::ClusterLink>,
     /// Connection counters as last logged (refusals are logged as counts
     /// once a second, not one line per connection).
     logged: Logged,
@@ -79,6 +84,7 @@ impl<'a> ControlPlane<'a> {
             drained,
             sessions,
             started: Instant::now(),
+            cluster: None,
             logged: Logged::default(),
         }
     }
@@ -98,13 +104,30 @@ impl<'a> ControlPlane<'a> {
         let mut last_change = Instant::now();
         let mut last_publish = Instant::now();
         loop {
-            let moved = self.hub.poll(self.sources, wall_ns());
+            let mut moved = self.hub.poll(self.sources, wall_ns());
+            if let Some(c) = &mut self.cluster {
+                let sessions = self
+                    .workers
+                    .iter()
+                    .map(|(_, w)| w.sessions_active.load(Ordering::Relaxed))
+                    .sum();
+                c.set_load(sessions, self.reload.generation);
+                moved += c.poll();
+            }
             let now = Instant::now();
             let control_counters = ep.control.counters();
             ep.control.serve(now, |command| match command {
                 ControlCommand::Stats => Answer::Reply(self.stats_json(&control_counters)),
                 ControlCommand::Rules => Answer::Reply(self.rules_json()),
                 ControlCommand::Reload => Answer::Later(Ticket::Reload(self.reload.request())),
+                ControlCommand::Cluster => Answer::Reply(match &self.cluster {
+                    Some(c) => c.status_json().to_string(),
+                    None => NOT_A_CLUSTER.to_string(),
+                }),
+                ControlCommand::ClusterFailover => Answer::Reply(match &mut self.cluster {
+                    Some(c) => c.failover().to_string(),
+                    None => NOT_A_CLUSTER.to_string(),
+                }),
                 ControlCommand::Sessions(request) => match self.sessions.request(request) {
                     Ok(ticket) => Answer::Later(Ticket::Sessions(ticket)),
                     Err(Refused::Busy) => Answer::Reply(

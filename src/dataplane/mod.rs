@@ -1,6 +1,7 @@
 //! Brings the dataplane up from a validated config, runs it until a stop
 //! condition, and brings it down in order.
 
+mod cluster;
 mod control_plane;
 pub mod leftovers;
 mod plan;
@@ -22,11 +23,13 @@ use rampart_core::{
 use rampart_events::{EventSlot, Hub, HubConfig, SocketFile};
 use rampart_pipeline::config::Config;
 
+use crate::cluster_sync::{ClusterShared, SyncSlot, WorkerSync};
 use crate::control::ControlSocket;
 use crate::export::{self, WorkerEvents};
 use crate::log;
 use crate::metrics::MetricsEndpoint;
 use crate::worker::{Clock, Route, StopSignal, TxPath, Worker, WorkerCounters, STALL_CAPACITY};
+use cluster::ClusterLink;
 use control_plane::DrainedSnapshot;
 use control_plane::{ControlPlane, Endpoints};
 use plan::{PortCaps, TxRoute};
@@ -39,6 +42,12 @@ pub use stats::Summary;
 const RX_DESCRIPTORS: u16 = 1024;
 const TX_DESCRIPTORS: u16 = 1024;
 const HANDOFF_RING_SIZE: u32 = 1024;
+/// Each worker's sync rings (to and from the control plane), in session
+/// records (164 bytes each).
+const SYNC_RING: u32 = 16384;
+/// Session changes a worker's table journals between two drains (one
+/// loop: a burst's creates and state changes, an aging step's removals).
+const SYNC_JOURNAL: usize = 4096;
 /// The longest frame a multi-segment packet can be: the largest IP packet
 /// behind Ethernet and two VLAN tags.
 const MAX_FRAME: usize = 65_535 + 22;
@@ -288,6 +297,9 @@ pub fn run(
     let (node, boot_id) = (node_name(config), boot_id());
     log::info!("event ids: node {node}, boot id {boot_id:016x}");
     hub.set_identity(&node, boot_id);
+    if let Some(c) = &config.cluster {
+        hub.set_cluster(&c.name);
+    }
     hub.set_names(1, &export::names(config));
     let mut sources = Vec::new();
     let mut producers = Vec::new();
@@ -357,10 +369,13 @@ pub fn run(
     // Software dispatch keeps both directions of a flow on one worker when
     // the ports cannot: several workers, and not every port spreads its RX
     // over one symmetric-RSS queue per worker.
+    // In a high-availability pair, too: the peer's sessions are installed
+    // on the worker that hash names, which the NIC's RSS does not know.
     let software_dispatch = workers > 1
-        && !started
-            .iter()
-            .all(|p| p.rss_symmetric() && p.rx_queue_count() as usize == workers);
+        && (config.cluster.is_some()
+            || !started
+                .iter()
+                .all(|p| p.rss_symmetric() && p.rx_queue_count() as usize == workers));
     log::info!(
         "{workers} worker(s) on lcores {:?}; flows kept on one worker by {}",
         lcores.iter().take(workers).map(|l| l.0).collect::<Vec<_>>(),
@@ -388,6 +403,31 @@ pub fn run(
         worker_rules.push(Some((rx, back_tx)));
     }
     let mut session_links = Vec::new();
+    let cluster_shared = Arc::new(ClusterShared::default());
+    let mut sync_ends = Vec::new();
+    let (mut from_workers_sync, mut to_workers_sync, mut sync_counters) =
+        (Vec::new(), Vec::new(), Vec::new());
+    if config.cluster.is_some() {
+        for w in 0..workers {
+            let (out, from) = Ring::<SyncSlot>::create(
+                &eal,
+                &format!("sync_out_{w}"),
+                SYNC_RING,
+                eal.socket_id(),
+            )?;
+            let (to, inbox) = Ring::<SyncSlot>::create(
+                &eal,
+                &format!("sync_in_{w}"),
+                SYNC_RING,
+                eal.socket_id(),
+            )?;
+            let sync = WorkerSync::new(cluster_shared.clone(), out, inbox);
+            sync_counters.push(sync.counters.clone());
+            from_workers_sync.push(from);
+            to_workers_sync.push(to);
+            sync_ends.push(Some(sync));
+        }
+    }
     let mut contexts: Vec<Worker> = (0..workers)
         .map(|w| {
             let (rules_in, rules_out) = worker_rules[w].take().expect("one mailbox per worker");
@@ -404,6 +444,11 @@ pub fn run(
                 pipeline: {
                     let mut p = rampart_pipeline::engine::Worker::new(w as u16, &rules);
                     p.measure_stages(rampart_core::tsc_cycles);
+                    p.sessions
+                        .identify(config.cluster.as_ref().map_or(0, |c| c.node_id), boot_id);
+                    if config.cluster.is_some() {
+                        p.sessions.journal_changes(SYNC_JOURNAL);
+                    }
                     p
                 },
                 rules: rules.clone(),
@@ -429,6 +474,7 @@ pub fn run(
                 rules_in,
                 rules_out,
                 session_jobs,
+                sync: sync_ends.get_mut(w).and_then(Option::take),
             }
         })
         .collect();
@@ -502,6 +548,16 @@ pub fn run(
             desk
         },
     );
+    if let Some(c) = &config.cluster {
+        plane.cluster = Some(ClusterLink::bind(
+            c,
+            boot_id,
+            cluster_shared,
+            from_workers_sync,
+            to_workers_sync,
+            sync_counters,
+        )?);
+    }
     let mut endpoints = Endpoints {
         control,
         metrics: match config.telemetry.prometheus {
@@ -517,6 +573,9 @@ pub fn run(
         started_at,
     );
     log::notice!("stopping: {reason}");
+    if let Some(c) = &mut plane.cluster {
+        c.hand_over();
+    }
     endpoints.control.abandon_waiting(
         "the dataplane is stopping; a reload in progress was not applied, a session request not finished",
         Instant::now(),

@@ -327,6 +327,9 @@ impl ControlPlane<'_> {
                 }
             }
         }
+        if let Some(c) = &self.cluster {
+            cluster_metrics(&c.status_json(), &mut e);
+        }
         e.finish()
     }
 
@@ -452,8 +455,64 @@ impl ControlPlane<'_> {
                                     "failed": control.failed},
             "workers": workers,
             "ports": ports,
+            "cluster": self.cluster.as_ref().map(|c| c.status_json()),
         })
         .to_string()
+    }
+}
+
+/// The pair's state and sync counters (from `cluster` of stats).
+fn cluster_metrics(status: &serde_json::Value, e: &mut Exposition) {
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    e.family(
+        "rampart_cluster_active",
+        "gauge",
+        "1 while this node is the pair's active node (it forwards), 0 while standby.",
+    );
+    e.sample(
+        "rampart_cluster_active",
+        &[],
+        u64::from(status["role"] == "active"),
+    );
+    e.family(
+        "rampart_cluster_peer_up",
+        "gauge",
+        "1 while the peer is heard on every heartbeat path.",
+    );
+    let up = status["peer"]["heard"] == true
+        && status["peer"]["paths_down"]
+            .as_array()
+            .is_some_and(Vec::is_empty);
+    e.sample("rampart_cluster_peer_up", &[], u64::from(up));
+    e.family(
+        "rampart_cluster_failovers_total",
+        "counter",
+        "Role changes of this node.",
+    );
+    e.sample(
+        "rampart_cluster_failovers_total",
+        &[],
+        n(&status["failovers"]),
+    );
+    e.family(
+        "rampart_cluster_last_failover_seconds",
+        "gauge",
+        "When this node's role last changed (Unix time; 0: never).",
+    );
+    e.sample(
+        "rampart_cluster_last_failover_seconds",
+        &[],
+        n(&status["last_failover"]["time_ns"]) / 1_000_000_000,
+    );
+    e.family(
+        "rampart_cluster_sync_total",
+        "counter",
+        "Sync link counters by kind (sent, received, gaps, resends, bulk pages, refused, lost ...).",
+    );
+    if let Some(sync) = status["sync"].as_object() {
+        for (what, v) in sync {
+            e.sample("rampart_cluster_sync_total", &[("counter", what)], n(v));
+        }
     }
 }
 
