@@ -36,6 +36,8 @@ pub struct LinkCounters {
     pub records_sent: u64,
     pub records_received: u64,
     pub bulk_requests: u64,
+    /// Datagrams of session records sent while a bulk sync was under way
+    /// (live updates travel among its pages).
     pub bulk_pages: u64,
 }
 
@@ -61,6 +63,8 @@ pub struct Node {
     /// installed again.
     tombstones: std::collections::HashSet<u64>,
     tombstone_order: std::collections::VecDeque<u64>,
+    /// A bulk sync is being sent: datagrams of records count as its pages.
+    in_bulk: bool,
 }
 
 /// Closed sessions remembered against late resends.
@@ -91,6 +95,7 @@ impl Node {
             bulk_wanted: false,
             tombstones: Default::default(),
             tombstone_order: Default::default(),
+            in_bulk: false,
         }
     }
 
@@ -163,6 +168,7 @@ impl Node {
             r.encode(&mut body);
         }
         self.counters.records_sent += self.pending.len() as u64;
+        self.counters.bulk_pages += u64::from(self.in_bulk);
         let n = self.pending.len() as u16;
         self.pending.clear();
         self.sequenced(kind, n, &body, out);
@@ -198,6 +204,7 @@ impl Node {
     pub fn begin_bulk(&mut self, out: &mut Vec<Vec<u8>>) {
         self.flush(out);
         self.sequenced(Kind::BulkStart, 0, &[], out);
+        self.in_bulk = true;
     }
 
     /// ... every session, in pages of a datagram (updates of sessions
@@ -205,18 +212,15 @@ impl Node {
     pub fn bulk_record(&mut self, r: SyncRecord, out: &mut Vec<Vec<u8>>) {
         self.pending.push(r);
         if self.pending.len() == MAX_RECORDS {
-            self.counters.bulk_pages += 1;
             self.flush_updates(Kind::Update, out);
         }
     }
 
     /// ... and the end.
     pub fn end_bulk(&mut self, out: &mut Vec<Vec<u8>>) {
-        if !self.pending.is_empty() {
-            self.counters.bulk_pages += 1;
-        }
         self.flush_updates(Kind::Update, out);
         self.sequenced(Kind::BulkEnd, 0, &[], out);
+        self.in_bulk = false;
     }
 
     /// Time passes: a heartbeat when one is due (carrying this node's
