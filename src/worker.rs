@@ -353,6 +353,9 @@ impl Worker {
             }
             if active {
                 self.age(now);
+            } else {
+                // A standby ages nothing (its copies are the active's to end).
+                self.publish_pipeline_counters();
             }
             self.serve_session_job(now);
             if let Some(sync) = &mut self.sync {
