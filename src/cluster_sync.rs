@@ -47,7 +47,7 @@ pub struct SyncSlot {
 }
 
 // rte_ring elements are a multiple of 4 bytes.
-const _: () = assert!(std::mem::size_of::<SyncSlot>() % 4 == 0);
+const _: () = assert!(std::mem::size_of::<SyncSlot>().is_multiple_of(4));
 
 impl Default for SyncSlot {
     fn default() -> Self {
@@ -289,5 +289,39 @@ impl WorkerSync {
     /// Whether the sessions are left to the peer at shutdown.
     pub fn hands_over(&self) -> bool {
         self.shared.handover.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_pipeline::flow::Addr;
+    use rampart_pipeline::session::{SessionMeta, SessionTable, Timeouts};
+
+    /// A session travels through a ring slot as it travels on the wire, and
+    /// an ended one as its id and key; an unknown kind is no kind.
+    #[test]
+    fn slots_carry_records_and_ends() {
+        let key = FlowKey {
+            src: Addr::from_ipv4([192, 0, 2, 1]),
+            dst: Addr::from_ipv4([198, 51, 100, 2]),
+            src_port: 40000,
+            dst_port: 443,
+            protocol: 6,
+        };
+        let mut t = SessionTable::new(4, 1, Timeouts::default());
+        t.identify(2, 0xabc);
+        let h = t.insert(key, SessionMeta::default(), 10).unwrap();
+        let r = t.get(h).sync_record(20);
+        let mut slot = SyncSlot::default();
+        assert_eq!(slot.kind(), None);
+        slot.set_record(SlotKind::Install, &r);
+        assert_eq!(
+            (slot.kind(), slot.record()),
+            (Some(SlotKind::Install), Some(r))
+        );
+        slot.set_ended(SlotKind::Remove, r.id, &key);
+        assert_eq!(slot.kind(), Some(SlotKind::Remove));
+        assert_eq!(slot.ended(), Some((r.id, key)));
     }
 }

@@ -290,6 +290,44 @@ mod tests {
         }
     }
 
+    /// The two nodes of a pair both wrote the close of one session (the
+    /// failover window): the merge keeps one, whichever comes first; a
+    /// session of another cluster, another origin or the open record of
+    /// the same session is another record.
+    #[test]
+    fn a_session_record_of_a_pair_is_kept_once_across_its_nodes() {
+        use rampart_events::SessionIdentity;
+        let mut d = Dedup::new();
+        let close = SessionIdentity {
+            cluster: "edge",
+            origin: 7,
+            session_id: 42,
+            close: true,
+        };
+        assert!(!d.is_duplicate_session(&close), "the first node's close");
+        assert!(d.is_duplicate_session(&close), "the second node's close");
+        for other in [
+            SessionIdentity {
+                close: false,
+                ..close
+            },
+            SessionIdentity { origin: 8, ..close },
+            SessionIdentity {
+                cluster: "core",
+                ..close
+            },
+            SessionIdentity {
+                session_id: 43,
+                ..close
+            },
+        ] {
+            assert!(!d.is_duplicate_session(&other), "{other:?}");
+        }
+        // Packet records of the two sources stay apart.
+        assert!(!d.is_duplicate(0, (1, 7, 0, 42)));
+        assert!(!d.is_duplicate(1, (1, 7, 0, 42)));
+    }
+
     /// Source A's clock is 30 s behind B's: B's records still leave once
     /// they waited the window, A's are not held back either, and what
     /// waits stays bounded. Before, a record left only when it was the

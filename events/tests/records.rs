@@ -387,3 +387,54 @@ proptest! {
         prop_assert!(render(Format::Droplog, &rec, &cache(), &mut s));
     }
 }
+
+/// A cluster node's session records carry the session's identity as their
+/// event id, whichever node writes them; packet records keep the place in
+/// their stream; a producer that runs alone keeps stream ids for all.
+#[test]
+fn session_records_of_a_cluster_node_carry_the_sessions_identity() {
+    let close = Event::SessionClose(SessionClose {
+        session_id: 0x0100_0000_0000_002a,
+        policy: 0,
+        reason: CloseReason::TcpFin,
+        packets_client: 1,
+        bytes_client: 2,
+        packets_server: 3,
+        bytes_server: 4,
+        elapsed_ns: 5,
+        session_generation: 1,
+        application: NO_ID16,
+        origin: 0xfeed,
+    });
+    let deny = Event::PolicyDeny(PolicyDeny {
+        policy: 1,
+        reject: false,
+        audit: false,
+        session_id: 3,
+        application: NO_ID16,
+    });
+    let id_of = |cluster: Option<&str>, ev: &Event| {
+        let mut ctl = ControlEncoder::new();
+        ctl.set_identity("fw2", 7);
+        if let Some(c) = cluster {
+            ctl.set_cluster(c);
+        }
+        let mut names = NameCache::new();
+        names.observe(&decode_size_prefixed(ctl.hello(1, TS, "t")).unwrap().0);
+        let bytes = Encoder::new()
+            .encode_bytes(9, &meta_v4(6, 40000, 80), ev, &[])
+            .to_vec();
+        let (Record::Event(e), _) = decode_size_prefixed(&bytes).unwrap() else {
+            panic!("an event")
+        };
+        let mut id = String::new();
+        assert!(names.write_record_id(&e, &mut id));
+        id
+    };
+    assert_eq!(
+        id_of(Some("edge"), &close),
+        format!("edge:000000000000feed:{}:close", 0x0100_0000_0000_002au64)
+    );
+    assert_eq!(id_of(None, &close), "fw2:0000000000000007:1:9");
+    assert_eq!(id_of(Some("edge"), &deny), "fw2:0000000000000007:1:9");
+}

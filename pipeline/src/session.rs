@@ -46,7 +46,8 @@
 //! calls.
 
 use crate::flow::{proto, FlowKey};
-use crate::session_sync::{Change, SyncChange, SyncJournal, SyncRecord};
+pub use crate::session_sync::SyncChange;
+use crate::session_sync::{Change, SyncJournal, SyncRecord};
 use crate::tcp_window::{Check, Segment, Windows};
 use crate::wire::TcpFlags;
 
@@ -1330,12 +1331,69 @@ mod tests {
         assert_eq!(t.get(h).tcp, TcpState::Established);
     }
 
+    /// With sync on, the table journals what a peer must hear of: a new
+    /// session, a TCP state change, a close and a removal, not a packet
+    /// that changes nothing a peer needs; a full journal counts what it
+    /// could not keep.
+    #[test]
+    fn the_journal_records_what_a_peer_must_hear_of() {
+        let mut t = SessionTable::new(8, 3, Timeouts::default());
+        t.identify(2, 99);
+        t.journal_changes(3);
+        let h = t.insert(tcp_key(), meta(), 0).unwrap();
+        t.update(h, C2S, 60, Segment::from(TcpFlags::SYN), 0);
+        let syn_ack = flags(&[TcpFlags::SYN, TcpFlags::ACK]);
+        t.update(h, S2C, 60, Segment::from(syn_ack), 1);
+        t.update(h, C2S, 60, Segment::from(TcpFlags::ACK), 2);
+        t.update(h, C2S, 60, Segment::from(TcpFlags::ACK), 3);
+        let mut seen = Vec::new();
+        t.drain_journal(4, |c| seen.push(c));
+        let states: Vec<TcpState> = seen
+            .iter()
+            .map(|c| match c {
+                SyncChange::Update(r) => {
+                    assert_eq!((r.origin, r.id >> 56, (r.id >> 48) & 0xff), (99, 2, 3));
+                    r.tcp
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Created, SYN+ACK seen, established: changes of one session in a
+        // row make one record, as the session is when drained.
+        assert_eq!(states, vec![TcpState::Established]);
+        let id = t.get(h).id;
+        t.remove(h);
+        t.drain_journal(5, |c| seen.push(c));
+        assert_eq!(
+            seen.last(),
+            Some(&SyncChange::Removed { id, key: tcp_key() })
+        );
+        for port in 0..5 {
+            let mut k = tcp_key();
+            k.src_port = 2000 + port;
+            t.insert(k, meta(), 6).unwrap();
+        }
+        assert_eq!(
+            t.journal.as_ref().unwrap().lost,
+            2,
+            "three kept, two counted"
+        );
+        // Installing a peer's session journals nothing (it is the peer's).
+        let mut peer = SessionTable::new(8, 0, Timeouts::default());
+        peer.journal_changes(8);
+        let r = t.iter().next().unwrap().1.sync_record(7);
+        peer.install(&r, 7).unwrap();
+        let mut none = 0;
+        peer.drain_journal(8, |_| none += 1);
+        assert_eq!(none, 0);
+    }
+
     /// A session synced to a peer's table (through its bytes) carries on
     /// there as on the node that created it: the same id, state, counters
     /// and verdicts on the next segments; a later sync of it replaces it.
     #[test]
     fn an_installed_session_carries_on_as_on_the_node_that_synced_it() {
-        use crate::session_sync::{Change, SyncChange, SyncJournal, SyncRecord};
+        use crate::session_sync::SyncRecord;
         use crate::tcp_window::SeqFields;
         let seg = |flags: TcpFlags, seq: u32, ack: u32, len: u32| Segment {
             flags,

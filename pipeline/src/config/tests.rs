@@ -1284,3 +1284,99 @@ fn unknown_socket_groups_are_errors_on_the_host() {
         "no such group",
     );
 }
+
+const CLUSTER: &str = r#"[cluster]
+name = "edge"
+node-id = 1
+local = "192.0.2.1:7410"
+peer = "192.0.2.2:7410"
+heartbeat-local = "198.51.100.1:7411"
+heartbeat-peer = "198.51.100.2:7411"
+"#;
+
+#[test]
+fn a_cluster_loads_with_defaults_and_needs_a_restart_to_change() {
+    let c = load(&with_base(CLUSTER)).unwrap();
+    let k = c.cluster.clone().expect("a cluster");
+    assert_eq!((k.name.as_str(), k.node_id, k.priority), ("edge", 1, 100));
+    assert_eq!(k.peer, "192.0.2.2:7410".parse().unwrap());
+    assert_eq!((k.heartbeat_interval_ms, k.hold_time_ms), (200, 1000));
+    assert!(!k.preempt && !k.takeover_on_sync_loss);
+    assert!(
+        load(BASE).unwrap().cluster.is_none(),
+        "alone without [cluster]"
+    );
+    let changed = load(&with_base(
+        &CLUSTER.replace("node-id = 1", "node-id = 1\npriority = 7"),
+    ))
+    .unwrap();
+    assert_eq!(
+        super::keys::restart_required(&c, &changed),
+        vec!["cluster changed (the pair's identity, addresses and election are set at start)"]
+    );
+    assert!(super::keys::restart_required(&c, &c).is_empty());
+}
+
+#[test]
+fn bad_cluster_values_name_the_line_and_field() {
+    let text = with_base(&CLUSTER.replace("node-id = 1", "node-id = 0"));
+    expect_one(&text, "node-id = 0", "cluster.node-id", "1");
+    let text = with_base(&CLUSTER.replace("\"192.0.2.2:7410\"", "\"192.0.2.2\""));
+    expect_one(
+        &text,
+        "\"192.0.2.2\"",
+        "cluster.peer",
+        "address and UDP port",
+    );
+    let text = with_base(&CLUSTER.replace("name = \"edge\"", "name = \"edge pair\""));
+    expect_one(&text, "edge pair", "cluster.name", "letters, digits");
+    let text = with_base(&format!("{CLUSTER}hold-time-ms = 500\n"));
+    expect_one(
+        &text,
+        "hold-time-ms",
+        "cluster.hold-time-ms",
+        "three heartbeat intervals",
+    );
+    let text = with_base(&format!("{CLUSTER}takeover-on-sync-loss = true\n"));
+    expect_one(
+        &text,
+        "takeover-on-sync-loss",
+        "cluster.takeover-on-sync-loss",
+        "only without a second heartbeat path",
+    );
+    let text =
+        with_base(&CLUSTER.replace("peer = \"192.0.2.2:7410\"", "peer = \"192.0.2.1:7410\""));
+    expect_one(
+        &text,
+        "[cluster]",
+        "cluster.peer",
+        "this node's own address",
+    );
+    let text = with_base(&format!("{CLUSTER}priorty = 3\n"));
+    expect_one(&text, "priorty", "cluster.priorty", "priority");
+}
+
+#[test]
+fn one_heartbeat_path_needs_a_second_one_or_the_risk_accepted() {
+    let single = "[cluster]\nname = \"edge\"\nnode-id = 2\nlocal = \"127.0.0.1:7410\"\npeer = \"127.0.0.1:7411\"\n";
+    let text = with_base(single);
+    expect_one(
+        &text,
+        "[cluster]",
+        "cluster.heartbeat-peer",
+        "takeover-on-sync-loss = true",
+    );
+    let accepted = load(&with_base(&format!(
+        "{single}takeover-on-sync-loss = true\n"
+    )))
+    .unwrap();
+    assert!(accepted.cluster.unwrap().takeover_on_sync_loss);
+    let text = with_base(&format!("{single}heartbeat-local = \"127.0.0.2:7410\"\n"));
+    let all = errors(&text);
+    assert!(
+        all.errors.iter().any(|e| e
+            .message
+            .contains("needs both heartbeat-local and heartbeat-peer")),
+        "{all}"
+    );
+}
