@@ -30,6 +30,7 @@ mod profiles;
 mod rampart;
 mod report;
 mod scenarios;
+mod sync_peer;
 mod testpmd;
 mod util;
 
@@ -114,6 +115,12 @@ struct Args {
     /// request), to measure what a listing costs the forwarding.
     #[arg(long)]
     while_listing_sessions: bool,
+    /// On pcap-replay: run Rampart as the active node of a high-availability
+    /// pair, syncing every session change to a standby peer the harness
+    /// runs on the control CPU (the sync protocol of `rampart-cluster`),
+    /// to measure what syncing costs the active.
+    #[arg(long)]
+    with_sync_peer: bool,
     /// The command line recorded in BENCHMARKS.md.
     #[arg(long)]
     command: Option<String>,
@@ -321,6 +328,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         },
         timing: &timing,
         listing: args.while_listing_sessions,
+        sync_peer: args.with_sync_peer,
     };
     let total = runs * round.len();
     let mut step = 0;

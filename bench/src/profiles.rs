@@ -370,6 +370,43 @@ fn rules(name: &'static str, count: usize, n: usize) -> Profile {
     }
 }
 
+/// Session churn: every flow a ping and its answer, so each pass of the
+/// capture opens a session per flow (the request finds the last pass's
+/// session answered and ended) and ends it (the reply): 2,048 sessions
+/// opened and ended per pass of 4,096 packets, three changes each for a
+/// high-availability peer (the old one removed, the new one opened, then
+/// ended).
+fn ping_churn(n: usize) -> Profile {
+    use rampart_pipeline::wire::build::{packet_vec, Ethernet, Ip, L4};
+    let frames = (0..n)
+        .map(|i| {
+            let f = i / 2;
+            let (c, s) = (client(f % 4096), v4(10, 1, 0, 10 + (f % 50) as u8));
+            if i % 2 == 0 {
+                ping(c, s, f as u16, 1)
+            } else {
+                let ip = Ip::new(s, c);
+                let [i0, i1] = (f as u16).to_be_bytes();
+                let reply = L4::Icmp {
+                    msg_type: rampart_pipeline::wire::icmpv4::msg_type::ECHO_REPLY,
+                    code: 0,
+                    rest: [i0, i1, 0, 1],
+                };
+                packet_vec(&Ethernet::DEFAULT, &ip, &reply, &[0x5a; 32]).expect("fits")
+            }
+        })
+        .collect();
+    Profile {
+        name: "ping-churn",
+        title: "session churn: each flow a ping and its reply, a session opened and ended per pair, 2,048 a pass".into(),
+        frames,
+        body: format!("{ZONES}
+{}", web_body()),
+        rules: None,
+        openflow: web_openflow(""),
+    }
+}
+
 pub fn all_profiles(n: usize) -> Vec<Profile> {
     vec![
         established("est-64", 1, n, false),
@@ -378,6 +415,7 @@ pub fn all_profiles(n: usize) -> Vec<Profile> {
         deny_storm(4, n),
         deny_storm_aggregated(4, n),
         syn_flood(n),
+        ping_churn(n),
         rules("rules-10", 10, n),
         rules("rules-100", 100, n),
         rules("rules-1000", 1000, n),

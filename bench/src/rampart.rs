@@ -231,7 +231,7 @@ pub struct Cpus {
     pub worker: u32,
 }
 
-fn config(p: &Profile, dir: &Path, ports: &Ports, tag: &str, cpus: Cpus) -> String {
+fn config(p: &Profile, dir: &Path, ports: &Ports, tag: &str, cpus: Cpus, sync: bool) -> String {
     let mut eal = eal_common(ports.memory(), tag, cpus.control, cpus.worker);
     eal.extend(["--log-level".into(), "pmd.net.vhost:error".into()]);
     let eal: Vec<String> = eal.into_iter().map(|a| format!("{a:?}")).collect();
@@ -249,8 +249,14 @@ eal = [{eal}]
 [flow]
 tcp-syn-check = false
 
+{cluster}
 {body}
 "#,
+        cluster = if sync {
+            crate::sync_peer::cluster_config()
+        } else {
+            String::new()
+        },
         name = p.name,
         eal = eal.join(", "),
         events = configs::event_sockets(dir.display()),
@@ -284,11 +290,12 @@ impl RampartRun {
         ports: &Ports,
         tag: &str,
         cpus: Cpus,
+        sync: bool,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("rb-").tempdir()?;
         let d = dir.path();
         let config_path = d.join("bench.toml");
-        std::fs::write(&config_path, config(p, d, ports, tag, cpus))?;
+        std::fs::write(&config_path, config(p, d, ports, tag, cpus, sync))?;
         let child = Command::new(rampart)
             .arg("run")
             .arg("--config")

@@ -42,6 +42,9 @@ pub struct Env<'a> {
     /// again and again, through the measured interval (what an operator's
     /// `rampart sessions` costs the forwarding).
     pub listing: bool,
+    /// On pcap-replay: Rampart syncs its sessions to a peer
+    /// ([`crate::sync_peer`]).
+    pub sync_peer: bool,
 }
 
 /// testpmd forwarding options shared by the baselines and the generator.
@@ -64,7 +67,18 @@ fn sleep(s: f64) {
 // pcap-replay
 
 pub fn replay_rampart(env: &Env, p: &Profile, pcap: &Path, tag: &str) -> anyhow::Result<Value> {
-    let run = RampartRun::start(env.rampart, p, &Ports::PcapReplay { pcap }, tag, env.cpus)?;
+    let peer = env
+        .sync_peer
+        .then(|| crate::sync_peer::SyncPeer::start(env.cpus.control))
+        .transpose()?;
+    let run = RampartRun::start(
+        env.rampart,
+        p,
+        &Ports::PcapReplay { pcap },
+        tag,
+        env.cpus,
+        peer.is_some(),
+    )?;
     let started = run.wait_for_traffic()?;
     std::thread::sleep(
         (started + Duration::from_secs_f64(env.timing.warmup))
@@ -82,7 +96,24 @@ pub fn replay_rampart(env: &Env, p: &Profile, pcap: &Path, tag: &str) -> anyhow:
     if let Some((listings, sessions)) = listed {
         result["listing"] = json!({"listings": listings, "sessions": sessions});
     }
+    if let Some(peer) = peer {
+        let sync = &finished.fin["cluster"]["sync"];
+        result["sync"] = json!({
+            "role": finished.fin["cluster"]["role"],
+            "records_sent": sync["records_sent"],
+            "records_per_s": (sent(&s2).saturating_sub(sent(&s1)) as f64
+                / (s2.t - s1.t).as_secs_f64())
+            .round(),
+            "changes_lost": sync["changes_lost"],
+            "peer_received": peer.records(),
+        });
+    }
     Ok(result)
+}
+
+/// Session records the node had sent to its peer at sample `s`.
+fn sent(s: &rampart::Sample) -> u64 {
+    s.v["cluster"]["sync"]["records_sent"].as_u64().unwrap_or(0)
 }
 
 pub fn replay_testpmd(env: &Env, pcap: &Path, tag: &str) -> anyhow::Result<Value> {
@@ -224,6 +255,7 @@ fn start_system(
                 &Ports::Vhost { a: &a, b: &b },
                 tag,
                 env.cpus,
+                false,
             )?;
             (Dut::Rampart(run), a, b)
         }
