@@ -35,6 +35,11 @@ pub enum SlotKind {
     Install = 5,
     /// Control plane to worker: the peer ended this session (id and key).
     Remove = 6,
+    /// Control plane to worker: the peer's whole table follows.
+    BulkBegin = 7,
+    /// Control plane to worker: it has all come; remove what it did not
+    /// refresh.
+    BulkEnd = 8,
 }
 
 /// One entry of a sync ring: a kind and a session record's bytes (or a
@@ -67,6 +72,8 @@ impl SyncSlot {
             4 => SlotKind::BulkDone,
             5 => SlotKind::Install,
             6 => SlotKind::Remove,
+            7 => SlotKind::BulkBegin,
+            8 => SlotKind::BulkEnd,
             _ => return None,
         })
     }
@@ -119,6 +126,8 @@ pub struct ClusterShared {
 const BULK_SLOTS: usize = 256;
 /// Sessions a bulk walk hands over per loop at most.
 const BULK_SESSIONS: usize = 32;
+/// Slots a worker sweeps for stale copies per loop.
+const SWEEP_SLOTS: usize = 256;
 /// Installs and removals a worker applies per loop at most.
 const APPLY_PER_ROUND: usize = 64;
 /// Sync ring slots filled before they are published to the control plane.
@@ -135,6 +144,8 @@ pub struct WorkerSync {
     /// under way.
     bulk_done: u64,
     bulk_walk: Option<WalkCursor>,
+    /// The sweep of stale copies after a bulk sync from the peer.
+    stale_sweep: Option<WalkCursor>,
     pub counters: Arc<SyncCounters>,
 }
 
@@ -150,6 +161,9 @@ pub struct SyncCounters {
     /// Synced sessions a full table refused, or whose record did not decode.
     pub install_refused: AtomicU64,
     pub removed: AtomicU64,
+    /// Copies a bulk sync from the peer did not refresh (their close was
+    /// missed), removed after it.
+    pub stale_removed: AtomicU64,
     /// Packets received while standby (not forwarded).
     pub standby_discarded: AtomicU64,
 }
@@ -173,6 +187,7 @@ impl WorkerSync {
             active: false,
             bulk_done,
             bulk_walk: None,
+            stale_sweep: None,
             counters: Arc::default(),
         }
     }
@@ -224,8 +239,16 @@ impl WorkerSync {
         }
         let (mut installed, mut refused, mut removed) = (0u64, 0u64, 0u64);
         let sessions = &mut pipeline.sessions;
+        let stale_sweep = &mut self.stale_sweep;
         self.inbox
             .dequeue_in_place(APPLY_PER_ROUND, |slot| match slot.kind() {
+                Some(SlotKind::BulkBegin) => {
+                    // A sweep of an earlier bulk would take this one's
+                    // sessions for stale: it stops.
+                    *stale_sweep = None;
+                    sessions.begin_bulk();
+                }
+                Some(SlotKind::BulkEnd) => *stale_sweep = Some(WalkCursor(0)),
                 Some(SlotKind::Install) => match slot.record() {
                     Some(r) if sessions.install(&r, now).is_ok() => installed += 1,
                     _ => refused += 1,
@@ -238,6 +261,14 @@ impl WorkerSync {
                 }
                 _ => {}
             });
+        if let Some(at) = self.stale_sweep {
+            let before = sessions.len();
+            self.stale_sweep = sessions.sweep_stale(at, SWEEP_SLOTS);
+            bump(
+                &self.counters.stale_removed,
+                (before - sessions.len()) as u64,
+            );
+        }
         if !active {
             // What removing the peer's sessions journaled is not news to it.
             sessions.drain_journal(now, |_| {});

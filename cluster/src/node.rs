@@ -25,6 +25,11 @@ pub enum Apply {
     SendBulk,
     /// This node's role changed.
     Role(Role, Why),
+    /// The peer's whole table follows: mark what it refreshes ...
+    BulkBegins,
+    /// ... and it has all come: what it did not refresh is stale (a close
+    /// this node missed) and goes.
+    BulkEnds,
 }
 
 /// Counters of the sync link, beside the FT-FW ones.
@@ -368,7 +373,11 @@ impl Node {
                         apply.push(Apply::SendBulk);
                     }
                 }
-                Kind::BulkStart => self.bulk_wanted = false,
+                Kind::BulkStart => {
+                    self.bulk_wanted = false;
+                    apply.push(Apply::BulkBegins);
+                }
+                Kind::BulkEnd => apply.push(Apply::BulkEnds),
                 _ => {}
             },
         }
@@ -468,7 +477,7 @@ mod tests {
                             self.table.iter().map(|(_, s)| s.sync_record(now)).collect();
                         self.node.bulk(all, out);
                     }
-                    Apply::Role(..) => {}
+                    Apply::Role(..) | Apply::BulkBegins | Apply::BulkEnds => {}
                 }
             }
         }

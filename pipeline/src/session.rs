@@ -46,8 +46,7 @@
 //! calls.
 
 use crate::flow::{proto, FlowKey};
-pub use crate::session_sync::SyncChange;
-use crate::session_sync::{Change, SyncJournal, SyncRecord};
+use crate::session_sync::{Change, SyncChange, SyncJournal, SyncRecord};
 use crate::tcp_window::{Check, Segment, Windows};
 use crate::wire::TcpFlags;
 
@@ -212,6 +211,9 @@ pub struct Session {
     pub created_ns: u64,
     /// Sequence and window tracking (TCP with sequence checking).
     windows: Windows,
+    /// The peer's bulk sync that installed or refreshed it last (see
+    /// [`SessionTable::begin_bulk`]).
+    sync_mark: u32,
     /// The boot id of the run that created it (this one's, or a
     /// high-availability peer's): with `id`, its identity across the pair.
     pub origin: u64,
@@ -242,6 +244,7 @@ impl Session {
         },
         created_ns: 0,
         windows: Windows::DEFAULT,
+        sync_mark: 0,
         origin: 0,
     };
 
@@ -455,6 +458,9 @@ pub struct SessionTable {
     /// Idle times count from no earlier than this: sessions synced while
     /// standby (not aged then) get a whole timeout after a takeover.
     idle_floor_ns: u64,
+    /// The peer's bulk sync under way or last received: every session
+    /// installed since carries it.
+    bulk_mark: u32,
 }
 
 impl SessionTable {
@@ -483,7 +489,32 @@ impl SessionTable {
             origin: 0,
             journal: None,
             idle_floor_ns: 0,
+            bulk_mark: 0,
         }
+    }
+
+    /// A peer's bulk sync begins: the sessions it installs from now on
+    /// (and every update meanwhile) are marked as current, so that when
+    /// it ends, [`SessionTable::sweep_stale`] can remove the rest.
+    pub fn begin_bulk(&mut self) {
+        self.bulk_mark = self.bulk_mark.wrapping_add(1);
+    }
+
+    /// Removes (without a report) the sessions the last bulk sync did not
+    /// refresh: copies of sessions whose close this node missed. Visits
+    /// at most `slots` slots from `from`, as [`SessionTable::walk`] does;
+    /// says where to go on.
+    pub fn sweep_stale(&mut self, from: WalkCursor, slots: usize) -> Option<WalkCursor> {
+        let end = self.slab.len();
+        let mut i = from.0 as usize;
+        let stop = i.saturating_add(slots).min(end);
+        while i < stop {
+            if self.used[i] && self.slab[i].sync_mark != self.bulk_mark {
+                self.remove(SessionHandle(i as u32));
+            }
+            i += 1;
+        }
+        (i < end).then_some(WalkCursor(i as u32))
     }
 
     /// Names the sessions this table creates: `node` (a high-availability
@@ -722,6 +753,7 @@ impl SessionTable {
             id: r.id,
             meta: r.meta,
             windows: r.windows.resume(),
+            sync_mark: self.bulk_mark,
             origin: r.origin,
         };
         let slot = match self.lookup(&r.key) {
@@ -1386,6 +1418,43 @@ mod tests {
         let mut none = 0;
         peer.drain_journal(8, |_| none += 1);
         assert_eq!(none, 0);
+    }
+
+    /// A bulk sync from the peer refreshes what it still holds; what it
+    /// did not refresh (a close this node missed) is swept away after it,
+    /// a page of slots at a time, silently.
+    #[test]
+    fn a_bulk_sync_sweeps_away_the_copies_it_did_not_refresh() {
+        let mut active = SessionTable::new(8, 0, Timeouts::default());
+        let mut standby = SessionTable::new(8, 0, Timeouts::default());
+        let records: Vec<SyncRecord> = (0..3)
+            .map(|p| {
+                let mut k = tcp_key();
+                k.src_port = 3000 + p;
+                let h = active.insert(k, meta(), 0).unwrap();
+                active.get(h).sync_record(1)
+            })
+            .collect();
+        for r in &records {
+            standby.install(r, 1).unwrap();
+        }
+        standby.begin_bulk();
+        for r in &records[..2] {
+            standby.install(r, 2).unwrap();
+        }
+        let mut at = Some(WalkCursor(0));
+        let mut pages = 0;
+        while let Some(from) = at {
+            at = standby.sweep_stale(from, 3);
+            pages += 1;
+        }
+        assert_eq!(pages, 3, "8 slots, 3 a page");
+        assert_eq!(standby.len(), 2);
+        assert!(
+            standby.lookup(&records[2].key).is_none(),
+            "the stale copy went"
+        );
+        assert!(standby.lookup(&records[0].key).is_some());
     }
 
     /// A session synced to a peer's table (through its bytes) carries on

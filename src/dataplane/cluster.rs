@@ -31,6 +31,9 @@ const RESEND_BYTES: usize = 4 << 20;
 /// Records per worker waiting for room in its install ring, at most:
 /// beyond, they are counted lost (the next bulk sync brings them back).
 const BACKLOG: usize = 1 << 20;
+/// At most one bulk sync per this long repairs changes lost before the
+/// sync link.
+const REPAIR_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// Datagrams read per poll at most, so events and operators get their turn.
 const RECV_PER_POLL: usize = 256;
 /// Slots read from each worker's ring per poll at most.
@@ -68,6 +71,10 @@ pub struct ClusterLink {
     epoch: Instant,
     last_failover: Option<(u64, Why, Role)>,
     last_refusal_logged: Option<Instant>,
+    /// Lost changes (summed over the workers) a bulk sync was started for,
+    /// and when the last one was.
+    lost_repaired: u64,
+    last_repair: Option<Instant>,
     out: Vec<Vec<u8>>,
     sessions: u64,
     generation: u32,
@@ -140,6 +147,8 @@ impl ClusterLink {
             epoch: Instant::now(),
             last_failover: None,
             last_refusal_logged: None,
+            lost_repaired: 0,
+            last_repair: None,
             out: Vec::new(),
             sessions: 0,
             generation: 1,
@@ -161,6 +170,7 @@ impl ClusterLink {
     pub fn poll(&mut self) -> usize {
         let now = self.now_ns();
         let mut work = self.drain_workers();
+        self.repair_losses();
         work += self.receive(now);
         if let Some(a) = self
             .node
@@ -303,12 +313,50 @@ impl ClusterLink {
                     }
                 }
                 Apply::Role(role, why) => self.set_role(role, why),
+                Apply::BulkBegins => self.tell_workers(SlotKind::BulkBegin),
+                Apply::BulkEnds => self.tell_workers(SlotKind::BulkEnd),
             }
         }
     }
 
+    fn tell_workers(&mut self, kind: SlotKind) {
+        for w in 0..self.workers {
+            let mut slot = SyncSlot::default();
+            slot.set_kind(kind);
+            self.queue(w, slot);
+        }
+    }
+
+    /// Session changes the workers could not hand over (a full sync ring)
+    /// never reached the protocol, so no acknowledgment asks for them
+    /// again: when some were lost, the active sends its whole table
+    /// (what the peer holds and this table lacks goes at its end), at
+    /// most once per [`REPAIR_EVERY`].
+    fn repair_losses(&mut self) {
+        let lost: u64 = self
+            .worker_counters
+            .iter()
+            .map(|c| c.lost.load(Ordering::Relaxed))
+            .sum();
+        let due = self.last_repair.is_none_or(|t| t.elapsed() >= REPAIR_EVERY);
+        if lost > self.lost_repaired
+            && due
+            && self.bulk.is_none()
+            && self.node.role() == Role::Active
+            && self.node.roles().peer().is_some()
+        {
+            log::warning!(
+                "cluster: {} session change(s) did not fit a worker's sync ring (counted in changes_lost): sending the whole table to the peer again",
+                lost - self.lost_repaired
+            );
+            self.lost_repaired = lost;
+            self.last_repair = Some(Instant::now());
+            self.start_bulk();
+        }
+    }
+
     fn start_bulk(&mut self) {
-        log::info!("cluster: the peer asked for the session table: bulk sync begins");
+        log::info!("cluster: bulk sync of the session table to the peer begins");
         self.node.begin_bulk(&mut self.out);
         self.bulk = Some(vec![false; self.workers]);
         self.shared.bulk_generation.fetch_add(1, Ordering::AcqRel);
@@ -490,6 +538,7 @@ impl ClusterLink {
                 "install_refused": sum(|c| &c.install_refused),
                 "install_backlog_lost": self.counters.backlog_lost,
                 "removed": sum(|c| &c.removed),
+                "stale_removed": sum(|c| &c.stale_removed),
                 "standby_discarded": sum(|c| &c.standby_discarded),
             },
         })
