@@ -217,22 +217,33 @@ impl WorkerSync {
         let (mut handed, mut lost) = (0u64, 0u64);
         let active = self.active;
         let out = &mut self.out;
+        // Once the ring is full, the rest of this drain is counted lost
+        // without asking the ring again (each try reads the consumer's
+        // cache line).
+        let mut full = false;
         pipeline.sessions.drain_journal(now, |change| {
             if !active {
-                return;
+                return false;
             }
-            let kept = out.put_in_place(PUBLISH_BATCH, |slot| {
-                match change {
-                    SyncChange::Update(r) => slot.set_record(SlotKind::Update, &r),
-                    SyncChange::Removed { id, key } => slot.set_ended(SlotKind::Removed, id, &key),
-                }
-                true
-            });
+            let kept = !full
+                && out.put_in_place(PUBLISH_BATCH, |slot| {
+                    match change {
+                        SyncChange::Update(s, now) => {
+                            slot.set_record(SlotKind::Update, &s.sync_record(now))
+                        }
+                        SyncChange::Removed { id, key } => {
+                            slot.set_ended(SlotKind::Removed, id, &key)
+                        }
+                    }
+                    true
+                });
+            full |= !kept;
             if kept {
                 handed += 1;
             } else {
                 lost += 1;
             }
+            kept
         });
         if let Some(j) = &mut pipeline.sessions.journal {
             lost += std::mem::take(&mut j.lost);
@@ -271,7 +282,7 @@ impl WorkerSync {
         }
         if !active {
             // What removing the peer's sessions journaled is not news to it.
-            sessions.drain_journal(now, |_| {});
+            sessions.drain_journal(now, |_| false);
         }
         self.bulk_step(pipeline, now);
         self.out.publish();

@@ -213,7 +213,9 @@ pub struct Session {
     windows: Windows,
     /// The peer's bulk sync that installed or refreshed it last (see
     /// [`SessionTable::begin_bulk`]).
-    sync_mark: u32,
+    sync_mark: u16,
+    /// Its record went to the peer (so its removal must too).
+    synced: bool,
     /// The boot id of the run that created it (this one's, or a
     /// high-availability peer's): with `id`, its identity across the pair.
     pub origin: u64,
@@ -245,6 +247,7 @@ impl Session {
         created_ns: 0,
         windows: Windows::DEFAULT,
         sync_mark: 0,
+        synced: false,
         origin: 0,
     };
 
@@ -460,7 +463,7 @@ pub struct SessionTable {
     idle_floor_ns: u64,
     /// The peer's bulk sync under way or last received: every session
     /// installed since carries it.
-    bulk_mark: u32,
+    bulk_mark: u16,
 }
 
 impl SessionTable {
@@ -532,22 +535,34 @@ impl SessionTable {
         self.journal = Some(SyncJournal::with_capacity(capacity));
     }
 
-    /// Passes each change recorded since the last drain to `out`: a
-    /// session's record as it is now (one that left since is skipped: its
-    /// removal follows), or a removal.
-    pub fn drain_journal(&mut self, now_ns: u64, mut out: impl FnMut(SyncChange)) {
+    /// Passes each change recorded since the last drain to `out`, which
+    /// says whether it took it: a session's record as it is now, or a
+    /// removal. As pfsync does with a state that dies before its insert
+    /// was sent, what the peer never heard of is not mentioned: a session
+    /// created since the last drain and already closed (its open and
+    /// close were logged here) is not sent, and neither is the removal
+    /// of a session that was never sent. One that left since is skipped
+    /// (its removal follows).
+    pub fn drain_journal(&mut self, now_ns: u64, mut out: impl FnMut(SyncChange<'_>) -> bool) {
         let Some(journal) = &mut self.journal else {
             return;
         };
+        let since = std::mem::replace(&mut journal.last_drain_ns, now_ns);
         for c in journal.changes.drain(..) {
             match c {
                 Change::Changed { slot, id } => {
-                    let s = &self.slab[slot as usize];
-                    if self.used[slot as usize] && s.id == id {
-                        out(SyncChange::Update(s.sync_record(now_ns)));
+                    let s = &mut self.slab[slot as usize];
+                    let gone = !self.used[slot as usize] || s.id != id;
+                    let unheard = s.closed.is_some() && !s.synced && s.created_ns >= since;
+                    if !gone && !unheard && out(SyncChange::Update(s, now_ns)) {
+                        s.synced = true;
                     }
                 }
-                Change::Removed { id, key } => out(SyncChange::Removed { id, key }),
+                Change::Removed { id, key, synced } => {
+                    if synced {
+                        out(SyncChange::Removed { id, key });
+                    }
+                }
             }
         }
     }
@@ -754,6 +769,9 @@ impl SessionTable {
             meta: r.meta,
             windows: r.windows.resume(),
             sync_mark: self.bulk_mark,
+            // The peer holds it: after a takeover its removal is news to
+            // the peer.
+            synced: true,
             origin: r.origin,
         };
         let slot = match self.lookup(&r.key) {
@@ -971,8 +989,8 @@ impl SessionTable {
         }
         if self.journal.is_some() {
             let s = &self.slab[slot as usize];
-            let (id, key) = (s.id, s.key());
-            self.note(Change::Removed { id, key });
+            let (id, key, synced) = (s.id, s.key(), s.synced);
+            self.note(Change::Removed { id, key, synced });
         }
         let h = hash(&self.slab[slot as usize].canon);
         let mut i = self.home(h);
@@ -1378,12 +1396,20 @@ mod tests {
         t.update(h, S2C, 60, Segment::from(syn_ack), 1);
         t.update(h, C2S, 60, Segment::from(TcpFlags::ACK), 2);
         t.update(h, C2S, 60, Segment::from(TcpFlags::ACK), 3);
+        // What was sent: a record, or a removal's id and key.
+        let owned = |c: SyncChange<'_>| match c {
+            SyncChange::Removed { id, key } => Err((id, key)),
+            update => Ok(update.record().expect("an update")),
+        };
         let mut seen = Vec::new();
-        t.drain_journal(4, |c| seen.push(c));
+        t.drain_journal(4, |c| {
+            seen.push(owned(c));
+            true
+        });
         let states: Vec<TcpState> = seen
             .iter()
             .map(|c| match c {
-                SyncChange::Update(r) => {
+                Ok(r) => {
                     assert_eq!((r.origin, r.id >> 56, (r.id >> 48) & 0xff), (99, 2, 3));
                     r.tcp
                 }
@@ -1395,11 +1421,11 @@ mod tests {
         assert_eq!(states, vec![TcpState::Established]);
         let id = t.get(h).id;
         t.remove(h);
-        t.drain_journal(5, |c| seen.push(c));
-        assert_eq!(
-            seen.last(),
-            Some(&SyncChange::Removed { id, key: tcp_key() })
-        );
+        t.drain_journal(5, |c| {
+            seen.push(owned(c));
+            true
+        });
+        assert_eq!(seen.last(), Some(&Err((id, tcp_key()))));
         for port in 0..5 {
             let mut k = tcp_key();
             k.src_port = 2000 + port;
@@ -1416,8 +1442,26 @@ mod tests {
         let r = t.iter().next().unwrap().1.sync_record(7);
         peer.install(&r, 7).unwrap();
         let mut none = 0;
-        peer.drain_journal(8, |_| none += 1);
+        peer.drain_journal(8, |_| {
+            none += 1;
+            true
+        });
         assert_eq!(none, 0);
+        // A session opened and closed between two drains was never heard
+        // of by the peer: neither its record nor its removal is sent.
+        let mut k = tcp_key();
+        k.src_port = 4000;
+        let h = peer.insert(k, meta(), 10).unwrap();
+        peer.end(h, CloseReason::Cleared);
+        peer.remove(h);
+        peer.drain_journal(11, |_| {
+            none += 1;
+            true
+        });
+        assert_eq!(
+            none, 0,
+            "opened and closed before the drain: nothing to tell"
+        );
     }
 
     /// A bulk sync from the peer refreshes what it still holds; what it

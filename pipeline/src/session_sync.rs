@@ -178,6 +178,8 @@ pub struct SyncJournal {
     capacity: usize,
     /// Changes that did not fit.
     pub lost: u64,
+    /// When the journal was last drained.
+    pub(crate) last_drain_ns: u64,
 }
 
 /// One entry of a [`SyncJournal`].
@@ -186,8 +188,9 @@ pub enum Change {
     /// The session in this slot (if it is still `id`) is new or changed:
     /// send its record.
     Changed { slot: u32, id: u64 },
-    /// The session left the table.
-    Removed { id: u64, key: FlowKey },
+    /// The session left the table (`synced`: its record had gone to the
+    /// peer).
+    Removed { id: u64, key: FlowKey, synced: bool },
 }
 
 impl SyncJournal {
@@ -196,6 +199,7 @@ impl SyncJournal {
             changes: Vec::with_capacity(capacity),
             capacity,
             lost: 0,
+            last_drain_ns: 0,
         }
     }
 
@@ -212,11 +216,27 @@ impl SyncJournal {
     }
 }
 
-/// What a drained journal hands the worker to send.
+/// What a drained journal hands the worker to send: a session (its
+/// record is built only if it is sent: [`SyncChange::record`]), or a
+/// removal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyncChange {
-    Update(SyncRecord),
-    Removed { id: u64, key: FlowKey },
+pub enum SyncChange<'a> {
+    /// The session, and the time to take its ages at.
+    Update(&'a crate::session::Session, u64),
+    Removed {
+        id: u64,
+        key: FlowKey,
+    },
+}
+
+impl SyncChange<'_> {
+    /// The session's record, for an update.
+    pub fn record(&self) -> Option<SyncRecord> {
+        match self {
+            SyncChange::Update(s, now_ns) => Some(s.sync_record(*now_ns)),
+            SyncChange::Removed { .. } => None,
+        }
+    }
 }
 
 /// Reads little-endian fields in order; the caller has checked the length.
