@@ -248,6 +248,7 @@ impl Node {
             self.header(Kind::Heartbeat, 0, last, 0, 0).encode(&mut d);
             Heartbeat {
                 active: self.roles.role() == Role::Active,
+                leaving: false,
                 priority: self.roles.priority(),
                 generation,
                 sessions,
@@ -269,6 +270,23 @@ impl Node {
     ) -> Option<Apply> {
         self.last_heartbeat_ns = None;
         self.tick(now_ns, sessions, generation, out)
+    }
+
+    /// This node stops: a heartbeat that says so, so the peer takes over
+    /// (or stops waiting for it) at once.
+    pub fn leave(&mut self, sessions: u64, generation: u32, out: &mut Vec<Vec<u8>>) {
+        let mut d = Vec::new();
+        self.header(Kind::Heartbeat, 0, self.tx.last_sent(), 0, 0)
+            .encode(&mut d);
+        Heartbeat {
+            active: false,
+            leaving: true,
+            priority: self.roles.priority(),
+            generation,
+            sessions,
+        }
+        .encode(&mut d);
+        out.push(d);
     }
 
     /// An operator's failover.
@@ -314,6 +332,11 @@ impl Node {
             }
         }
         match message {
+            Message::Heartbeat(_, hb) if hb.leaving => {
+                if let Some((r, w)) = self.roles.peer_left() {
+                    apply.push(Apply::Role(r, w));
+                }
+            }
             Message::Heartbeat(h, hb) => {
                 let peer = PeerState {
                     node: h.node,
@@ -622,5 +645,59 @@ mod tests {
         assert!(n.receive(&own, Path::SyncLink, 0, &mut out).is_empty());
         assert_eq!(n.counters.refused, 3);
         assert!(out.is_empty(), "nothing answered");
+    }
+}
+
+#[cfg(test)]
+mod leaving {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn node(id: u16, priority: u8) -> Node {
+        let settings = Settings {
+            node: id,
+            priority,
+            preempt: false,
+            hold_ns: 1_000 * MS,
+            second_path: true,
+            takeover_on_sync_loss: false,
+        };
+        Node::new(settings, u64::from(id), 100 * MS, 1 << 20, 0)
+    }
+
+    /// A node that stops says so: its standby takes over at once, not a
+    /// hold time later, and no longer counts it as a live peer.
+    #[test]
+    fn a_leaving_active_hands_the_role_over_at_once() {
+        let (mut fw1, mut fw2) = (node(1, 200), node(2, 100));
+        let mut out = Vec::new();
+        // Both heard each other once: fw1 (higher priority) is active.
+        fw1.tick(0, 0, 1, &mut out);
+        let hb1 = std::mem::take(&mut out);
+        fw2.tick(0, 0, 1, &mut out);
+        let hb2 = std::mem::take(&mut out);
+        for d in &hb2 {
+            fw1.receive(d, Path::SyncLink, MS, &mut out);
+        }
+        out.clear();
+        assert_eq!(fw1.role(), Role::Active);
+        for d in &hb1 {
+            fw2.receive(d, Path::SyncLink, MS, &mut out);
+        }
+        fw1.tick(2 * MS, 0, 1, &mut out);
+        out.clear();
+        assert_eq!(fw2.role(), Role::Standby);
+        fw1.leave(0, 1, &mut out);
+        let mut took = Vec::new();
+        for d in &out {
+            took.extend(fw2.receive(d, Path::SyncLink, 3 * MS, &mut Vec::new()));
+        }
+        assert_eq!(took, vec![Apply::Role(Role::Active, Why::PeerLeft)]);
+        assert!(fw2.roles().peer().is_none());
+        // A heartbeat flag a node never writes is refused.
+        let mut d = out[0].clone();
+        d[crate::wire::HEADER] |= 4;
+        assert_eq!(Message::decode(&d), Err(WireError::Reserved));
     }
 }

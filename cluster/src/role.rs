@@ -46,6 +46,8 @@ pub enum Why {
     Manual,
     /// The peer handed the role over (it went standby).
     PeerYielded,
+    /// The peer said it is stopping.
+    PeerLeft,
 }
 
 /// This node's settings.
@@ -158,6 +160,15 @@ impl Roles {
             }
             _ => None,
         }
+    }
+
+    /// The peer said it is stopping: it is gone at once (no hold time to
+    /// wait out), and a standby takes over.
+    pub fn peer_left(&mut self) -> Option<(Role, Why)> {
+        self.peer = None;
+        self.heard = [None, None];
+        self.manual = false;
+        self.become_(Role::Active, Why::PeerLeft)
     }
 
     /// Time passes: a standby whose every path has been silent for the

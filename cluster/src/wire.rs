@@ -89,6 +89,9 @@ pub struct Header {
 pub struct Heartbeat {
     /// 0 standby, 1 active.
     pub active: bool,
+    /// The sender is stopping: its peer need not wait out the hold time,
+    /// and must not leave its sessions to it.
+    pub leaving: bool,
     pub priority: u8,
     /// The config generation the sender runs.
     pub generation: u32,
@@ -201,7 +204,7 @@ impl Header {
 
 impl Heartbeat {
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(u8::from(self.active));
+        out.push(u8::from(self.active) | u8::from(self.leaving) << 1);
         out.push(self.priority);
         out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&self.generation.to_le_bytes());
@@ -213,6 +216,7 @@ impl Heartbeat {
         sessions.copy_from_slice(&p[8..16]);
         Heartbeat {
             active: p[0] & 1 != 0,
+            leaving: p[0] & 2 != 0,
             priority: p[1],
             generation: u32::from_le_bytes([p[4], p[5], p[6], p[7]]),
             sessions: u64::from_le_bytes(sessions),
@@ -261,6 +265,10 @@ impl Message {
     pub fn decode(d: &[u8]) -> Result<Message, WireError> {
         let (h, p) = Header::decode(d)?;
         Ok(match h.kind {
+            // Flags and bytes a node never writes.
+            Kind::Heartbeat if p[0] & !0b11 != 0 || p[2..4] != [0, 0] => {
+                return Err(WireError::Reserved)
+            }
             Kind::Heartbeat => Message::Heartbeat(h, Heartbeat::decode(p)),
             Kind::Update => Message::Update(
                 h,
@@ -324,6 +332,7 @@ mod tests {
         let mut d = Vec::new();
         header(Kind::Heartbeat, 0).encode(&mut d);
         let hb = Heartbeat {
+            leaving: false,
             active: true,
             priority: 200,
             generation: 3,

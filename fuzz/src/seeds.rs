@@ -481,7 +481,7 @@ pub fn sync_messages() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut d = Vec::new();
     header(Kind::Heartbeat, 0).encode(&mut d);
-    Heartbeat { active: true, priority: 100, generation: 1, sessions: 3 }.encode(&mut d);
+    Heartbeat { active: true, leaving: false, priority: 100, generation: 1, sessions: 3 }.encode(&mut d);
     out.push(d);
     let mut d = Vec::new();
     header(Kind::Update, 3).encode(&mut d);

@@ -453,28 +453,23 @@ impl ClusterLink {
         }
     }
 
-    /// Before a stop: an active node whose peer is alive hands it the
-    /// role at once (and the sessions, which it holds synced), instead of
-    /// letting it wait out the hold time; the workers then leave the
-    /// sessions to it.
+    /// Before a stop: tells the peer (a heartbeat that says this node is
+    /// leaving), so that it takes over at once instead of waiting out the
+    /// hold time, or knows it is alone. If the peer is alive, the
+    /// sessions are its (it holds them synced, or it is the active that
+    /// logs them): the workers leave them to it instead of closing them.
+    /// If it is not, they are closed and logged here, so none is lost.
     pub fn hand_over(&mut self) {
         let now = self.now_ns();
-        let peer_alive =
-            self.node.roles().peer().is_some() && self.node.roles().paths_down(now).is_empty();
-        if !peer_alive {
-            return;
+        let roles = self.node.roles();
+        let peer_alive = roles.peer().is_some() && roles.paths_down(now).is_empty();
+        self.node.flush(&mut self.out);
+        self.node
+            .leave(self.sessions, self.generation, &mut self.out);
+        self.send();
+        if peer_alive {
+            self.shared.handover.store(true, Ordering::Release);
         }
-        if self.node.role() == Role::Active {
-            if let Some(a) = self.node.manual_failover() {
-                self.apply(vec![a]);
-            }
-            let _ = self
-                .node
-                .heartbeat_now(now, self.sessions, self.generation, &mut self.out);
-            self.node.flush(&mut self.out);
-            self.send();
-        }
-        self.shared.handover.store(true, Ordering::Release);
     }
 
     /// `cluster` in `stats --json` and `rampart cluster status`.
@@ -568,5 +563,6 @@ fn why_text(w: Why) -> &'static str {
         Why::Preempted => "preempt: this node has the higher priority",
         Why::Manual => "manual failover",
         Why::PeerYielded => "the peer handed the role over",
+        Why::PeerLeft => "the peer is stopping",
     }
 }
