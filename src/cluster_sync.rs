@@ -212,8 +212,11 @@ impl WorkerSync {
 
     /// Between bursts: the journal to the control plane (when active; a
     /// standby's own changes are its peer's to report), the peer's
-    /// sessions into the table, and a piece of a bulk walk.
-    pub fn step(&mut self, pipeline: &mut engine::Worker, now: u64) {
+    /// sessions into the table, and a piece of a bulk walk. The peer runs
+    /// the same config: a synced session keeps its policy, zone and
+    /// interface ids and is named in `generation`, the one this worker
+    /// runs (the two nodes number their reloads each on its own).
+    pub fn step(&mut self, pipeline: &mut engine::Worker, now: u64, generation: u32) {
         let (mut handed, mut lost) = (0u64, 0u64);
         let active = self.active;
         let out = &mut self.out;
@@ -261,8 +264,14 @@ impl WorkerSync {
                 }
                 Some(SlotKind::BulkEnd) => *stale_sweep = Some(WalkCursor(0)),
                 Some(SlotKind::Install) => match slot.record() {
-                    Some(r) if sessions.install(&r, now).is_ok() => installed += 1,
-                    _ => refused += 1,
+                    Some(mut r) => {
+                        r.meta.generation = generation;
+                        match sessions.install(&r, now) {
+                            Ok(_) => installed += 1,
+                            Err(_) => refused += 1,
+                        }
+                    }
+                    None => refused += 1,
                 },
                 Some(SlotKind::Remove) => {
                     if let Some(h) = slot.ended().and_then(|(id, key)| sessions.find(&key, id)) {

@@ -136,6 +136,23 @@ pub fn stats_text(v: &Value) -> String {
         )),
         None => out.push_str(&format!("generation {}\n", n(&v["generation"]))),
     }
+    let c = &v["cluster"];
+    if c.is_object() {
+        let sync = &c["sync"];
+        out.push_str(&format!(
+            "cluster {}: node {} {} (peer {}), failovers {}; sync records sent {}, received {}, lost {}, gaps {}, resent {}\n",
+            n(&c["name"]),
+            n(&c["node_id"]),
+            n(&c["role"]),
+            if c["peer"]["heard"] == true { "heard" } else { "not heard" },
+            n(&c["failovers"]),
+            n(&sync["records_sent"]),
+            n(&sync["records_received"]),
+            n(&sync["changes_lost"]),
+            n(&sync["gaps_detected"]),
+            n(&sync["resent"]),
+        ));
+    }
 
     out.push_str("\nPorts\n");
     let mut t = Table::new(&[

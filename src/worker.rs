@@ -359,7 +359,7 @@ impl Worker {
             }
             self.serve_session_job(now);
             if let Some(sync) = &mut self.sync {
-                sync.step(&mut self.pipeline, now);
+                sync.step(&mut self.pipeline, now, self.rules.generation);
             }
             self.events.tick(now);
             self.events.publish();

@@ -51,8 +51,16 @@ pub struct Receiver {
     unacked: u32,
     /// Numbers asked for again and not yet received.
     missing: BTreeSet<u32>,
+    /// The oldest missing number and how many heartbeats have asked for
+    /// it: one that never comes (lost on every resend) is given up on
+    /// after [`MAX_ASKS`], and a bulk resync brings its sessions.
+    asked: Option<(u32, u32)>,
     pub counters: ReceiverCounters,
 }
+
+/// Heartbeats that ask for one missing message before the receiver gives
+/// up on it and asks for the whole table.
+pub const MAX_ASKS: u32 = 20;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReceiverCounters {
@@ -126,11 +134,29 @@ impl Receiver {
         Arrival::AfterGap { from, to }
     }
 
+    /// What is missing as runs of consecutive numbers, at most `max` (the
+    /// last one then reaching to the last missing): a NACK per run asks
+    /// for what was lost and not for what came between.
+    pub fn missing_runs(&self, max: usize) -> Vec<(u32, u32)> {
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        for &m in &self.missing {
+            let full = runs.len() == max.max(1);
+            match runs.last_mut() {
+                Some((_, to)) if to.wrapping_add(1) == m || full => *to = m,
+                _ => runs.push((m, m)),
+            }
+        }
+        runs
+    }
+
     /// The sender could not resend (it no longer holds them): stop waiting
     /// for what is missing, a bulk resync brings it.
     pub fn give_up_missing(&mut self) {
-        self.missing.clear();
-        self.counters.resyncs += 1;
+        if !self.missing.is_empty() {
+            self.missing.clear();
+            self.counters.resyncs += 1;
+        }
+        self.asked = None;
     }
 
     /// A heartbeat from the peer in `epoch` naming the last number it
@@ -162,6 +188,17 @@ impl Receiver {
         }
         match (self.missing.first(), self.missing.last()) {
             (Some(&from), Some(&to)) => {
+                let asks = match self.asked {
+                    Some((oldest, n)) if oldest == from => n + 1,
+                    _ => 1,
+                };
+                if asks > MAX_ASKS {
+                    self.asked = None;
+                    self.missing.clear();
+                    self.counters.resyncs += 1;
+                    return Heartbeat::Unknown;
+                }
+                self.asked = Some((from, asks));
                 self.counters.nacks += u64::from(tail == 0);
                 Heartbeat::Nack { from, to }
             }
@@ -482,5 +519,47 @@ mod tests {
             })
             .collect();
         assert_eq!(acks, [63, 127, 191]);
+    }
+}
+
+#[cfg(test)]
+mod runs {
+    use super::*;
+
+    /// What is missing is asked for run by run, not as one range with
+    /// what came between.
+    #[test]
+    fn missing_numbers_come_as_runs() {
+        let mut r = Receiver::default();
+        r.arrive(7, 1);
+        r.arrive(7, 4); // 2, 3 missing
+        r.arrive(7, 9); // 5..=8 missing
+        r.arrive(7, 6); // 6 came after all
+        assert_eq!(r.missing_runs(16), vec![(2, 3), (5, 5), (7, 8)]);
+        assert_eq!(r.missing_runs(2), vec![(2, 3), (5, 8)]);
+    }
+}
+
+#[cfg(test)]
+mod stuck {
+    use super::*;
+
+    /// A message lost on every resend is asked for [`MAX_ASKS`] times,
+    /// then given up on for a bulk resync: the stream never stalls on it.
+    #[test]
+    fn a_message_that_never_comes_is_given_up_for_a_resync() {
+        let mut r = Receiver::default();
+        r.arrive(7, 1);
+        r.arrive(7, 3);
+        for _ in 0..MAX_ASKS {
+            assert_eq!(r.heartbeat(7, 3), Heartbeat::Nack { from: 2, to: 2 });
+        }
+        assert_eq!(r.heartbeat(7, 3), Heartbeat::Unknown);
+        assert_eq!(
+            r.heartbeat(7, 3),
+            Heartbeat::Ack(3),
+            "nothing missing any more"
+        );
+        assert_eq!(r.counters.resyncs, 1);
     }
 }

@@ -70,7 +70,13 @@ pub struct Node {
     tombstone_order: std::collections::VecDeque<u64>,
     /// A bulk sync is being sent: datagrams of records count as its pages.
     in_bulk: bool,
+    /// The peer's last heartbeat (its config generation and sessions).
+    peer_heartbeat: Option<Heartbeat>,
 }
+
+/// NACKs a heartbeat answers with at most (one per run of missing
+/// numbers).
+const NACK_RUNS: usize = 16;
 
 /// Closed sessions remembered against late resends.
 const TOMBSTONES: usize = 65_536;
@@ -101,6 +107,7 @@ impl Node {
             tombstones: Default::default(),
             tombstone_order: Default::default(),
             in_bulk: false,
+            peer_heartbeat: None,
         }
     }
 
@@ -110,6 +117,11 @@ impl Node {
 
     pub fn roles(&self) -> &Roles {
         &self.roles
+    }
+
+    /// What the peer said in its last heartbeat (none since it left).
+    pub fn peer_heartbeat(&self) -> Option<Heartbeat> {
+        self.peer_heartbeat
     }
 
     pub fn sender_counters(&self) -> ftfw::SenderCounters {
@@ -333,11 +345,13 @@ impl Node {
         }
         match message {
             Message::Heartbeat(_, hb) if hb.leaving => {
+                self.peer_heartbeat = None;
                 if let Some((r, w)) = self.roles.peer_left() {
                     apply.push(Apply::Role(r, w));
                 }
             }
             Message::Heartbeat(h, hb) => {
+                self.peer_heartbeat = Some(hb);
                 let peer = PeerState {
                     node: h.node,
                     priority: hb.priority,
@@ -354,8 +368,10 @@ impl Node {
                 if path == Path::SyncLink {
                     match self.rx.heartbeat(h.epoch, h.a) {
                         ftfw::Heartbeat::Ack(a) => self.control(Kind::Ack, a, 0, out),
-                        ftfw::Heartbeat::Nack { from, to } => {
-                            self.control(Kind::Nack, from, to, out)
+                        ftfw::Heartbeat::Nack { .. } => {
+                            for (from, to) in self.rx.missing_runs(NACK_RUNS) {
+                                self.control(Kind::Nack, from, to, out);
+                            }
                         }
                         ftfw::Heartbeat::Unknown => self.ask_bulk(out),
                     }

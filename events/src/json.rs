@@ -101,6 +101,10 @@ pub fn write_json(rec: &Record<'_>, cache: &NameCache, out: &mut String) {
                 push_hex16(out, h.boot_id);
                 out.push('"');
             }
+            if !h.cluster.is_empty() {
+                json_key(out, "cluster");
+                json_str(out, &h.cluster);
+            }
         }
         Record::Names(t) => {
             let n = &t.names;

@@ -259,3 +259,71 @@ fn python_reader_decodes_what_rust_writes() {
         assert_eq!(field(line, "action"), "alarm");
     }
 }
+
+/// A node of a high-availability pair: the Python reader gives each
+/// record the event id the Rust decoder gives it (a session record's
+/// identity, the same from both nodes; a packet record's place in the
+/// stream), and the hello names the cluster.
+#[test]
+fn python_reader_ids_a_pairs_session_records_as_rust_does() {
+    if !python_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let gen = dir.path().join("gen");
+    let status = Command::new(rampart_schema::FLATC)
+        .args(["--python", "-o"])
+        .arg(&gen)
+        .arg(rampart_schema::SCHEMA)
+        .status()
+        .expect("run flatc");
+    assert!(status.success());
+    let mut ctl = ControlEncoder::new();
+    ctl.set_identity("fw2", 0x00c0_ffee_1234_5678);
+    ctl.set_cluster("edge");
+    let mut stream = ctl.hello(3, TS, "rampart test").to_vec();
+    let mut rust = NameCache::new();
+    rust.observe(&decode_size_prefixed(&stream).unwrap().0);
+    stream.extend_from_slice(ctl.names(3, &names()));
+    let mut enc = Encoder::new();
+    let events = all_events();
+    let mut want = Vec::new();
+    for (i, (meta, ev, snippet)) in events.iter().enumerate() {
+        let bytes = enc.encode_bytes(100 + i as u64, meta, ev, snippet).to_vec();
+        let Record::Event(pe) = decode(&bytes).unwrap() else {
+            panic!()
+        };
+        let mut id = String::new();
+        assert!(rust.write_record_id(&pe, &mut id));
+        want.push((ev.event_type(), id));
+        stream.extend_from_slice(&bytes);
+    }
+    let file = dir.path().join("events.bin");
+    std::fs::write(&file, &stream).unwrap();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/python/rampart_events.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg("--gen")
+        .arg(&gen)
+        .arg(&file)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(field(lines[0], "cluster"), "edge");
+    let mut sessions = 0;
+    for ((t, id), line) in want.iter().zip(&lines[2..]) {
+        assert_eq!(field(line, "event_id"), id, "{line}");
+        if matches!(t, EventType::SessionOpen | EventType::SessionClose) {
+            assert!(id.starts_with("edge:0123456789abcdef:"), "{id}");
+            sessions += 1;
+        }
+    }
+    assert_eq!(sessions, 2);
+}

@@ -507,6 +507,8 @@ impl ClusterLink {
                 "node_id": roles.peer().map(|p| p.node),
                 "priority": roles.peer().map(|p| p.priority),
                 "active": roles.peer().map(|p| p.active),
+                "generation": self.node.peer_heartbeat().map(|h| h.generation),
+                "sessions": self.node.peer_heartbeat().map(|h| h.sessions),
                 "paths_down": paths_down,
             },
             "sync": {

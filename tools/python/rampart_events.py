@@ -68,6 +68,7 @@ class Reader:
         self.body = {v: k for k, v in vars(m["Body"].Body).items() if not k.startswith("_")}
         self.names = {}  # generation -> dict of lists
         self.identity = None  # (node, boot_id) from the last hello that has one
+        self.cluster = None  # [cluster] name from the last hello, if a pair's node
 
     # -- helpers
     @staticmethod
@@ -196,6 +197,7 @@ class Reader:
     def _SessionOpen(self, t):
         out, gen = self._meta(t, "session_open")
         out["session_id"] = t.SessionId()
+        self._session_identity(t, out, "open")
         out["policy_id"] = t.Policy()
         out["policy"] = self._name(gen, "policies", t.Policy(), NO32)
         self._application(t, gen, out)
@@ -224,9 +226,16 @@ class Reader:
             )
         return out
 
+    def _session_identity(self, t, out, kind):
+        # A pair's node: the session's identity, the same from both nodes.
+        origin = t.Origin() if hasattr(t, "Origin") else 0
+        if self.cluster and origin:
+            out["event_id"] = "%s:%016x:%d:%s" % (self.cluster, origin, t.SessionId(), kind)
+
     def _SessionClose(self, t):
         out, gen = self._meta(t, "session_close")
         out["session_id"] = t.SessionId()
+        self._session_identity(t, out, "close")
         out["policy_id"] = t.Policy()
         out["policy"] = self._name(gen, "policies", t.Policy(), NO32)
         self._application(t, gen, out)
@@ -254,6 +263,10 @@ class Reader:
             self.identity = (node, boot_id)
             out["node"] = node
             out["boot_id"] = "%016x" % boot_id
+        cluster = t.Cluster() if hasattr(t, "Cluster") else None
+        self.cluster = cluster.decode() if cluster else None
+        if self.cluster:
+            out["cluster"] = self.cluster
         return out
 
     def _NameTable(self, t):
