@@ -18,6 +18,7 @@ mod merge;
 mod metrics;
 mod report;
 mod serve;
+mod service;
 mod sessions;
 mod sessions_cli;
 mod top;

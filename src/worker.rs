@@ -76,6 +76,9 @@ pub struct WorkerCounters {
     pub sessions_active: AtomicU64,
     /// TSC cycles spent in loop iterations that did work.
     pub busy_cycles: AtomicU64,
+    /// Loop iterations, with work or idle: the sign of progress the
+    /// systemd watchdog is fed on ([`crate::service`]).
+    pub loops: AtomicU64,
     /// Per entry of [`STAGES`]: cycles measured, and the packets they were
     /// measured over (cycles per packet = the ratio).
     pub stage_cycles: [AtomicU64; STAGES.len()],
@@ -191,6 +194,10 @@ pub struct Worker {
     pub session_jobs: SessionMailbox,
     /// High-availability sync (`[cluster]`), between bursts.
     pub sync: Option<WorkerSync>,
+    /// Fault injection for the watchdog test
+    /// (`RAMPART_FAULT_STALL_WORKER_MS`): from this wall-clock time on,
+    /// the worker stops looping (it still honours a stop).
+    pub stall_at_ns: Option<u64>,
 }
 
 /// The CPU's prefetch, for the pipeline's burst lookups.
@@ -295,6 +302,11 @@ impl Worker {
         while !stop.stop.load(Ordering::Relaxed) {
             let start = tsc_cycles();
             let now = self.clock.now_ns(start);
+            bump(&self.counters.loops, 1);
+            if self.stall_at_ns.is_some_and(|t| now >= t) {
+                stall(stop);
+                break;
+            }
             self.adopt_new_rules(now);
             let active = match &mut self.sync {
                 Some(sync) => sync.poll_role(&mut self.pipeline, now),
@@ -854,6 +866,15 @@ impl Worker {
                 flush(queue, pending, &self.counters);
             }
         }
+    }
+}
+
+/// A stuck worker, for the watchdog test: no loop, no packet, until the
+/// stop.
+#[cold]
+fn stall(stop: &StopSignal) {
+    while !stop.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

@@ -53,6 +53,8 @@ pub struct ControlPlane<'a> {
     pub started: Instant,
     /// The high-availability link (`[cluster]`).
     pub cluster: Option<super::cluster::ClusterLink>,
+    /// systemd: readiness, status and the watchdog.
+    pub service: crate::service::Service,
     /// Connection counters as last logged (refusals are logged as counts
     /// once a second, not one line per connection).
     logged: Logged,
@@ -85,6 +87,7 @@ impl<'a> ControlPlane<'a> {
             sessions,
             started: Instant::now(),
             cluster: None,
+            service: crate::service::Service::from_env(),
             logged: Logged::default(),
         }
     }
@@ -142,6 +145,7 @@ impl<'a> ControlPlane<'a> {
             if let Some(m) = &mut ep.metrics {
                 m.serve(now, || self.prometheus_text());
             }
+            self.service.tick(self.workers, now);
             if reload_requested.swap(false, Ordering::Relaxed) {
                 // SIGHUP: nobody waits for the answer but the log.
                 let _ = self.reload.request();
@@ -202,6 +206,8 @@ impl<'a> ControlPlane<'a> {
         let reply = match &result {
             Ok(generation) => {
                 log::notice!("reloaded the config: generation {generation}");
+                self.service
+                    .status(&format!("forwarding: generation {generation}"));
                 serde_json::json!({"ok": true, "generation": generation})
             }
             Err(e) => {

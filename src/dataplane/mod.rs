@@ -475,6 +475,7 @@ pub fn run(
                 rules_out,
                 session_jobs,
                 sync: sync_ends.get_mut(w).and_then(Option::take),
+                stall_at_ns: stall_at_ns(),
             }
         })
         .collect();
@@ -565,6 +566,10 @@ pub fn run(
             None => None,
         },
     };
+    plane.service.ready(&format!(
+        "forwarding: {} port(s), {workers} worker(s), generation 1",
+        started.len()
+    ));
     let reason = plane.run_until_stop(
         &mut endpoints,
         &signalled,
@@ -573,6 +578,7 @@ pub fn run(
         started_at,
     );
     log::notice!("stopping: {reason}");
+    plane.service.stopping();
     if let Some(c) = &mut plane.cluster {
         c.hand_over();
     }
@@ -612,6 +618,16 @@ pub fn run(
         reason,
         stats_json,
     })
+}
+
+/// `RAMPART_FAULT_STALL_WORKER_MS=N`: the workers stop looping N ms after
+/// start (a fault the watchdog test injects; never set in service).
+fn stall_at_ns() -> Option<u64> {
+    let ms: u64 = std::env::var("RAMPART_FAULT_STALL_WORKER_MS")
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(wall_ns() + ms * 1_000_000)
 }
 
 /// `[dataplane] node`, or the host name made fit for event ids.
