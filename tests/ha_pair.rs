@@ -147,15 +147,6 @@ impl Topology {
         }
         Some(t)
     }
-
-    fn exec(&self, ns: &str, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
 }
 
 impl Drop for Topology {
@@ -190,26 +181,11 @@ impl Node {
         let d = dir.0.path().display();
         let me = base_port + u16::from(n);
         let peer = base_port + 3 - u16::from(n);
-        // The two nodes' lcores differ: main and worker on other CPUs.
-        let lcores = if n == 1 { "0,1" } else { "1,0" };
-        let eal = format!(
-            r#"["--no-huge", "-m", "512", "--no-shconf", "--file-prefix=rampart-test-ha{n}-{tag}", "--log-level", "lib.eal:error", "-l", "{lcores}"]"#
-        );
         let config = dir.write(
             "rampart.toml",
             &format!(
                 r#"{dataplane}
-[cluster]
-name = "edge-{tag}"
-node-id = {n}
-priority = {priority}
-local = "127.0.0.1:{me}"
-peer = "127.0.0.1:{peer}"
-heartbeat-local = "127.0.0.2:{me}"
-heartbeat-peer = "127.0.0.2:{peer}"
-heartbeat-interval-ms = 100
-hold-time-ms = 600
-[flow]
+{cluster}[flow]
 tcp-syn-check = true
 tcp-sequence-check = true
 [flow.timeouts]
@@ -241,8 +217,9 @@ log = true
 [default-policy]
 then = "deny"
 "#,
-                dataplane = configs::dataplane_with_sockets(&eal, &d),
-                priority = if n == 1 { 200 } else { 100 },
+                dataplane =
+                    configs::dataplane_with_sockets(&pair_node_eal(n, &format!("ha-{tag}-")), &d),
+                cluster = cluster_table(&format!("edge-{tag}"), n, (me, peer), (me, peer)),
                 c = ports[0],
                 s = ports[1],
             ),
@@ -323,25 +300,6 @@ then = "deny"
     }
 }
 
-/// Echoes lines back on 203.0.113.2:8081 until the client closes; exits 1
-/// if the connection is reset.
-const ECHO: &str = r#"
-import socket, sys
-l = socket.socket()
-l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind(("203.0.113.2", 8081))
-l.listen(1)
-c, _ = l.accept()
-try:
-    while True:
-        d = c.recv(100)
-        if not d:
-            break
-        c.sendall(d)
-except ConnectionResetError:
-    sys.exit(1)
-"#;
-
 /// The idle connection's client: sends a line and reads it back each time
 /// a line comes on stdin; exits at the end of stdin, printing "ok" per
 /// answer.
@@ -356,27 +314,6 @@ for line in sys.stdin:
     print("ok" if got.decode() == line else "bad", flush=True)
 s.close()
 "#;
-
-fn sha256(path: &std::path::Path) -> String {
-    let out = sh(&["sha256sum", path.to_str().unwrap()]);
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-fn wait_listening(topo: &Topology, ns: &str, port: u16) {
-    for _ in 0..100 {
-        let out = topo.exec(ns, &["ss", "-Hltn", &format!("sport = :{port}")]);
-        if !out.stdout.is_empty() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on {port} in {ns}");
-}
 
 /// The idle connection: a client process kept open, asked to echo a line
 /// now and then.
@@ -492,14 +429,14 @@ fn a_failover_cuts_no_connection_and_logs_each_session_once() {
             .spawn()
             .unwrap(),
     );
-    wait_listening(&topo, &topo.server, 8080);
+    wait_listening(&topo.server, 8080);
     let mut echo_server = KillOnDrop::new(
         Command::new("ip")
-            .args(["netns", "exec", &topo.server, "python3", "-c", ECHO])
+            .args(["netns", "exec", &topo.server, "python3", "-c", ECHO_SERVER])
             .spawn()
             .unwrap(),
     );
-    wait_listening(&topo, &topo.server, 8081);
+    wait_listening(&topo.server, 8081);
     let mut idle = IdleConnection::open(&topo);
     idle.echo("before the failover");
 

@@ -144,25 +144,11 @@ fn node_config(
     peer: u16,
     hb: (u16, u16),
 ) -> std::path::PathBuf {
-    let lcores = if n == 1 { "0,1" } else { "1,0" };
-    let eal = format!(
-        r#"["--no-huge", "-m", "512", "--no-shconf", "--file-prefix=rampart-test-loss{n}-{tag}", "--log-level", "lib.eal:error", "-l", "{lcores}"]"#
-    );
     dir.write(
         "rampart.toml",
         &format!(
             r#"{dataplane}
-[cluster]
-name = "lossy-{tag}"
-node-id = {n}
-priority = {priority}
-local = "127.0.0.1:{me}"
-peer = "127.0.0.1:{peer}"
-heartbeat-local = "127.0.0.2:{hb_me}"
-heartbeat-peer = "127.0.0.2:{hb_peer}"
-heartbeat-interval-ms = 100
-hold-time-ms = 600
-[[interface]]
+{cluster}[[interface]]
 name = "a"
 device = "net_pcap0,iface={a}"
 zone = "inside"
@@ -175,12 +161,13 @@ peer = "a"
 [zone.inside]
 [zone.outside]
 {policy}"#,
-            dataplane = configs::dataplane_with_sockets(&eal, dir.0.path().display()),
-            priority = if n == 1 { 200 } else { 100 },
+            dataplane = configs::dataplane_with_sockets(
+                &pair_node_eal(n, &format!("loss-{tag}-")),
+                dir.0.path().display()
+            ),
+            cluster = cluster_table(&format!("lossy-{tag}"), n, (me, peer), hb),
             a = ports[0],
             b = ports[1],
-            hb_me = hb.0,
-            hb_peer = hb.1,
             policy = configs::policy("out", ("inside", "outside")),
         ),
     )

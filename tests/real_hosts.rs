@@ -516,47 +516,6 @@ for name, seq in [("out-of-window", (nxt + 2**31) % 2**32), ("in-window", (nxt +
 print("survived")
 "#;
 
-/// The echo service: one connection, echoes until the client closes;
-/// exits 1 if the connection is reset.
-const ECHO: &str = r#"
-import socket, sys
-l = socket.socket()
-l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind(("203.0.113.2", 8081))
-l.listen(1)
-c, _ = l.accept()
-try:
-    while True:
-        d = c.recv(100)
-        if not d:
-            break
-        c.sendall(d)
-except ConnectionResetError:
-    sys.exit(1)
-"#;
-
-fn sha256(path: &std::path::Path) -> String {
-    let out = sh(&["sha256sum", path.to_str().unwrap()]);
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-/// Waits (bounded) until something in `ns` listens on TCP `port`.
-fn wait_listening(topo: &Topology, ns: &str, port: u16) {
-    for _ in 0..100 {
-        let out = topo.exec(ns, &["ss", "-Hltn", &format!("sport = :{port}")]);
-        if !out.stdout.is_empty() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on {port} in {ns}");
-}
-
 #[test]
 fn tcp_downloads_stay_exact_through_a_reload_and_blind_resets_cut_nothing() {
     let tag = format!("t{}", std::process::id() % 10_000);
@@ -594,7 +553,7 @@ fn tcp_downloads_stay_exact_through_a_reload_and_blind_resets_cut_nothing() {
             .spawn()
             .unwrap(),
     );
-    wait_listening(&topo, &topo.server, 8080);
+    wait_listening(&topo.server, 8080);
 
     // Over IPv4 with a reload in the middle (rate-limited so it lasts
     // about 3 s), then over IPv6; both across the narrower link to the
@@ -638,11 +597,11 @@ fn tcp_downloads_stay_exact_through_a_reload_and_blind_resets_cut_nothing() {
     // Forged resets against an open connection.
     let mut echo = KillOnDrop::new(
         Command::new("ip")
-            .args(["netns", "exec", &topo.server, "python3", "-c", ECHO])
+            .args(["netns", "exec", &topo.server, "python3", "-c", ECHO_SERVER])
             .spawn()
             .unwrap(),
     );
-    wait_listening(&topo, &topo.server, 8081);
+    wait_listening(&topo.server, 8081);
     let out = topo.exec(&topo.client, &["python3", "-c", BLIND_RESET]);
     assert!(
         out.status.success(),

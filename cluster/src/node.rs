@@ -255,18 +255,8 @@ impl Node {
             .is_none_or(|t| now_ns.saturating_sub(t) >= self.heartbeat_every_ns);
         if due {
             self.last_heartbeat_ns = Some(now_ns);
-            let mut d = Vec::new();
-            let last = self.tx.last_sent();
-            self.header(Kind::Heartbeat, 0, last, 0, 0).encode(&mut d);
-            Heartbeat {
-                active: self.roles.role() == Role::Active,
-                leaving: false,
-                priority: self.roles.priority(),
-                generation,
-                sessions,
-            }
-            .encode(&mut d);
-            out.push(d);
+            let active = self.roles.role() == Role::Active;
+            out.push(self.heartbeat(active, false, sessions, generation));
         }
         self.roles.tick(now_ns).map(|(r, w)| Apply::Role(r, w))
     }
@@ -287,18 +277,24 @@ impl Node {
     /// This node stops: a heartbeat that says so, so the peer takes over
     /// (or stops waiting for it) at once.
     pub fn leave(&mut self, sessions: u64, generation: u32, out: &mut Vec<Vec<u8>>) {
+        out.push(self.heartbeat(false, true, sessions, generation));
+    }
+
+    /// A heartbeat datagram: this node's role (or that it leaves), and
+    /// the last number it sent, for the peer's FT-FW.
+    fn heartbeat(&self, active: bool, leaving: bool, sessions: u64, generation: u32) -> Vec<u8> {
         let mut d = Vec::new();
         self.header(Kind::Heartbeat, 0, self.tx.last_sent(), 0, 0)
             .encode(&mut d);
         Heartbeat {
-            active: false,
-            leaving: true,
+            active,
+            leaving,
             priority: self.roles.priority(),
             generation,
             sessions,
         }
         .encode(&mut d);
-        out.push(d);
+        d
     }
 
     /// An operator's failover.

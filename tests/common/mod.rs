@@ -323,3 +323,92 @@ then = "permit"
         ),
     )
 }
+
+/// Echoes what it reads back on 203.0.113.2:8081 until the client closes;
+/// exits 1 if the connection is reset (tests with real hosts run it in the
+/// server's namespace).
+pub const ECHO_SERVER: &str = r#"
+import socket, sys
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("203.0.113.2", 8081))
+l.listen(1)
+c, _ = l.accept()
+try:
+    while True:
+        d = c.recv(100)
+        if not d:
+            break
+        c.sendall(d)
+except ConnectionResetError:
+    sys.exit(1)
+"#;
+
+/// The SHA-256 of a file, in hex (`sha256sum`).
+pub fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits (bounded) until something in network namespace `ns` listens on
+/// TCP `port`.
+pub fn wait_listening(ns: &str, port: u16) {
+    for _ in 0..100 {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "ss",
+                "-Hltn",
+                &format!("sport = :{port}"),
+            ])
+            .output()
+            .unwrap();
+        if !out.stdout.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port} in {ns}");
+}
+
+/// The `[dataplane]` EAL array of node `n` (1 or 2) of a test's pair: the
+/// two nodes' main and worker lcores on opposite CPUs.
+pub fn pair_node_eal(n: u8, test: &str) -> String {
+    let lcores = if n == 1 { "0,1" } else { "1,0" };
+    format!(
+        r#"["--no-huge", "-m", "512", "--no-shconf", "--file-prefix=rampart-test-{test}{n}", "--log-level", "lib.eal:error", "-l", "{lcores}"]"#
+    )
+}
+
+/// The `[cluster]` table of node `n` of a test's pair named `name`: node 1
+/// has the higher priority; the sync link is on 127.0.0.1 (this node at
+/// `sync.0`, its peer at `sync.1`), the second heartbeat link on
+/// 127.0.0.2 (`heartbeat`, likewise); heartbeats every 100 ms, a 600 ms
+/// hold time.
+pub fn cluster_table(name: &str, n: u8, sync: (u16, u16), heartbeat: (u16, u16)) -> String {
+    format!(
+        r#"[cluster]
+name = "{name}"
+node-id = {n}
+priority = {priority}
+local = "127.0.0.1:{}"
+peer = "127.0.0.1:{}"
+heartbeat-local = "127.0.0.2:{}"
+heartbeat-peer = "127.0.0.2:{}"
+heartbeat-interval-ms = 100
+hold-time-ms = 600
+"#,
+        sync.0,
+        sync.1,
+        heartbeat.0,
+        heartbeat.1,
+        priority = if n == 1 { 200 } else { 100 },
+    )
+}
