@@ -304,6 +304,21 @@ fn every_session_reaches_the_standby_through_a_lossy_sync_link() {
     );
     assert_eq!(s1["sync"]["changes_lost"], 0, "{s1:#}");
 
+    // A standby's sessions are the active's copies: it refuses to clear
+    // them and says where to.
+    let out = rampart()
+        .args(["sessions", "clear", "--all", "--yes", "--socket"])
+        .arg(&ctl2)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("clear them on the active"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sessions(&ctl2), 3000);
+
     // Cleared on the active: the standby's copies go as well.
     let out = rampart()
         .args(["sessions", "clear", "--all", "--yes", "--socket"])

@@ -472,6 +472,11 @@ impl ClusterLink {
         }
     }
 
+    /// This node forwards (and owns its sessions' ends).
+    pub fn is_active(&self) -> bool {
+        self.node.role() == Role::Active
+    }
+
     /// `cluster` in `stats --json` and `rampart cluster status`.
     pub fn status_json(&self) -> Value {
         let now = self.now_ns();

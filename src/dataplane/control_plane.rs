@@ -28,6 +28,11 @@ use crate::worker::WorkerCounters;
 #[derive(Default)]
 pub struct DrainedSnapshot(pub [std::sync::atomic::AtomicU64; rampart_events::EventType::COUNT]);
 
+/// The answer to `sessions clear` on a standby: its sessions are copies
+/// of the active's (the active logs their ends, and its clear removes the
+/// copies too).
+const STANDBY_CLEAR: &str = "this node is the pair's standby: its sessions are copies of the active's; clear them on the active (the copies here go with them)";
+
 /// The answer to cluster requests of a node that runs alone.
 const NOT_A_CLUSTER: &str = r#"{"error":"this dataplane runs alone: no [cluster] in its config"}"#;
 
@@ -131,6 +136,11 @@ impl<'a> ControlPlane<'a> {
                     Some(c) => c.failover().to_string(),
                     None => NOT_A_CLUSTER.to_string(),
                 }),
+                ControlCommand::Sessions(request)
+                    if request.clear && self.cluster.as_ref().is_some_and(|c| !c.is_active()) =>
+                {
+                    Answer::Reply(json!({"error": STANDBY_CLEAR}).to_string())
+                }
                 ControlCommand::Sessions(request) => match self.sessions.request(request) {
                     Ok(ticket) => Answer::Later(Ticket::Sessions(ticket)),
                     Err(Refused::Busy) => Answer::Reply(
