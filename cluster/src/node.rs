@@ -149,7 +149,7 @@ impl Node {
     pub fn update(&mut self, r: SyncRecord, out: &mut Vec<Vec<u8>>) {
         self.pending.push(r);
         if self.pending.len() == MAX_RECORDS {
-            self.flush_updates(Kind::Update, out);
+            self.flush_updates(out);
         }
     }
 
@@ -163,7 +163,7 @@ impl Node {
 
     /// Sends what waits.
     pub fn flush(&mut self, out: &mut Vec<Vec<u8>>) {
-        self.flush_updates(Kind::Update, out);
+        self.flush_updates(out);
         self.flush_closes(out);
     }
 
@@ -176,33 +176,34 @@ impl Node {
         self.tx.sent(d);
     }
 
-    fn flush_updates(&mut self, kind: Kind, out: &mut Vec<Vec<u8>>) {
-        if self.pending.is_empty() {
-            return;
-        }
+    fn flush_updates(&mut self, out: &mut Vec<Vec<u8>>) {
         let mut body = Vec::new();
         for r in &self.pending {
             r.encode(&mut body);
         }
-        self.counters.records_sent += self.pending.len() as u64;
-        self.counters.bulk_pages += u64::from(self.in_bulk);
-        let n = self.pending.len() as u16;
+        let n = self.pending.len();
         self.pending.clear();
-        self.sequenced(kind, n, &body, out);
+        self.counters.bulk_pages += u64::from(self.in_bulk && n > 0);
+        self.send_records(Kind::Update, n, &body, out);
     }
 
     fn flush_closes(&mut self, out: &mut Vec<Vec<u8>>) {
-        if self.closing.is_empty() {
-            return;
-        }
         let mut body = Vec::new();
         for c in &self.closing {
             c.encode(&mut body);
         }
-        self.counters.records_sent += self.closing.len() as u64;
-        let n = self.closing.len() as u16;
+        let n = self.closing.len();
         self.closing.clear();
-        self.sequenced(Kind::Close, n, &body, out);
+        self.send_records(Kind::Close, n, &body, out);
+    }
+
+    /// A numbered datagram of `n` records (none: nothing to send).
+    fn send_records(&mut self, kind: Kind, n: usize, body: &[u8], out: &mut Vec<Vec<u8>>) {
+        if n == 0 {
+            return;
+        }
+        self.counters.records_sent += n as u64;
+        self.sequenced(kind, n as u16, body, out);
     }
 
     /// The whole table for a peer that asked ([`Apply::SendBulk`]):
@@ -229,13 +230,13 @@ impl Node {
     pub fn bulk_record(&mut self, r: SyncRecord, out: &mut Vec<Vec<u8>>) {
         self.pending.push(r);
         if self.pending.len() == MAX_RECORDS {
-            self.flush_updates(Kind::Update, out);
+            self.flush_updates(out);
         }
     }
 
     /// ... and the end.
     pub fn end_bulk(&mut self, out: &mut Vec<Vec<u8>>) {
-        self.flush_updates(Kind::Update, out);
+        self.flush_updates(out);
         self.sequenced(Kind::BulkEnd, 0, &[], out);
         self.in_bulk = false;
     }
